@@ -1,0 +1,152 @@
+/** Instance lifecycle status. */
+export type InstanceStatus = 'UP' | 'DOWN' | 'STARTING' | 'OUT_OF_SERVICE' | 'UNKNOWN';
+
+export const STATUSES: readonly InstanceStatus[] = ['UP', 'DOWN', 'STARTING', 'OUT_OF_SERVICE', 'UNKNOWN'];
+
+export interface PortInfo {
+  readonly number: number;
+  readonly enabled: boolean;
+}
+
+/**
+ * The replicated content of an instance: everything but node-local lease timestamps.
+ * Records are immutable; a change makes a new record. Identity is (app, instanceId) with
+ * `app` in lower case.
+ */
+export interface InstanceRecord {
+  readonly app: string;
+  readonly instanceId: string;
+  readonly hostName: string;
+  readonly ipAddr: string;
+  readonly port: PortInfo;
+  readonly securePort: PortInfo;
+  /** Effective status after the override rules. */
+  readonly status: InstanceStatus;
+  /** Operator override, if any. */
+  readonly overriddenStatus: InstanceStatus | undefined;
+  readonly vipAddress: string;
+  readonly secureVipAddress: string;
+  readonly zone: string;
+  readonly region: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly homePageUrl: string;
+  readonly statusPageUrl: string;
+  readonly healthCheckUrl: string;
+  readonly renewalIntervalSecs: number;
+  readonly durationSecs: number;
+  /** The record's version (epoch ms). Newer wins; ties break on content. */
+  readonly lastDirtyTimestamp: number;
+  /** When this node last changed the record (epoch ms). */
+  readonly lastUpdatedTimestamp: number;
+}
+
+/** What a client sends on Register: a record whose server-filled fields may be absent. */
+export type RegistrationInput = Omit<
+  InstanceRecord,
+  'overriddenStatus' | 'lastUpdatedTimestamp' | 'renewalIntervalSecs' | 'durationSecs' | 'lastDirtyTimestamp'
+> & {
+  /** 0 means "not set": the default applies. */
+  readonly renewalIntervalSecs: number;
+  readonly durationSecs: number;
+  /** 0 means "not set": the receiving node's wall time is used. */
+  readonly lastDirtyTimestamp: number;
+};
+
+/** Node-local lease timestamps (epoch ms), copied at read time. */
+export interface LeaseTimes {
+  readonly registrationTimestamp: number;
+  readonly lastRenewalTimestamp: number;
+  readonly evictionTimestamp: number;
+  readonly serviceUpTimestamp: number;
+}
+
+/** A record as read from one node: the record plus that node's lease timestamps. */
+export interface InstanceView {
+  readonly record: InstanceRecord;
+  readonly lease: LeaseTimes;
+}
+
+export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+/** One visible change. For DELETED, `instance` is the last record before removal. */
+export interface Change {
+  readonly revision: number;
+  readonly type: ChangeType;
+  readonly instance: InstanceView;
+}
+
+/** Where a write came from: a client of this node, or a peer replicating its own write. */
+export type WriteOrigin = 'client' | 'replication';
+
+/** A client write applied locally, handed to replication. Replicated writes never produce one. */
+export type LocalWrite =
+  | { readonly action: 'register'; readonly record: InstanceRecord }
+  | {
+      readonly action: 'heartbeat' | 'cancel';
+      readonly app: string;
+      readonly instanceId: string;
+      readonly lastDirtyTimestamp: number;
+    };
+
+/** The outcome of a heartbeat. `conflict` is only ever returned to a replication origin. */
+export type HeartbeatOutcome =
+  | { readonly kind: 'ok'; readonly status: InstanceStatus }
+  | { readonly kind: 'not_found'; readonly reason: 'unknown' | 'expired' | 'status_unknown' | 'caller_newer' }
+  | { readonly kind: 'conflict'; readonly record: InstanceRecord };
+
+/** A consistent snapshot of the registry, ordered by (app, instanceId). */
+export interface Snapshot {
+  readonly revision: number;
+  readonly reconcileHash: string;
+  readonly instances: readonly InstanceView[];
+}
+
+export interface Delta {
+  readonly changes: readonly Change[];
+  readonly revision: number;
+  readonly hasMore: boolean;
+  readonly resyncRequired: boolean;
+}
+
+/** Counters for metrics and health. */
+export interface RegistryStats {
+  readonly size: number;
+  readonly byStatus: Readonly<Record<InstanceStatus, number>>;
+  readonly renewalsLastMinute: number;
+  readonly expectedRenewalsPerMinute: number;
+  readonly selfPreservation: boolean;
+  readonly evictionsTotal: number;
+  readonly revision: number;
+}
+
+/**
+ * What the transports need from a registry: the narrow seam handlers depend on.
+ * Inputs are validated here; failures throw {@link RegistryError} (kind `invalid_argument`
+ * naming the proto field, e.g. `instance.port.number`, or `not_found`). App names may be
+ * given in any case.
+ */
+export interface RegistryApi {
+  /** Stores or replaces a record (dirty-timestamp rule, override rules) and renews its lease. */
+  register(input: RegistrationInput, origin?: WriteOrigin): { view: InstanceView; revision: number };
+  /** Renews a lease; `lastDirtyTimestamp` 0 means "not sent". Never throws not_found: see the outcome. */
+  heartbeat(app: string, instanceId: string, lastDirtyTimestamp?: number, origin?: WriteOrigin): HeartbeatOutcome;
+  /** Removes an instance; returns the revision after. Throws not_found when unknown (client origin). */
+  cancel(app: string, instanceId: string, origin?: WriteOrigin, lastDirtyTimestamp?: number): number;
+  setStatusOverride(app: string, instanceId: string, status: InstanceStatus): InstanceView;
+  clearStatusOverride(app: string, instanceId: string): InstanceView;
+  updateMetadata(app: string, instanceId: string, set: Readonly<Record<string, string>>, remove: readonly string[]): InstanceView;
+  /** Throws not_found when unknown. */
+  get(app: string, instanceId: string): InstanceView;
+  /** An unknown app yields no instances (not an error). */
+  getApplication(app: string): { instances: readonly InstanceView[]; revision: number };
+  listByVip(vip: string, secure: boolean): { instances: readonly InstanceView[]; revision: number };
+  snapshot(): Snapshot;
+  /** Changes with revision > since, at most `max`. */
+  delta(since: number, max: number): Delta;
+  /** Calls `listener` synchronously for every change, in revision order. Returns an unsubscribe. */
+  subscribe(listener: (change: Change) => void): () => void;
+  /** The oldest revision the change log can still replay from (`delta(since)` needs since >= this). */
+  readonly oldestReplayableRevision: number;
+  readonly revision: number;
+  stats(): RegistryStats;
+}
