@@ -127,7 +127,7 @@ export interface RegistryStats {
  */
 export interface RegistryApi {
   /** Stores or replaces a record (dirty-timestamp rule, override rules) and renews its lease. */
-  register(input: RegistrationInput, origin?: WriteOrigin): { view: InstanceView; revision: number };
+  register(input: RegistrationInput): { view: InstanceView; revision: number };
   /** Renews a lease; `lastDirtyTimestamp` 0 means "not sent". Never throws not_found: see the outcome. */
   heartbeat(app: string, instanceId: string, lastDirtyTimestamp?: number, origin?: WriteOrigin): HeartbeatOutcome;
   /** Removes an instance; returns the revision after. Throws not_found when unknown (client origin). */

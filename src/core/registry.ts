@@ -1,0 +1,547 @@
+import type { Logger } from 'pino';
+import { ChangeLog } from './change-log.js';
+import type { Clock, TimerHandle } from './clock.js';
+import { invalid, unknownInstance } from './errors.js';
+import { LeaseHeap } from './lease-heap.js';
+import { resolveStatus } from './status-rules.js';
+import {
+  STATUSES,
+  type Change,
+  type ChangeType,
+  type Delta,
+  type HeartbeatOutcome,
+  type InstanceRecord,
+  type InstanceStatus,
+  type InstanceView,
+  type LeaseTimes,
+  type LocalWrite,
+  type RegistrationInput,
+  type RegistryApi,
+  type RegistryStats,
+  type Snapshot,
+  type WriteOrigin,
+} from './types.js';
+import { checkApp, checkDirtyTimestamp, checkInstanceId, checkMetadata, checkRegistration, checkStatus } from './validate.js';
+import { compareVersions, contentHash } from './version.js';
+
+export interface RegistryOptions {
+  clock: Clock;
+  logger?: Logger;
+  /** Default renewal interval for registrations that omit it (Eureka: 30 s). */
+  leaseRenewalSecs?: number;
+  /** Default lease duration for registrations that omit it (Eureka: 90 s). */
+  leaseDurationSecs?: number;
+  /** Stop evicting when renewals in the last minute fall below this share of expected. */
+  renewalThresholdPercent?: number;
+  /** Most of the registry that eviction may take per minute. */
+  evictionCapPercent?: number;
+  selfPreservation?: boolean;
+  /** How often expired leases are looked for. */
+  evictionIntervalMs?: number;
+  /** Changes kept for GetDelta and Watch resumption. */
+  changeLogSize?: number;
+  /** How long a removed instance is remembered so stale copies cannot resurrect it. */
+  tombstoneTtlMs?: number;
+  /** Source of randomness for choosing which expired instances to evict first. */
+  random?: () => number;
+  /** Receives every client write once applied, for replication. */
+  onLocalWrite?: (write: LocalWrite) => void;
+}
+
+/** A removed instance, remembered for a while (see {@link RegistryOptions.tombstoneTtlMs}). */
+export interface Tombstone {
+  readonly app: string;
+  readonly instanceId: string;
+  readonly lastDirtyTimestamp: number;
+  /** An explicit cancel (true) or a local lease eviction (false). */
+  readonly cancelled: boolean;
+  readonly expiresAt: number;
+}
+
+/** The outcome of applying a peer's record. */
+export type ApplyOutcome = 'applied' | 'renewed' | 'stale';
+
+interface Entry extends LeaseTimes {
+  record: InstanceRecord;
+  hash: number;
+  registrationTimestamp: number;
+  lastRenewalTimestamp: number;
+  evictionTimestamp: number;
+  serviceUpTimestamp: number;
+}
+
+const MINUTE_MS = 60_000;
+
+const key = (app: string, instanceId: string): string => `${app}/${instanceId}`;
+
+/** Counts per status as "STATUS_count_" in status order: Eureka's reconcile hash format. */
+export function reconcileHash(byStatus: Readonly<Record<InstanceStatus, number>>): string {
+  let out = '';
+  for (const status of [...STATUSES].sort()) {
+    if (byStatus[status] > 0) out += `${status}_${byStatus[status]}_`;
+  }
+  return out;
+}
+
+/**
+ * The registry of one node: records, leases in a deadline heap, eviction with
+ * self-preservation, a revision counter and a bounded change log. No I/O; time comes from
+ * the injected clock and side effects leave through `onLocalWrite` and subscribers.
+ */
+export class Registry implements RegistryApi {
+  readonly #clock: Clock;
+  readonly #log: Logger | undefined;
+  readonly #opts: Required<Omit<RegistryOptions, 'clock' | 'logger' | 'onLocalWrite'>>;
+  readonly #onLocalWrite: ((write: LocalWrite) => void) | undefined;
+  readonly #apps = new Map<string, Map<string, Entry>>();
+  readonly #leases = new LeaseHeap();
+  readonly #tombstones = new Map<string, Tombstone>();
+  readonly #changes: ChangeLog;
+  readonly #listeners = new Set<(change: Change) => void>();
+  readonly #byStatus: Record<InstanceStatus, number> = { UP: 0, DOWN: 0, STARTING: 0, OUT_OF_SERVICE: 0, UNKNOWN: 0 };
+  #size = 0;
+  #revision = 0;
+  #expectedPerMinute = 0;
+  #renewalsThisMinute = 0;
+  #renewalsLastMinute = 0;
+  #minuteMeasured = false;
+  #evictionBudget = 0;
+  #evictionsTotal = 0;
+  #selfPreservation = false;
+  #timers: TimerHandle[] = [];
+
+  constructor(options: RegistryOptions) {
+    this.#clock = options.clock;
+    this.#log = options.logger?.child({ component: 'registry' });
+    this.#onLocalWrite = options.onLocalWrite;
+    this.#opts = {
+      leaseRenewalSecs: options.leaseRenewalSecs ?? 30,
+      leaseDurationSecs: options.leaseDurationSecs ?? 90,
+      renewalThresholdPercent: options.renewalThresholdPercent ?? 85,
+      evictionCapPercent: options.evictionCapPercent ?? 15,
+      selfPreservation: options.selfPreservation ?? true,
+      evictionIntervalMs: options.evictionIntervalMs ?? 1000,
+      changeLogSize: options.changeLogSize ?? 100_000,
+      tombstoneTtlMs: options.tombstoneTtlMs ?? 15 * MINUTE_MS,
+      random: options.random ?? Math.random,
+    };
+    this.#changes = new ChangeLog(this.#opts.changeLogSize);
+  }
+
+  /** Starts the renewal-rate minute and the eviction loop on the clock. */
+  start(): void {
+    if (this.#timers.length > 0) return;
+    const everyMinute = (): void => {
+      this.#rollMinute();
+      this.#timers[0] = this.#clock.setTimeout(everyMinute, MINUTE_MS);
+    };
+    const evictLoop = (): void => {
+      this.evictExpired();
+      this.#timers[1] = this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs);
+    };
+    this.#timers = [
+      this.#clock.setTimeout(everyMinute, MINUTE_MS),
+      this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs),
+    ];
+  }
+
+  stop(): void {
+    for (const t of this.#timers) this.#clock.clearTimeout(t);
+    this.#timers = [];
+  }
+
+  get revision(): number {
+    return this.#revision;
+  }
+
+  get oldestReplayableRevision(): number {
+    return this.#changes.oldestReplayable(this.#revision);
+  }
+
+  register(input: RegistrationInput): { view: InstanceView; revision: number } {
+    const checked = checkRegistration(input, {
+      renewalIntervalSecs: this.#opts.leaseRenewalSecs,
+      durationSecs: this.#opts.leaseDurationSecs,
+    });
+    const existing = this.#entry(checked.app, checked.instanceId);
+    let dirty = checked.lastDirtyTimestamp || this.#clock.wallNow();
+    // A cancelled version must stay dead on every peer: a client coming back with an old
+    // version gets a newer one, so its replicated register beats the peers' tombstones.
+    const tomb = this.#tombstones.get(key(checked.app, checked.instanceId));
+    if (tomb?.cancelled && tomb.lastDirtyTimestamp >= dirty) dirty = tomb.lastDirtyTimestamp + 1;
+
+    const candidate: InstanceRecord = {
+      ...checked,
+      status: resolveStatus(checked.status, existing?.record.overriddenStatus, existing?.record.status),
+      overriddenStatus: existing?.record.overriddenStatus,
+      lastDirtyTimestamp: dirty,
+      lastUpdatedTimestamp: this.#clock.wallNow(),
+    };
+    const hash = contentHash(candidate);
+    if (existing && compareVersions(candidate, hash, existing.record, existing.hash) <= 0) {
+      // The stored record is as new or newer: it wins, the caller still gets OK and a lease.
+      this.#renew(checked.app, checked.instanceId, existing);
+      this.#emitLocal({ action: 'heartbeat', app: checked.app, instanceId: checked.instanceId, lastDirtyTimestamp: existing.record.lastDirtyTimestamp });
+      return { view: this.#view(existing), revision: this.#revision };
+    }
+    const entry = this.#store(candidate, hash, existing, candidate.durationSecs * 1000);
+    this.#emitLocal({ action: 'register', record: candidate });
+    this.#log?.debug({ app: candidate.app, instanceId: candidate.instanceId, status: candidate.status }, 'registered');
+    return { view: this.#view(entry), revision: this.#revision };
+  }
+
+  heartbeat(app: string, instanceId: string, lastDirtyTimestamp = 0, origin: WriteOrigin = 'client'): HeartbeatOutcome {
+    app = checkApp(app);
+    checkInstanceId(instanceId);
+    checkDirtyTimestamp(lastDirtyTimestamp);
+    const entry = this.#entry(app, instanceId);
+    if (!entry) return { kind: 'not_found', reason: 'unknown' };
+    if (this.#clock.now() >= this.#leases.deadline(key(app, instanceId))!) return { kind: 'not_found', reason: 'expired' };
+    if (entry.record.status === 'UNKNOWN') return { kind: 'not_found', reason: 'status_unknown' };
+    if (lastDirtyTimestamp > entry.record.lastDirtyTimestamp) return { kind: 'not_found', reason: 'caller_newer' };
+    this.#renew(app, instanceId, entry);
+    if (origin === 'client') {
+      this.#emitLocal({ action: 'heartbeat', app, instanceId, lastDirtyTimestamp: entry.record.lastDirtyTimestamp });
+    } else if (lastDirtyTimestamp > 0 && lastDirtyTimestamp < entry.record.lastDirtyTimestamp) {
+      return { kind: 'conflict', record: entry.record };
+    }
+    return { kind: 'ok', status: entry.record.status };
+  }
+
+  cancel(app: string, instanceId: string, origin: WriteOrigin = 'client', lastDirtyTimestamp = 0): number {
+    app = checkApp(app);
+    checkInstanceId(instanceId);
+    checkDirtyTimestamp(lastDirtyTimestamp);
+    const entry = this.#entry(app, instanceId);
+    if (origin === 'client') {
+      if (!entry) throw unknownInstance(app, instanceId);
+      this.#remove(entry, true);
+      this.#emitLocal({ action: 'cancel', app, instanceId, lastDirtyTimestamp: entry.record.lastDirtyTimestamp });
+      return this.#revision;
+    }
+    if (entry && entry.record.lastDirtyTimestamp > lastDirtyTimestamp) return this.#revision;
+    if (entry) this.#remove(entry, true);
+    else this.#bury(app, instanceId, lastDirtyTimestamp, true);
+    return this.#revision;
+  }
+
+  setStatusOverride(app: string, instanceId: string, status: InstanceStatus): InstanceView {
+    checkStatus(status, 'status');
+    if (status === 'UNKNOWN') throw invalid('status', 'UNKNOWN cannot be forced: use ClearStatusOverride');
+    return this.#update(app, instanceId, () => ({ overriddenStatus: status, status }));
+  }
+
+  clearStatusOverride(app: string, instanceId: string): InstanceView {
+    return this.#update(app, instanceId, (r) =>
+      r.overriddenStatus === undefined ? undefined : { overriddenStatus: undefined, status: 'UNKNOWN' },
+    );
+  }
+
+  updateMetadata(app: string, instanceId: string, set: Readonly<Record<string, string>>, remove: readonly string[]): InstanceView {
+    checkMetadata(set, 'set');
+    return this.#update(app, instanceId, (r) => {
+      const metadata: Record<string, string> = { ...r.metadata };
+      for (const k of remove) delete metadata[k];
+      Object.assign(metadata, set);
+      checkMetadata(metadata, 'set');
+      return { metadata };
+    });
+  }
+
+  /**
+   * Applies a record from a peer (replicated register, conflict answer, snapshot, digest
+   * pull): newer versions replace, equal ones renew the lease, older ones and versions at or
+   * below a cancel tombstone are ignored. Never produces a local write.
+   */
+  applyRecord(record: InstanceRecord, leaseRemainingMs?: number): ApplyOutcome {
+    const { app, instanceId } = checkRegistration(record, { renewalIntervalSecs: 0, durationSecs: 0 });
+    if (record.overriddenStatus !== undefined) checkStatus(record.overriddenStatus, 'instance.overridden_status');
+    const remaining = leaseRemainingMs ?? record.durationSecs * 1000;
+    if (remaining <= 0) return 'stale';
+    const tomb = this.#tombstones.get(key(app, instanceId));
+    if (tomb?.cancelled && tomb.lastDirtyTimestamp >= record.lastDirtyTimestamp) return 'stale';
+    const incoming: InstanceRecord = { ...record, app, lastUpdatedTimestamp: this.#clock.wallNow() };
+    const hash = contentHash(incoming);
+    const existing = this.#entry(app, instanceId);
+    const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
+    if (order < 0) return 'stale';
+    if (order === 0 && existing) {
+      const k = key(app, instanceId);
+      const deadline = Math.max(this.#leases.deadline(k)!, this.#clock.now() + remaining);
+      this.#leases.set(k, deadline);
+      existing.lastRenewalTimestamp = this.#clock.wallNow();
+      return 'renewed';
+    }
+    this.#store(incoming, hash, existing, remaining);
+    return 'applied';
+  }
+
+  /** The version of a live instance, for replication. */
+  record(app: string, instanceId: string): InstanceRecord | undefined {
+    return this.#entry(app.toLowerCase(), instanceId)?.record;
+  }
+
+  /** Milliseconds until the lease of a live instance expires on this node. */
+  leaseRemainingMs(app: string, instanceId: string): number | undefined {
+    const deadline = this.#leases.deadline(key(app.toLowerCase(), instanceId));
+    return deadline === undefined ? undefined : deadline - this.#clock.now();
+  }
+
+  /** Live tombstones, for snapshots and anti-entropy. */
+  tombstones(): Tombstone[] {
+    return [...this.#tombstones.values()];
+  }
+
+  /** Remembers a removal learnt from a peer (snapshot or digest pull). */
+  applyTombstone(t: Pick<Tombstone, 'app' | 'instanceId' | 'lastDirtyTimestamp' | 'cancelled'>): void {
+    if (!t.cancelled) return;
+    this.cancel(t.app, t.instanceId, 'replication', t.lastDirtyTimestamp);
+  }
+
+  get(app: string, instanceId: string): InstanceView {
+    app = checkApp(app);
+    checkInstanceId(instanceId);
+    const entry = this.#entry(app, instanceId);
+    if (!entry) throw unknownInstance(app, instanceId);
+    return this.#view(entry);
+  }
+
+  getApplication(app: string): { instances: readonly InstanceView[]; revision: number } {
+    app = checkApp(app);
+    const entries = this.#apps.get(app);
+    const instances = entries ? [...entries.values()].sort(byId).map((e) => this.#view(e)) : [];
+    return { instances, revision: this.#revision };
+  }
+
+  listByVip(vip: string, secure: boolean): { instances: readonly InstanceView[]; revision: number } {
+    const wanted = vip.trim();
+    if (wanted.length === 0) throw invalid('vip', 'is required');
+    const instances: InstanceView[] = [];
+    for (const entry of this.#sortedEntries()) {
+      const list = secure ? entry.record.secureVipAddress : entry.record.vipAddress;
+      if (vipListHas(list, wanted)) instances.push(this.#view(entry));
+    }
+    return { instances, revision: this.#revision };
+  }
+
+  snapshot(): Snapshot {
+    return {
+      revision: this.#revision,
+      reconcileHash: reconcileHash(this.#byStatus),
+      instances: this.#sortedEntries().map((e) => this.#view(e)),
+    };
+  }
+
+  delta(since: number, max: number): Delta {
+    const changes = since > this.#revision ? undefined : this.#changes.after(since, max, this.#revision);
+    if (!changes) return { changes: [], revision: this.#revision, hasMore: false, resyncRequired: true };
+    const revision = changes.at(-1)?.revision ?? this.#revision;
+    return { changes, revision, hasMore: revision < this.#revision, resyncRequired: false };
+  }
+
+  subscribe(listener: (change: Change) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  stats(): RegistryStats {
+    return {
+      size: this.#size,
+      byStatus: { ...this.#byStatus },
+      renewalsLastMinute: this.#renewalsLastMinute,
+      expectedRenewalsPerMinute: this.#expectedPerMinute,
+      selfPreservation: this.#selfPreservation,
+      evictionsTotal: this.#evictionsTotal,
+      revision: this.#revision,
+    };
+  }
+
+  /**
+   * One eviction pass: expired leases, at most the minute's budget (15 % of the registry),
+   * chosen at random, none while self-preservation holds or before a full minute of
+   * renewals has been measured. Also forgets old tombstones.
+   */
+  evictExpired(): number {
+    const now = this.#clock.now();
+    for (const [k, t] of this.#tombstones) if (t.expiresAt <= now) this.#tombstones.delete(k);
+    if (!this.#minuteMeasured || this.#selfPreservation) return 0;
+    const due = this.#leases.popDue(now);
+    if (due.length === 0) return 0;
+    // Partial Fisher–Yates: the first `take` keys become a uniform random choice.
+    const take = Math.min(due.length, this.#evictionBudget);
+    for (let i = 0; i < take; i++) {
+      const j = i + Math.floor(this.#opts.random() * (due.length - i));
+      [due[i], due[j]] = [due[j]!, due[i]!];
+    }
+    for (let i = take; i < due.length; i++) this.#leases.set(due[i]!, now);
+    for (let i = 0; i < take; i++) {
+      const [app, ...rest] = due[i]!.split('/');
+      const entry = this.#entry(app!, rest.join('/'))!;
+      this.#remove(entry, false);
+      this.#evictionsTotal++;
+      this.#log?.info({ app: entry.record.app, instanceId: entry.record.instanceId }, 'evicted expired lease');
+    }
+    this.#evictionBudget -= take;
+    if (take < due.length) {
+      this.#log?.warn({ expired: due.length, evicted: take }, 'eviction capped at the per-minute budget');
+    }
+    return take;
+  }
+
+  #rollMinute(): void {
+    this.#renewalsLastMinute = this.#renewalsThisMinute;
+    this.#renewalsThisMinute = 0;
+    this.#minuteMeasured = true;
+    this.#evictionBudget = this.#size - Math.floor((this.#size * (100 - this.#opts.evictionCapPercent)) / 100);
+    this.#recomputeExpected(true);
+  }
+
+  #recomputeExpected(exact = false): void {
+    if (exact) {
+      let expected = 0;
+      for (const entries of this.#apps.values()) for (const e of entries.values()) expected += 60 / e.record.renewalIntervalSecs;
+      this.#expectedPerMinute = expected;
+    }
+    const threshold = (this.#expectedPerMinute * this.#opts.renewalThresholdPercent) / 100;
+    const active =
+      this.#opts.selfPreservation && this.#minuteMeasured && this.#expectedPerMinute > 0 && this.#renewalsLastMinute < threshold;
+    if (active !== this.#selfPreservation) {
+      this.#selfPreservation = active;
+      const fields = { renewalsLastMinute: this.#renewalsLastMinute, expectedRenewalsPerMinute: this.#expectedPerMinute, threshold };
+      if (active) this.#log?.warn(fields, 'self-preservation on: renewals below threshold, eviction paused');
+      else this.#log?.info(fields, 'self-preservation off: eviction resumed');
+    }
+  }
+
+  #entry(app: string, instanceId: string): Entry | undefined {
+    return this.#apps.get(app)?.get(instanceId);
+  }
+
+  #renew(app: string, instanceId: string, entry: Entry): void {
+    this.#leases.set(key(app, instanceId), this.#clock.now() + entry.record.durationSecs * 1000);
+    entry.lastRenewalTimestamp = this.#clock.wallNow();
+    this.#renewalsThisMinute++;
+  }
+
+  /** Stores a new version (replacing `existing`), starts its lease and publishes the change. */
+  #store(record: InstanceRecord, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
+    const wall = this.#clock.wallNow();
+    const k = key(record.app, record.instanceId);
+    let entry = existing;
+    if (entry) {
+      this.#count(entry.record, -1);
+      entry.record = record;
+      entry.hash = hash;
+    } else {
+      entry = { record, hash, registrationTimestamp: wall, lastRenewalTimestamp: wall, evictionTimestamp: 0, serviceUpTimestamp: 0 };
+      let app = this.#apps.get(record.app);
+      if (!app) this.#apps.set(record.app, (app = new Map()));
+      app.set(record.instanceId, entry);
+      this.#tombstones.delete(k);
+    }
+    if (record.status === 'UP' && entry.serviceUpTimestamp === 0) entry.serviceUpTimestamp = wall;
+    entry.lastRenewalTimestamp = wall;
+    this.#leases.set(k, this.#clock.now() + leaseMs);
+    this.#count(record, +1);
+    this.#publish(existing ? 'MODIFIED' : 'ADDED', entry);
+    return entry;
+  }
+
+  #remove(entry: Entry, cancelled: boolean): void {
+    const { app, instanceId, lastDirtyTimestamp } = entry.record;
+    const entries = this.#apps.get(app)!;
+    entries.delete(instanceId);
+    if (entries.size === 0) this.#apps.delete(app);
+    this.#leases.delete(key(app, instanceId));
+    this.#count(entry.record, -1);
+    this.#bury(app, instanceId, lastDirtyTimestamp, cancelled);
+    entry.evictionTimestamp = this.#clock.wallNow();
+    this.#publish('DELETED', entry);
+  }
+
+  #bury(app: string, instanceId: string, lastDirtyTimestamp: number, cancelled: boolean): void {
+    const k = key(app, instanceId);
+    const old = this.#tombstones.get(k);
+    if (old && old.lastDirtyTimestamp > lastDirtyTimestamp) return;
+    this.#tombstones.delete(k);
+    this.#tombstones.set(k, { app, instanceId, lastDirtyTimestamp, cancelled, expiresAt: this.#clock.now() + this.#opts.tombstoneTtlMs });
+  }
+
+  #update(app: string, instanceId: string, change: (r: InstanceRecord) => Partial<InstanceRecord> | undefined): InstanceView {
+    app = checkApp(app);
+    checkInstanceId(instanceId);
+    const entry = this.#entry(app, instanceId);
+    if (!entry) throw unknownInstance(app, instanceId);
+    const patch = change(entry.record);
+    if (!patch) return this.#view(entry);
+    const wall = this.#clock.wallNow();
+    // A server-side change is a new version of the record, so it replicates and wins like any other.
+    const record: InstanceRecord = {
+      ...entry.record,
+      ...patch,
+      lastDirtyTimestamp: Math.max(wall, entry.record.lastDirtyTimestamp + 1),
+      lastUpdatedTimestamp: wall,
+    };
+    const remaining = this.#leases.deadline(key(app, instanceId))! - this.#clock.now();
+    this.#store(record, contentHash(record), entry, Math.max(remaining, 0));
+    this.#emitLocal({ action: 'register', record });
+    return this.#view(entry);
+  }
+
+  #count(record: InstanceRecord, delta: 1 | -1): void {
+    this.#size += delta;
+    this.#byStatus[record.status] += delta;
+    this.#expectedPerMinute += (delta * 60) / record.renewalIntervalSecs;
+    if (this.#size === 0) this.#expectedPerMinute = 0;
+    this.#recomputeExpected();
+  }
+
+  #publish(type: ChangeType, entry: Entry): void {
+    const change: Change = { revision: ++this.#revision, type, instance: this.#view(entry) };
+    this.#changes.append(change);
+    for (const listener of this.#listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.#log?.error({ err }, 'change listener failed');
+      }
+    }
+  }
+
+  #emitLocal(write: LocalWrite): void {
+    this.#onLocalWrite?.(write);
+  }
+
+  #view(entry: Entry): InstanceView {
+    return { record: entry.record, lease: leaseOf(entry) };
+  }
+
+  #sortedEntries(): Entry[] {
+    const out: Entry[] = [];
+    for (const app of [...this.#apps.keys()].sort()) {
+      for (const e of [...this.#apps.get(app)!.values()].sort(byId)) out.push(e);
+    }
+    return out;
+  }
+}
+
+function leaseOf(e: Entry): LeaseTimes {
+  return {
+    registrationTimestamp: e.registrationTimestamp,
+    lastRenewalTimestamp: e.lastRenewalTimestamp,
+    evictionTimestamp: e.evictionTimestamp,
+    serviceUpTimestamp: e.serviceUpTimestamp,
+  };
+}
+
+function byId(a: Entry, b: Entry): number {
+  const x = a.record.instanceId;
+  const y = b.record.instanceId;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function vipListHas(list: string, vip: string): boolean {
+  if (list.length === 0) return false;
+  const lower = vip.toLowerCase();
+  return list.split(',').some((v) => v.trim().toLowerCase() === lower);
+}
