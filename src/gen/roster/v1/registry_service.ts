@@ -109,7 +109,10 @@ export interface SetStatusOverrideRequest {
   app: string;
   /** Instance id. */
   instanceId: string;
-  /** The forced status; any status but UNSPECIFIED. */
+  /**
+   * The forced status: UP, DOWN, STARTING or OUT_OF_SERVICE (UNKNOWN is refused: use
+   * ClearStatusOverride).
+   */
   status: InstanceStatus;
 }
 
