@@ -21,7 +21,7 @@ import {
   type Snapshot,
   type WriteOrigin,
 } from './types.js';
-import { checkApp, checkDirtyTimestamp, checkInstanceId, checkMetadata, checkRegistration, checkStatus } from './validate.js';
+import { checkApp, checkDirtyTimestamp, checkInstanceId, checkMetadata, checkRegistration, checkStatus, sortedCopy } from './validate.js';
 import { compareVersions, contentHash } from './version.js';
 
 export interface RegistryOptions {
@@ -244,7 +244,7 @@ export class Registry implements RegistryApi {
       for (const k of remove) delete metadata[k];
       Object.assign(metadata, set);
       checkMetadata(metadata, 'set');
-      return { metadata };
+      return { metadata: sortedCopy(metadata) };
     });
   }
 
@@ -254,13 +254,14 @@ export class Registry implements RegistryApi {
    * below a cancel tombstone are ignored. Never produces a local write.
    */
   applyRecord(record: InstanceRecord, leaseRemainingMs?: number): ApplyOutcome {
-    const { app, instanceId } = checkRegistration(record, { renewalIntervalSecs: 0, durationSecs: 0 });
+    const checked = checkRegistration(record, { renewalIntervalSecs: 0, durationSecs: 0 });
+    const { app, instanceId } = checked;
     if (record.overriddenStatus !== undefined) checkStatus(record.overriddenStatus, 'instance.overridden_status');
     const remaining = leaseRemainingMs ?? record.durationSecs * 1000;
     if (remaining <= 0) return 'stale';
     const tomb = this.#tombstones.get(key(app, instanceId));
     if (tomb?.cancelled && tomb.lastDirtyTimestamp >= record.lastDirtyTimestamp) return 'stale';
-    const incoming: InstanceRecord = { ...record, app, lastUpdatedTimestamp: this.#clock.wallNow() };
+    const incoming: InstanceRecord = { ...record, app, metadata: checked.metadata, lastUpdatedTimestamp: this.#clock.wallNow() };
     const hash = contentHash(incoming);
     const existing = this.#entry(app, instanceId);
     const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
@@ -442,6 +443,9 @@ export class Registry implements RegistryApi {
     if (record.status === 'UP' && entry.serviceUpTimestamp === 0) entry.serviceUpTimestamp = wall;
     entry.lastRenewalTimestamp = wall;
     this.#leases.set(k, this.#clock.now() + leaseMs);
+    // A (re-)registration proves life like a renewal: without it, a fleet that registered
+    // mid-minute would look silent and trip self-preservation.
+    this.#renewalsThisMinute++;
     this.#count(record, +1);
     this.#publish(existing ? 'MODIFIED' : 'ADDED', entry);
     return entry;

@@ -20,8 +20,10 @@ export const LIMITS = {
 
 const APP_PATTERN = /^[A-Za-z0-9._-]+$/;
 const INSTANCE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
-// Printable, no whitespace: host names, IPs, VIP lists, URLs, zones.
+// Printable, no whitespace: host names, IPs, URLs, zones.
 const TOKEN_PATTERN = /^[\x21-\x7e]*$/;
+// VIP lists are comma-separated and may have spaces after the commas.
+const VIP_LIST_PATTERN = /^[\x20-\x7e]*$/;
 
 /** Validates and lower-cases an app name. */
 export function checkApp(app: string, field = 'app'): string {
@@ -50,9 +52,11 @@ export function checkStatus(status: string, field: string): InstanceStatus {
   return status as InstanceStatus;
 }
 
-function checkToken(value: string, field: string, max: number): void {
+function checkToken(value: string, field: string, max: number, pattern = TOKEN_PATTERN): void {
   if (value.length > max) throw invalid(field, `longer than ${max} characters`);
-  if (!TOKEN_PATTERN.test(value)) throw invalid(field, 'must be printable ASCII without spaces');
+  if (!pattern.test(value)) {
+    throw invalid(field, pattern === TOKEN_PATTERN ? 'must be printable ASCII without spaces' : 'must be printable ASCII');
+  }
 }
 
 function checkPort(port: PortInfo, field: string): void {
@@ -100,8 +104,8 @@ export function checkRegistration(
   checkPort(input.port, 'instance.port');
   checkPort(input.securePort, 'instance.secure_port');
   checkStatus(input.status, 'instance.status');
-  checkToken(input.vipAddress, 'instance.vip_address', LIMITS.vipLength);
-  checkToken(input.secureVipAddress, 'instance.secure_vip_address', LIMITS.vipLength);
+  checkToken(input.vipAddress, 'instance.vip_address', LIMITS.vipLength, VIP_LIST_PATTERN);
+  checkToken(input.secureVipAddress, 'instance.secure_vip_address', LIMITS.vipLength, VIP_LIST_PATTERN);
   checkToken(input.zone, 'instance.zone', LIMITS.locationLength);
   checkToken(input.region, 'instance.region', LIMITS.locationLength);
   checkMetadata(input.metadata, 'instance.metadata');
@@ -116,5 +120,12 @@ export function checkRegistration(
   if (durationSecs < renewalIntervalSecs) {
     throw invalid('instance.lease.duration_secs', 'must be at least the renewal interval');
   }
-  return { ...input, app, renewalIntervalSecs, durationSecs };
+  return { ...input, app, renewalIntervalSecs, durationSecs, metadata: sortedCopy(input.metadata) };
+}
+
+/** A plain object with sorted keys, so equal metadata is equal however it was built. */
+export function sortedCopy(map: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(map).sort()) out[k] = map[k]!;
+  return out;
 }

@@ -1,0 +1,416 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { RegistryError } from '../../src/core/errors.js';
+import type { Change } from '../../src/core/types.js';
+import { newRegistry, registration } from './fixtures.js';
+
+const SEC = 1000;
+
+function assertInvalid(fn: () => unknown, field: string): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof RegistryError);
+    assert.equal(err.kind, 'invalid_argument');
+    assert.equal(err.field, field);
+    return true;
+  });
+}
+
+describe('register', () => {
+  test('stores a record with normalised app name and server-filled lease times', () => {
+    const { registry, clock } = newRegistry();
+    const { view, revision } = registry.register(registration({ app: 'Billing' }));
+    assert.equal(view.record.app, 'billing');
+    assert.equal(revision, 1);
+    assert.equal(view.lease.registrationTimestamp, clock.wallNow());
+    assert.equal(view.lease.serviceUpTimestamp, clock.wallNow());
+    assert.deepEqual(registry.get('BILLING', 'i-1').record, view.record);
+  });
+
+  test('a register that omits last_dirty_timestamp gets the node wall time', () => {
+    const { registry, clock } = newRegistry();
+    const { view } = registry.register(registration({ lastDirtyTimestamp: 0 }));
+    assert.equal(view.record.lastDirtyTimestamp, clock.wallNow());
+  });
+
+  test('lease defaults apply when interval and duration are 0', () => {
+    const { registry } = newRegistry({ leaseRenewalSecs: 10, leaseDurationSecs: 40 });
+    const { view } = registry.register(registration({ renewalIntervalSecs: 0, durationSecs: 0 }));
+    assert.equal(view.record.renewalIntervalSecs, 10);
+    assert.equal(view.record.durationSecs, 40);
+  });
+
+  test('rule: a stored record with a newer dirty timestamp wins, caller still gets OK', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ lastDirtyTimestamp: 2_000, hostName: 'new' }));
+    const { view } = registry.register(registration({ lastDirtyTimestamp: 1_000, hostName: 'old' }));
+    assert.equal(view.record.hostName, 'new');
+    assert.equal(registry.get('billing', 'i-1').record.hostName, 'new');
+  });
+
+  test('rule: a newer dirty timestamp replaces the stored record', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ lastDirtyTimestamp: 1_000, hostName: 'old' }));
+    const { view } = registry.register(registration({ lastDirtyTimestamp: 2_000, hostName: 'new' }));
+    assert.equal(view.record.hostName, 'new');
+  });
+
+  test('rule: equal dirty timestamps break the same way whatever the arrival order', () => {
+    const a = registration({ lastDirtyTimestamp: 5_000, hostName: 'a' });
+    const b = registration({ lastDirtyTimestamp: 5_000, hostName: 'b' });
+    const one = newRegistry().registry;
+    one.register(a);
+    one.register(b);
+    const two = newRegistry().registry;
+    two.register(b);
+    two.register(a);
+    assert.equal(one.get('billing', 'i-1').record.hostName, two.get('billing', 'i-1').record.hostName);
+  });
+
+  test('an identical re-register renews the lease without a visible change', () => {
+    const { registry } = newRegistry();
+    registry.register(registration());
+    const before = registry.revision;
+    registry.register(registration());
+    assert.equal(registry.revision, before);
+  });
+
+  test('bad input is refused naming the field and changes nothing', () => {
+    const { registry } = newRegistry();
+    const cases: Array<[Parameters<typeof registration>[0], string]> = [
+      [{ app: '' }, 'instance.app'],
+      [{ app: 'has space' }, 'instance.app'],
+      [{ app: 'a'.repeat(129) }, 'instance.app'],
+      [{ instanceId: '' }, 'instance.instance_id'],
+      [{ instanceId: '/etc/passwd' }, 'instance.instance_id'],
+      [{ hostName: 'bad host' }, 'instance.host_name'],
+      [{ port: { number: 70000, enabled: true } }, 'instance.port.number'],
+      [{ port: { number: 0, enabled: true } }, 'instance.port.number'],
+      [{ securePort: { number: -1, enabled: false } }, 'instance.secure_port.number'],
+      [{ metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }, 'instance.metadata'],
+      [{ metadata: { k: 'v'.repeat(1025) } }, 'instance.metadata'],
+      [{ renewalIntervalSecs: 301 }, 'instance.lease.renewal_interval_secs'],
+      [{ durationSecs: 3601 }, 'instance.lease.duration_secs'],
+      [{ renewalIntervalSecs: 60, durationSecs: 30 }, 'instance.lease.duration_secs'],
+      [{ lastDirtyTimestamp: -5 }, 'instance.last_dirty_timestamp'],
+      [{ homePageUrl: 'x'.repeat(2049) }, 'instance.home_page_url'],
+    ];
+    for (const [overrides, field] of cases) assertInvalid(() => registry.register(registration(overrides)), field);
+    assert.equal(registry.revision, 0);
+    assert.equal(registry.stats().size, 0);
+  });
+});
+
+describe('status override rules', () => {
+  test('rule 1: an instance reporting DOWN, STARTING or UNKNOWN keeps that status despite an override', () => {
+    const { registry } = newRegistry();
+    registry.register(registration());
+    registry.setStatusOverride('billing', 'i-1', 'OUT_OF_SERVICE');
+    for (const [i, status] of (['DOWN', 'STARTING', 'UNKNOWN'] as const).entries()) {
+      const { view } = registry.register(registration({ status, lastDirtyTimestamp: Date.UTC(2030, 0, 1) + i }));
+      assert.equal(view.record.status, status);
+    }
+  });
+
+  test('rule 2: an operator override applies to an instance reporting UP', () => {
+    const { registry } = newRegistry();
+    registry.register(registration());
+    registry.setStatusOverride('billing', 'i-1', 'OUT_OF_SERVICE');
+    const { view } = registry.register(registration({ lastDirtyTimestamp: Date.UTC(2030, 0, 1) }));
+    assert.equal(view.record.status, 'OUT_OF_SERVICE');
+    assert.equal(view.record.overriddenStatus, 'OUT_OF_SERVICE');
+  });
+
+  test('rule 3: without an override, an existing lease keeps its UP or OUT_OF_SERVICE', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ status: 'UP' }));
+    const { view } = registry.register(registration({ status: 'OUT_OF_SERVICE', lastDirtyTimestamp: 2_000 }));
+    assert.equal(view.record.status, 'UP');
+  });
+
+  test('rule 4: otherwise the instance reports its own status', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ status: 'STARTING' }));
+    const { view } = registry.register(registration({ status: 'UP', lastDirtyTimestamp: 2_000 }));
+    assert.equal(view.record.status, 'UP');
+  });
+
+  test('set override is a new version of the record and is replicated as a register', () => {
+    const { registry, writes } = newRegistry();
+    registry.register(registration());
+    const before = registry.get('billing', 'i-1').record.lastDirtyTimestamp;
+    const view = registry.setStatusOverride('billing', 'i-1', 'OUT_OF_SERVICE');
+    assert.ok(view.record.lastDirtyTimestamp > before);
+    assert.equal(writes.at(-1)?.action, 'register');
+  });
+
+  test('UNKNOWN cannot be forced and nothing changes', () => {
+    const { registry } = newRegistry();
+    registry.register(registration());
+    assertInvalid(() => registry.setStatusOverride('billing', 'i-1', 'UNKNOWN'), 'status');
+    assert.equal(registry.get('billing', 'i-1').record.status, 'UP');
+  });
+
+  test('clearing the override makes the next heartbeat NOT_FOUND, and the re-register restores the real status', () => {
+    const { registry, clock } = newRegistry();
+    registry.register(registration());
+    registry.setStatusOverride('billing', 'i-1', 'OUT_OF_SERVICE');
+    const cleared = registry.clearStatusOverride('billing', 'i-1');
+    assert.equal(cleared.record.status, 'UNKNOWN');
+    assert.equal(cleared.record.overriddenStatus, undefined);
+    assert.deepEqual(registry.heartbeat('billing', 'i-1'), { kind: 'not_found', reason: 'status_unknown' });
+    clock.advance(1000);
+    const { view } = registry.register(registration({ lastDirtyTimestamp: clock.wallNow() }));
+    assert.equal(view.record.status, 'UP');
+    assert.equal(registry.heartbeat('billing', 'i-1').kind, 'ok');
+  });
+
+  test('overrides and metadata updates on unknown instances are NOT_FOUND', () => {
+    const { registry } = newRegistry();
+    for (const fn of [
+      () => registry.setStatusOverride('billing', 'nope', 'DOWN'),
+      () => registry.clearStatusOverride('billing', 'nope'),
+      () => registry.updateMetadata('billing', 'nope', { a: 'b' }, []),
+    ]) {
+      assert.throws(fn, (err: unknown) => err instanceof RegistryError && err.kind === 'not_found');
+    }
+  });
+});
+
+describe('heartbeat', () => {
+  test('rule: an unknown instance is NOT_FOUND', () => {
+    const { registry } = newRegistry();
+    assert.deepEqual(registry.heartbeat('billing', 'i-1'), { kind: 'not_found', reason: 'unknown' });
+  });
+
+  test('rule: a caller with a newer dirty timestamp is NOT_FOUND so it re-registers', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ lastDirtyTimestamp: 1_000 }));
+    assert.deepEqual(registry.heartbeat('billing', 'i-1', 2_000), { kind: 'not_found', reason: 'caller_newer' });
+  });
+
+  test('rule: a client with an older dirty timestamp gets OK', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ lastDirtyTimestamp: 2_000 }));
+    assert.deepEqual(registry.heartbeat('billing', 'i-1', 1_000), { kind: 'ok', status: 'UP' });
+  });
+
+  test('rule: a peer with an older dirty timestamp gets a conflict carrying the stored record', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ lastDirtyTimestamp: 2_000 }));
+    const outcome = registry.heartbeat('billing', 'i-1', 1_000, 'replication');
+    assert.equal(outcome.kind, 'conflict');
+    assert.equal(outcome.kind === 'conflict' && outcome.record.lastDirtyTimestamp, 2_000);
+  });
+
+  test('renews the lease: the instance outlives its first deadline', () => {
+    const { registry, clock } = newRegistry();
+    registry.register(registration());
+    clock.advance(80 * SEC);
+    assert.equal(registry.heartbeat('billing', 'i-1').kind, 'ok');
+    clock.advance(80 * SEC);
+    assert.equal(registry.heartbeat('billing', 'i-1').kind, 'ok');
+  });
+
+  test('plain renewals do not move the revision', () => {
+    const { registry } = newRegistry();
+    registry.register(registration());
+    const before = registry.revision;
+    registry.heartbeat('billing', 'i-1');
+    assert.equal(registry.revision, before);
+  });
+
+  test('client heartbeats are handed to replication, replicated ones are not', () => {
+    const { registry, writes } = newRegistry();
+    registry.register(registration());
+    writes.length = 0;
+    registry.heartbeat('billing', 'i-1');
+    registry.heartbeat('billing', 'i-1', 0, 'replication');
+    assert.deepEqual(writes, [{ action: 'heartbeat', app: 'billing', instanceId: 'i-1', lastDirtyTimestamp: 1_000 }]);
+  });
+});
+
+describe('leases and eviction', () => {
+  /** Ten instances heartbeating every 30 s except those listed as dead. */
+  function fleet(dead: number) {
+    const ctx = newRegistry({ random: () => 0.5 });
+    const ids = Array.from({ length: 10 }, (_, i) => `i-${i}`);
+    for (const id of ids) ctx.registry.register(registration({ instanceId: id }));
+    const beat = (alive: string[]): void => {
+      for (const id of alive) ctx.registry.heartbeat('billing', id);
+    };
+    const tick = (seconds: number, alive = ids.slice(dead)): void => {
+      for (let t = 0; t < seconds; t += 30) {
+        ctx.clock.advance(30 * SEC);
+        beat(alive);
+      }
+    };
+    return { ...ctx, ids, tick, beat };
+  }
+
+  test('rule: a dead instance is evicted at last renewal + duration, not twice that', () => {
+    const { registry, clock, tick } = fleet(1);
+    // i-0 never renews: registered at t=0, so its lease ends at t=90 s.
+    const changes: Change[] = [];
+    registry.subscribe((c) => changes.push(c));
+    tick(60);
+    clock.advance(29 * SEC);
+    assert.equal(registry.stats().size, 10);
+    clock.advance(2 * SEC);
+    assert.equal(registry.stats().size, 9);
+    assert.equal(changes.at(-1)?.type, 'DELETED');
+    assert.equal(changes.at(-1)?.instance.record.instanceId, 'i-0');
+    assert.equal(registry.stats().evictionsTotal, 1);
+  });
+
+  test('rule: an expired lease cannot be renewed (NOT_FOUND until re-registered)', () => {
+    // A lone silent instance trips self-preservation, so it stays listed, expired.
+    const { registry, clock } = newRegistry();
+    registry.register(registration());
+    clock.advance(90 * SEC);
+    assert.equal(registry.stats().size, 1);
+    assert.deepEqual(registry.heartbeat('billing', 'i-1'), { kind: 'not_found', reason: 'expired' });
+  });
+
+  test('rule: expected renewals follow the registered instances', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ instanceId: 'a', renewalIntervalSecs: 30 }));
+    registry.register(registration({ instanceId: 'b', renewalIntervalSecs: 10 }));
+    assert.equal(registry.stats().expectedRenewalsPerMinute, 8);
+    registry.cancel('billing', 'b');
+    assert.equal(registry.stats().expectedRenewalsPerMinute, 2);
+  });
+
+  test('rule: self-preservation pauses eviction when renewals fall below 85 %, and resumes', () => {
+    const { registry, tick, ids } = fleet(0);
+    tick(60);
+    assert.equal(registry.stats().selfPreservation, false);
+    // Four of ten (40 %) stop renewing at once: a network problem, not ten deaths.
+    const alive = ids.slice(4);
+    tick(180, alive);
+    const stats = registry.stats();
+    assert.equal(stats.selfPreservation, true);
+    assert.equal(stats.size, 10, 'nothing evicted while preserving');
+    // Renewals recover: the silent four come back.
+    for (const id of ids.slice(0, 4)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: 9_999 }));
+    tick(120, ids);
+    assert.equal(registry.stats().selfPreservation, false);
+    assert.equal(registry.stats().size, 10);
+  });
+
+  test('rule: eviction takes at most 15 % of the registry per minute, at random', () => {
+    const ctx = newRegistry({ selfPreservation: false, random: () => 0 });
+    for (let i = 0; i < 20; i++) ctx.registry.register(registration({ instanceId: `i-${i}` }));
+    ctx.clock.advance(91 * SEC);
+    // Budget for a minute: 20 - floor(20 * 0.85) = 3.
+    assert.equal(ctx.registry.stats().size, 17);
+    ctx.clock.advance(60 * SEC);
+    assert.equal(ctx.registry.stats().size, 14);
+  });
+
+  test('rule: evictions are local and not replicated', () => {
+    const { registry, clock, writes } = newRegistry({ selfPreservation: false });
+    registry.register(registration());
+    writes.length = 0;
+    clock.advance(120 * SEC);
+    assert.equal(registry.stats().size, 0);
+    assert.deepEqual(writes, []);
+  });
+
+  test('no eviction before a full minute of renewals has been measured', () => {
+    const { registry, clock } = newRegistry({ selfPreservation: false, leaseDurationSecs: 10, leaseRenewalSecs: 5 });
+    registry.register(registration({ renewalIntervalSecs: 0, durationSecs: 0 }));
+    clock.advance(59 * SEC);
+    assert.equal(registry.stats().size, 1);
+    clock.advance(2 * SEC);
+    assert.equal(registry.stats().size, 0);
+  });
+});
+
+describe('cancel', () => {
+  test('removes the instance, bumps the revision and replicates', () => {
+    const { registry, writes } = newRegistry();
+    registry.register(registration());
+    const revision = registry.cancel('billing', 'i-1');
+    assert.equal(revision, 2);
+    assert.equal(registry.stats().size, 0);
+    assert.deepEqual(writes.at(-1), { action: 'cancel', app: 'billing', instanceId: 'i-1', lastDirtyTimestamp: 1_000 });
+  });
+
+  test('an unknown instance is NOT_FOUND', () => {
+    const { registry } = newRegistry();
+    assert.throws(() => registry.cancel('billing', 'i-1'), (e: unknown) => e instanceof RegistryError && e.kind === 'not_found');
+  });
+
+  test('a replicated copy at or below the cancelled version does not resurrect it', () => {
+    const { registry } = newRegistry();
+    const { view } = registry.register(registration());
+    registry.cancel('billing', 'i-1');
+    assert.equal(registry.applyRecord(view.record), 'stale');
+    assert.equal(registry.stats().size, 0);
+  });
+
+  test('a client coming back after a cancel with its old version gets a newer one', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ lastDirtyTimestamp: 1_000 }));
+    registry.cancel('billing', 'i-1');
+    const { view } = registry.register(registration({ lastDirtyTimestamp: 1_000 }));
+    assert.equal(view.record.lastDirtyTimestamp, 1_001);
+  });
+
+  test('a replicated cancel older than the stored version is ignored', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ lastDirtyTimestamp: 2_000 }));
+    registry.cancel('billing', 'i-1', 'replication', 1_000);
+    assert.equal(registry.stats().size, 1);
+  });
+});
+
+describe('reads', () => {
+  test('revision counts visible changes; reconcile hash counts per status', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ instanceId: 'a' }));
+    registry.register(registration({ instanceId: 'b', status: 'DOWN' }));
+    registry.register(registration({ instanceId: 'c' }));
+    registry.updateMetadata('billing', 'a', { k: 'v' }, ['version']);
+    const snap = registry.snapshot();
+    assert.equal(snap.revision, 4);
+    assert.equal(snap.reconcileHash, 'DOWN_1_UP_2_');
+    assert.deepEqual(snap.instances.map((v) => v.record.instanceId), ['a', 'b', 'c']);
+    assert.deepEqual(registry.get('billing', 'a').record.metadata, { k: 'v' });
+  });
+
+  test('getApplication and listByVip find instances by app and by plain or secure VIP', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ instanceId: 'a', vipAddress: 'pay, billing' }));
+    registry.register(registration({ app: 'other', instanceId: 'b', vipAddress: 'x', secureVipAddress: 'billing' }));
+    assert.equal(registry.getApplication('BILLING').instances.length, 1);
+    assert.equal(registry.getApplication('nothing').instances.length, 0);
+    assert.deepEqual(registry.listByVip('billing', false).instances.map((v) => v.record.instanceId), ['a']);
+    assert.deepEqual(registry.listByVip('billing', true).instances.map((v) => v.record.instanceId), ['b']);
+  });
+
+  test('delta returns changes after a revision, pages, and asks for a resync when the cursor is too old', () => {
+    const { registry } = newRegistry({ changeLogSize: 5 });
+    for (let i = 0; i < 4; i++) registry.register(registration({ instanceId: `i-${i}` }));
+    const page = registry.delta(1, 2);
+    assert.deepEqual(page.changes.map((c) => c.revision), [2, 3]);
+    assert.equal(page.hasMore, true);
+    assert.equal(registry.delta(page.revision, 10).hasMore, false);
+    for (let i = 4; i < 8; i++) registry.register(registration({ instanceId: `i-${i}` }));
+    assert.equal(registry.oldestReplayableRevision, 3);
+    assert.equal(registry.delta(2, 10).resyncRequired, true);
+    assert.equal(registry.delta(3, 10).changes.length, 5);
+    assert.equal(registry.delta(99, 10).resyncRequired, true, 'a cursor from the future is invalid');
+    assert.deepEqual(registry.delta(8, 10), { changes: [], revision: 8, hasMore: false, resyncRequired: false });
+  });
+
+  test('subscribers see every change in revision order', () => {
+    const { registry } = newRegistry();
+    const seen: string[] = [];
+    registry.subscribe((c) => seen.push(`${c.revision}:${c.type}`));
+    registry.register(registration());
+    registry.setStatusOverride('billing', 'i-1', 'DOWN');
+    registry.cancel('billing', 'i-1');
+    assert.deepEqual(seen, ['1:ADDED', '2:MODIFIED', '3:DELETED']);
+  });
+});
