@@ -93,6 +93,8 @@ export enum TaskResultCode {
   TASK_RESULT_CODE_CONFLICT = 3,
   /** TASK_RESULT_CODE_INVALID - The task was malformed; it is dropped. */
   TASK_RESULT_CODE_INVALID = 4,
+  /** TASK_RESULT_CODE_RESOURCE_EXHAUSTED - The peer is overloaded and did not apply the task: pause about a second and resend. */
+  TASK_RESULT_CODE_RESOURCE_EXHAUSTED = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -113,6 +115,9 @@ export function taskResultCodeFromJSON(object: any): TaskResultCode {
     case 4:
     case "TASK_RESULT_CODE_INVALID":
       return TaskResultCode.TASK_RESULT_CODE_INVALID;
+    case 5:
+    case "TASK_RESULT_CODE_RESOURCE_EXHAUSTED":
+      return TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -132,6 +137,8 @@ export function taskResultCodeToJSON(object: TaskResultCode): string {
       return "TASK_RESULT_CODE_CONFLICT";
     case TaskResultCode.TASK_RESULT_CODE_INVALID:
       return "TASK_RESULT_CODE_INVALID";
+    case TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED:
+      return "TASK_RESULT_CODE_RESOURCE_EXHAUSTED";
     case TaskResultCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
