@@ -288,6 +288,37 @@ export class Registry implements RegistryApi {
     return deadline === undefined ? undefined : deadline - this.#clock.now();
   }
 
+  /**
+   * Per app: live count and an order-independent hash of (id, version, content), so two nodes
+   * can find the apps where they differ without shipping every record.
+   */
+  digest(): Map<string, { count: number; hash: string }> {
+    const out = new Map<string, { count: number; hash: string }>();
+    for (const [app, entries] of this.#apps) {
+      let lo = 0;
+      let hi = 0;
+      for (const e of entries.values()) {
+        lo ^= e.hash >>> 0;
+        hi ^= Math.floor(e.hash / 4294967296);
+      }
+      out.set(app, { count: entries.size, hash: `${(hi >>> 0).toString(16)}.${(lo >>> 0).toString(16)}` });
+    }
+    return out;
+  }
+
+  /** Live records of the given apps (all when empty) with their lease remaining, for peers. */
+  records(apps: readonly string[] = []): { record: InstanceRecord; leaseRemainingMs: number }[] {
+    const now = this.#clock.now();
+    const names = apps.length > 0 ? apps.map((a) => a.toLowerCase()) : [...this.#apps.keys()];
+    const out: { record: InstanceRecord; leaseRemainingMs: number }[] = [];
+    for (const app of names) {
+      for (const e of this.#apps.get(app)?.values() ?? []) {
+        out.push({ record: e.record, leaseRemainingMs: this.#leases.deadline(key(app, e.record.instanceId))! - now });
+      }
+    }
+    return out;
+  }
+
   /** Live tombstones, for snapshots and anti-entropy. */
   tombstones(): Tombstone[] {
     return [...this.#tombstones.values()];

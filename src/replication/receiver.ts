@@ -1,0 +1,41 @@
+import type { Registry } from '../core/registry.js';
+import { RegistryError } from '../core/errors.js';
+import type { ReplicationTask, TaskResult } from './link.js';
+
+/** The part of the registry a receiving peer writes to. */
+export type ReplicaRegistry = Pick<Registry, 'applyRecord' | 'heartbeat' | 'cancel' | 'record'>;
+
+/**
+ * Applies a batch of a peer's tasks as replicated writes (never replicated again) and answers
+ * one result per task: NOT_FOUND asks the sender for a register, CONFLICT hands it our newer record.
+ */
+export function applyTasks(registry: ReplicaRegistry, tasks: readonly ReplicationTask[]): TaskResult[] {
+  return tasks.map((task) => {
+    try {
+      return applyTask(registry, task);
+    } catch (err) {
+      if (err instanceof RegistryError && err.kind === 'invalid_argument') return { code: 'invalid', message: err.message };
+      throw err;
+    }
+  });
+}
+
+function applyTask(registry: ReplicaRegistry, task: ReplicationTask): TaskResult {
+  switch (task.action) {
+    case 'register': {
+      if (registry.applyRecord(task.record) !== 'stale') return { code: 'ok' };
+      const ours = registry.record(task.record.app, task.record.instanceId);
+      // Ours is newer: hand it back so the sender converges now rather than at the next digest.
+      return ours && ours.lastDirtyTimestamp >= task.record.lastDirtyTimestamp ? { code: 'conflict', record: ours } : { code: 'ok' };
+    }
+    case 'heartbeat': {
+      const outcome = registry.heartbeat(task.app, task.instanceId, task.lastDirtyTimestamp, 'replication');
+      if (outcome.kind === 'ok') return { code: 'ok' };
+      if (outcome.kind === 'conflict') return { code: 'conflict', record: outcome.record };
+      return { code: 'not_found' };
+    }
+    case 'cancel':
+      registry.cancel(task.app, task.instanceId, 'replication', task.lastDirtyTimestamp);
+      return { code: 'ok' };
+  }
+}
