@@ -215,12 +215,14 @@ export class Registry implements RegistryApi {
     const entry = this.#entry(app, instanceId);
     if (origin === 'client') {
       if (!entry) throw unknownInstance(app, instanceId);
-      this.#remove(entry, true);
-      this.#emitLocal({ action: 'cancel', app, instanceId, lastDirtyTimestamp: entry.record.lastDirtyTimestamp });
+      // A cancel is a write like any other: it gets a version, and the newest write wins.
+      const version = Math.max(this.#clock.wallNow(), entry.record.lastDirtyTimestamp + 1);
+      this.#remove(entry, version);
+      this.#emitLocal({ action: 'cancel', app, instanceId, lastDirtyTimestamp: version });
       return this.#revision;
     }
     if (entry && entry.record.lastDirtyTimestamp > lastDirtyTimestamp) return this.#revision;
-    if (entry) this.#remove(entry, true);
+    if (entry) this.#remove(entry, lastDirtyTimestamp);
     else this.#bury(app, instanceId, lastDirtyTimestamp, true);
     return this.#revision;
   }
@@ -409,7 +411,7 @@ export class Registry implements RegistryApi {
     for (let i = 0; i < take; i++) {
       const [app, ...rest] = due[i]!.split('/');
       const entry = this.#entry(app!, rest.join('/'))!;
-      this.#remove(entry, false);
+      this.#remove(entry, undefined);
       this.#evictionsTotal++;
       this.#log?.info({ app: entry.record.app, instanceId: entry.record.instanceId }, 'evicted expired lease');
     }
@@ -482,14 +484,15 @@ export class Registry implements RegistryApi {
     return entry;
   }
 
-  #remove(entry: Entry, cancelled: boolean): void {
+  /** Removes an instance: a cancel at `cancelVersion`, or an eviction when undefined. */
+  #remove(entry: Entry, cancelVersion: number | undefined): void {
     const { app, instanceId, lastDirtyTimestamp } = entry.record;
     const entries = this.#apps.get(app)!;
     entries.delete(instanceId);
     if (entries.size === 0) this.#apps.delete(app);
     this.#leases.delete(key(app, instanceId));
     this.#count(entry.record, -1);
-    this.#bury(app, instanceId, lastDirtyTimestamp, cancelled);
+    this.#bury(app, instanceId, cancelVersion ?? lastDirtyTimestamp, cancelVersion !== undefined);
     entry.evictionTimestamp = this.#clock.wallNow();
     this.#publish('DELETED', entry);
   }

@@ -327,13 +327,13 @@ describe('leases and eviction', () => {
 });
 
 describe('cancel', () => {
-  test('removes the instance, bumps the revision and replicates', () => {
-    const { registry, writes } = newRegistry();
+  test('removes the instance, bumps the revision and replicates with the cancel time as its version', () => {
+    const { registry, writes, clock } = newRegistry();
     registry.register(registration());
     const revision = registry.cancel('billing', 'i-1');
     assert.equal(revision, 2);
     assert.equal(registry.stats().size, 0);
-    assert.deepEqual(writes.at(-1), { action: 'cancel', app: 'billing', instanceId: 'i-1', lastDirtyTimestamp: 1_000 });
+    assert.deepEqual(writes.at(-1), { action: 'cancel', app: 'billing', instanceId: 'i-1', lastDirtyTimestamp: clock.wallNow() });
   });
 
   test('an unknown instance is NOT_FOUND', () => {
@@ -350,11 +350,11 @@ describe('cancel', () => {
   });
 
   test('a client coming back after a cancel with its old version gets a newer one', () => {
-    const { registry } = newRegistry();
+    const { registry, clock } = newRegistry();
     registry.register(registration({ lastDirtyTimestamp: 1_000 }));
     registry.cancel('billing', 'i-1');
     const { view } = registry.register(registration({ lastDirtyTimestamp: 1_000 }));
-    assert.equal(view.record.lastDirtyTimestamp, 1_001);
+    assert.equal(view.record.lastDirtyTimestamp, clock.wallNow() + 1);
   });
 
   test('a replicated cancel older than the stored version is ignored', () => {
