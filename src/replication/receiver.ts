@@ -10,17 +10,20 @@ export type ReplicaRegistry = Pick<Registry, 'applyRecord' | 'heartbeat' | 'canc
  * one result per task: NOT_FOUND asks the sender for a register, CONFLICT hands it our newer record.
  */
 export function applyTasks(registry: ReplicaRegistry, tasks: readonly ReplicationTask[]): TaskResult[] {
-  return tasks.map((task) => {
-    try {
-      return applyTask(registry, task);
-    } catch (err) {
-      if (err instanceof RegistryError && err.kind === 'invalid_argument') return { code: 'invalid', message: err.message };
-      throw err;
-    }
-  });
+  return tasks.map((task) => applyTask(registry, task));
 }
 
-function applyTask(registry: ReplicaRegistry, task: ReplicationTask): TaskResult {
+/** One task of {@link applyTasks}; a task the core refuses is answered `invalid`. */
+export function applyTask(registry: ReplicaRegistry, task: ReplicationTask): TaskResult {
+  try {
+    return apply(registry, task);
+  } catch (err) {
+    if (err instanceof RegistryError && err.kind === 'invalid_argument') return { code: 'invalid', message: err.message };
+    throw err;
+  }
+}
+
+function apply(registry: ReplicaRegistry, task: ReplicationTask): TaskResult {
   switch (task.action) {
     case 'register': {
       if (registry.applyRecord(task.record) !== 'stale') return { code: 'ok' };

@@ -1,0 +1,50 @@
+import { Gauge, Histogram } from 'prom-client';
+import type { Replicator } from '../replication/replicator.js';
+import type { Metrics } from './metrics.js';
+
+const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * Per-peer replication series, read from the dispatchers at scrape time, plus the lag
+ * histogram (origin applied → this node applied) fed by the replication service.
+ * Returns the lag observer to hand to that service.
+ */
+export function addReplicationMetrics(metrics: Metrics, replicator: Replicator): (seconds: number) => void {
+  const registers = [metrics.registry];
+  const perPeer = (name: string, help: string, read: (p: ReturnType<Replicator['peers']>[number]) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of replicator.peers()) this.set({ peer: peer.peer }, read(peer));
+      },
+    });
+  };
+  perPeer('roster_peer_connected', '1 while the Replicate stream to the peer is open.', (p) => (p.connected ? 1 : 0));
+  perPeer('roster_peer_queue_depth', 'Tasks waiting for the peer.', (p) => p.queueDepth);
+  perPeer('roster_peer_in_flight', 'Tasks sent to the peer and not yet answered.', (p) => p.inFlight);
+  perPeer('roster_peer_batches_sent', 'Batches sent to the peer (monotonic).', (p) => p.batchesSent);
+  perPeer('roster_peer_tasks_sent', 'Tasks sent to the peer (monotonic).', (p) => p.tasksSent);
+  perPeer('roster_peer_tasks_dropped', 'Tasks dropped because the queue was full (monotonic).', (p) => p.dropped);
+  perPeer('roster_peer_tasks_expired', 'Tasks that expired before they could be sent (monotonic).', (p) => p.expired);
+  perPeer('roster_peer_reconnects', 'Times the stream to the peer was re-established (monotonic).', (p) => p.retries);
+  perPeer('roster_peer_conflicts', 'Newer records the peer handed back (monotonic).', (p) => p.conflicts);
+  new Gauge({
+    name: 'roster_replication_ready',
+    help: '1 once start-up sync is over and reads are served.',
+    registers,
+    collect() {
+      this.set(replicator.ready ? 1 : 0);
+    },
+  });
+  const lag = new Histogram({
+    name: 'roster_replication_lag_seconds',
+    help: 'From a write applied at its origin to the same write applied here.',
+    buckets: LAG_BUCKETS,
+    registers,
+  });
+  return (seconds) => lag.observe(seconds);
+}

@@ -1,0 +1,105 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { Registry } from '../core/registry.js';
+import * as pb from '../gen/roster/v1/replication_service.js';
+import { applyTask } from '../replication/receiver.js';
+import { toRpcStatus } from './errors.js';
+import { taskFromProto, taskResultToProto, snapshotChunks } from './replication-convert.js';
+import type { TokenBucket } from './rate-limit.js';
+
+export interface ReplicationServiceOptions {
+  readonly registry: Registry;
+  readonly nodeId: string;
+  /** The cluster credential; undefined accepts every peer (a warning is logged at start). */
+  readonly token: string | undefined;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Caps replicated tasks per second; over it tasks are answered RESOURCE_EXHAUSTED. */
+  readonly limiter?: TokenBucket;
+  /** Receives origin→applied lag per task, in seconds. */
+  readonly observeLag?: (seconds: number) => void;
+}
+
+const digestOf = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/**
+ * `Authorization: Bearer <token>`, compared in constant time (hashing first makes the lengths
+ * equal, so not even the length leaks).
+ */
+export function makeAuthenticator(token: string | undefined): (metadata: grpc.Metadata) => boolean {
+  if (token === undefined) return () => true;
+  const expected = digestOf(`Bearer ${token}`);
+  return (metadata) => {
+    const given = metadata.get('authorization')[0];
+    return typeof given === 'string' && timingSafeEqual(digestOf(given), expected);
+  };
+}
+
+const OVERLOADED: pb.TaskResult = { code: pb.TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED };
+const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'replication requires the cluster token' };
+
+/** The ReplicationService handlers: Replicate (task batches), Snapshot and Digest. */
+export function createReplicationService(options: ReplicationServiceOptions): pb.ReplicationServiceServer {
+  const { registry, clock, limiter } = options;
+  const log = options.logger.child({ component: 'replication-server' });
+  const authenticated = makeAuthenticator(options.token);
+  if (options.token === undefined) log.warn('no cluster token configured: any client can replicate into this node');
+
+  return {
+    replicate(call) {
+      if (!authenticated(call.metadata)) {
+        log.warn({ peer: call.getPeer() }, 'refused an unauthenticated replication stream');
+        call.emit('error', UNAUTHENTICATED);
+        return;
+      }
+      // Headers now, so the sender learns at once that the stream is accepted.
+      call.sendMetadata(new grpc.Metadata());
+      call.on('data', (request: pb.ReplicateRequest) => {
+        try {
+          const now = clock.wallNow();
+          const results = request.tasks.map((wire) => {
+            if (limiter && !limiter.tryTake()) return OVERLOADED;
+            const task = taskFromProto(wire);
+            if (!task.ok) return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
+            if (task.value.originTimestamp > 0) options.observeLag?.(Math.max(0, now - task.value.originTimestamp) / 1000);
+            return taskResultToProto(applyTask(registry, task.value));
+          });
+          call.write({ batchId: request.batchId, results });
+        } catch (err) {
+          call.emit('error', toRpcStatus(err, log));
+        }
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+
+    snapshot(call) {
+      if (!authenticated(call.metadata)) {
+        call.emit('error', UNAUTHENTICATED);
+        return;
+      }
+      void (async () => {
+        try {
+          for (const chunk of snapshotChunks(registry, call.request.apps, options.nodeId)) {
+            if (call.cancelled) return;
+            if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));
+          }
+          call.end();
+        } catch (err) {
+          call.emit('error', toRpcStatus(err, log));
+        }
+      })();
+    },
+
+    digest(call, callback) {
+      if (!authenticated(call.metadata)) {
+        callback(UNAUTHENTICATED);
+        return;
+      }
+      const apps = [...registry.digest()].map(([app, d]) => ({ app, count: d.count, hash: d.hash }));
+      callback(null, { nodeId: options.nodeId, apps });
+    },
+  };
+}

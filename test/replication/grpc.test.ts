@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { SystemClock } from '../../src/core/clock.js';
+import { Registry } from '../../src/core/registry.js';
+import * as pb from '../../src/gen/roster/v1/replication_service.js';
+import { GrpcPeerLink } from '../../src/grpc/peer-link.js';
+import { recordToProto } from '../../src/grpc/replication-convert.js';
+import { createReplicationService } from '../../src/grpc/replication-service.js';
+import { startGrpcServer, type GrpcServerHandle } from '../../src/grpc/server.js';
+import { Replicator } from '../../src/replication/replicator.js';
+import { registration } from '../core/fixtures.js';
+
+const logger = pino({ level: 'silent' });
+
+interface TestNode {
+  registry: Registry;
+  replicator: Replicator;
+  server: GrpcServerHandle;
+  address: string;
+}
+
+/** Nodes on real gRPC servers on 127.0.0.1:0; each gets its peers once all ports are known. */
+async function cluster(size: number, token: string | undefined, start = true): Promise<TestNode[]> {
+  const clock = new SystemClock();
+  const nodes: TestNode[] = [];
+  const addresses: string[] = [];
+  for (let i = 0; i < size; i++) {
+    let replicator: Replicator | undefined;
+    const registry = new Registry({ clock, onLocalWrite: (w) => replicator?.publish(w) });
+    const nodeId = `node-${i}`;
+    const server = await startGrpcServer({
+      registry,
+      logger,
+      extraServices: [
+        {
+          definition: pb.ReplicationServiceService,
+          implementation: createReplicationService({ registry, nodeId, token, clock, logger }) as unknown as grpc.UntypedServiceImplementation,
+        },
+      ],
+    });
+    const address = `127.0.0.1:${server.port}`;
+    addresses.push(address);
+    replicator = new Replicator({
+      nodeId,
+      registry,
+      clock,
+      logger,
+      connect: (a) => new GrpcPeerLink(a, { token }),
+      resolvePeers: async () => addresses.filter((a) => a !== address),
+      startupWaitMs: 2_000,
+    });
+    nodes.push({ registry, replicator, server, address });
+  }
+  if (start) for (const node of nodes) await node.replicator.start();
+  return nodes;
+}
+
+async function shutdown(nodes: TestNode[]): Promise<void> {
+  for (const n of nodes) {
+    await n.replicator.stop(500);
+    await n.server.shutdown(0);
+  }
+}
+
+async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('replication over gRPC', () => {
+  const started: TestNode[][] = [];
+  after(async () => {
+    for (const nodes of started) await shutdown(nodes);
+  });
+
+  test('writes, heartbeats and cancels reach every peer over the Replicate streams', async () => {
+    const nodes = await cluster(3, 'secret');
+    started.push(nodes);
+    const [a, b, c] = nodes as [TestNode, TestNode, TestNode];
+    a.registry.register(registration());
+    await until(() => b.registry.record('billing', 'i-1') !== undefined && c.registry.record('billing', 'i-1') !== undefined);
+    c.registry.setStatusOverride('billing', 'i-1', 'OUT_OF_SERVICE');
+    await until(() => a.registry.record('billing', 'i-1')?.status === 'OUT_OF_SERVICE');
+    b.registry.cancel('billing', 'i-1');
+    await until(() => a.registry.stats().size === 0 && c.registry.stats().size === 0);
+    for (const n of nodes) assert.ok(n.replicator.peers().every((p) => p.connected));
+  });
+
+  test('a peer without the cluster token gets UNAUTHENTICATED and changes nothing', async () => {
+    const nodes = await cluster(1, 'secret');
+    started.push(nodes);
+    const target = nodes[0]!;
+    for (const token of [undefined, 'wrong']) {
+      const client = new pb.ReplicationServiceClient(target.address, grpc.credentials.createInsecure());
+      const metadata = new grpc.Metadata();
+      if (token) metadata.set('authorization', `Bearer ${token}`);
+      const record = { ...registration(), overriddenStatus: undefined, lastUpdatedTimestamp: 0 };
+      const code = await new Promise<grpc.status>((resolve) => {
+        const call = client.replicate(metadata);
+        call.on('error', (err: grpc.ServiceError) => resolve(err.code));
+        call.on('data', () => resolve(grpc.status.OK));
+        call.write({
+          batchId: 1,
+          tasks: [{ action: pb.ReplicationAction.REPLICATION_ACTION_REGISTER, instance: recordToProto(record), originTimestamp: 0 }],
+        });
+      });
+      assert.equal(code, grpc.status.UNAUTHENTICATED);
+      const digest = await new Promise<grpc.ServiceError | null>((resolve) => client.digest({}, metadata, (err) => resolve(err)));
+      assert.equal(digest?.code, grpc.status.UNAUTHENTICATED);
+      client.close();
+    }
+    assert.equal(target.registry.stats().size, 0);
+  });
+
+  test('a node that starts after its peer catches up from a snapshot before serving reads', async () => {
+    const nodes = await cluster(2, undefined, false);
+    started.push(nodes);
+    const [a, b] = nodes as [TestNode, TestNode];
+    for (let i = 0; i < 2_500; i++) a.registry.register(registration({ instanceId: `i-${i}` }));
+    a.registry.register(registration({ instanceId: 'cancelled' }));
+    a.registry.cancel('billing', 'cancelled');
+    await b.replicator.start();
+    assert.equal(b.replicator.ready, false);
+    await until(() => b.replicator.ready);
+    assert.equal(b.registry.stats().size, 2_500);
+    assert.ok(b.registry.tombstones().some((t) => t.instanceId === 'cancelled' && t.cancelled));
+  });
+});
