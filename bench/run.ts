@@ -1,0 +1,136 @@
+/**
+ * `npm run bench [-- --quick] [-- --out FILE] [-- --only ID,ID]`: runs the scenarios of
+ * bench/scenarios.ts against a Roster node in a child process, prints a table and writes the
+ * results as JSON to bench/results/latest.json (and to FILE). Targets are reported, not enforced.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { RosterClient } from '../src/client/index.js';
+import { ServerProcess } from './harness.js';
+import { CHANNEL_OPTIONS, SUITES, type Budget, type Measurement, type Target } from './scenarios.js';
+
+interface Row {
+  readonly id: string;
+  readonly suite: string;
+  readonly scenario: string;
+  readonly result: number;
+  readonly unit: string;
+  readonly target: Target | undefined;
+  readonly met: boolean | undefined;
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+const LATEST = fileURLToPath(new URL('./results/latest.json', import.meta.url));
+
+const BUDGETS: Readonly<Record<'full' | 'quick', Budget>> = {
+  full: { warmupMs: 1_500, durationMs: 5_000, reads: 7 },
+  quick: { warmupMs: 300, durationMs: 1_000, reads: 3 },
+};
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      only: { type: 'string' },
+    },
+  });
+  const budget = BUDGETS[values.quick ? 'quick' : 'full'];
+  const only = values.only === undefined ? undefined : new Set(values.only.split(','));
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  const rows: Row[] = [];
+  const results = new Map<string, Measurement>();
+
+  for (const suite of SUITES) {
+    const scenarios = suite.scenarios.filter((s) => only === undefined || only.has(s.id));
+    if (scenarios.length === 0) continue;
+    const server = await ServerProcess.start(suite.serverFlags);
+    const client = new RosterClient(server.address, { channelOptions: CHANNEL_OPTIONS, timeoutMs: 30_000 });
+    try {
+      await suite.setup?.(server);
+      for (const scenario of scenarios) {
+        process.stderr.write(`running ${scenario.id} ...\n`);
+        const measurement = await scenario.run({ server, client, budget, results });
+        results.set(scenario.id, measurement);
+        const target = scenario.target?.(results);
+        rows.push({
+          id: scenario.id,
+          suite: suite.name,
+          scenario: scenario.title,
+          result: measurement.value,
+          unit: scenario.unit,
+          target,
+          met: target === undefined ? undefined : meets(measurement.value, target),
+          details: measurement.details ?? {},
+        });
+      }
+    } finally {
+      client.close();
+      await server.stop();
+    }
+  }
+
+  const report = {
+    startedAt: startedAt.toISOString(),
+    seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+    budget,
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      loadAverageBefore: loadBefore.map((n) => Math.round(n * 100) / 100),
+      loadAverageAfter: loadavg().map((n) => Math.round(n * 100) / 100),
+    },
+    rows,
+  };
+  console.log(table(rows));
+  console.log(`\nload average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`);
+  for (const path of [LATEST, ...(values.out === undefined ? [] : [values.out])]) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+    console.log(`wrote ${path}`);
+  }
+}
+
+function meets(value: number, target: Target): boolean {
+  return (target.atLeast === undefined || value >= target.atLeast) && (target.atMost === undefined || value <= target.atMost);
+}
+
+function formatNumber(value: number, unit: string): string {
+  if (unit === 'ms' || unit === 'MB') return value.toFixed(1);
+  return Math.round(value).toLocaleString('en-US');
+}
+
+function formatTarget(target: Target | undefined, unit: string): string {
+  if (target === undefined) return '-';
+  const bounds = [
+    ...(target.atLeast === undefined ? [] : [`≥ ${formatNumber(target.atLeast, unit)}`]),
+    ...(target.atMost === undefined ? [] : [`≤ ${formatNumber(target.atMost, unit)}`]),
+  ];
+  return bounds.join(', ') + (target.note === undefined ? '' : ` (${target.note})`);
+}
+
+/** A Markdown table, so the output can be pasted into BENCHMARKS.md as it is. */
+function table(rows: readonly Row[]): string {
+  const header = ['scenario', 'result', 'unit', 'target', 'met'];
+  const cells = rows.map((row) => [
+    row.scenario,
+    formatNumber(row.result, row.unit),
+    row.unit,
+    formatTarget(row.target, row.unit),
+    row.met === undefined ? '-' : row.met ? 'yes' : 'no',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: readonly string[]): string => `| ${c.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/** A setting: how to validate it, its default, how to read it from a string (env, flag), its help. */
+interface Setting<T> {
+  readonly schema: z.ZodType<T>;
+  readonly fallback: () => T;
+  readonly fromString: (raw: string) => unknown;
+  readonly help: string;
+}
+
+const asInt = (raw: string): unknown => (/^-?\d+$/.test(raw.trim()) ? Number(raw) : raw);
+const asBool = (raw: string): unknown => {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return raw;
+};
+
+function int(min: number, max: number, fallback: number, help: string): Setting<number> {
+  return { schema: z.number().int().min(min).max(max), fallback: () => fallback, fromString: asInt, help };
+}
+
+function bool(fallback: boolean, help: string): Setting<boolean> {
+  return { schema: z.boolean(), fallback: () => fallback, fromString: asBool, help };
+}
+
+function text<T extends string>(schema: z.ZodType<T>, fallback: () => T, help: string): Setting<T> {
+  return { schema, fallback, fromString: (raw) => raw, help };
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** A pino level name, or `silent`. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * Every server setting, one line each: adding one here adds its `--kebab-flag`, its
+ * `ROSTER_UPPER_SNAKE` env var and its config-file key. Names are stable (deployments use them).
+ */
+const SETTINGS = {
+  host: text(z.string().min(1), () => '127.0.0.1', 'address to bind (0.0.0.0 to serve other hosts, e.g. in Kubernetes)'),
+  port: int(0, 65535, 8761, 'gRPC port (0 picks a free port)'),
+  httpPort: int(0, 65535, 8762, 'HTTP port for /metrics, /healthz, /readyz (0 picks a free port)'),
+  logLevel: text<LogLevel>(z.enum(LOG_LEVELS), () => 'info', `log level: ${LOG_LEVELS.join(', ')}`),
+  nodeId: text(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1..128 of [A-Za-z0-9._:-]'), defaultNodeId, 'this node\'s id (default: hostname plus a random suffix)'),
+  leaseRenewalSecs: int(1, 300, 30, 'renewal interval for instances that do not set one'),
+  leaseDurationSecs: int(1, 3600, 90, 'lease duration for instances that do not set one'),
+  selfPreservation: bool(true, 'stop evicting when renewals fall below the threshold'),
+  renewalThresholdPercent: int(1, 100, 85, 'self-preservation threshold, % of expected renewals'),
+  evictionIntervalMs: int(100, 600_000, 1000, 'how often expired leases are looked for'),
+  changeLogSize: int(1, 10_000_000, 100_000, 'changes kept for GetDelta and Watch resumption'),
+  writesPerSecond: int(1, 10_000_000, 50_000, 'client write rate limit (RESOURCE_EXHAUSTED beyond)'),
+  writeBurst: int(1, 10_000_000, 20_000, 'client write burst allowance'),
+  maxWatchers: int(0, 1_000_000, 10_000, 'concurrent Watch streams allowed'),
+  shutdownGraceMs: int(0, 600_000, 5000, 'how long shutdown waits for calls and streams to finish'),
+} satisfies Record<string, Setting<unknown>>;
+
+type Settings = typeof SETTINGS;
+export type SettingName = keyof Settings;
+
+/** The validated server configuration. */
+export type Config = { [K in SettingName]: Settings[K] extends Setting<infer T> ? T : never };
+
+/** A configuration problem; the message names the setting and where its value came from. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Raw values by source; flags use camelCase setting names (as commander reports them). */
+export interface ConfigSources {
+  readonly file?: { readonly path: string; readonly data: unknown };
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly flags?: Readonly<Record<string, unknown>>;
+}
+
+const NAMES = Object.keys(SETTINGS) as SettingName[];
+
+/** `httpPort` → `ROSTER_HTTP_PORT`. */
+export function envVarOf(name: SettingName): string {
+  return `ROSTER_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** `httpPort` → `http-port`. */
+export function flagOf(name: SettingName): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The settings with their flag, env var and help, for building the `serve` command. */
+export function describeSettings(): { name: SettingName; flag: string; envVar: string; help: string }[] {
+  return NAMES.map((name) => ({ name, flag: flagOf(name), envVar: envVarOf(name), help: SETTINGS[name].help }));
+}
+
+/**
+ * Merges defaults < file < ROSTER_* env < flags and validates every setting, reporting all
+ * problems at once. Unknown keys in the file are errors (a typo must not silently fall back).
+ */
+export function resolveConfig(sources: ConfigSources): Config {
+  const problems: string[] = [];
+  const fileValues = fileObject(sources.file, problems);
+  const result: Record<string, unknown> = {};
+  for (const name of NAMES) {
+    const setting: Setting<unknown> = SETTINGS[name];
+    const envVar = envVarOf(name);
+    const flag = sources.flags?.[name];
+    const env = sources.env?.[envVar];
+    let raw: unknown;
+    let origin: string;
+    if (flag !== undefined) {
+      raw = typeof flag === 'string' ? setting.fromString(flag) : flag;
+      origin = `flag --${flagOf(name)}`;
+    } else if (env !== undefined && env !== '') {
+      raw = setting.fromString(env);
+      origin = `env ${envVar}`;
+    } else if (fileValues !== undefined && Object.hasOwn(fileValues, name)) {
+      raw = fileValues[name];
+      origin = `file ${sources.file?.path}`;
+    } else {
+      result[name] = setting.fallback();
+      continue;
+    }
+    const parsed = setting.schema.safeParse(raw);
+    if (parsed.success) result[name] = parsed.data;
+    else problems.push(`${name}=${JSON.stringify(raw)} (from ${origin}): ${parsed.error.issues.map((i) => i.message).join(', ')}`);
+  }
+  if (problems.length === 0 && (result.leaseDurationSecs as number) < (result.leaseRenewalSecs as number)) {
+    problems.push(`leaseDurationSecs (${result.leaseDurationSecs}) must be at least leaseRenewalSecs (${result.leaseRenewalSecs})`);
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  return result as Config;
+}
+
+/** Reads `--config` (a JSON file) when given and resolves the whole configuration. */
+export function loadConfig(flags: Readonly<Record<string, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {
+  const path = flags.config;
+  if (path === undefined) return resolveConfig({ env, flags });
+  if (typeof path !== 'string') throw new ConfigError('--config needs a file path');
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  return resolveConfig({ file: { path, data }, env, flags });
+}
+
+function fileObject(file: ConfigSources['file'], problems: string[]): Record<string, unknown> | undefined {
+  if (file === undefined) return undefined;
+  const { data, path } = file;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    problems.push(`config file ${path} must hold a JSON object`);
+    return undefined;
+  }
+  for (const key of Object.keys(data)) {
+    if (!(NAMES as string[]).includes(key)) problems.push(`config file ${path}: unknown setting "${key}"`);
+  }
+  return data as Record<string, unknown>;
+}
+
+function defaultNodeId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 100);
+  return `${/^[A-Za-z0-9]/.test(host) ? host : `roster${host}`}-${randomBytes(3).toString('hex')}`;
+}

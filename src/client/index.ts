@@ -1,0 +1,14 @@
+export { RosterClient } from './roster-client.js';
+export type {
+  ApplicationsSnapshot,
+  CallOpts,
+  RosterClientOptions,
+  WatchFilter,
+  WatchOptions,
+} from './roster-client.js';
+export { InstanceAgent } from './instance-agent.js';
+export type { InstanceAgentOptions } from './instance-agent.js';
+export { HeartbeatStream } from './heartbeat-stream.js';
+export type { HeartbeatStreamOptions } from './heartbeat-stream.js';
+export { isRetryable, isServiceError } from './errors.js';
+export type { BackoffOptions } from './backoff.js';

@@ -1,0 +1,268 @@
+import {
+  credentials as grpcCredentials,
+  Metadata,
+  status,
+  type CallOptions,
+  type ChannelCredentials,
+  type ClientDuplexStream,
+  type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { SystemClock, type Clock } from '../core/clock.js';
+import { Instance, type DeepPartial, type InstanceStatus } from '../gen/roster/v1/instance.js';
+import {
+  RegistryServiceClient,
+  type CancelResponse,
+  type ClearStatusOverrideResponse,
+  type GetApplicationResponse,
+  type GetDeltaResponse,
+  type GetInstanceResponse,
+  type HeartbeatResponse,
+  type HeartbeatsRequest,
+  type HeartbeatsResponse,
+  type ListApplicationsResponse,
+  type ListByVipResponse,
+  type RegisterResponse,
+  type SetStatusOverrideResponse,
+  type UpdateMetadataResponse,
+  type WatchResponse,
+} from '../gen/roster/v1/registry_service.js';
+import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { clientError, isRetryable } from './errors.js';
+
+/** Per-call options. `deadline` (epoch ms or Date) wins over `timeoutMs`. */
+export interface CallOpts {
+  readonly signal?: AbortSignal;
+  readonly deadline?: Date | number;
+  readonly timeoutMs?: number;
+}
+
+export interface RosterClientOptions {
+  /** Defaults to insecure (plain text), as Roster serves on a private network or via a mesh. */
+  readonly credentials?: ChannelCredentials;
+  /** Extra channel options; `grpc.per_rpc_retry_buffer_size` is forced to 0 (see TOOLCHAIN.md). */
+  readonly channelOptions?: Partial<ClientOptions>;
+  /** Deadline of unary calls without their own (default 10 s). */
+  readonly timeoutMs?: number;
+}
+
+/** A whole-registry snapshot assembled from the ListApplications stream. */
+export interface ApplicationsSnapshot {
+  readonly revision: number;
+  readonly reconcileHash: string;
+  readonly instances: Instance[];
+}
+
+/** What to watch. `sinceRevision` unset means "only changes from now on". */
+export interface WatchFilter {
+  readonly app?: string;
+  readonly vip?: string;
+  readonly sinceRevision?: number;
+}
+
+export interface WatchOptions {
+  /** Ends the iteration (quietly) and the underlying stream. */
+  readonly signal?: AbortSignal;
+  /** Drives the reconnect backoff (default: the system clock). */
+  readonly clock?: Clock;
+  readonly backoff?: BackoffOptions;
+  /** Consecutive failed attempts (no message received) before the last error is thrown (default 20). */
+  readonly maxRetries?: number;
+  /** Told about each reconnect, e.g. to log it. */
+  readonly onRetry?: (err: ServiceError, delayMs: number) => void;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+/** A 100k-instance snapshot takes seconds on loopback; give slow links room. */
+const SNAPSHOT_TIMEOUT_MS = 60_000;
+
+type UnaryStart<Res> = (
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (err: ServiceError | null, res: Res) => void,
+) => ClientUnaryCall;
+
+/**
+ * A promise-based client for roster.v1.RegistryService over the generated grpc-js stub.
+ * Requests and responses are the generated message types; failures reject with the grpc-js
+ * ServiceError (code, details, metadata) unchanged. Aborting a call's signal cancels it (CANCELLED).
+ */
+export class RosterClient {
+  readonly #stub: RegistryServiceClient;
+  readonly #timeoutMs: number;
+
+  constructor(address: string, options: RosterClientOptions = {}) {
+    this.#stub = new RegistryServiceClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
+      ...options.channelOptions,
+      'grpc.per_rpc_retry_buffer_size': 0,
+    });
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** Stores or replaces `instance`; `app` and `instanceId` are required by the server. */
+  register(instance: DeepPartial<Instance>, opts?: CallOpts): Promise<RegisterResponse> {
+    const request = { instance: Instance.fromPartial(instance) };
+    return this.#unary((m, o, cb) => this.#stub.register(request, m, o, cb), opts);
+  }
+
+  /** Renews a lease. NOT_FOUND means "register again" (see the proto). */
+  heartbeat(app: string, instanceId: string, lastDirtyTimestamp = 0, opts?: CallOpts): Promise<HeartbeatResponse> {
+    const request = { app, instanceId, lastDirtyTimestamp };
+    return this.#unary((m, o, cb) => this.#stub.heartbeat(request, m, o, cb), opts);
+  }
+
+  cancel(app: string, instanceId: string, opts?: CallOpts): Promise<CancelResponse> {
+    return this.#unary((m, o, cb) => this.#stub.cancel({ app, instanceId }, m, o, cb), opts);
+  }
+
+  setStatusOverride(app: string, instanceId: string, status: InstanceStatus, opts?: CallOpts): Promise<SetStatusOverrideResponse> {
+    return this.#unary((m, o, cb) => this.#stub.setStatusOverride({ app, instanceId, status }, m, o, cb), opts);
+  }
+
+  clearStatusOverride(app: string, instanceId: string, opts?: CallOpts): Promise<ClearStatusOverrideResponse> {
+    return this.#unary((m, o, cb) => this.#stub.clearStatusOverride({ app, instanceId }, m, o, cb), opts);
+  }
+
+  /** Removes `remove`, then sets `set`. */
+  updateMetadata(
+    app: string,
+    instanceId: string,
+    set: Readonly<Record<string, string>>,
+    remove: readonly string[] = [],
+    opts?: CallOpts,
+  ): Promise<UpdateMetadataResponse> {
+    const request = { app, instanceId, set: { ...set }, remove: [...remove] };
+    return this.#unary((m, o, cb) => this.#stub.updateMetadata(request, m, o, cb), opts);
+  }
+
+  getInstance(app: string, instanceId: string, opts?: CallOpts): Promise<GetInstanceResponse> {
+    return this.#unary((m, o, cb) => this.#stub.getInstance({ app, instanceId }, m, o, cb), opts);
+  }
+
+  getApplication(app: string, opts?: CallOpts): Promise<GetApplicationResponse> {
+    return this.#unary((m, o, cb) => this.#stub.getApplication({ app }, m, o, cb), opts);
+  }
+
+  listByVip(vip: string, secure = false, opts?: CallOpts): Promise<ListByVipResponse> {
+    return this.#unary((m, o, cb) => this.#stub.listByVip({ vip, secure }, m, o, cb), opts);
+  }
+
+  /** Changes after `sinceRevision`; follow `hasMore`, and on `resyncRequired` list again. */
+  getDelta(sinceRevision: number, maxChanges = 0, opts?: CallOpts): Promise<GetDeltaResponse> {
+    return this.#unary((m, o, cb) => this.#stub.getDelta({ sinceRevision, maxChanges }, m, o, cb), opts);
+  }
+
+  /**
+   * The whole registry, collected from the ListApplications stream. Every chunk must carry the
+   * same revision and the total must match, or the snapshot is refused (DATA_LOSS).
+   */
+  async listApplications(opts: CallOpts & { readonly chunkSize?: number } = {}): Promise<ApplicationsSnapshot> {
+    const call = this.#stub.listApplications(
+      { chunkSize: opts.chunkSize ?? 0 },
+      { deadline: this.#deadline(opts, SNAPSHOT_TIMEOUT_MS) },
+    );
+    const instances: Instance[] = [];
+    let first: ListApplicationsResponse | undefined;
+    await withSignal(call, opts.signal, async () => {
+      for await (const chunk of call as AsyncIterable<ListApplicationsResponse>) {
+        first ??= chunk;
+        if (chunk.revision !== first.revision) {
+          throw clientError(status.DATA_LOSS, `snapshot chunks disagree on revision (${first.revision}, ${chunk.revision})`);
+        }
+        for (const instance of chunk.instances) instances.push(instance);
+      }
+    });
+    if (first === undefined) throw clientError(status.DATA_LOSS, 'ListApplications ended without a chunk');
+    if (instances.length !== first.totalInstances) {
+      throw clientError(status.DATA_LOSS, `snapshot has ${instances.length} of ${first.totalInstances} instances`);
+    }
+    return { revision: first.revision, reconcileHash: first.reconcileHash, instances };
+  }
+
+  /**
+   * Live changes as an async iterable. After a stream error it reconnects from the last revision
+   * it delivered (exponential backoff with jitter), so the caller sees no gap and no repeat. A
+   * message with `resyncRequired` is delivered and ends the iteration: list again, then watch
+   * from the snapshot's revision. Permanent errors (e.g. INVALID_ARGUMENT) are thrown at once.
+   */
+  async *watch(filter: WatchFilter = {}, options: WatchOptions = {}): AsyncGenerator<WatchResponse, void, undefined> {
+    const { signal } = options;
+    const clock = options.clock ?? new SystemClock();
+    const maxRetries = options.maxRetries ?? 20;
+    let sinceRevision = filter.sinceRevision;
+    let failures = 0;
+    while (!signal?.aborted) {
+      const call = this.#stub.watch({ app: filter.app ?? '', vip: filter.vip ?? '', sinceRevision });
+      const onAbort = (): void => call.cancel();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let failure: ServiceError | undefined;
+      try {
+        for await (const message of call as AsyncIterable<WatchResponse>) {
+          failures = 0;
+          sinceRevision = message.revision;
+          yield message;
+          if (message.resyncRequired) return;
+        }
+        failure = clientError(status.UNAVAILABLE, 'watch stream ended by the server');
+      } catch (err) {
+        if (signal?.aborted) return;
+        if (!isRetryable(err)) throw err;
+        failure = err as ServiceError;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+        call.cancel();
+      }
+      if (failures >= maxRetries) throw failure;
+      const delay = backoffDelay(failures++, options.backoff);
+      options.onRetry?.(failure, delay);
+      if (!(await sleep(clock, delay, signal))) return;
+    }
+  }
+
+  /** The raw Heartbeats bidi stream (see HeartbeatStream for the batching, windowed wrapper). */
+  openHeartbeats(opts: Pick<CallOpts, 'deadline'> = {}): ClientDuplexStream<HeartbeatsRequest, HeartbeatsResponse> {
+    return this.#stub.heartbeats(opts.deadline === undefined ? {} : { deadline: opts.deadline });
+  }
+
+  /** Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. */
+  close(): void {
+    this.#stub.close();
+  }
+
+  #deadline(opts: CallOpts | undefined, fallbackMs: number): Date | number {
+    return opts?.deadline ?? Date.now() + (opts?.timeoutMs ?? fallbackMs);
+  }
+
+  #unary<Res>(start: UnaryStart<Res>, opts?: CallOpts): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      const signal = opts?.signal;
+      const onAbort = (): void => call.cancel();
+      const call = start(new Metadata(), { deadline: this.#deadline(opts, this.#timeoutMs) }, (err, res) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(res);
+      });
+      if (signal?.aborted) call.cancel();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** Runs `consume` over a server stream, cancelling the call when `signal` aborts or `consume` throws. */
+async function withSignal(
+  call: ClientReadableStream<unknown>,
+  signal: AbortSignal | undefined,
+  consume: () => Promise<void>,
+): Promise<void> {
+  const onAbort = (): void => call.cancel();
+  if (signal?.aborted) call.cancel();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await consume();
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    call.cancel();
+  }
+}

@@ -1,0 +1,485 @@
+import type { Writable } from 'node:stream';
+import { status, type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { RegistryError, invalid, unknownInstance } from '../core/errors.js';
+import { reconcileHash } from '../core/registry.js';
+import type { Change, HeartbeatOutcome, InstanceRecord, InstanceStatus, RegistryApi } from '../core/types.js';
+import { checkApp } from '../core/validate.js';
+import { InstanceStatus as PbInstanceStatus } from '../gen/roster/v1/instance.js';
+import type {
+  HeartbeatRequest,
+  HeartbeatResult,
+  HeartbeatsRequest,
+  ListApplicationsRequest,
+  ListApplicationsResponse,
+  RegistryServiceServer,
+  WatchRequest,
+  WatchResponse,
+} from '../gen/roster/v1/registry_service.js';
+import { changeToProto, encodedSizeBound, instanceToProto, registrationFromProto, statusFromProto, statusToProto } from './convert.js';
+import { toRpcStatus, type RpcStatus } from './errors.js';
+import { TokenBucket } from './rate-limit.js';
+
+/** Overload bounds of the client-facing API. */
+export interface Limits {
+  /** Sustained client writes per second; each heartbeat of a Heartbeats batch counts as one. */
+  readonly writesPerSecond: number;
+  /** Writes allowed at once above the sustained rate (a fleet renewing together). */
+  readonly writeBurst: number;
+  /** Concurrent Watch streams; each holds a subscription, a timer and a bounded backlog. */
+  readonly maxWatchers: number;
+  /** Changes held for a Watch client that stopped reading before it is told to resync. */
+  readonly maxWatchBacklog: number;
+  /** How often an idle Watch stream gets a progress message. */
+  readonly watchProgressIntervalMs: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = {
+  writesPerSecond: 50_000,
+  writeBurst: 20_000,
+  maxWatchers: 10_000,
+  maxWatchBacklog: 10_000,
+  watchProgressIntervalMs: 10_000,
+};
+
+export interface RegistryServiceOptions {
+  readonly registry: RegistryApi;
+  readonly logger: Logger;
+  /** Drives the write rate limit. */
+  readonly clock: Clock;
+  readonly limits?: Partial<Limits>;
+  /** False while the node may not serve reads (start-up sync with peers): they answer UNAVAILABLE. */
+  readonly ready?: () => boolean;
+}
+
+/** The RegistryService handlers, plus what shutdown needs to end the long-lived Watch streams. */
+export interface RegistryService {
+  readonly implementation: RegistryServiceServer;
+  /** Open Watch streams. */
+  readonly watchers: number;
+  /** Ends every open Watch stream with `status`. */
+  endWatches(status: RpcStatus): void;
+}
+
+// Responses stay under this, well inside the 4 MiB a client accepts by default.
+const MESSAGE_BYTES_BUDGET = 3 * 1024 * 1024;
+const MAX_BATCH_HEARTBEATS = 1000;
+const CHUNK_SIZE = { fallback: 1000, max: 5000 };
+const MAX_CHANGES = { fallback: 1000, max: 5000 };
+const WATCH_PAGE = 1000;
+const NOT_READY = 'node is starting: not yet synchronised with its peers';
+
+/**
+ * Implements roster.v1.RegistryService over the narrow {@link RegistryApi}: converts, rate
+ * limits writes, gates reads on readiness and maps every failure through the one error table.
+ */
+export function createRegistryService(options: RegistryServiceOptions): RegistryService {
+  const { registry, logger } = options;
+  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const ready = options.ready ?? (() => true);
+  const bucket = new TokenBucket({ ratePerSecond: limits.writesPerSecond, burst: limits.writeBurst, clock: options.clock });
+  const watchers = new Set<WatchStream>();
+  const log = (method: string): Logger => logger.child({ method });
+
+  const takeWriteToken = (): void => {
+    if (!bucket.tryTake()) throw new RegistryError('resource_exhausted', 'rate limit exceeded');
+  };
+  const assertReady = (): void => {
+    if (!ready()) throw new RegistryError('unavailable', NOT_READY);
+  };
+  const renew = (hb: HeartbeatRequest): InstanceStatus => {
+    takeWriteToken();
+    return renewedStatus(registry.heartbeat(hb.app, hb.instanceId, hb.lastDirtyTimestamp, 'client'), hb.app, hb.instanceId);
+  };
+
+  const heartbeatsLog = log('Heartbeats');
+  const heartbeatResult = (hb: HeartbeatRequest): HeartbeatResult => {
+    try {
+      return { code: status.OK, message: '', status: statusToProto(renew(hb)) };
+    } catch (err) {
+      const failure = toRpcStatus(err, heartbeatsLog);
+      return { code: failure.code, message: failure.details, status: PbInstanceStatus.INSTANCE_STATUS_UNSPECIFIED };
+    }
+  };
+
+  const listLog = log('ListApplications');
+  const sendSnapshot = async (call: ServerWritableStream<ListApplicationsRequest, ListApplicationsResponse>): Promise<void> => {
+    assertReady();
+    const chunkSize = countParam(call.request.chunkSize, 'chunk_size', CHUNK_SIZE);
+    const snapshot = registry.snapshot();
+    const { instances } = snapshot;
+    let start = 0;
+    do {
+      if (call.destroyed) return;
+      const end = batchEnd(instances, start, chunkSize, (view) => view.record);
+      const chunk: ListApplicationsResponse = {
+        revision: snapshot.revision,
+        reconcileHash: snapshot.reconcileHash,
+        totalInstances: instances.length,
+        instances: instances.slice(start, end).map(instanceToProto),
+      };
+      start = end;
+      if (!call.write(chunk) && !(await drained(call))) return;
+    } while (start < instances.length);
+    call.end();
+  };
+
+  const watchLog = log('Watch');
+  const implementation: RegistryServiceServer = {
+    register: unary(log('Register'), (req) => {
+      takeWriteToken();
+      const { view, revision } = registry.register(registrationFromProto(req.instance));
+      return { instance: instanceToProto(view), revision };
+    }),
+
+    heartbeat: unary(log('Heartbeat'), (req) => ({ status: statusToProto(renew(req)) })),
+
+    heartbeats: (call) => {
+      let failed = false;
+      let awaitingDrain = false;
+      call.on('data', (request: HeartbeatsRequest) => {
+        if (failed) return;
+        const count = request.heartbeats.length;
+        if (count < 1 || count > MAX_BATCH_HEARTBEATS) {
+          failed = true;
+          failStream(call, invalid('heartbeats', `must hold 1..${MAX_BATCH_HEARTBEATS} heartbeats, got ${count}`), heartbeatsLog);
+          return;
+        }
+        const written = call.write({ batchId: request.batchId, results: request.heartbeats.map(heartbeatResult) });
+        if (!written && !awaitingDrain) {
+          awaitingDrain = true;
+          call.pause();
+          call.once('drain', () => {
+            awaitingDrain = false;
+            call.resume();
+          });
+        }
+      });
+      call.on('end', () => {
+        if (!failed) call.end();
+      });
+    },
+
+    cancel: unary(log('Cancel'), (req) => {
+      takeWriteToken();
+      return { revision: registry.cancel(req.app, req.instanceId, 'client') };
+    }),
+
+    setStatusOverride: unary(log('SetStatusOverride'), (req) => {
+      takeWriteToken();
+      const forced = statusFromProto(req.status, 'status');
+      if (forced === undefined) throw invalid('status', 'is required');
+      return { instance: instanceToProto(registry.setStatusOverride(req.app, req.instanceId, forced)) };
+    }),
+
+    clearStatusOverride: unary(log('ClearStatusOverride'), (req) => {
+      takeWriteToken();
+      return { instance: instanceToProto(registry.clearStatusOverride(req.app, req.instanceId)) };
+    }),
+
+    updateMetadata: unary(log('UpdateMetadata'), (req) => {
+      takeWriteToken();
+      return { instance: instanceToProto(registry.updateMetadata(req.app, req.instanceId, { ...req.set }, req.remove)) };
+    }),
+
+    getInstance: unary(log('GetInstance'), (req) => {
+      assertReady();
+      const view = registry.get(req.app, req.instanceId);
+      return { instance: instanceToProto(view), revision: registry.revision };
+    }),
+
+    listApplications: (call) => {
+      sendSnapshot(call).catch((err: unknown) => failStream(call, err, listLog));
+    },
+
+    getApplication: unary(log('GetApplication'), (req) => {
+      assertReady();
+      const { instances, revision } = registry.getApplication(req.app);
+      return { app: req.app.toLowerCase(), instances: instances.map(instanceToProto), revision };
+    }),
+
+    listByVip: unary(log('ListByVip'), (req) => {
+      assertReady();
+      const { instances, revision } = registry.listByVip(req.vip, req.secure);
+      return { instances: instances.map(instanceToProto), revision };
+    }),
+
+    getDelta: unary(log('GetDelta'), (req) => {
+      assertReady();
+      const max = countParam(req.maxChanges, 'max_changes', MAX_CHANGES);
+      const delta = registry.delta(req.sinceRevision, max);
+      const end = batchEnd(delta.changes, 0, max, (change) => change.instance.record);
+      const cut = end < delta.changes.length;
+      return {
+        changes: delta.changes.slice(0, end).map(changeToProto),
+        revision: cut ? delta.changes[end - 1]!.revision : delta.revision,
+        hasMore: cut || delta.hasMore,
+        resyncRequired: delta.resyncRequired,
+        reconcileHash: reconcileHash(registry.stats().byStatus),
+      };
+    }),
+
+    watch: (call) => {
+      try {
+        assertReady();
+        if (watchers.size >= limits.maxWatchers) {
+          throw new RegistryError('resource_exhausted', `too many watchers (limit ${limits.maxWatchers})`);
+        }
+        const stream = new WatchStream(call, {
+          registry,
+          matches: watchFilter(call.request.app, call.request.vip),
+          maxBacklog: limits.maxWatchBacklog,
+          logger: watchLog,
+          onClose: () => watchers.delete(stream),
+        });
+        watchers.add(stream);
+        stream.start(call.request.sinceRevision, limits.watchProgressIntervalMs);
+      } catch (err) {
+        failStream(call, err, watchLog);
+      }
+    },
+  };
+
+  return {
+    implementation,
+    get watchers() {
+      return watchers.size;
+    },
+    endWatches(end: RpcStatus): void {
+      for (const stream of [...watchers]) stream.end(end);
+    },
+  };
+}
+
+function unary<Req, Res>(logger: Logger, handle: (request: Req) => Res): handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    let response: Res;
+    try {
+      response = handle(call.request);
+    } catch (err) {
+      callback(toRpcStatus(err, logger));
+      return;
+    }
+    callback(null, response);
+  };
+}
+
+/** Fails a stream with the mapped status, unless it is already over. */
+function failStream(call: Writable, err: unknown, logger: Logger): void {
+  const failure = toRpcStatus(err, logger);
+  if (!call.destroyed && !call.writableEnded) call.emit('error', failure);
+}
+
+/** Resolves true when `call` drains, false when it closes first (cancelled or over). */
+function drained(call: Writable): Promise<boolean> {
+  return new Promise((resolve) => {
+    const settle = (open: boolean) => (): void => {
+      call.off('drain', onDrain);
+      call.off('close', onClose);
+      resolve(open);
+    };
+    const onDrain = settle(true);
+    const onClose = settle(false);
+    call.once('drain', onDrain);
+    call.once('close', onClose);
+  });
+}
+
+/** A count from a request: 0 takes the default, above the maximum is refused naming `field`. */
+function countParam(value: number, field: string, bounds: { fallback: number; max: number }): number {
+  if (value === 0) return bounds.fallback;
+  if (value > bounds.max) throw invalid(field, `must be 1..${bounds.max} (0 for ${bounds.fallback})`);
+  return value;
+}
+
+/** End (exclusive) of the message starting at `start`: at most `maxCount` items within the byte budget, never empty. */
+function batchEnd<T>(items: readonly T[], start: number, maxCount: number, recordOf: (item: T) => InstanceRecord): number {
+  let end = start;
+  let bytes = 0;
+  while (end < items.length && end - start < maxCount) {
+    bytes += encodedSizeBound(recordOf(items[end]!));
+    if (bytes > MESSAGE_BYTES_BUDGET && end > start) break;
+    end++;
+  }
+  return end;
+}
+
+const NOT_FOUND_WHY: Readonly<Record<Extract<HeartbeatOutcome, { kind: 'not_found' }>['reason'], string>> = {
+  unknown: 'is not registered',
+  expired: 'lease has expired: register again',
+  status_unknown: 'status is UNKNOWN: register again',
+  caller_newer: "caller's record is newer than the stored one: register again",
+};
+
+function renewedStatus(outcome: HeartbeatOutcome, app: string, instanceId: string): InstanceStatus {
+  switch (outcome.kind) {
+    case 'ok':
+      return outcome.status;
+    // Only replication origins get conflicts; a client keeps OK and the stored status.
+    case 'conflict':
+      return outcome.record.status;
+    case 'not_found':
+      if (outcome.reason === 'unknown') throw unknownInstance(app, instanceId);
+      throw new RegistryError('not_found', `instance ${app}/${instanceId}: ${NOT_FOUND_WHY[outcome.reason]}`);
+  }
+}
+
+/** Watch's filters: app case-insensitive, VIP against either comma-separated list, trimmed. */
+function watchFilter(app: string, vip: string): (change: Change) => boolean {
+  const wantedApp = app === '' ? undefined : checkApp(app);
+  const wantedVip = vip.trim().toLowerCase();
+  return (change) => {
+    const r = change.instance.record;
+    if (wantedApp !== undefined && r.app !== wantedApp) return false;
+    return wantedVip === '' || vipListHas(r.vipAddress, wantedVip) || vipListHas(r.secureVipAddress, wantedVip);
+  };
+}
+
+function vipListHas(list: string, vip: string): boolean {
+  return list.split(',').some((entry) => entry.trim().toLowerCase() === vip);
+}
+
+interface WatchDeps {
+  readonly registry: RegistryApi;
+  readonly matches: (change: Change) => boolean;
+  readonly maxBacklog: number;
+  readonly logger: Logger;
+  readonly onClose: () => void;
+}
+
+/**
+ * One Watch stream. Subscribes first, replays the change log from the cursor a page at a
+ * time as the client reads, then switches to live changes in the same synchronous step as
+ * the last replayed page, so every revision is handled exactly once. `#cursor` is the
+ * revision the watcher is at once `#queue` (matching changes not yet written) is out.
+ */
+class WatchStream {
+  readonly #call: ServerWritableStream<WatchRequest, WatchResponse>;
+  readonly #deps: WatchDeps;
+  #cursor = 0;
+  #live = false;
+  #queue: Change[] = [];
+  #blocked = false;
+  #closed = false;
+  #sentSinceTick = false;
+  #pumpSoon: NodeJS.Immediate | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(call: ServerWritableStream<WatchRequest, WatchResponse>, deps: WatchDeps) {
+    this.#call = call;
+    this.#deps = deps;
+  }
+
+  start(since: number | undefined, progressIntervalMs: number): void {
+    this.#unsubscribe = this.#deps.registry.subscribe((change) => this.#onChange(change));
+    this.#timer = setInterval(() => this.#tick(), progressIntervalMs);
+    this.#timer.unref();
+    this.#call.once('close', () => this.#close());
+    if (since === undefined) {
+      this.#cursor = this.#deps.registry.revision;
+      this.#live = true;
+      this.#write({ changes: [], revision: this.#cursor, progress: true, resyncRequired: false });
+    } else {
+      this.#cursor = since;
+      this.#pump();
+    }
+  }
+
+  /** Ends the stream with `status` (shutdown). */
+  end(status: RpcStatus): void {
+    if (this.#closed) return;
+    this.#close();
+    if (!this.#call.destroyed && !this.#call.writableEnded) this.#call.emit('error', status);
+  }
+
+  #onChange(change: Change): void {
+    if (this.#closed || !this.#live || change.revision <= this.#cursor) return;
+    this.#cursor = change.revision;
+    if (!this.#deps.matches(change)) return;
+    this.#queue.push(change);
+    if (this.#blocked) {
+      if (this.#queue.length > this.#deps.maxBacklog) this.#resync();
+      return;
+    }
+    this.#pumpSoon ??= setImmediate(() => {
+      this.#pumpSoon = undefined;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    try {
+      while (!this.#closed && !this.#blocked) {
+        if (this.#queue.length === 0) {
+          if (this.#live || !this.#replayPage()) return;
+          continue;
+        }
+        const end = batchEnd(this.#queue, 0, WATCH_PAGE, (change) => change.instance.record);
+        const changes = this.#queue.splice(0, end).map(changeToProto);
+        const revision = this.#queue.length === 0 ? this.#cursor : changes.at(-1)!.revision;
+        this.#write({ changes, revision, progress: false, resyncRequired: false });
+      }
+      if (this.#queue.length > this.#deps.maxBacklog) this.#resync();
+    } catch (err) {
+      const failure = toRpcStatus(err, this.#deps.logger);
+      this.#close();
+      if (!this.#call.destroyed && !this.#call.writableEnded) this.#call.emit('error', failure);
+    }
+  }
+
+  /** Queues the next page of the change log; false when the stream ended instead (resync). */
+  #replayPage(): boolean {
+    // A page never exceeds the backlog bound, so a replay alone cannot trigger a resync.
+    const delta = this.#deps.registry.delta(this.#cursor, Math.min(WATCH_PAGE, this.#deps.maxBacklog));
+    if (delta.resyncRequired) {
+      this.#resync();
+      return false;
+    }
+    for (const change of delta.changes) if (this.#deps.matches(change)) this.#queue.push(change);
+    this.#cursor = delta.revision;
+    if (!delta.hasMore) this.#live = true;
+    return true;
+  }
+
+  #write(message: WatchResponse): void {
+    this.#sentSinceTick = true;
+    if (this.#call.write(message)) return;
+    this.#blocked = true;
+    this.#call.once('drain', () => {
+      this.#blocked = false;
+      this.#pump();
+    });
+  }
+
+  #tick(): void {
+    if (this.#closed || this.#blocked || !this.#live || this.#queue.length > 0) return;
+    if (this.#sentSinceTick) {
+      this.#sentSinceTick = false;
+      return;
+    }
+    this.#write({ changes: [], revision: this.#cursor, progress: true, resyncRequired: false });
+    this.#sentSinceTick = false;
+  }
+
+  #resync(): void {
+    if (this.#closed) return;
+    const revision = this.#deps.registry.revision;
+    this.#deps.logger.debug({ cursor: this.#cursor, revision, backlog: this.#queue.length }, 'watch needs resync');
+    this.#close();
+    if (this.#call.destroyed || this.#call.writableEnded) return;
+    this.#call.write({ changes: [], revision, progress: false, resyncRequired: true });
+    this.#call.end();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue = [];
+    this.#unsubscribe?.();
+    clearInterval(this.#timer);
+    if (this.#pumpSoon) clearImmediate(this.#pumpSoon);
+    this.#deps.onClose();
+  }
+}

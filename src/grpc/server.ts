@@ -1,0 +1,186 @@
+import { readFile } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import { SystemClock, type Clock } from '../core/clock.js';
+import type { RegistryApi } from '../core/types.js';
+import { RegistryServiceService } from '../gen/roster/v1/registry_service.js';
+import { createRegistryService, type Limits } from './registry-service.js';
+
+export type { Limits } from './registry-service.js';
+
+/** Receives every RPC's outcome (method path, final gRPC code, latency), e.g. for metrics. */
+export interface RpcObserver {
+  observe(method: string, code: grpc.status, seconds: number): void;
+}
+
+export interface GrpcServerOptions {
+  readonly registry: RegistryApi;
+  readonly logger: Logger;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 0: an ephemeral port (see {@link GrpcServerHandle.port}). */
+  readonly port?: number;
+  /** Drives the write rate limit; default the system clock. */
+  readonly clock?: Clock;
+  readonly limits?: Partial<Limits>;
+  /** False while reads must answer UNAVAILABLE (start-up sync); default always ready. */
+  readonly ready?: () => boolean;
+  readonly observer?: RpcObserver;
+  /** More services on the same port (replication). */
+  readonly extraServices?: ReadonlyArray<{ definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
+  /** An extra condition for the health status to be SERVING; default always. */
+  readonly serving?: () => boolean;
+}
+
+export interface GrpcServerHandle {
+  readonly port: number;
+  readonly server: grpc.Server;
+  readonly health: HealthImplementation;
+  /** Forces health NOT_SERVING (false) or lets it follow readiness again (true). */
+  setServing(serving: boolean): void;
+  /** Health NOT_SERVING, Watch streams end UNAVAILABLE, calls get `graceMs` to finish, then the rest is cut. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** gRPC's default receive limit, kept explicit: a larger request is answered RESOURCE_EXHAUSTED. */
+const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
+const REGISTRY_SERVICE = 'roster.v1.RegistryService';
+const HEALTH_SERVICE = 'grpc.health.v1.Health';
+const READINESS_RECHECK_MS = 1000;
+const DEFAULT_GRACE_MS = 5000;
+
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+  // Ping idle connections so Watch streams of vanished clients are noticed within ~80 s.
+  'grpc.keepalive_time_ms': 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+};
+
+/**
+ * Serves RegistryService, grpc.health.v1.Health and server reflection (from the real
+ * descriptor sets, so `buf curl` can list, describe and call everything) on one port.
+ */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
+  const log = options.logger.child({ component: 'grpc' });
+  const host = options.host ?? '127.0.0.1';
+  const ready = options.ready ?? (() => true);
+  const service = createRegistryService({
+    registry: options.registry,
+    logger: log,
+    clock: options.clock ?? new SystemClock(),
+    ready,
+    limits: options.limits,
+  });
+  const extra = options.extraServices ?? [];
+  const descriptors = await loadDescriptors();
+
+  const server = new grpc.Server({ ...SERVER_OPTIONS, interceptors: options.observer ? [observeRpcs(options.observer)] : [] });
+  server.addService(RegistryServiceService, service.implementation);
+  for (const { definition, implementation } of extra) server.addService(definition, implementation);
+  const health = new HealthImplementation();
+  health.addToServer(server);
+  const served = [REGISTRY_SERVICE, HEALTH_SERVICE, ...extra.map(({ definition }) => serviceName(definition))];
+  new ReflectionService(descriptors, { services: served }).addToServer(server);
+
+  let wanted = true;
+  let stopping = false;
+  let current: ServingStatus | undefined;
+  const applyHealth = (): void => {
+    const next: ServingStatus = !stopping && wanted && ready() && (options.serving?.() ?? true) ? 'SERVING' : 'NOT_SERVING';
+    if (next === current) return;
+    current = next;
+    health.setStatus('', next);
+    health.setStatus(REGISTRY_SERVICE, next);
+    log.info({ health: next }, 'health status changed');
+  };
+  applyHealth();
+  const recheck = setInterval(applyHealth, READINESS_RECHECK_MS);
+  recheck.unref();
+
+  let port: number;
+  try {
+    port = await bind(server, host, options.port ?? 0);
+  } catch (err) {
+    clearInterval(recheck);
+    server.forceShutdown();
+    throw err;
+  }
+  log.info({ host, port, services: served }, 'grpc server listening');
+
+  let stopped: Promise<void> | undefined;
+  const shutdown = async (graceMs: number): Promise<void> => {
+    stopping = true;
+    clearInterval(recheck);
+    applyHealth();
+    const watchers = service.watchers;
+    service.endWatches({ code: grpc.status.UNAVAILABLE, details: 'server shutting down' });
+    const graceful = await new Promise<boolean>((resolve) => {
+      const deadline = setTimeout(() => {
+        server.forceShutdown();
+        resolve(false);
+      }, graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(deadline);
+        resolve(true);
+      });
+    });
+    log.info({ port, graceMs, graceful, watchersEnded: watchers }, 'grpc server stopped');
+  };
+
+  return {
+    port,
+    server,
+    health,
+    setServing(serving: boolean): void {
+      wanted = serving;
+      applyHealth();
+    },
+    shutdown: (graceMs = DEFAULT_GRACE_MS) => (stopped ??= shutdown(graceMs)),
+  };
+}
+
+/**
+ * Records every call once, whatever its service, with the status actually sent (or
+ * CANCELLED when the client went away first).
+ */
+function observeRpcs(observer: RpcObserver): grpc.ServerInterceptor {
+  return (descriptor, call) => {
+    const started = performance.now();
+    let observed = false;
+    const observe = (code: grpc.status): void => {
+      if (observed) return;
+      observed = true;
+      observer.observe(descriptor.path, code, (performance.now() - started) / 1000);
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) => next({ onCancel: () => observe(grpc.status.CANCELLED) }),
+      sendStatus: (status, next) => {
+        observe(status.code);
+        next(status);
+      },
+    });
+  };
+}
+
+/** The roster descriptors and the health proto's, as one FileDescriptorSet (`npm run generate` builds both). */
+async function loadDescriptors(): Promise<ReturnType<typeof loadFileDescriptorSetFromBuffer>> {
+  const files = ['descriptors.binpb', 'health.binpb'].map((name) => new URL(`../gen/${name}`, import.meta.url));
+  const sets = await Promise.all(files.map((file) => readFile(file)));
+  return loadFileDescriptorSetFromBuffer(Buffer.concat(sets));
+}
+
+function serviceName(definition: grpc.ServiceDefinition): string {
+  const [method] = Object.values(definition);
+  if (!method) throw new Error('an extra service must define at least one method');
+  return method.path.split('/')[1]!;
+}
+
+function bind(server: grpc.Server, host: string, port: number): Promise<number> {
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+  });
+}

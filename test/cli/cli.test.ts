@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MAIN = 'src/cli/main.ts';
+const spawned = new Set<ChildProcess>();
+
+/** A running `roster` process whose stdout is read line by line. */
+interface Running {
+  readonly child: ChildProcess;
+  readonly stderr: () => string;
+  /** The next stdout line `match` accepts (earlier lines are skipped), within `timeoutMs`. */
+  line(match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** Waits for the exit code, within `timeoutMs`. */
+  exit(timeoutMs?: number): Promise<number | null>;
+}
+
+function start(args: readonly string[], env: NodeJS.ProcessEnv = {}): Running {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ROSTER_SERVER: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  spawned.add(child);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    lines.push(l);
+    for (const w of waiters) w();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  exited.then(() => spawned.delete(child), () => undefined);
+  let cursor = 0;
+  return {
+    child,
+    stderr: () => stderr,
+    line: (match, timeoutMs = 15_000) =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          while (cursor < lines.length) {
+            const l = lines[cursor++]!;
+            if (match(l)) {
+              done();
+              resolve(l);
+              return;
+            }
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no matching line from roster ${args.join(' ')} in ${timeoutMs} ms; stdout: ${lines.join('\n')}; stderr: ${stderr}`));
+        }, timeoutMs);
+        const done = (): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      }),
+    exit: (timeoutMs = 15_000) =>
+      Promise.race([
+        exited,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`roster ${args.join(' ')} did not exit in ${timeoutMs} ms`)), timeoutMs).unref(),
+        ),
+      ]),
+  };
+}
+
+/** Runs a command to completion: exit code, stdout, stderr. */
+async function run(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ROSTER_SERVER: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  spawned.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  clearTimeout(timer);
+  spawned.delete(child);
+  return { code, stdout, stderr };
+}
+
+let server: Running;
+let address: string;
+
+before(async () => {
+  server = start(['serve', '--port', '0', '--http-port', '0', '--node-id', 'cli-test']);
+  const started = JSON.parse(await server.line((l) => l.includes('"roster started"'))) as Record<string, unknown>;
+  assert.equal(started.nodeId, 'cli-test');
+  assert.equal(typeof started.httpPort, 'number');
+  address = `127.0.0.1:${started.grpcPort as number}`;
+});
+
+after(() => {
+  for (const child of spawned) child.kill('SIGKILL');
+});
+
+test('register, apps, get, status, watch and SIGTERM against a real server', async () => {
+  const agent = start([
+    'register', '--server', address, '--json', '--app', 'Cli-App', '--id', 'c-1', '--ip', '10.1.2.3', '--port', '8080',
+    '--metadata', 'team=core', '--metadata', 'tier=1', '--vip', 'cli-vip', '--renew-secs', '5',
+  ]);
+  const registered = JSON.parse(await agent.line(() => true)) as Record<string, unknown>;
+  assert.equal(registered.app, 'cli-app');
+  assert.equal(registered.status, 'INSTANCE_STATUS_UP');
+
+  const apps = await run(['apps', '--server', address, '--json']);
+  assert.equal(apps.code, 0, apps.stderr);
+  const snapshot = JSON.parse(apps.stdout) as { revision: number; instances: Record<string, unknown>[] };
+  assert.ok(snapshot.revision > 0);
+  const mine = snapshot.instances.find((i) => i.instanceId === 'c-1');
+  assert.deepEqual(mine?.metadata, { team: 'core', tier: '1' });
+  assert.equal(mine?.vipAddress, 'cli-vip');
+
+  const human = await run(['apps', '--server', address]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^APP\s+INSTANCES\s+STATUS$/m);
+  assert.match(human.stdout, /^cli-app\s+1\s+UP 1$/m);
+  assert.match(human.stdout, /^revision \d+, 1 instances$/m);
+
+  const table = await run(['get', 'cli-app', '--server', address]);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /^c-1\s+UP\s+-\s+10\.1\.2\.3:8080\s/m);
+  const one = await run(['get', 'cli-app', 'c-1', '--server', address, '--json']);
+  assert.equal((JSON.parse(one.stdout) as { instance: { ipAddr: string } }).instance.ipAddr, '10.1.2.3');
+  const details = await run(['get', 'cli-app', 'c-1', '--server', address]);
+  assert.match(details.stdout, /^metadata team\s+core$/m);
+
+  const watch = start(['watch', 'cli-app', '--server', address, '--json', '--since', String(snapshot.revision)]);
+  const over = await run(['status', 'cli-app', 'c-1', 'out_of_service', '--server', address]);
+  assert.equal(over.code, 0, over.stderr);
+  assert.equal(over.stdout, 'cli-app/c-1: override OUT_OF_SERVICE, status OUT_OF_SERVICE\n');
+  const event = JSON.parse(await watch.line((l) => l.includes('"changes"'))) as {
+    changes: { type: string; instance: { instanceId: string; status: string } }[];
+  };
+  assert.equal(event.changes[0]?.type, 'CHANGE_TYPE_MODIFIED');
+  assert.equal(event.changes[0]?.instance.status, 'INSTANCE_STATUS_OUT_OF_SERVICE');
+  watch.child.kill('SIGTERM');
+  assert.equal(await watch.exit(), 0, watch.stderr());
+
+  const cleared = await run(['status', 'cli-app', 'c-1', '--clear', '--server', address]);
+  assert.equal(cleared.code, 0, cleared.stderr);
+  assert.match(cleared.stdout, /override cleared/);
+
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exit(), 0, agent.stderr());
+  const gone = await run(['get', 'cli-app', 'c-1', '--server', address]);
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /^roster: NOT_FOUND: .*c-1/);
+  assert.equal(gone.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+test('usage and configuration errors exit 2 with one line on stderr', async () => {
+  for (const args of [
+    ['status', 'a', 'b', '--server', address],
+    ['status', 'a', 'b', 'sideways', '--server', address],
+    ['register', '--server', address],
+    ['register', '--app', 'x', '--port', 'eighty', '--server', address],
+    ['serve', '--port', '70000'],
+    ['nonsense'],
+  ]) {
+    const r = await run(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.length > 0);
+  }
+  const bad = await run(['serve', '--port', '70000']);
+  assert.equal(bad.stderr, 'roster: invalid configuration: port=70000 (from flag --port): Too big: expected number to be <=65535\n');
+});
+
+test('an unreachable server exits 1 naming UNAVAILABLE', async () => {
+  const r = await run(['apps', '--server', '127.0.0.1:1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^roster: UNAVAILABLE: /);
+});
+
+test('serve exits 0 on SIGTERM after a graceful stop', async () => {
+  server.child.kill('SIGTERM');
+  assert.equal(await server.exit(), 0, server.stderr());
+  await server.line((l) => l.includes('"roster stopped"'), 2_000);
+});
