@@ -119,17 +119,28 @@ export class ServerProcess {
     return `127.0.0.1:${this.port}`;
   }
 
-  /** Registers `count` generated instances inside the server (fast set-up for read benchmarks). */
-  async populate(count: number, prefix = 'bench'): Promise<number> {
-    const answer = await this.#request({ type: 'populate', count, prefix });
+  /**
+   * Registers the generated instances `from` ≤ i < `to` inside the server (a fast set-up for
+   * read benchmarks) and returns the registry's size.
+   */
+  async populate(from: number, to: number, prefix = 'bench'): Promise<number> {
+    const answer = await this.#request({ type: 'populate', from, to, prefix });
     return answer.size;
   }
 
-  /** The server's resident set after a full GC, in bytes, and its peak (VmHWM) so far. */
-  async memory(): Promise<{ rss: number; peakRss: number; heapUsed: number }> {
-    const { heapUsed } = await this.#request({ type: 'gc' });
+  /** The number of instances the server holds. */
+  async size(): Promise<number> {
+    return (await this.#request({ type: 'stats' })).size;
+  }
+
+  /**
+   * The server's resident set after a full GC and its peak (VmHWM) so far, in bytes, from
+   * /proc; with Node's own breakdown (JS heap used and reserved, Buffers outside the heap).
+   */
+  async memory(): Promise<{ rss: number; peakRss: number; node: NodeJS.MemoryUsage }> {
+    const { memory } = await this.#request({ type: 'gc' });
     const status = readFileSync(`/proc/${this.#child.pid}/status`, 'utf8');
-    return { rss: procKiB(status, 'VmRSS') * 1024, peakRss: procKiB(status, 'VmHWM') * 1024, heapUsed };
+    return { rss: procKiB(status, 'VmRSS') * 1024, peakRss: procKiB(status, 'VmHWM') * 1024, node: memory };
   }
 
   /** CPU time (user + system) the server process has used so far, in seconds. */

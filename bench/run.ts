@@ -26,8 +26,8 @@ interface Row {
 const LATEST = fileURLToPath(new URL('./results/latest.json', import.meta.url));
 
 const BUDGETS: Readonly<Record<'full' | 'quick', Budget>> = {
-  full: { warmupMs: 1_500, durationMs: 5_000, reads: 7 },
-  quick: { warmupMs: 300, durationMs: 1_000, reads: 3 },
+  full: { warmupMs: 1_500, rounds: 5, roundMs: 1_200, reads: 7 },
+  quick: { warmupMs: 300, rounds: 2, roundMs: 500, reads: 3 },
 };
 
 async function main(): Promise<void> {

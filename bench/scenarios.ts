@@ -23,7 +23,10 @@ export interface Target {
 /** How long load scenarios run and how often reads repeat (`--quick` shrinks them). */
 export interface Budget {
   readonly warmupMs: number;
-  readonly durationMs: number;
+  /** Load scenarios run this many rounds of `roundMs` and report the median round. */
+  readonly rounds: number;
+  readonly roundMs: number;
+  /** Timed whole-registry reads per size (after one untimed read). */
   readonly reads: number;
 }
 
@@ -78,14 +81,21 @@ export const SUITES: readonly Suite[] = [
     name: 'throughput',
     serverFlags: UNLIMITED_WRITES,
     setup: async (server) => {
-      await server.populate(HEARTBEAT_POOL, 'hb');
+      await server.populate(0, HEARTBEAT_POOL, 'hb');
     },
     scenarios: [
       {
         id: 'unary-baseline',
         title: 'a. empty unary RPC (grpc.health.v1 Check), 64 in flight',
         unit: 'calls/s',
-        run: (ctx) => load(ctx, healthCheckLoop(ctx.server.address)),
+        run: async (ctx) => {
+          const client = new grpc.Client(ctx.server.address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+          try {
+            return await load(ctx, () => () => healthCheck(client));
+          } finally {
+            client.close();
+          }
+        },
       },
       {
         id: 'register',
@@ -133,10 +143,26 @@ export const SUITES: readonly Suite[] = [
     serverFlags: {},
     scenarios: [
       {
+        id: 'rss-empty',
+        title: 'server RSS, empty registry (after GC), for reference',
+        unit: 'MB',
+        run: serverMemory,
+      },
+      {
         id: 'read-10k',
         title: 'e. full read (ListApplications, 4 MiB client limit), 10k instances',
         unit: 'ms',
         run: (ctx) => fullRead(ctx, 10_000),
+      },
+      {
+        id: 'rss-100k-idle',
+        title: 'f. server RSS, 100k instances, before any read (after GC)',
+        unit: 'MB',
+        target: () => ({ atMost: 300 }),
+        run: async (ctx) => {
+          await fill(ctx, 100_000);
+          return serverMemory(ctx);
+        },
       },
       {
         id: 'read-100k',
@@ -147,16 +173,10 @@ export const SUITES: readonly Suite[] = [
       },
       {
         id: 'rss-100k',
-        title: 'f. server RSS at 100k instances (after the reads, after GC)',
+        title: 'f. server RSS, 100k instances, after serving the reads (after GC)',
         unit: 'MB',
         target: () => ({ atMost: 300 }),
-        run: async (ctx) => {
-          const memory = await ctx.server.memory();
-          return {
-            value: memory.rss / MiB,
-            details: { peakRssMB: round(memory.peakRss / MiB), heapUsedMB: round(memory.heapUsed / MiB) },
-          };
-        },
+        run: serverMemory,
       },
     ],
   },
@@ -165,65 +185,88 @@ export const SUITES: readonly Suite[] = [
 type Operation = (i: number) => Promise<boolean>;
 
 /**
- * Warms up, then measures: `makeOperation('warmup' | 'measure')` gives the operation of each
- * phase, so scenarios that create things (Register) can keep the phases apart.
+ * Warms up, then measures `budget.rounds` rounds of `budget.roundMs` and reports the median
+ * round: one round slowed by a neighbour on this shared 2-core machine does not move it.
+ * `makeOperation('warmup' | 'measure')` gives each phase's operation, so scenarios that create
+ * things (Register) can keep the phases apart.
  */
 async function load(
   ctx: Context,
   makeOperation: (phase: 'warmup' | 'measure') => Operation,
   concurrency = IN_FLIGHT,
 ): Promise<Measurement> {
-  await runInFlight({ concurrency, durationMs: ctx.budget.warmupMs, operation: makeOperation('warmup') });
-  const serverCpuBefore = ctx.server.cpuSeconds();
+  const { budget, server } = ctx;
+  await runInFlight({ concurrency, durationMs: budget.warmupMs, operation: makeOperation('warmup') });
+  const operation = makeOperation('measure');
+  const rounds: LoadResult[] = [];
+  const serverCpuBefore = server.cpuSeconds();
   const clientCpuBefore = process.cpuUsage();
-  const result = await runInFlight({ concurrency, durationMs: ctx.budget.durationMs, operation: makeOperation('measure') });
+  for (let i = 0; i < budget.rounds; i++) {
+    rounds.push(await runInFlight({ concurrency, durationMs: budget.roundMs, operation }));
+  }
   const clientCpu = process.cpuUsage(clientCpuBefore);
-  const cpu = {
-    server: (ctx.server.cpuSeconds() - serverCpuBefore) / result.seconds,
-    client: (clientCpu.user + clientCpu.system) / 1e6 / result.seconds,
+  const seconds = rounds.reduce((sum, r) => sum + r.seconds, 0);
+  const firstError = rounds.find((r) => r.firstError !== undefined)?.firstError;
+  return {
+    value: median(rounds.map((r) => r.perSecond)),
+    details: {
+      rounds: rounds.map((r) => Math.round(r.perSecond)),
+      ok: rounds.reduce((sum, r) => sum + r.ok, 0),
+      failed: rounds.reduce((sum, r) => sum + r.failed, 0),
+      concurrency,
+      // How busy each process was over the rounds (1 = one core): which side is the limit.
+      serverCores: round2((server.cpuSeconds() - serverCpuBefore) / seconds),
+      clientCores: round2((clientCpu.user + clientCpu.system) / 1e6 / seconds),
+      ...(firstError === undefined ? {} : { firstError }),
+    },
   };
-  return { value: result.perSecond, details: loadDetails(result, concurrency, cpu) };
 }
 
-/** The counts behind a rate, and how busy each process was (1 = one core). */
-function loadDetails(result: LoadResult, concurrency: number, cpu: { server: number; client: number }): Record<string, unknown> {
-  return {
-    ok: result.ok,
-    failed: result.failed,
-    seconds: round(result.seconds),
-    concurrency,
-    serverCores: Math.round(cpu.server * 100) / 100,
-    clientCores: Math.round(cpu.client * 100) / 100,
-    ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
-  };
-}
+const EMPTY = Buffer.alloc(0);
 
 /**
  * The baseline: grpc.health.v1.Health/Check on the same server (same port, interceptors and
  * connection settings), with an empty request and an undecoded answer, so it costs grpc-js
- * and nothing else. Returns the operation maker; the channel closes when the process ends.
+ * and nothing else. The deadline matches what RosterClient sets on every call.
  */
-function healthCheckLoop(address: string): () => Operation {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-  const empty = Buffer.alloc(0);
-  const check: Operation = () =>
-    new Promise((resolve) => {
-      client.makeUnaryRequest(
-        '/grpc.health.v1.Health/Check',
-        (request: Buffer) => request,
-        (response: Buffer) => response,
-        empty,
-        { deadline: Date.now() + 10_000 },
-        (err) => resolve(err === null),
-      );
-    });
-  return () => check;
+function healthCheck(client: grpc.Client): Promise<boolean> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(
+      '/grpc.health.v1.Health/Check',
+      (request: Buffer) => request,
+      (response: Buffer) => response,
+      EMPTY,
+      { deadline: Date.now() + 10_000 },
+      (err) => resolve(err === null),
+    );
+  });
+}
+
+/** Grows the server to `total` instances (the suite's server holds only these). */
+async function fill(ctx: Context, total: number): Promise<void> {
+  const before = await ctx.server.size();
+  const size = before < total ? await ctx.server.populate(before, total, 'size') : before;
+  if (size !== total) throw new Error(`expected ${total} instances on the server, found ${size}`);
+}
+
+/** The server's resident set after a full GC; its peak so far and its JS heap as details. */
+async function serverMemory(ctx: Context): Promise<Measurement> {
+  const memory = await ctx.server.memory();
+  return {
+    value: memory.rss / MiB,
+    details: {
+      peakRssMB: round(memory.peakRss / MiB),
+      heapUsedMB: round(memory.node.heapUsed / MiB),
+      heapTotalMB: round(memory.node.heapTotal / MiB),
+      externalMB: round(memory.node.external / MiB),
+      arrayBuffersMB: round(memory.node.arrayBuffers / MiB),
+    },
+  };
 }
 
 /** Fills the server to `total` instances, then times whole-registry reads: the median. */
 async function fullRead(ctx: Context, total: number): Promise<Measurement> {
-  const size = await ctx.server.populate(total, 'size');
-  if (size !== total) throw new Error(`expected ${total} instances on the server, found ${size}`);
+  await fill(ctx, total);
   const read = async (): Promise<void> => {
     const snapshot = await ctx.client.listApplications();
     if (snapshot.instances.length !== total) throw new Error(`read ${snapshot.instances.length} of ${total} instances`);
@@ -244,4 +287,8 @@ function value(results: Results, id: string): number {
 
 function round(n: number): number {
   return Math.round(n * 10) / 10;
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
 }

@@ -5,8 +5,9 @@
  * Started by bench/harness.ts with `fork` (node --import tsx --expose-gc bench/server.ts
  * '<json flags>'); it talks to its parent over the IPC channel only:
  *   → {type: 'ready', port}                       once serving
- *   ← {id, type: 'populate', count, prefix}        registers instances in-process
+ *   ← {id, type: 'populate', from, to, prefix}     registers instances [from, to) in-process
  *   ← {id, type: 'gc'}                             runs a full garbage collection
+ *   ← {id, type: 'stats'}                          just answers
  *   → {id, ok: true, ...} | {id, ok: false, error} the answer to a request
  * It exits when the parent disconnects.
  */
@@ -18,12 +19,12 @@ import { registrationFromProto } from '../src/grpc/convert.js';
 import { benchInstance } from './instances.js';
 
 export type ServerRequest =
-  | { readonly id: number; readonly type: 'populate'; readonly count: number; readonly prefix: string }
-  | { readonly id: number; readonly type: 'gc' };
+  | { readonly id: number; readonly type: 'populate'; readonly from: number; readonly to: number; readonly prefix: string }
+  | { readonly id: number; readonly type: 'gc' | 'stats' };
 
 export type ServerMessage =
   | { readonly type: 'ready'; readonly port: number }
-  | { readonly id: number; readonly ok: true; readonly size: number; readonly heapUsed: number }
+  | { readonly id: number; readonly ok: true; readonly size: number; readonly memory: NodeJS.MemoryUsage }
   | { readonly id: number; readonly ok: false; readonly error: string };
 
 const send = (message: ServerMessage): void => {
@@ -39,13 +40,13 @@ process.on('message', (request: ServerRequest) => {
   try {
     if (request.type === 'populate') {
       // Through the same conversion and validation as the Register handler, minus the wire.
-      for (let i = 0; i < request.count; i++) {
+      for (let i = request.from; i < request.to; i++) {
         node.registry.register(registrationFromProto(Instance.fromPartial(benchInstance(i, request.prefix))));
       }
-    } else {
+    } else if (request.type === 'gc') {
       globalThis.gc?.();
     }
-    send({ id: request.id, ok: true, size: node.registry.stats().size, heapUsed: process.memoryUsage().heapUsed });
+    send({ id: request.id, ok: true, size: node.registry.stats().size, memory: process.memoryUsage() });
   } catch (err) {
     send({ id: request.id, ok: false, error: err instanceof Error ? err.message : String(err) });
   }

@@ -31,6 +31,10 @@ function text<T extends string>(schema: z.ZodType<T>, fallback: () => T, help: s
   return { schema, fallback, fromString: (raw) => raw, help };
 }
 
+const HOST_PORT = '[A-Za-z0-9.\\-]+:\\d{1,5}|\\[[0-9A-Fa-f:.]+\\]:\\d{1,5}';
+const PEER_LIST = new RegExp(`^$|^(${HOST_PORT})(,(${HOST_PORT}))*$`);
+const DNS_PEERS = /^$|^[A-Za-z0-9.-]+:\d{1,5}$/;
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 /** A pino level name, or `silent`. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -55,9 +59,18 @@ const SETTINGS = {
   writeBurst: int(1, 10_000_000, 20_000, 'client write burst allowance'),
   maxWatchers: int(0, 1_000_000, 10_000, 'concurrent Watch streams allowed'),
   shutdownGraceMs: int(0, 600_000, 5000, 'how long shutdown waits for calls and streams to finish'),
+  peers: text(z.string().regex(PEER_LIST, 'must be host:port[,host:port...]'), () => '', 'static peers, host:port,host:port (this node is skipped)'),
+  peersDns: text(z.string().regex(DNS_PEERS, 'must be name:port'), () => '', 'peers from a DNS name, name:port (e.g. a Kubernetes headless service)'),
+  peerRefreshSecs: int(1, 3600, 30, 'how often peers are resolved again'),
+  clusterToken: text(z.string().max(1024), () => '', 'credential peers must present to replicate (empty: any peer; logged as a warning)'),
+  antiEntropySecs: int(1, 3600, 30, 'how often digests are compared with each peer'),
+  startupWaitSecs: int(0, 3600, 300, 'how long reads answer UNAVAILABLE while no peer snapshot has been applied'),
+  replicationQueueSize: int(1, 10_000_000, 10_000, 'pending replication tasks per peer (oldest dropped beyond)'),
+  replicationTasksPerSecond: int(1, 10_000_000, 200_000, 'replicated tasks accepted per second (RESOURCE_EXHAUSTED beyond)'),
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
+/** The name of a setting, as used in the config file. */
 export type SettingName = keyof Settings;
 
 /** The validated server configuration. */

@@ -1,9 +1,7 @@
 import { hostname } from 'node:os';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { InstanceAgent } from '../client/instance-agent.js';
-import { isServiceError } from '../client/errors.js';
-import { RosterClient } from '../client/roster-client.js';
+import { InstanceAgent, isServiceError, RosterClient } from '../client/index.js';
 import { Instance } from '../gen/roster/v1/instance.js';
 import {
   ClearStatusOverrideResponse,
@@ -20,6 +18,7 @@ import {
   instancesTable,
   parseStatus,
   statusName,
+  table,
 } from './format.js';
 import { createLogger } from './logging.js';
 import { startNode } from './node.js';
@@ -66,7 +65,7 @@ function buildProgram(): Command {
     exitOnSignals({
       shutdown: () => node.stop(),
       forceAfterMs: config.shutdownGraceMs + 2_000,
-      report: (event, fields) => logger.info(fields, event),
+      report: (event, fields) => logger[event === 'shutting down' ? 'info' : 'error'](fields, event),
     });
   });
 
@@ -93,7 +92,7 @@ function buildProgram(): Command {
         if (id === undefined) {
           const res = await client.getApplication(app);
           if (flags.json) print(GetApplicationResponse.toJSON(res));
-          else if (res.instances.length === 0) throw new CliError(`NOT_FOUND: application ${app} has no instances`, EXIT_FAILURE);
+          else if (res.instances.length === 0) process.stdout.write(`no instances of ${app}\n`);
           else process.stdout.write(instancesTable(res.instances));
         } else {
           const res = await client.getInstance(app, id);
@@ -223,7 +222,57 @@ function buildProgram(): Command {
       });
     });
 
+  program
+    .command('peers')
+    .description("show each peer's replication state (read from the node's admin HTTP port)")
+    .addOption(new Option('--admin <host:port>', 'admin HTTP address of the node').env('ROSTER_ADMIN').default('127.0.0.1:8762'))
+    .option('--json', 'machine-readable output')
+    .action(async (flags: { admin: string; json?: boolean }) => {
+      const report = (await fetchJson(`http://${flags.admin}/peers`)) as PeersReport;
+      if (flags.json) return print(report);
+      process.stdout.write(`node ${report.nodeId} (${report.ready ? 'synced' : 'waiting for a peer snapshot'})\n`);
+      const rows = report.peers.map((p) => [
+        p.peer,
+        p.connected ? 'connected' : 'down',
+        String(p.queueDepth),
+        String(p.inFlight),
+        String(p.tasksSent),
+        String(p.dropped),
+        String(p.expired),
+        String(p.retries),
+        p.lastError ?? '',
+      ]);
+      process.stdout.write(table(['PEER', 'STATE', 'QUEUED', 'IN FLIGHT', 'SENT', 'DROPPED', 'EXPIRED', 'RECONNECTS', 'LAST ERROR'], rows));
+    });
+
   return program;
+}
+
+interface PeersReport {
+  nodeId: string;
+  ready: boolean;
+  peers: Array<{
+    peer: string;
+    connected: boolean;
+    queueDepth: number;
+    inFlight: number;
+    tasksSent: number;
+    dropped: number;
+    expired: number;
+    retries: number;
+    lastError?: string;
+  }>;
+}
+
+async function fetchJson(url: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  } catch (err) {
+    throw new CliError(`cannot reach ${url}: ${err instanceof Error ? err.message : String(err)}`, EXIT_FAILURE);
+  }
+  if (!res.ok) throw new CliError(`${url} answered HTTP ${res.status}`, EXIT_FAILURE);
+  return res.json();
 }
 
 interface RegisterFlags {

@@ -1,17 +1,29 @@
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
 import { startAdminServer } from '../grpc/admin-http.js';
 import { createMetrics } from '../grpc/metrics.js';
+import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
+import { GrpcPeerLink } from '../grpc/peer-link.js';
+import { TokenBucket } from '../grpc/rate-limit.js';
+import { addReplicationMetrics } from '../grpc/replication-metrics.js';
+import { createReplicationService } from '../grpc/replication-service.js';
 import { startGrpcServer } from '../grpc/server.js';
+import { dnsPeers, staticPeers } from '../replication/peers.js';
+import { Replicator } from '../replication/replicator.js';
 import type { Config } from './config.js';
 import { createLogger } from './logging.js';
+
+/** Replication gets this long to flush its queues at shutdown, within the grace period. */
+const REPLICATION_FLUSH_MS = 2000;
 
 /** A running node: its bound ports (useful with port 0), its registry, and a graceful stop. */
 export interface RosterNode {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly registry: Registry;
+  readonly replicator: Replicator;
   /** Stops accepting, ends calls and streams within `shutdownGraceMs`, closes HTTP, stops the registry. */
   stop(): Promise<void>;
 }
@@ -23,9 +35,11 @@ export interface RosterNode {
 export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RosterNode> {
   const log = logger.child({ nodeId: config.nodeId });
   const clock = new SystemClock();
+  let replicator: Replicator | undefined;
   const registry = new Registry({
     clock,
     logger: log,
+    onLocalWrite: (write) => replicator?.publish(write),
     leaseRenewalSecs: config.leaseRenewalSecs,
     leaseDurationSecs: config.leaseDurationSecs,
     selfPreservation: config.selfPreservation,
@@ -33,9 +47,34 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     evictionIntervalMs: config.evictionIntervalMs,
     changeLogSize: config.changeLogSize,
   });
+  const token = config.clusterToken === '' ? undefined : config.clusterToken;
+  replicator = new Replicator({
+    nodeId: config.nodeId,
+    registry,
+    clock,
+    logger: log,
+    connect: (address) => new GrpcPeerLink(address, { token }),
+    resolvePeers: config.peersDns !== '' ? dnsPeers(config.peersDns) : staticPeers(config.peers),
+    selfAddresses: selfAddresses(config),
+    peerRefreshMs: config.peerRefreshSecs * 1000,
+    antiEntropyIntervalMs: config.antiEntropySecs * 1000,
+    startupWaitMs: config.startupWaitSecs * 1000,
+    dispatcher: { maxQueue: config.replicationQueueSize },
+  });
   const metrics = createMetrics(registry);
+  const observeLag = addReplicationMetrics(metrics, replicator);
+  const replication = createReplicationService({
+    registry,
+    nodeId: config.nodeId,
+    token,
+    clock,
+    logger: log,
+    limiter: new TokenBucket({ ratePerSecond: config.replicationTasksPerSecond, burst: config.replicationTasksPerSecond, clock }),
+    observeLag,
+  });
   registry.start();
   let serving = false;
+  const peersReport = (): unknown => ({ nodeId: config.nodeId, ready: replicator.ready, peers: replicator.peers() });
   const grpc = await startGrpcServer({
     registry,
     logger: log,
@@ -43,8 +82,9 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     port: config.port,
     clock,
     limits: { writesPerSecond: config.writesPerSecond, writeBurst: config.writeBurst, maxWatchers: config.maxWatchers },
-    ready: () => serving,
+    ready: () => serving && replicator.ready,
     observer: metrics.observer,
+    extraServices: [{ definition: ReplicationServiceService, implementation: replication as unknown as UntypedServiceImplementation }],
   }).catch((err: unknown) => {
     registry.stop();
     throw err;
@@ -54,12 +94,22 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     port: config.httpPort,
     metrics,
     logger: log,
+    json: { '/peers': peersReport },
     health: () => {
       const stats = registry.stats();
+      const peers = replicator.peers();
       return {
         live: true,
-        ready: serving,
-        details: { nodeId: config.nodeId, instances: stats.size, revision: stats.revision, selfPreservation: stats.selfPreservation },
+        ready: serving && replicator.ready,
+        details: {
+          nodeId: config.nodeId,
+          instances: stats.size,
+          revision: stats.revision,
+          selfPreservation: stats.selfPreservation,
+          renewalsLastMinute: stats.renewalsLastMinute,
+          expectedRenewalsPerMinute: stats.expectedRenewalsPerMinute,
+          replication: { synced: replicator.ready, peers: peers.length, connected: peers.filter((p) => p.connected).length },
+        },
       };
     },
   }).catch(async (err: unknown) => {
@@ -69,6 +119,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   });
   serving = true;
   grpc.setServing(true);
+  await replicator.start();
   log.info({ grpcPort: grpc.port, httpPort: admin.port, host: config.host }, 'roster started');
 
   let stopping: Promise<void> | undefined;
@@ -76,6 +127,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     serving = false;
     grpc.setServing(false);
     try {
+      await replicator.stop(Math.min(config.shutdownGraceMs, REPLICATION_FLUSH_MS));
       await grpc.shutdown(config.shutdownGraceMs);
     } finally {
       await admin.close();
@@ -87,6 +139,14 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     grpcPort: grpc.port,
     httpPort: admin.port,
     registry,
+    replicator,
     stop: () => (stopping ??= stop()),
   };
+}
+
+/** Addresses that surely are this node; others are recognised by node id when dialled. */
+function selfAddresses(config: Config): string[] {
+  const wildcard = config.host === '0.0.0.0' || config.host === '::';
+  const hosts = wildcard ? ['127.0.0.1', 'localhost'] : [config.host];
+  return hosts.map((h) => `${h}:${config.port}`);
 }

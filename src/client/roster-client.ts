@@ -39,6 +39,7 @@ export interface CallOpts {
   readonly timeoutMs?: number;
 }
 
+/** How to reach a node; every field has a default. */
 export interface RosterClientOptions {
   /** Defaults to insecure (plain text), as Roster serves on a private network or via a mesh. */
   readonly credentials?: ChannelCredentials;
@@ -62,6 +63,7 @@ export interface WatchFilter {
   readonly sinceRevision?: number;
 }
 
+/** Cancellation and the reconnect policy of {@link RosterClient.watch}. */
 export interface WatchOptions {
   /** Ends the iteration (quietly) and the underlying stream. */
   readonly signal?: AbortSignal;
@@ -113,14 +115,17 @@ export class RosterClient {
     return this.#unary((m, o, cb) => this.#stub.heartbeat(request, m, o, cb), opts);
   }
 
+  /** Removes an instance that is shutting down. */
   cancel(app: string, instanceId: string, opts?: CallOpts): Promise<CancelResponse> {
     return this.#unary((m, o, cb) => this.#stub.cancel({ app, instanceId }, m, o, cb), opts);
   }
 
+  /** Forces an instance's status (operator action) until cleared. */
   setStatusOverride(app: string, instanceId: string, status: InstanceStatus, opts?: CallOpts): Promise<SetStatusOverrideResponse> {
     return this.#unary((m, o, cb) => this.#stub.setStatusOverride({ app, instanceId, status }, m, o, cb), opts);
   }
 
+  /** Removes the override; the instance's next heartbeat gets NOT_FOUND and it re-registers. */
   clearStatusOverride(app: string, instanceId: string, opts?: CallOpts): Promise<ClearStatusOverrideResponse> {
     return this.#unary((m, o, cb) => this.#stub.clearStatusOverride({ app, instanceId }, m, o, cb), opts);
   }
@@ -137,14 +142,17 @@ export class RosterClient {
     return this.#unary((m, o, cb) => this.#stub.updateMetadata(request, m, o, cb), opts);
   }
 
+  /** One instance; NOT_FOUND when unknown. */
   getInstance(app: string, instanceId: string, opts?: CallOpts): Promise<GetInstanceResponse> {
     return this.#unary((m, o, cb) => this.#stub.getInstance({ app, instanceId }, m, o, cb), opts);
   }
 
+  /** An application's instances; an unknown app has none (not an error). */
   getApplication(app: string, opts?: CallOpts): Promise<GetApplicationResponse> {
     return this.#unary((m, o, cb) => this.#stub.getApplication({ app }, m, o, cb), opts);
   }
 
+  /** Instances serving `vip` (its secure VIPs when `secure`). */
   listByVip(vip: string, secure = false, opts?: CallOpts): Promise<ListByVipResponse> {
     return this.#unary((m, o, cb) => this.#stub.listByVip({ vip, secure }, m, o, cb), opts);
   }
@@ -222,8 +230,8 @@ export class RosterClient {
   }
 
   /** The raw Heartbeats bidi stream (see HeartbeatStream for the batching, windowed wrapper). */
-  openHeartbeats(opts: Pick<CallOpts, 'deadline'> = {}): ClientDuplexStream<HeartbeatsRequest, HeartbeatsResponse> {
-    return this.#stub.heartbeats(opts.deadline === undefined ? {} : { deadline: opts.deadline });
+  openHeartbeats(): ClientDuplexStream<HeartbeatsRequest, HeartbeatsResponse> {
+    return this.#stub.heartbeats();
   }
 
   /** Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. */

@@ -18,6 +18,8 @@ export interface AdminServerOptions {
   readonly metrics: Metrics;
   readonly health: () => AdminHealth;
   readonly logger: Logger;
+  /** More read-only JSON endpoints by path (e.g. /peers). */
+  readonly json?: Readonly<Record<string, () => unknown>>;
 }
 
 export interface AdminServer {
@@ -26,8 +28,8 @@ export interface AdminServer {
 }
 
 /**
- * The HTTP side port: /healthz (liveness), /readyz (503 until the node may serve reads) and
- * /metrics (Prometheus text), with node:http only.
+ * The HTTP side port: /healthz (liveness), /readyz (503 until the node may serve reads),
+ * /metrics (Prometheus text) and any extra JSON endpoints, with node:http only.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const log = options.logger.child({ component: 'admin-http' });
@@ -35,13 +37,18 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://admin').pathname;
-    if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics') {
+    const json = Object.hasOwn(options.json ?? {}, path) ? options.json![path] : undefined;
+    if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics' && !json) {
       send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+      return;
+    }
+    if (json) {
+      send(res, 200, 'application/json', `${JSON.stringify(json())}\n`);
       return;
     }
     if (path === '/metrics') {

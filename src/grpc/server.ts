@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
@@ -75,7 +76,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     limits: options.limits,
   });
   const extra = options.extraServices ?? [];
-  const descriptors = await loadDescriptors();
+  const descriptors = await reflectionDescriptors();
 
   const server = new grpc.Server({ ...SERVER_OPTIONS, interceptors: options.observer ? [observeRpcs(options.observer)] : [] });
   server.addService(RegistryServiceService, service.implementation);
@@ -165,11 +166,25 @@ function observeRpcs(observer: RpcObserver): grpc.ServerInterceptor {
   };
 }
 
-/** The roster descriptors and the health proto's, as one FileDescriptorSet (`npm run generate` builds both). */
-async function loadDescriptors(): Promise<ReturnType<typeof loadFileDescriptorSetFromBuffer>> {
-  const files = ['descriptors.binpb', 'health.binpb'].map((name) => new URL(`../gen/${name}`, import.meta.url));
-  const sets = await Promise.all(files.map((file) => readFile(file)));
-  return loadFileDescriptorSetFromBuffer(Buffer.concat(sets));
+/**
+ * The roster and health descriptor sets (`npm run generate` builds both) as reflection's
+ * input, each file exactly as compiled. proto-loader would rebuild them through protobufjs,
+ * merging the files of a package and renaming map entries, which `buf curl` rejects.
+ */
+async function reflectionDescriptors(): Promise<PackageDefinition> {
+  const names = ['descriptors.binpb', 'health.binpb'];
+  const sets = await Promise.all(names.map((name) => readFile(new URL(`../gen/${name}`, import.meta.url))));
+  const files: Buffer[] = [];
+  for (const set of sets) {
+    const reader = new BinaryReader(set);
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === 1 && wireType === WireType.LengthDelimited) files.push(Buffer.from(reader.bytes()));
+      else reader.skip(wireType, field);
+    }
+  }
+  // Reflection reads only fileDescriptorProtos; an enum-shaped entry is the smallest definition carrying them.
+  return { descriptors: { format: 'Protocol Buffer 3 EnumDescriptorProto', type: {}, fileDescriptorProtos: files } };
 }
 
 function serviceName(definition: grpc.ServiceDefinition): string {

@@ -154,6 +154,7 @@ export class PeerDispatcher {
       onOpen: () => {
         if (this.#stream !== stream) return;
         this.#connected = true;
+        this.#lastError = undefined;
         this.#log?.info('replication stream open');
         this.onOpen?.();
         this.#scheduleFlush();

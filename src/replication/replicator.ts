@@ -199,9 +199,12 @@ export class Replicator {
   #isSelf(address: string, nodeId: string): boolean {
     if (nodeId !== this.#opts.nodeId) return false;
     this.#self.add(address);
-    this.#peers.get(address)?.dispatcher.stop();
-    this.#peers.delete(address);
-    this.#log?.info({ peer: address }, 'peer is this node; skipping it');
+    const peer = this.#peers.get(address);
+    if (peer) {
+      peer.dispatcher.stop();
+      this.#peers.delete(address);
+      this.#log?.info({ peer: address }, 'peer is this node; skipping it');
+    }
     return true;
   }
 

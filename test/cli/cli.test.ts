@@ -18,10 +18,16 @@ interface Running {
   exit(timeoutMs?: number): Promise<number | null>;
 }
 
-function start(args: readonly string[], env: NodeJS.ProcessEnv = {}): Running {
+/** The test's environment without ROSTER_* variables, plus `extra`. */
+function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROSTER_')));
+  return { ...env, ...extra };
+}
+
+function start(args: readonly string[]): Running {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
     cwd: ROOT,
-    env: { ...process.env, ROSTER_SERVER: '', ...env },
+    env: cleanEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   spawned.add(child);
@@ -73,10 +79,10 @@ function start(args: readonly string[], env: NodeJS.ProcessEnv = {}): Running {
 }
 
 /** Runs a command to completion: exit code, stdout, stderr. */
-async function run(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function run(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
     cwd: ROOT,
-    env: { ...process.env, ROSTER_SERVER: '' },
+    env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   spawned.add(child);
@@ -123,7 +129,7 @@ test('register, apps, get, status, watch and SIGTERM against a real server', asy
   assert.deepEqual(mine?.metadata, { team: 'core', tier: '1' });
   assert.equal(mine?.vipAddress, 'cli-vip');
 
-  const human = await run(['apps', '--server', address]);
+  const human = await run(['apps'], { ROSTER_SERVER: address });
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, /^APP\s+INSTANCES\s+STATUS$/m);
   assert.match(human.stdout, /^cli-app\s+1\s+UP 1$/m);
@@ -136,6 +142,9 @@ test('register, apps, get, status, watch and SIGTERM against a real server', asy
   assert.equal((JSON.parse(one.stdout) as { instance: { ipAddr: string } }).instance.ipAddr, '10.1.2.3');
   const details = await run(['get', 'cli-app', 'c-1', '--server', address]);
   assert.match(details.stdout, /^metadata team\s+core$/m);
+  const none = await run(['get', 'no-such-app', '--server', address]);
+  assert.equal(none.code, 0, none.stderr);
+  assert.equal(none.stdout, 'no instances of no-such-app\n');
 
   const watch = start(['watch', 'cli-app', '--server', address, '--json', '--since', String(snapshot.revision)]);
   const over = await run(['status', 'cli-app', 'c-1', 'out_of_service', '--server', address]);

@@ -60,10 +60,6 @@ export class TcpProxy {
     return `127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
   }
 
-  get connections(): number {
-    return this.#sockets.size / 2;
-  }
-
   /** Destroys every open connection; with `refuse`, new ones are closed at once until {@link accept}. */
   cut(refuse = false): void {
     this.#refusing = refuse;

@@ -26,11 +26,16 @@ export interface Harness {
 
 /** A real server on 127.0.0.1:0 over a real registry, both on one fake clock, and a client. */
 export async function startHarness(
-  options: Partial<Omit<GrpcServerOptions, 'registry'>> & { registryOptions?: Partial<RegistryOptions> } = {},
+  options: Partial<Omit<GrpcServerOptions, 'registry' | 'clock'>> & {
+    registryOptions?: Partial<RegistryOptions>;
+    /** A registry built by the test on `clock`. */
+    prebuilt?: { clock: FakeClock; registry: Registry };
+  } = {},
 ): Promise<Harness> {
-  const clock = new FakeClock();
-  const registry = new Registry({ clock, ...options.registryOptions });
-  const server = await startGrpcServer({ logger: silentLogger(), clock, ...options, registry, port: 0 });
+  const { registryOptions, prebuilt, ...serverOptions } = options;
+  const clock = prebuilt?.clock ?? new FakeClock();
+  const registry = prebuilt?.registry ?? new Registry({ clock, ...registryOptions });
+  const server = await startGrpcServer({ logger: silentLogger(), ...serverOptions, clock, registry, port: 0 });
   const address = `127.0.0.1:${server.port}`;
   const client = newClient(address);
   return {
