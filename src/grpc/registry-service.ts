@@ -76,7 +76,7 @@ const NOT_READY = 'node is starting: not yet synchronised with its peers';
  */
 export function createRegistryService(options: RegistryServiceOptions): RegistryService {
   const { registry, logger } = options;
-  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const limits = checkLimits({ ...DEFAULT_LIMITS, ...options.limits });
   const ready = options.ready ?? (() => true);
   const bucket = new TokenBucket({ ratePerSecond: limits.writesPerSecond, burst: limits.writeBurst, clock: options.clock });
   const watchers = new Set<WatchStream>();
@@ -252,6 +252,15 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
   };
 }
 
+/** Refuses settings that would disable a bound; only maxWatchers may be 0 (Watch turned off). */
+function checkLimits(limits: Limits): Limits {
+  for (const [name, value] of Object.entries(limits)) {
+    const min = name === 'maxWatchers' ? 0 : 1;
+    if (!Number.isFinite(value) || value < min) throw new RangeError(`limit ${name} must be at least ${min}, got ${value}`);
+  }
+  return limits;
+}
+
 function unary<Req, Res>(logger: Logger, handle: (request: Req) => Res): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     let response: Res;
@@ -373,10 +382,10 @@ class WatchStream {
   }
 
   start(since: number | undefined, progressIntervalMs: number): void {
+    this.#call.once('close', () => this.#close());
     this.#unsubscribe = this.#deps.registry.subscribe((change) => this.#onChange(change));
     this.#timer = setInterval(() => this.#tick(), progressIntervalMs);
     this.#timer.unref();
-    this.#call.once('close', () => this.#close());
     if (since === undefined) {
       this.#cursor = this.#deps.registry.revision;
       this.#live = true;
@@ -387,7 +396,7 @@ class WatchStream {
     }
   }
 
-  /** Ends the stream with `status` (shutdown). */
+  /** Ends the stream with `status` (shutdown, or a failure while streaming). */
   end(status: RpcStatus): void {
     if (this.#closed) return;
     this.#close();
@@ -423,9 +432,7 @@ class WatchStream {
       }
       if (this.#queue.length > this.#deps.maxBacklog) this.#resync();
     } catch (err) {
-      const failure = toRpcStatus(err, this.#deps.logger);
-      this.#close();
-      if (!this.#call.destroyed && !this.#call.writableEnded) this.#call.emit('error', failure);
+      this.end(toRpcStatus(err, this.#deps.logger));
     }
   }
 

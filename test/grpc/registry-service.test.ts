@@ -354,6 +354,20 @@ function openHeartbeats(h: Harness) {
   return { stream, reader: new StreamReader<HeartbeatsResponse>(stream) };
 }
 
+describe('limits', () => {
+  test('settings that would disable a bound are refused at start', async () => {
+    for (const limits of [{ maxWatchBacklog: 0 }, { watchProgressIntervalMs: 0 }, { writeBurst: 0 }, { writesPerSecond: Number.NaN }]) {
+      await assert.rejects(startHarness({ limits }), RangeError, JSON.stringify(limits));
+    }
+  });
+
+  test('maxWatchers 0 turns Watch off', () =>
+    withHarness({ limits: { maxWatchers: 0 } }, async (h) => {
+      const err = await new StreamReader(h.client.watch({ app: '', vip: '' })).ended();
+      assert.equal(err?.code, RESOURCE_EXHAUSTED);
+    }));
+});
+
 describe('Heartbeats', () => {
   test('each batch gets one result per heartbeat, in order; a bad item fails only itself', () =>
     withHarness({}, async (h) => {
