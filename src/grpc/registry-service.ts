@@ -53,13 +53,13 @@ export interface RegistryServiceOptions {
   readonly ready?: () => boolean;
 }
 
-/** The RegistryService handlers, plus what shutdown needs to end the long-lived Watch streams. */
+/** The RegistryService handlers, plus what shutdown needs to end the long-lived streams. */
 export interface RegistryService {
   readonly implementation: RegistryServiceServer;
   /** Open Watch streams. */
   readonly watchers: number;
-  /** Ends every open Watch stream with `status`. */
-  endWatches(status: RpcStatus): void;
+  /** Ends every open Watch and Heartbeats stream with `status` (at shutdown: UNAVAILABLE, so clients fail over). */
+  endStreams(status: RpcStatus): void;
 }
 
 // Responses stay under this, well inside the 4 MiB a client accepts by default.
@@ -80,6 +80,7 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
   const ready = options.ready ?? (() => true);
   const bucket = new TokenBucket({ ratePerSecond: limits.writesPerSecond, burst: limits.writeBurst, clock: options.clock });
   const watchers = new Set<WatchStream>();
+  const heartbeatStreams = new Set<Writable>();
   const log = (method: string): Logger => logger.child({ method });
 
   const takeWriteToken = (): void => {
@@ -138,6 +139,8 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
     heartbeats: (call) => {
       let failed = false;
       let awaitingDrain = false;
+      heartbeatStreams.add(call);
+      call.once('close', () => heartbeatStreams.delete(call));
       call.on('data', (request: HeartbeatsRequest) => {
         if (failed) return;
         const count = request.heartbeats.length;
@@ -246,8 +249,10 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
     get watchers() {
       return watchers.size;
     },
-    endWatches(end: RpcStatus): void {
+    endStreams(end: RpcStatus): void {
       for (const stream of [...watchers]) stream.end(end);
+      for (const call of [...heartbeatStreams]) if (!call.destroyed && !call.writableEnded) call.emit('error', end);
+      heartbeatStreams.clear();
     },
   };
 }

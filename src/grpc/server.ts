@@ -42,7 +42,7 @@ export interface GrpcServerHandle {
   readonly health: HealthImplementation;
   /** Forces health NOT_SERVING (false) or lets it follow readiness again (true). */
   setServing(serving: boolean): void;
-  /** Health NOT_SERVING, Watch streams end UNAVAILABLE, calls get `graceMs` to finish, then the rest is cut. */
+  /** Health NOT_SERVING, Watch and Heartbeats streams end UNAVAILABLE, calls get `graceMs` to finish, then the rest is cut. */
   shutdown(graceMs?: number): Promise<void>;
 }
 
@@ -117,7 +117,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     clearInterval(recheck);
     applyHealth();
     const watchers = service.watchers;
-    service.endWatches({ code: grpc.status.UNAVAILABLE, details: 'server shutting down' });
+    service.endStreams({ code: grpc.status.UNAVAILABLE, details: 'server shutting down' });
     const graceful = await new Promise<boolean>((resolve) => {
       const deadline = setTimeout(() => {
         server.forceShutdown();

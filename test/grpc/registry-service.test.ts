@@ -369,6 +369,19 @@ describe('limits', () => {
 });
 
 describe('Heartbeats', () => {
+  test('shutdown ends an open Heartbeats stream with UNAVAILABLE so agents fail over', () =>
+    withHarness({}, async (h) => {
+      h.registry.register(registration({ instanceId: 'a' }));
+      const { stream, reader } = openHeartbeats(h);
+      stream.write({ batchId: 1, heartbeats: [{ app: 'billing', instanceId: 'a', lastDirtyTimestamp: 0 }] } satisfies HeartbeatsRequest);
+      await reader.next();
+      const started = Date.now();
+      const stopping = h.server.shutdown(WAIT_MS);
+      assert.equal((await reader.ended())?.code, UNAVAILABLE);
+      await stopping;
+      assert.ok(Date.now() - started < WAIT_MS, 'the stream did not hold shutdown for the whole grace period');
+    }));
+
   test('each batch gets one result per heartbeat, in order; a bad item fails only itself', () =>
     withHarness({}, async (h) => {
       h.registry.register(registration({ instanceId: 'a', lastDirtyTimestamp: 1_000 }));
