@@ -78,9 +78,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const extra = options.extraServices ?? [];
   const descriptors = await reflectionDescriptors();
 
-  const server = new grpc.Server({ ...SERVER_OPTIONS, interceptors: options.observer ? [observeRpcs(options.observer)] : [] });
-  server.addService(RegistryServiceService, service.implementation);
-  for (const { definition, implementation } of extra) server.addService(definition, implementation);
+  const interceptors = [...(options.observer ? [observeRpcs(options.observer)] : []), refuseUndecodable()];
+  const server = new grpc.Server({ ...SERVER_OPTIONS, interceptors });
+  server.addService(guardDecoding(RegistryServiceService), service.implementation);
+  for (const { definition, implementation } of extra) server.addService(guardDecoding(definition), implementation);
   const health = new HealthImplementation();
   health.addToServer(server);
   const served = [REGISTRY_SERVICE, HEALTH_SERVICE, ...extra.map(({ definition }) => serviceName(definition))];
@@ -140,6 +141,45 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       applyHealth();
     },
     shutdown: (graceMs = DEFAULT_GRACE_MS) => (stopped ??= shutdown(graceMs)),
+  };
+}
+
+/** A request the generated decoder refused (e.g. an int64 beyond 2^53), held for the interceptor. */
+class Undecodable {
+  constructor(readonly reason: string) {}
+}
+
+/** Decoders that never throw: grpc-js would answer INTERNAL; the client sent bad input instead. */
+function guardDecoding<T extends grpc.ServiceDefinition>(definition: T): T {
+  const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    guarded[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (err) {
+          return new Undecodable(err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+  }
+  return guarded as unknown as T;
+}
+
+/** Answers INVALID_ARGUMENT for a request that could not be decoded; the handler never sees it. */
+function refuseUndecodable(): grpc.ServerInterceptor {
+  return (_descriptor, call) => {
+    const intercepted: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMessage: (message, deliver) => {
+            if (!(message instanceof Undecodable)) return deliver(message);
+            intercepted.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: `request could not be decoded: ${message.reason}` });
+          },
+        }),
+    });
+    return intercepted;
   };
 }
 

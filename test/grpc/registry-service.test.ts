@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { InstanceStatus } from '../../src/gen/roster/v1/instance.js';
@@ -353,6 +354,21 @@ function openHeartbeats(h: Harness) {
   const stream = h.client.heartbeats({ deadline: Date.now() + WAIT_MS });
   return { stream, reader: new StreamReader<HeartbeatsResponse>(stream) };
 }
+
+describe('undecodable requests', () => {
+  test('an int64 beyond 2^53 is INVALID_ARGUMENT, not INTERNAL, and changes nothing', () =>
+    withHarness({}, async (h) => {
+      h.registry.register(registration({ instanceId: 'a' }));
+      const bytes = new BinaryWriter().uint32(10).string('billing').uint32(18).string('a').uint32(24).int64('1152921504606846976').finish();
+      const code = await new Promise<grpc.status>((resolve) =>
+        h.client.makeUnaryRequest('/roster.v1.RegistryService/Heartbeat', (b: Buffer) => b, (b: Buffer) => b, Buffer.from(bytes), (err) =>
+          resolve(err?.code ?? OK),
+        ),
+      );
+      assert.equal(code, INVALID_ARGUMENT);
+      assert.equal(h.registry.revision, 1);
+    }));
+});
 
 describe('limits', () => {
   test('settings that would disable a bound are refused at start', async () => {
