@@ -5,7 +5,6 @@ import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { FakeClock } from '../../src/core/clock.js';
 import { Registry, type RegistryOptions } from '../../src/core/registry.js';
-import type { RegistrationInput } from '../../src/core/types.js';
 import { Instance, InstanceStatus, type DeepPartial } from '../../src/gen/roster/v1/instance.js';
 import { RegistryServiceClient } from '../../src/gen/roster/v1/registry_service.js';
 import { startGrpcServer, type GrpcServerHandle, type GrpcServerOptions } from '../../src/grpc/server.js';
@@ -164,30 +163,7 @@ export class StreamReader<T> {
   }
 }
 
-/** A registration with every field filled. */
-export function registration(overrides: Partial<RegistrationInput> = {}): RegistrationInput {
-  return {
-    app: 'billing',
-    instanceId: 'i-1',
-    hostName: 'billing-1.example.internal',
-    ipAddr: '10.0.0.1',
-    port: { number: 8080, enabled: true },
-    securePort: { number: 8443, enabled: false },
-    status: 'UP',
-    vipAddress: 'billing,billing-v2',
-    secureVipAddress: 'billing-secure',
-    zone: 'us-east-1a',
-    region: 'us-east-1',
-    metadata: { version: '1.2.3' },
-    homePageUrl: 'http://billing-1:8080/',
-    statusPageUrl: 'http://billing-1:8080/status',
-    healthCheckUrl: 'http://billing-1:8080/health',
-    renewalIntervalSecs: 30,
-    durationSecs: 90,
-    lastDirtyTimestamp: 1_000,
-    ...overrides,
-  };
-}
+export { registration } from '../core/fixtures.js';
 
 /** A proto Instance with every client-set field filled. */
 export function protoInstance(overrides: DeepPartial<Instance> = {}): Instance {
