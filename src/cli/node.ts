@@ -83,6 +83,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     clock,
     limits: { writesPerSecond: config.writesPerSecond, writeBurst: config.writeBurst, maxWatchers: config.maxWatchers },
     ready: () => serving && replicator.ready,
+    nodeId: config.nodeId,
     observer: metrics.observer,
     extraServices: [{ definition: ReplicationServiceService, implementation: replication as unknown as UntypedServiceImplementation }],
   }).catch((err: unknown) => {

@@ -54,6 +54,8 @@ export interface ApplicationsSnapshot {
   readonly revision: number;
   readonly reconcileHash: string;
   readonly instances: Instance[];
+  /** The node the revision belongs to: pass it to watch/getDelta with the revision. */
+  readonly nodeId: string;
 }
 
 /** What to watch. `sinceRevision` unset means "only changes from now on". */
@@ -61,6 +63,8 @@ export interface WatchFilter {
   readonly app?: string;
   readonly vip?: string;
   readonly sinceRevision?: number;
+  /** The node `sinceRevision` came from; another node answers resync_required rather than replaying the wrong history. */
+  readonly nodeId?: string;
 }
 
 /** Cancellation and the reconnect policy of {@link RosterClient.watch}. */
@@ -158,8 +162,9 @@ export class RosterClient {
   }
 
   /** Changes after `sinceRevision`; follow `hasMore`, and on `resyncRequired` list again. */
-  getDelta(sinceRevision: number, maxChanges = 0, opts?: CallOpts): Promise<GetDeltaResponse> {
-    return this.#unary((m, o, cb) => this.#stub.getDelta({ sinceRevision, maxChanges }, m, o, cb), opts);
+  getDelta(sinceRevision: number, maxChanges = 0, opts?: CallOpts & { readonly nodeId?: string }): Promise<GetDeltaResponse> {
+    const nodeId = opts?.nodeId ?? '';
+    return this.#unary((m, o, cb) => this.#stub.getDelta({ sinceRevision, maxChanges, nodeId }, m, o, cb), opts);
   }
 
   /**
@@ -186,7 +191,7 @@ export class RosterClient {
     if (instances.length !== first.totalInstances) {
       throw clientError(status.DATA_LOSS, `snapshot has ${instances.length} of ${first.totalInstances} instances`);
     }
-    return { revision: first.revision, reconcileHash: first.reconcileHash, instances };
+    return { revision: first.revision, reconcileHash: first.reconcileHash, instances, nodeId: first.nodeId };
   }
 
   /**
@@ -200,9 +205,12 @@ export class RosterClient {
     const clock = options.clock ?? new SystemClock();
     const maxRetries = options.maxRetries ?? 20;
     let sinceRevision = filter.sinceRevision;
+    let nodeId = filter.nodeId ?? '';
     let failures = 0;
     while (!signal?.aborted) {
-      const call = this.#stub.watch({ app: filter.app ?? '', vip: filter.vip ?? '', sinceRevision });
+      // The cursor travels with the node that issued it: reconnecting to another node (behind a
+      // load balancer) then yields resync_required instead of a silent gap.
+      const call = this.#stub.watch({ app: filter.app ?? '', vip: filter.vip ?? '', sinceRevision, nodeId });
       const onAbort = (): void => call.cancel();
       signal?.addEventListener('abort', onAbort, { once: true });
       let failure: ServiceError | undefined;
@@ -210,6 +218,7 @@ export class RosterClient {
         for await (const message of call as AsyncIterable<WatchResponse>) {
           failures = 0;
           sinceRevision = message.revision;
+          nodeId = message.nodeId;
           yield message;
           if (message.resyncRequired) return;
         }

@@ -51,6 +51,8 @@ export interface RegistryServiceOptions {
   readonly limits?: Partial<Limits>;
   /** False while the node may not serve reads (start-up sync with peers): they answer UNAVAILABLE. */
   readonly ready?: () => boolean;
+  /** This node's id, sent with revisions: a cursor from another node gets resync_required. */
+  readonly nodeId?: string;
 }
 
 /** The RegistryService handlers, plus what shutdown needs to end the long-lived streams. */
@@ -78,6 +80,9 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
   const { registry, logger } = options;
   const limits = checkLimits({ ...DEFAULT_LIMITS, ...options.limits });
   const ready = options.ready ?? (() => true);
+  const nodeId = options.nodeId ?? '';
+  // Revisions are per node: a cursor another node issued means nothing here.
+  const foreign = (cursorNode: string): boolean => cursorNode !== '' && cursorNode !== nodeId;
   const bucket = new TokenBucket({ ratePerSecond: limits.writesPerSecond, burst: limits.writeBurst, clock: options.clock });
   const watchers = new Set<WatchStream>();
   const heartbeatStreams = new Set<Writable>();
@@ -119,6 +124,7 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
         reconcileHash: snapshot.reconcileHash,
         totalInstances: instances.length,
         instances: instances.slice(start, end).map(instanceToProto),
+        nodeId,
       };
       start = end;
       if (!call.write(chunk) && !(await drained(call))) return;
@@ -211,7 +217,9 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
     getDelta: unary(log('GetDelta'), (req) => {
       assertReady();
       const max = countParam(req.maxChanges, 'max_changes', MAX_CHANGES);
-      const delta = registry.delta(req.sinceRevision, max);
+      const delta = foreign(req.nodeId)
+        ? { changes: [], revision: registry.revision, hasMore: false, resyncRequired: true }
+        : registry.delta(req.sinceRevision, max);
       const end = batchEnd(delta.changes, 0, max, (change) => change.instance.record);
       const cut = end < delta.changes.length;
       return {
@@ -220,6 +228,7 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
         hasMore: cut || delta.hasMore,
         resyncRequired: delta.resyncRequired,
         reconcileHash: reconcileHash(registry.stats().byStatus),
+        nodeId,
       };
     }),
 
@@ -234,10 +243,11 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
           matches: watchFilter(call.request.app, call.request.vip),
           maxBacklog: limits.maxWatchBacklog,
           logger: watchLog,
+          nodeId,
           onClose: () => watchers.delete(stream),
         });
         watchers.add(stream);
-        stream.start(call.request.sinceRevision, limits.watchProgressIntervalMs);
+        stream.start(call.request.sinceRevision, limits.watchProgressIntervalMs, foreign(call.request.nodeId));
       } catch (err) {
         failStream(call, err, watchLog);
       }
@@ -359,6 +369,7 @@ interface WatchDeps {
   readonly matches: (change: Change) => boolean;
   readonly maxBacklog: number;
   readonly logger: Logger;
+  readonly nodeId: string;
   readonly onClose: () => void;
 }
 
@@ -386,8 +397,9 @@ class WatchStream {
     this.#deps = deps;
   }
 
-  start(since: number | undefined, progressIntervalMs: number): void {
+  start(since: number | undefined, progressIntervalMs: number, foreignCursor: boolean): void {
     this.#call.once('close', () => this.#close());
+    if (foreignCursor) return this.#resync();
     this.#unsubscribe = this.#deps.registry.subscribe((change) => this.#onChange(change));
     this.#timer = setInterval(() => this.#tick(), progressIntervalMs);
     this.#timer.unref();
@@ -455,9 +467,9 @@ class WatchStream {
     return true;
   }
 
-  #write(message: WatchResponse): void {
+  #write(message: Omit<WatchResponse, 'nodeId'>): void {
     this.#sentSinceTick = true;
-    if (this.#call.write(message)) return;
+    if (this.#call.write({ ...message, nodeId: this.#deps.nodeId })) return;
     this.#blocked = true;
     this.#call.once('drain', () => {
       this.#blocked = false;
@@ -481,7 +493,7 @@ class WatchStream {
     this.#deps.logger.debug({ cursor: this.#cursor, revision, backlog: this.#queue.length }, 'watch needs resync');
     this.#close();
     if (this.#call.destroyed || this.#call.writableEnded) return;
-    this.#call.write({ changes: [], revision, progress: false, resyncRequired: true });
+    this.#call.write({ changes: [], revision, progress: false, resyncRequired: true, nodeId: this.#deps.nodeId });
     this.#call.end();
   }
 

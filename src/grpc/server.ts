@@ -32,6 +32,8 @@ export interface GrpcServerOptions {
   readonly observer?: RpcObserver;
   /** More services on the same port (replication). */
   readonly extraServices?: ReadonlyArray<{ definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
+  /** Sent with revisions so clients can tell which node's history a cursor belongs to. */
+  readonly nodeId?: string;
   /** An extra condition for the health status to be SERVING; default always. */
   readonly serving?: () => boolean;
 }
@@ -74,6 +76,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     clock: options.clock ?? new SystemClock(),
     ready,
     limits: options.limits,
+    nodeId: options.nodeId,
   });
   const extra = options.extraServices ?? [];
   const descriptors = await reflectionDescriptors();

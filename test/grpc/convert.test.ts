@@ -140,7 +140,7 @@ describe('encodedSizeBound', () => {
     ];
     for (const record of records) {
       const real = Instance.encode(instanceToProto({ record, lease: view().lease })).finish().length;
-      const listed = ListApplicationsResponse.encode({ revision: 0, reconcileHash: '', totalInstances: 0, instances: [instanceToProto({ record, lease: view().lease })] }).finish().length;
+      const listed = ListApplicationsResponse.encode({ revision: 0, reconcileHash: '', totalInstances: 0, nodeId: '', instances: [instanceToProto({ record, lease: view().lease })] }).finish().length;
       assert.ok(encodedSizeBound(record) >= listed, `${encodedSizeBound(record)} >= ${listed}, the instance with its list framing`);
       assert.ok(encodedSizeBound(record) <= real * 2 + 300, 'and is not wildly off');
     }

@@ -54,7 +54,7 @@ describe('ListApplications', () => {
   test('an empty registry sends exactly one chunk with no instances', () =>
     withHarness(async ({ client }) => {
       const chunks = await readAll(client.listApplications({ chunkSize: 0 }));
-      assert.deepEqual(chunks, [{ revision: 0, reconcileHash: '', totalInstances: 0, instances: [] }]);
+      assert.deepEqual(chunks, [{ revision: 0, reconcileHash: '', totalInstances: 0, instances: [], nodeId: '' }]);
     }));
 
   test('chunk_size sets the chunk length; above 5000 it is INVALID_ARGUMENT', () =>

@@ -242,13 +242,13 @@ describe('reads', () => {
       const hash = registry.snapshot().reconcileHash;
       assert.equal(hash, 'OUT_OF_SERVICE_1_UP_3_');
 
-      const first = await call(client.getDelta.bind(client), { sinceRevision: 0, maxChanges: 4 });
+      const first = await call(client.getDelta.bind(client), { sinceRevision: 0, maxChanges: 4, nodeId: '' });
       assert.deepEqual(first.changes.map((c) => c.revision), [1, 2, 3, 4]);
       assert.equal(first.revision, 4);
       assert.equal(first.hasMore, true);
       assert.equal(first.resyncRequired, false);
       assert.equal(first.reconcileHash, hash);
-      const rest = await call(client.getDelta.bind(client), { sinceRevision: first.revision, maxChanges: 0 });
+      const rest = await call(client.getDelta.bind(client), { sinceRevision: first.revision, maxChanges: 0, nodeId: '' });
       assert.deepEqual(rest.changes.map((c) => [c.revision, c.type, c.instance?.instanceId]), [
         [5, 1, 'i-4'],
         [6, 2, 'i-0'],
@@ -256,24 +256,24 @@ describe('reads', () => {
       ]);
       assert.equal(rest.revision, 7);
       assert.equal(rest.hasMore, false);
-      const none = await call(client.getDelta.bind(client), { sinceRevision: 7, maxChanges: 10 });
+      const none = await call(client.getDelta.bind(client), { sinceRevision: 7, maxChanges: 10, nodeId: '' });
       assert.deepEqual(none.changes, []);
       assert.equal(none.revision, 7);
 
-      const future = await call(client.getDelta.bind(client), { sinceRevision: 99, maxChanges: 10 });
+      const future = await call(client.getDelta.bind(client), { sinceRevision: 99, maxChanges: 10, nodeId: '' });
       assert.equal(future.resyncRequired, true);
       assert.equal(future.revision, 7);
-      await refusesField(h, call(client.getDelta.bind(client), { sinceRevision: 0, maxChanges: 5001 }), 'max_changes');
+      await refusesField(h, call(client.getDelta.bind(client), { sinceRevision: 0, maxChanges: 5001, nodeId: '' }), 'max_changes');
     }));
 
   test('GetDelta says resync when the cursor fell out of the change log', () =>
     withHarness({ registryOptions: { changeLogSize: 3 } }, async ({ client, registry }) => {
       for (let i = 0; i < 6; i++) registry.register(registration({ instanceId: `i-${i}` }));
-      const old = await call(client.getDelta.bind(client), { sinceRevision: 1, maxChanges: 10 });
+      const old = await call(client.getDelta.bind(client), { sinceRevision: 1, maxChanges: 10, nodeId: '' });
       assert.equal(old.resyncRequired, true);
       assert.deepEqual(old.changes, []);
       assert.equal(old.revision, 6);
-      const recent = await call(client.getDelta.bind(client), { sinceRevision: registry.oldestReplayableRevision, maxChanges: 10 });
+      const recent = await call(client.getDelta.bind(client), { sinceRevision: registry.oldestReplayableRevision, maxChanges: 10, nodeId: '' });
       assert.equal(recent.resyncRequired, false);
       assert.deepEqual(recent.changes.map((c) => c.revision), [4, 5, 6]);
     }));
@@ -286,7 +286,7 @@ describe('reads', () => {
       let since = 0;
       let pages = 0;
       for (;;) {
-        const page = await call(client.getDelta.bind(client), { sinceRevision: since, maxChanges: 5000 });
+        const page = await call(client.getDelta.bind(client), { sinceRevision: since, maxChanges: 5000, nodeId: '' });
         pages++;
         revisions.push(...page.changes.map((c) => c.revision));
         assert.equal(page.revision, page.changes.at(-1)?.revision ?? since);
@@ -307,10 +307,10 @@ describe('readiness and overload', () => {
       await rejectsWith(call(client.getInstance.bind(client), { app: 'billing', instanceId: 'i-1' }), UNAVAILABLE, unavailable);
       await rejectsWith(call(client.getApplication.bind(client), { app: 'billing' }), UNAVAILABLE, unavailable);
       await rejectsWith(call(client.listByVip.bind(client), { vip: 'billing', secure: false }), UNAVAILABLE, unavailable);
-      await rejectsWith(call(client.getDelta.bind(client), { sinceRevision: 0, maxChanges: 0 }), UNAVAILABLE, unavailable);
+      await rejectsWith(call(client.getDelta.bind(client), { sinceRevision: 0, maxChanges: 0, nodeId: '' }), UNAVAILABLE, unavailable);
       const list = new StreamReader(client.listApplications({ chunkSize: 0 }));
       assert.equal((await list.ended())?.code, UNAVAILABLE);
-      const watch = new StreamReader(client.watch({ app: '', vip: '' }));
+      const watch = new StreamReader(client.watch({ app: '', vip: '', nodeId: '' }));
       assert.equal((await watch.ended())?.code, UNAVAILABLE);
 
       const hb = await call(client.heartbeat.bind(client), { app: 'billing', instanceId: 'i-1', lastDirtyTimestamp: 0 });
@@ -379,7 +379,7 @@ describe('limits', () => {
 
   test('maxWatchers 0 turns Watch off', () =>
     withHarness({ limits: { maxWatchers: 0 } }, async (h) => {
-      const err = await new StreamReader(h.client.watch({ app: '', vip: '' })).ended();
+      const err = await new StreamReader(h.client.watch({ app: '', vip: '', nodeId: '' })).ended();
       assert.equal(err?.code, RESOURCE_EXHAUSTED);
     }));
 });

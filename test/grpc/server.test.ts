@@ -180,7 +180,7 @@ describe('observer', () => {
       await call(h.client.register.bind(h.client), { instance: protoInstance({ app: 'a', instanceId: 'i' }) });
       await rejectsWith(call(h.client.getInstance.bind(h.client), { app: 'a', instanceId: 'nope' }), grpc.status.NOT_FOUND);
       await readAll(h.client.listApplications({ chunkSize: 0 }));
-      const watch = new StreamReader(h.client.watch({ app: '', vip: '' }));
+      const watch = new StreamReader(h.client.watch({ app: '', vip: '', nodeId: '' }));
       await watch.next();
       watch.stream.cancel();
       for (let i = 0; i < 10_000 && seen.length < 4; i++) await nextTick();

@@ -3,7 +3,7 @@ import { setImmediate as nextTick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { ChangeType } from '../../src/gen/roster/v1/instance.js';
-import type { WatchRequest, WatchResponse } from '../../src/gen/roster/v1/registry_service.js';
+import type { GetDeltaResponse, WatchRequest, WatchResponse } from '../../src/gen/roster/v1/registry_service.js';
 import { registration, startHarness, StreamReader, WAIT_MS, type Harness } from './helpers.js';
 
 async function withHarness(options: Parameters<typeof startHarness>[0], body: (h: Harness) => Promise<void>): Promise<void> {
@@ -16,7 +16,7 @@ async function withHarness(options: Parameters<typeof startHarness>[0], body: (h
 }
 
 function watch(h: Harness, request: Partial<WatchRequest> = {}): StreamReader<WatchResponse> {
-  return new StreamReader(h.client.watch({ app: '', vip: '', ...request }, { deadline: Date.now() + 3 * WAIT_MS }));
+  return new StreamReader(h.client.watch({ app: '', vip: '', nodeId: '', ...request } as WatchRequest, { deadline: Date.now() + 3 * WAIT_MS }));
 }
 
 /** Reads until the watcher is at `revision`, returning every change revision seen. */
@@ -32,11 +32,32 @@ async function revisionsUntil(reader: StreamReader<WatchResponse>, revision: num
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('Watch', () => {
+  test('a cursor issued by another node gets resync_required; this node\'s own id resumes', () =>
+    withHarness({ nodeId: 'node-a' }, async (h) => {
+      h.registry.register(registration({ instanceId: 'x' }));
+      h.registry.register(registration({ instanceId: 'y' }));
+      assert.deepEqual(await watch(h, { sinceRevision: 1, nodeId: 'node-b' }).next(), {
+        changes: [],
+        revision: 2,
+        progress: false,
+        resyncRequired: true,
+        nodeId: 'node-a',
+      });
+      const resumed = await watch(h, { sinceRevision: 1, nodeId: 'node-a' }).next();
+      assert.deepEqual(resumed.changes.map((c) => c.revision), [2]);
+      assert.equal(resumed.nodeId, 'node-a');
+      const delta = await new Promise<GetDeltaResponse>((resolve, reject) =>
+        h.client.getDelta({ sinceRevision: 1, maxChanges: 0, nodeId: 'node-b' }, (err, res) => (err ? reject(err) : resolve(res))),
+      );
+      assert.equal(delta.resyncRequired, true);
+      assert.equal(delta.nodeId, 'node-a');
+    }));
+
   test('without a cursor: a progress message at the current revision, then live changes', () =>
     withHarness({}, async (h) => {
       h.registry.register(registration({ instanceId: 'old' }));
       const reader = watch(h);
-      assert.deepEqual(await reader.next(), { changes: [], revision: 1, progress: true, resyncRequired: false });
+      assert.deepEqual(await reader.next(), { changes: [], revision: 1, progress: true, resyncRequired: false, nodeId: '' });
       h.registry.register(registration());
       const added = await reader.next();
       assert.equal(added.revision, 2);
@@ -98,7 +119,7 @@ describe('Watch', () => {
       assert.deepEqual(vipMessage.changes.map((c) => c.instance?.instanceId), ['o1', 'o2']);
       assert.equal(vipMessage.revision, 4, 'the filtered-out o3 is included in the revision');
       const progress = await byApp.nextMatching((m) => m.progress);
-      assert.deepEqual(progress, { changes: [], revision: 4, progress: true, resyncRequired: false });
+      assert.deepEqual(progress, { changes: [], revision: 4, progress: true, resyncRequired: false, nodeId: '' });
       byApp.stream.cancel();
       byVip.stream.cancel();
     }));
@@ -109,7 +130,7 @@ describe('Watch', () => {
       const reader = watch(h, { sinceRevision: 0 });
       assert.equal((await reader.next()).changes.length, 1);
       for (let i = 0; i < 3; i++) {
-        assert.deepEqual(await reader.next(), { changes: [], revision: 1, progress: true, resyncRequired: false });
+        assert.deepEqual(await reader.next(), { changes: [], revision: 1, progress: true, resyncRequired: false, nodeId: '' });
       }
       reader.stream.cancel();
     }));
@@ -119,7 +140,7 @@ describe('Watch', () => {
       for (let i = 0; i < 30; i++) h.registry.register(registration({ instanceId: `i-${i}` }));
       for (const since of [2, 19, 31]) {
         const reader = watch(h, { sinceRevision: since });
-        assert.deepEqual(await reader.next(), { changes: [], revision: 30, progress: false, resyncRequired: true }, `since ${since}`);
+        assert.deepEqual(await reader.next(), { changes: [], revision: 30, progress: false, resyncRequired: true, nodeId: '' }, `since ${since}`);
         assert.equal(await reader.ended(), undefined);
       }
       const fine = watch(h, { sinceRevision: 20 });
@@ -131,7 +152,7 @@ describe('Watch', () => {
     withHarness({ limits: { maxWatchBacklog: 20 } }, async (h) => {
       const bulky = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${i}`, 'v'.repeat(1000)]));
       h.registry.register(registration({ metadata: bulky }));
-      const stream = h.client.watch({ app: '', vip: '' }, { deadline: Date.now() + WAIT_MS });
+      const stream = h.client.watch({ app: '', vip: '', nodeId: '' }, { deadline: Date.now() + WAIT_MS });
       const messages: WatchResponse[] = [];
       // grpc-js applies flow control only once the app has started reading: start, then stop.
       await new Promise<void>((resolve, reject) => {
@@ -142,7 +163,7 @@ describe('Watch', () => {
         });
       });
       stream.pause();
-      assert.deepEqual([...messages], [{ changes: [], revision: 1, progress: true, resyncRequired: false }]);
+      assert.deepEqual([...messages], [{ changes: [], revision: 1, progress: true, resyncRequired: false, nodeId: '' }]);
       for (let i = 0; i < 600; i++) {
         h.registry.updateMetadata('billing', 'i-1', { n: String(i) }, []);
         await nextTick();

@@ -193,6 +193,11 @@ export interface ListApplicationsResponse {
   totalInstances: number;
   /** This chunk's instances, ordered by (app, instance_id). */
   instances: Instance[];
+  /**
+   * The answering node's id. Revisions are per node: pass it with the revision to Watch or
+   * GetDelta, so another node answers resync_required instead of replaying the wrong history.
+   */
+  nodeId: string;
 }
 
 /** GetApplication's input. */
@@ -236,6 +241,8 @@ export interface GetDeltaRequest {
    * while has_more is set.
    */
   maxChanges: number;
+  /** The node since_revision came from (empty: not checked). Another node answers resync_required. */
+  nodeId: string;
 }
 
 /** GetDelta's answer. */
@@ -250,6 +257,8 @@ export interface GetDeltaResponse {
   resyncRequired: boolean;
   /** The reconcile hash of the registry at the node's current revision. */
   reconcileHash: string;
+  /** The answering node's id. */
+  nodeId: string;
 }
 
 /** Watch's input. */
@@ -262,6 +271,8 @@ export interface WatchRequest {
   app: string;
   /** Only changes to instances serving this VIP, plain or secure (empty: all). */
   vip: string;
+  /** The node since_revision came from (empty: not checked). Another node answers resync_required. */
+  nodeId: string;
 }
 
 /** One message on a Watch stream. */
@@ -277,6 +288,8 @@ export interface WatchResponse {
    * Call ListApplications and watch again from its revision.
    */
   resyncRequired: boolean;
+  /** The answering node's id: resume with it and revision. */
+  nodeId: string;
 }
 
 function createBaseRegisterRequest(): RegisterRequest {
@@ -1939,7 +1952,7 @@ export const ListApplicationsRequest: MessageFns<ListApplicationsRequest> = {
 };
 
 function createBaseListApplicationsResponse(): ListApplicationsResponse {
-  return { revision: 0, reconcileHash: "", totalInstances: 0, instances: [] };
+  return { revision: 0, reconcileHash: "", totalInstances: 0, instances: [], nodeId: "" };
 }
 
 export const ListApplicationsResponse: MessageFns<ListApplicationsResponse> = {
@@ -1955,6 +1968,9 @@ export const ListApplicationsResponse: MessageFns<ListApplicationsResponse> = {
     }
     for (const v of message.instances) {
       Instance.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(42).string(message.nodeId);
     }
     return writer;
   },
@@ -2004,6 +2020,14 @@ export const ListApplicationsResponse: MessageFns<ListApplicationsResponse> = {
             message.instances.push(Instance.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2032,6 +2056,11 @@ export const ListApplicationsResponse: MessageFns<ListApplicationsResponse> = {
       instances: globalThis.Array.isArray(object?.instances)
         ? object.instances.map((e: any) => Instance.fromJSON(e))
         : [],
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
     };
   },
 
@@ -2049,6 +2078,9 @@ export const ListApplicationsResponse: MessageFns<ListApplicationsResponse> = {
     if (message.instances?.length) {
       obj.instances = message.instances.map((e) => Instance.toJSON(e));
     }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
     return obj;
   },
 
@@ -2061,6 +2093,7 @@ export const ListApplicationsResponse: MessageFns<ListApplicationsResponse> = {
     message.reconcileHash = object.reconcileHash ?? "";
     message.totalInstances = object.totalInstances ?? 0;
     message.instances = object.instances?.map((e) => Instance.fromPartial(e)) || [];
+    message.nodeId = object.nodeId ?? "";
     return message;
   },
 };
@@ -2408,7 +2441,7 @@ export const ListByVipResponse: MessageFns<ListByVipResponse> = {
 };
 
 function createBaseGetDeltaRequest(): GetDeltaRequest {
-  return { sinceRevision: 0, maxChanges: 0 };
+  return { sinceRevision: 0, maxChanges: 0, nodeId: "" };
 }
 
 export const GetDeltaRequest: MessageFns<GetDeltaRequest> = {
@@ -2418,6 +2451,9 @@ export const GetDeltaRequest: MessageFns<GetDeltaRequest> = {
     }
     if (message.maxChanges !== 0) {
       writer.uint32(16).uint32(message.maxChanges);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(26).string(message.nodeId);
     }
     return writer;
   },
@@ -2451,6 +2487,14 @@ export const GetDeltaRequest: MessageFns<GetDeltaRequest> = {
             message.maxChanges = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2475,6 +2519,11 @@ export const GetDeltaRequest: MessageFns<GetDeltaRequest> = {
         : isSet(object.max_changes)
         ? globalThis.Number(object.max_changes)
         : 0,
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
     };
   },
 
@@ -2486,6 +2535,9 @@ export const GetDeltaRequest: MessageFns<GetDeltaRequest> = {
     if (message.maxChanges !== 0) {
       obj.maxChanges = Math.round(message.maxChanges);
     }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
     return obj;
   },
 
@@ -2496,12 +2548,13 @@ export const GetDeltaRequest: MessageFns<GetDeltaRequest> = {
     const message = createBaseGetDeltaRequest();
     message.sinceRevision = object.sinceRevision ?? 0;
     message.maxChanges = object.maxChanges ?? 0;
+    message.nodeId = object.nodeId ?? "";
     return message;
   },
 };
 
 function createBaseGetDeltaResponse(): GetDeltaResponse {
-  return { changes: [], revision: 0, hasMore: false, resyncRequired: false, reconcileHash: "" };
+  return { changes: [], revision: 0, hasMore: false, resyncRequired: false, reconcileHash: "", nodeId: "" };
 }
 
 export const GetDeltaResponse: MessageFns<GetDeltaResponse> = {
@@ -2520,6 +2573,9 @@ export const GetDeltaResponse: MessageFns<GetDeltaResponse> = {
     }
     if (message.reconcileHash !== "") {
       writer.uint32(42).string(message.reconcileHash);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(50).string(message.nodeId);
     }
     return writer;
   },
@@ -2577,6 +2633,14 @@ export const GetDeltaResponse: MessageFns<GetDeltaResponse> = {
             message.reconcileHash = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2608,6 +2672,11 @@ export const GetDeltaResponse: MessageFns<GetDeltaResponse> = {
         : isSet(object.reconcile_hash)
         ? globalThis.String(object.reconcile_hash)
         : "",
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
     };
   },
 
@@ -2628,6 +2697,9 @@ export const GetDeltaResponse: MessageFns<GetDeltaResponse> = {
     if (message.reconcileHash !== "") {
       obj.reconcileHash = message.reconcileHash;
     }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
     return obj;
   },
 
@@ -2641,12 +2713,13 @@ export const GetDeltaResponse: MessageFns<GetDeltaResponse> = {
     message.hasMore = object.hasMore ?? false;
     message.resyncRequired = object.resyncRequired ?? false;
     message.reconcileHash = object.reconcileHash ?? "";
+    message.nodeId = object.nodeId ?? "";
     return message;
   },
 };
 
 function createBaseWatchRequest(): WatchRequest {
-  return { sinceRevision: undefined, app: "", vip: "" };
+  return { sinceRevision: undefined, app: "", vip: "", nodeId: "" };
 }
 
 export const WatchRequest: MessageFns<WatchRequest> = {
@@ -2659,6 +2732,9 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     }
     if (message.vip !== "") {
       writer.uint32(26).string(message.vip);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(34).string(message.nodeId);
     }
     return writer;
   },
@@ -2700,6 +2776,14 @@ export const WatchRequest: MessageFns<WatchRequest> = {
             message.vip = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2721,6 +2805,11 @@ export const WatchRequest: MessageFns<WatchRequest> = {
         : undefined,
       app: isSet(object.app) ? globalThis.String(object.app) : "",
       vip: isSet(object.vip) ? globalThis.String(object.vip) : "",
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
     };
   },
 
@@ -2735,6 +2824,9 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     if (message.vip !== "") {
       obj.vip = message.vip;
     }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
     return obj;
   },
 
@@ -2746,12 +2838,13 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     message.sinceRevision = object.sinceRevision ?? undefined;
     message.app = object.app ?? "";
     message.vip = object.vip ?? "";
+    message.nodeId = object.nodeId ?? "";
     return message;
   },
 };
 
 function createBaseWatchResponse(): WatchResponse {
-  return { changes: [], revision: 0, progress: false, resyncRequired: false };
+  return { changes: [], revision: 0, progress: false, resyncRequired: false, nodeId: "" };
 }
 
 export const WatchResponse: MessageFns<WatchResponse> = {
@@ -2767,6 +2860,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     }
     if (message.resyncRequired !== false) {
       writer.uint32(32).bool(message.resyncRequired);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(42).string(message.nodeId);
     }
     return writer;
   },
@@ -2816,6 +2912,14 @@ export const WatchResponse: MessageFns<WatchResponse> = {
             message.resyncRequired = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2838,6 +2942,11 @@ export const WatchResponse: MessageFns<WatchResponse> = {
         : isSet(object.resync_required)
         ? globalThis.Boolean(object.resync_required)
         : false,
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
     };
   },
 
@@ -2855,6 +2964,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     if (message.resyncRequired !== false) {
       obj.resyncRequired = message.resyncRequired;
     }
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
     return obj;
   },
 
@@ -2867,6 +2979,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     message.revision = object.revision ?? 0;
     message.progress = object.progress ?? false;
     message.resyncRequired = object.resyncRequired ?? false;
+    message.nodeId = object.nodeId ?? "";
     return message;
   },
 };
