@@ -1,7 +1,9 @@
 /**
- * `npm run bench [-- --quick] [-- --out FILE] [-- --only ID,ID]`: runs the scenarios of
- * bench/scenarios.ts against a Roster node in a child process, prints a table and writes the
- * results as JSON to bench/results/latest.json (and to FILE). Targets are reported, not enforced.
+ * `npm run bench -- [--quick] [--out FILE] [--only ID,ID] [--server-flags JSON]`: runs the
+ * scenarios of bench/scenarios.ts against a Roster node in a child process, prints a table and
+ * writes the results as JSON to bench/results/latest.json (and to FILE). `--server-flags`
+ * overrides `roster serve` settings of every suite, e.g. '{"writesPerSecond":50000}'.
+ * Targets are reported, not enforced.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -36,8 +38,10 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       out: { type: 'string' },
       only: { type: 'string' },
+      'server-flags': { type: 'string', default: '{}' },
     },
   });
+  const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
   const budget = BUDGETS[values.quick ? 'quick' : 'full'];
   const only = values.only === undefined ? undefined : new Set(values.only.split(','));
   const startedAt = new Date();
@@ -48,7 +52,7 @@ async function main(): Promise<void> {
   for (const suite of SUITES) {
     const scenarios = suite.scenarios.filter((s) => only === undefined || only.has(s.id));
     if (scenarios.length === 0) continue;
-    const server = await ServerProcess.start(suite.serverFlags);
+    const server = await ServerProcess.start({ ...suite.serverFlags, ...flagOverrides });
     const client = new RosterClient(server.address, { channelOptions: CHANNEL_OPTIONS, timeoutMs: 30_000 });
     try {
       await suite.setup?.(server);
@@ -78,6 +82,7 @@ async function main(): Promise<void> {
     startedAt: startedAt.toISOString(),
     seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
     budget,
+    serverFlags: flagOverrides,
     machine: {
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? 'unknown',
@@ -102,7 +107,7 @@ function meets(value: number, target: Target): boolean {
 }
 
 function formatNumber(value: number, unit: string): string {
-  if (unit === 'ms' || unit === 'MB') return value.toFixed(1);
+  if (unit === 'ms' || unit === 'MiB') return value.toFixed(1);
   return Math.round(value).toLocaleString('en-US');
 }
 
