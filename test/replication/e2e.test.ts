@@ -135,8 +135,12 @@ describe('three roster serve processes on loopback', { timeout: 120_000 }, () =>
     await client(a).register(instance('from-a'));
     await client(c).register(instance('from-c'));
     await client(c).cancel('orders', 'w-1');
-    await new Promise((r) => setTimeout(r, 1_500));
-    assert.notEqual(await contents(client(a)), await contents(client(c)));
+    // The cut took: A's stream to C is down (digests through B may still carry some writes over).
+    await waitFor('A sees C disconnected', async () => {
+      const report = (await (await fetch(`http://127.0.0.1:${a.httpPort}/peers`)).json()) as { peers: { peer: string; connected: boolean }[] };
+      return report.peers.find((p) => p.peer === aToC.address)?.connected === false;
+    });
+    await new Promise((r) => setTimeout(r, 1_000));
     aToC.accept();
     cToA.accept();
     const healed = Date.now();
