@@ -1,40 +1,41 @@
+/** Something with a deadline that a {@link LeaseHeap} can hold; the heap keeps `heapIndex` current. */
+export interface HeapItem {
+  deadline: number;
+  /** Position in the heap, -1 when not in it. Owned by the heap. */
+  heapIndex: number;
+}
+
 /**
- * A min-heap of lease deadlines with an index by key, so a renewal moves its entry in place
- * (O(log n)) instead of piling up stale copies (etcd's lease_queue.go does the same).
+ * A min-heap of lease deadlines. Items carry their own index (etcd's lease_queue.go keeps an
+ * index by id; here it lives on the item), so a renewal moves an item in place in O(log n)
+ * without a side map or stale copies.
  */
-export class LeaseHeap {
-  readonly #keys: string[] = [];
-  readonly #deadlines: number[] = [];
-  readonly #index = new Map<string, number>();
+export class LeaseHeap<T extends HeapItem> {
+  readonly #items: T[] = [];
 
   get size(): number {
-    return this.#keys.length;
+    return this.#items.length;
   }
 
-  /** Inserts `key` or moves it to its new deadline. */
-  set(key: string, deadline: number): void {
-    const i = this.#index.get(key);
-    if (i === undefined) {
-      this.#keys.push(key);
-      this.#deadlines.push(deadline);
-      this.#index.set(key, this.#keys.length - 1);
-      this.#up(this.#keys.length - 1);
-      return;
-    }
-    const old = this.#deadlines[i]!;
-    this.#deadlines[i] = deadline;
-    if (deadline < old) this.#up(i);
-    else this.#down(i);
+  /** Inserts `item` or moves it to its new deadline. */
+  set(item: T, deadline: number): void {
+    const old = item.deadline;
+    item.deadline = deadline;
+    if (item.heapIndex < 0) {
+      item.heapIndex = this.#items.length;
+      this.#items.push(item);
+      this.#up(item.heapIndex);
+    } else if (deadline < old) this.#up(item.heapIndex);
+    else this.#down(item.heapIndex);
   }
 
-  delete(key: string): boolean {
-    const i = this.#index.get(key);
-    if (i === undefined) return false;
-    const last = this.#keys.length - 1;
+  delete(item: T): boolean {
+    const i = item.heapIndex;
+    if (i < 0) return false;
+    const last = this.#items.length - 1;
     this.#swap(i, last);
-    this.#keys.pop();
-    this.#deadlines.pop();
-    this.#index.delete(key);
+    this.#items.pop();
+    item.heapIndex = -1;
     if (i < last) {
       this.#up(i);
       this.#down(i);
@@ -42,22 +43,17 @@ export class LeaseHeap {
     return true;
   }
 
-  deadline(key: string): number | undefined {
-    const i = this.#index.get(key);
-    return i === undefined ? undefined : this.#deadlines[i];
+  peek(): T | undefined {
+    return this.#items[0];
   }
 
-  peek(): { key: string; deadline: number } | undefined {
-    return this.#keys.length === 0 ? undefined : { key: this.#keys[0]!, deadline: this.#deadlines[0]! };
-  }
-
-  /** Removes and returns every key whose deadline is at or before `now`, earliest first. */
-  popDue(now: number): string[] {
-    const due: string[] = [];
-    while (this.#keys.length > 0 && this.#deadlines[0]! <= now) {
-      const key = this.#keys[0]!;
-      this.delete(key);
-      due.push(key);
+  /** Removes and returns every item whose deadline is at or before `now`, earliest first. */
+  popDue(now: number): T[] {
+    const due: T[] = [];
+    while (this.#items.length > 0 && this.#items[0]!.deadline <= now) {
+      const item = this.#items[0]!;
+      this.delete(item);
+      due.push(item);
     }
     return due;
   }
@@ -65,20 +61,20 @@ export class LeaseHeap {
   #up(i: number): void {
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (this.#deadlines[parent]! <= this.#deadlines[i]!) return;
+      if (this.#items[parent]!.deadline <= this.#items[i]!.deadline) return;
       this.#swap(i, parent);
       i = parent;
     }
   }
 
   #down(i: number): void {
-    const n = this.#keys.length;
+    const n = this.#items.length;
     for (;;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let min = i;
-      if (l < n && this.#deadlines[l]! < this.#deadlines[min]!) min = l;
-      if (r < n && this.#deadlines[r]! < this.#deadlines[min]!) min = r;
+      if (l < n && this.#items[l]!.deadline < this.#items[min]!.deadline) min = l;
+      if (r < n && this.#items[r]!.deadline < this.#items[min]!.deadline) min = r;
       if (min === i) return;
       this.#swap(i, min);
       i = min;
@@ -87,14 +83,11 @@ export class LeaseHeap {
 
   #swap(a: number, b: number): void {
     if (a === b) return;
-    const ka = this.#keys[a]!;
-    const kb = this.#keys[b]!;
-    this.#keys[a] = kb;
-    this.#keys[b] = ka;
-    const da = this.#deadlines[a]!;
-    this.#deadlines[a] = this.#deadlines[b]!;
-    this.#deadlines[b] = da;
-    this.#index.set(kb, a);
-    this.#index.set(ka, b);
+    const x = this.#items[a]!;
+    const y = this.#items[b]!;
+    this.#items[a] = y;
+    this.#items[b] = x;
+    y.heapIndex = a;
+    x.heapIndex = b;
   }
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ChangeLog } from './change-log.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { invalid, unknownInstance } from './errors.js';
-import { LeaseHeap } from './lease-heap.js';
+import { LeaseHeap, type HeapItem } from './lease-heap.js';
 import { resolveStatus } from './status-rules.js';
 import {
   STATUSES,
@@ -61,13 +61,24 @@ export interface Tombstone {
 /** The outcome of applying a peer's record. */
 export type ApplyOutcome = 'applied' | 'renewed' | 'stale';
 
-interface Entry extends LeaseTimes {
-  record: InstanceRecord;
-  hash: number;
+/** Node-local lease state, shared by every version of an instance's entry while it lives. */
+interface Lease extends LeaseTimes, HeapItem {
   registrationTimestamp: number;
   lastRenewalTimestamp: number;
   evictionTimestamp: number;
   serviceUpTimestamp: number;
+  readonly app: string;
+  readonly instanceId: string;
+}
+
+/**
+ * One version of an instance as this node holds it. It is also the view readers get: a new
+ * version is a new entry (sharing the lease), so a view or a change keeps the record it had.
+ */
+interface Entry extends InstanceView {
+  readonly record: InstanceRecord;
+  readonly lease: Lease;
+  readonly hash: number;
 }
 
 const MINUTE_MS = 60_000;
@@ -94,7 +105,9 @@ export class Registry implements RegistryApi {
   readonly #opts: Required<Omit<RegistryOptions, 'clock' | 'logger' | 'onLocalWrite'>>;
   readonly #onLocalWrite: ((write: LocalWrite) => void) | undefined;
   readonly #apps = new Map<string, Map<string, Entry>>();
-  readonly #leases = new LeaseHeap();
+  readonly #leases = new LeaseHeap<Lease>();
+  /** Instance ids per app in sorted order, rebuilt only after instances come or go. */
+  #sortedIds: Array<[app: string, ids: string[]]> | undefined;
   readonly #tombstones = new Map<string, Tombstone>();
   readonly #changes: ChangeLog;
   readonly #listeners = new Set<(change: Change) => void>();
@@ -180,14 +193,14 @@ export class Registry implements RegistryApi {
     const hash = contentHash(candidate);
     if (existing && compareVersions(candidate, hash, existing.record, existing.hash) <= 0) {
       // The stored record is as new or newer: it wins, the caller still gets OK and a lease.
-      this.#renew(checked.app, checked.instanceId, existing);
+      this.#renew(existing);
       this.#emitLocal({ action: 'heartbeat', app: checked.app, instanceId: checked.instanceId, lastDirtyTimestamp: existing.record.lastDirtyTimestamp });
-      return { view: this.#view(existing), revision: this.#revision };
+      return { view: existing, revision: this.#revision };
     }
     const entry = this.#store(candidate, hash, existing, candidate.durationSecs * 1000);
     this.#emitLocal({ action: 'register', record: candidate });
     this.#log?.debug({ app: candidate.app, instanceId: candidate.instanceId, status: candidate.status }, 'registered');
-    return { view: this.#view(entry), revision: this.#revision };
+    return { view: entry, revision: this.#revision };
   }
 
   heartbeat(app: string, instanceId: string, lastDirtyTimestamp = 0, origin: WriteOrigin = 'client'): HeartbeatOutcome {
@@ -196,10 +209,10 @@ export class Registry implements RegistryApi {
     checkDirtyTimestamp(lastDirtyTimestamp);
     const entry = this.#entry(app, instanceId);
     if (!entry) return { kind: 'not_found', reason: 'unknown' };
-    if (this.#clock.now() >= this.#leases.deadline(key(app, instanceId))!) return { kind: 'not_found', reason: 'expired' };
+    if (this.#clock.now() >= entry.lease.deadline) return { kind: 'not_found', reason: 'expired' };
     if (entry.record.status === 'UNKNOWN') return { kind: 'not_found', reason: 'status_unknown' };
     if (lastDirtyTimestamp > entry.record.lastDirtyTimestamp) return { kind: 'not_found', reason: 'caller_newer' };
-    this.#renew(app, instanceId, entry);
+    this.#renew(entry);
     if (origin === 'client') {
       this.#emitLocal({ action: 'heartbeat', app, instanceId, lastDirtyTimestamp: entry.record.lastDirtyTimestamp });
     } else if (lastDirtyTimestamp > 0 && lastDirtyTimestamp < entry.record.lastDirtyTimestamp) {
@@ -269,10 +282,9 @@ export class Registry implements RegistryApi {
     const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
     if (order < 0) return 'stale';
     if (order === 0 && existing) {
-      const k = key(app, instanceId);
-      const deadline = Math.max(this.#leases.deadline(k)!, this.#clock.now() + remaining);
-      this.#leases.set(k, deadline);
-      existing.lastRenewalTimestamp = this.#clock.wallNow();
+      const lease = existing.lease;
+      this.#leases.set(lease, Math.max(lease.deadline, this.#clock.now() + remaining));
+      lease.lastRenewalTimestamp = this.#clock.wallNow();
       return 'renewed';
     }
     this.#store(incoming, hash, existing, remaining);
@@ -286,8 +298,8 @@ export class Registry implements RegistryApi {
 
   /** Milliseconds until the lease of a live instance expires on this node. */
   leaseRemainingMs(app: string, instanceId: string): number | undefined {
-    const deadline = this.#leases.deadline(key(app.toLowerCase(), instanceId));
-    return deadline === undefined ? undefined : deadline - this.#clock.now();
+    const entry = this.#entry(app.toLowerCase(), instanceId);
+    return entry === undefined ? undefined : entry.lease.deadline - this.#clock.now();
   }
 
   /**
@@ -315,7 +327,7 @@ export class Registry implements RegistryApi {
     const out: { record: InstanceRecord; leaseRemainingMs: number }[] = [];
     for (const app of names) {
       for (const e of this.#apps.get(app)?.values() ?? []) {
-        out.push({ record: e.record, leaseRemainingMs: this.#leases.deadline(key(app, e.record.instanceId))! - now });
+        out.push({ record: e.record, leaseRemainingMs: e.lease.deadline - now });
       }
     }
     return out;
@@ -337,13 +349,13 @@ export class Registry implements RegistryApi {
     checkInstanceId(instanceId);
     const entry = this.#entry(app, instanceId);
     if (!entry) throw unknownInstance(app, instanceId);
-    return this.#view(entry);
+    return entry;
   }
 
   getApplication(app: string): { instances: readonly InstanceView[]; revision: number } {
     app = checkApp(app);
     const entries = this.#apps.get(app);
-    const instances = entries ? [...entries.values()].sort(byId).map((e) => this.#view(e)) : [];
+    const instances = entries ? [...entries.values()].sort(byId) : [];
     return { instances, revision: this.#revision };
   }
 
@@ -353,7 +365,7 @@ export class Registry implements RegistryApi {
     const instances: InstanceView[] = [];
     for (const entry of this.#sortedEntries()) {
       const list = secure ? entry.record.secureVipAddress : entry.record.vipAddress;
-      if (vipListHas(list, wanted)) instances.push(this.#view(entry));
+      if (vipListHas(list, wanted)) instances.push(entry);
     }
     return { instances, revision: this.#revision };
   }
@@ -362,7 +374,7 @@ export class Registry implements RegistryApi {
     return {
       revision: this.#revision,
       reconcileHash: reconcileHash(this.#byStatus),
-      instances: this.#sortedEntries().map((e) => this.#view(e)),
+      instances: this.#sortedEntries(),
     };
   }
 
@@ -409,8 +421,7 @@ export class Registry implements RegistryApi {
     }
     for (let i = take; i < due.length; i++) this.#leases.set(due[i]!, now);
     for (let i = 0; i < take; i++) {
-      const [app, ...rest] = due[i]!.split('/');
-      const entry = this.#entry(app!, rest.join('/'))!;
+      const entry = this.#entry(due[i]!.app, due[i]!.instanceId)!;
       this.#remove(entry, undefined);
       this.#evictionsTotal++;
       this.#log?.info({ app: entry.record.app, instanceId: entry.record.instanceId }, 'evicted expired lease');
@@ -451,31 +462,38 @@ export class Registry implements RegistryApi {
     return this.#apps.get(app)?.get(instanceId);
   }
 
-  #renew(app: string, instanceId: string, entry: Entry): void {
-    this.#leases.set(key(app, instanceId), this.#clock.now() + entry.record.durationSecs * 1000);
-    entry.lastRenewalTimestamp = this.#clock.wallNow();
+  #renew(entry: Entry): void {
+    this.#leases.set(entry.lease, this.#clock.now() + entry.record.durationSecs * 1000);
+    entry.lease.lastRenewalTimestamp = this.#clock.wallNow();
     this.#renewalsThisMinute++;
   }
 
   /** Stores a new version (replacing `existing`), starts its lease and publishes the change. */
   #store(record: InstanceRecord, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
     const wall = this.#clock.wallNow();
-    const k = key(record.app, record.instanceId);
-    let entry = existing;
-    if (entry) {
-      this.#count(entry.record, -1);
-      entry.record = record;
-      entry.hash = hash;
+    const lease: Lease = existing?.lease ?? {
+      registrationTimestamp: wall,
+      lastRenewalTimestamp: wall,
+      evictionTimestamp: 0,
+      serviceUpTimestamp: 0,
+      deadline: 0,
+      heapIndex: -1,
+      app: record.app,
+      instanceId: record.instanceId,
+    };
+    const entry: Entry = { record, lease, hash };
+    if (existing) {
+      this.#count(existing.record, -1);
     } else {
-      entry = { record, hash, registrationTimestamp: wall, lastRenewalTimestamp: wall, evictionTimestamp: 0, serviceUpTimestamp: 0 };
-      let app = this.#apps.get(record.app);
-      if (!app) this.#apps.set(record.app, (app = new Map()));
-      app.set(record.instanceId, entry);
-      this.#tombstones.delete(k);
+      this.#tombstones.delete(key(record.app, record.instanceId));
+      this.#sortedIds = undefined;
     }
-    if (record.status === 'UP' && entry.serviceUpTimestamp === 0) entry.serviceUpTimestamp = wall;
-    entry.lastRenewalTimestamp = wall;
-    this.#leases.set(k, this.#clock.now() + leaseMs);
+    let app = this.#apps.get(record.app);
+    if (!app) this.#apps.set(record.app, (app = new Map()));
+    app.set(record.instanceId, entry);
+    if (record.status === 'UP' && lease.serviceUpTimestamp === 0) lease.serviceUpTimestamp = wall;
+    lease.lastRenewalTimestamp = wall;
+    this.#leases.set(lease, this.#clock.now() + leaseMs);
     // A (re-)registration proves life like a renewal: without it, a fleet that registered
     // mid-minute would look silent and trip self-preservation.
     this.#renewalsThisMinute++;
@@ -490,10 +508,11 @@ export class Registry implements RegistryApi {
     const entries = this.#apps.get(app)!;
     entries.delete(instanceId);
     if (entries.size === 0) this.#apps.delete(app);
-    this.#leases.delete(key(app, instanceId));
+    this.#sortedIds = undefined;
+    this.#leases.delete(entry.lease);
     this.#count(entry.record, -1);
     this.#bury(app, instanceId, cancelVersion ?? lastDirtyTimestamp, cancelVersion !== undefined);
-    entry.evictionTimestamp = this.#clock.wallNow();
+    entry.lease.evictionTimestamp = this.#clock.wallNow();
     this.#publish('DELETED', entry);
   }
 
@@ -511,7 +530,7 @@ export class Registry implements RegistryApi {
     const entry = this.#entry(app, instanceId);
     if (!entry) throw unknownInstance(app, instanceId);
     const patch = change(entry.record);
-    if (!patch) return this.#view(entry);
+    if (!patch) return entry;
     const wall = this.#clock.wallNow();
     // A server-side change is a new version of the record, so it replicates and wins like any other.
     const record: InstanceRecord = {
@@ -520,10 +539,9 @@ export class Registry implements RegistryApi {
       lastDirtyTimestamp: Math.max(wall, entry.record.lastDirtyTimestamp + 1),
       lastUpdatedTimestamp: wall,
     };
-    const remaining = this.#leases.deadline(key(app, instanceId))! - this.#clock.now();
-    this.#store(record, contentHash(record), entry, Math.max(remaining, 0));
+    const updated = this.#store(record, contentHash(record), entry, Math.max(entry.lease.deadline - this.#clock.now(), 0));
     this.#emitLocal({ action: 'register', record });
-    return this.#view(entry);
+    return updated;
   }
 
   #count(record: InstanceRecord, delta: 1 | -1): void {
@@ -535,7 +553,7 @@ export class Registry implements RegistryApi {
   }
 
   #publish(type: ChangeType, entry: Entry): void {
-    const change: Change = { revision: ++this.#revision, type, instance: this.#view(entry) };
+    const change: Change = { revision: ++this.#revision, type, instance: entry };
     this.#changes.append(change);
     for (const listener of this.#listeners) {
       try {
@@ -550,26 +568,15 @@ export class Registry implements RegistryApi {
     this.#onLocalWrite?.(write);
   }
 
-  #view(entry: Entry): InstanceView {
-    return { record: entry.record, lease: leaseOf(entry) };
-  }
-
   #sortedEntries(): Entry[] {
+    this.#sortedIds ??= [...this.#apps.keys()].sort().map((app) => [app, [...this.#apps.get(app)!.keys()].sort()]);
     const out: Entry[] = [];
-    for (const app of [...this.#apps.keys()].sort()) {
-      for (const e of [...this.#apps.get(app)!.values()].sort(byId)) out.push(e);
+    for (const [app, ids] of this.#sortedIds) {
+      const entries = this.#apps.get(app)!;
+      for (const id of ids) out.push(entries.get(id)!);
     }
     return out;
   }
-}
-
-function leaseOf(e: Entry): LeaseTimes {
-  return {
-    registrationTimestamp: e.registrationTimestamp,
-    lastRenewalTimestamp: e.lastRenewalTimestamp,
-    evictionTimestamp: e.evictionTimestamp,
-    serviceUpTimestamp: e.serviceUpTimestamp,
-  };
 }
 
 function byId(a: Entry, b: Entry): number {

@@ -12,21 +12,22 @@ test('property: the lease heap pops due keys in deadline order and agrees with a
   );
   fc.assert(
     fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
-      const heap = new LeaseHeap();
+      const heap = new LeaseHeap<{ name: string; deadline: number; heapIndex: number }>();
+      const items = Array.from({ length: 31 }, (_, i) => ({ name: `k${i}`, deadline: 0, heapIndex: -1 }));
       const model = new Map<string, number>();
       for (const o of ops) {
         if (o.kind === 'set') {
-          heap.set(`k${o.key}`, o.deadline);
+          heap.set(items[o.key]!, o.deadline);
           model.set(`k${o.key}`, o.deadline);
         } else if (o.kind === 'delete') {
-          assert.equal(heap.delete(`k${o.key}`), model.delete(`k${o.key}`));
+          assert.equal(heap.delete(items[o.key]!), model.delete(`k${o.key}`));
         } else {
           const popped = heap.popDue(o.now);
-          const deadlines = popped.map((k) => model.get(k)!);
+          const deadlines = popped.map((item) => model.get(item.name)!);
           assert.deepEqual(deadlines, [...deadlines].sort((a, b) => a - b));
           const expected = [...model].filter(([, d]) => d <= o.now).map(([k]) => k).sort();
-          assert.deepEqual([...popped].sort(), expected);
-          for (const k of popped) model.delete(k);
+          assert.deepEqual(popped.map((item) => item.name).sort(), expected);
+          for (const item of popped) model.delete(item.name);
         }
         assert.equal(heap.size, model.size);
         const min = Math.min(...model.values());
