@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { ChangeLog } from './change-log.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { invalid, unknownInstance } from './errors.js';
+import { StringPool } from './intern.js';
 import { LeaseHeap, type HeapItem } from './lease-heap.js';
 import { resolveStatus } from './status-rules.js';
 import {
@@ -21,7 +22,7 @@ import {
   type Snapshot,
   type WriteOrigin,
 } from './types.js';
-import { checkApp, checkDirtyTimestamp, checkInstanceId, checkMetadata, checkRegistration, checkStatus, sortedCopy } from './validate.js';
+import { checkApp, checkDirtyTimestamp, checkInstanceId, checkMetadata, checkRegistration, checkStatus } from './validate.js';
 import { compareVersions, contentHash } from './version.js';
 
 export interface RegistryOptions {
@@ -106,6 +107,7 @@ export class Registry implements RegistryApi {
   readonly #onLocalWrite: ((write: LocalWrite) => void) | undefined;
   readonly #apps = new Map<string, Map<string, Entry>>();
   readonly #leases = new LeaseHeap<Lease>();
+  readonly #strings = new StringPool();
   /** Instance ids per app in sorted order, rebuilt only after instances come or go. */
   #sortedIds: Array<[app: string, ids: string[]]> | undefined;
   readonly #tombstones = new Map<string, Tombstone>();
@@ -183,13 +185,12 @@ export class Registry implements RegistryApi {
     const tomb = this.#tombstones.get(key(checked.app, checked.instanceId));
     if (tomb?.cancelled && tomb.lastDirtyTimestamp >= dirty) dirty = tomb.lastDirtyTimestamp + 1;
 
-    const candidate: InstanceRecord = {
-      ...checked,
+    const candidate = this.#build(checked, {
       status: resolveStatus(checked.status, existing?.record.overriddenStatus, existing?.record.status),
       overriddenStatus: existing?.record.overriddenStatus,
       lastDirtyTimestamp: dirty,
       lastUpdatedTimestamp: this.#clock.wallNow(),
-    };
+    });
     const hash = contentHash(candidate);
     if (existing && compareVersions(candidate, hash, existing.record, existing.hash) <= 0) {
       // The stored record is as new or newer: it wins, the caller still gets OK and a lease.
@@ -259,7 +260,7 @@ export class Registry implements RegistryApi {
       for (const k of remove) delete metadata[k];
       Object.assign(metadata, set);
       checkMetadata(metadata, 'set');
-      return { metadata: sortedCopy(metadata) };
+      return { metadata };
     });
   }
 
@@ -276,7 +277,7 @@ export class Registry implements RegistryApi {
     if (remaining <= 0) return 'stale';
     const tomb = this.#tombstones.get(key(app, instanceId));
     if (tomb?.cancelled && tomb.lastDirtyTimestamp >= record.lastDirtyTimestamp) return 'stale';
-    const incoming: InstanceRecord = { ...record, app, metadata: checked.metadata, lastUpdatedTimestamp: this.#clock.wallNow() };
+    const incoming = this.#build(checked, { ...record, lastUpdatedTimestamp: this.#clock.wallNow() });
     const hash = contentHash(incoming);
     const existing = this.#entry(app, instanceId);
     const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
@@ -458,6 +459,42 @@ export class Registry implements RegistryApi {
     }
   }
 
+  /**
+   * A stored record: always the same literal shape (spread-built objects can each get a hidden
+   * class of their own: tens of MB at 100k instances), repeating strings pooled, metadata keys
+   * sorted (equal metadata is equal however it was built).
+   */
+  #build(
+    r: RegistrationInput,
+    version: Pick<InstanceRecord, 'status' | 'overriddenStatus' | 'lastDirtyTimestamp' | 'lastUpdatedTimestamp'>,
+  ): InstanceRecord {
+    const pool = this.#strings;
+    const metadata: Record<string, string> = {};
+    for (const k of Object.keys(r.metadata).sort()) metadata[pool.intern(k)] = pool.intern(r.metadata[k]!);
+    return {
+      app: pool.intern(r.app),
+      instanceId: r.instanceId,
+      hostName: r.hostName,
+      ipAddr: r.ipAddr,
+      port: pool.port(r.port),
+      securePort: pool.port(r.securePort),
+      status: version.status,
+      overriddenStatus: version.overriddenStatus,
+      vipAddress: pool.intern(r.vipAddress),
+      secureVipAddress: pool.intern(r.secureVipAddress),
+      zone: pool.intern(r.zone),
+      region: pool.intern(r.region),
+      metadata,
+      homePageUrl: r.homePageUrl,
+      statusPageUrl: r.statusPageUrl,
+      healthCheckUrl: r.healthCheckUrl,
+      renewalIntervalSecs: r.renewalIntervalSecs,
+      durationSecs: r.durationSecs,
+      lastDirtyTimestamp: version.lastDirtyTimestamp,
+      lastUpdatedTimestamp: version.lastUpdatedTimestamp,
+    };
+  }
+
   #entry(app: string, instanceId: string): Entry | undefined {
     return this.#apps.get(app)?.get(instanceId);
   }
@@ -533,12 +570,13 @@ export class Registry implements RegistryApi {
     if (!patch) return entry;
     const wall = this.#clock.wallNow();
     // A server-side change is a new version of the record, so it replicates and wins like any other.
-    const record: InstanceRecord = {
-      ...entry.record,
-      ...patch,
+    const next = { ...entry.record, ...patch };
+    const record = this.#build(next, {
+      status: next.status,
+      overriddenStatus: next.overriddenStatus,
       lastDirtyTimestamp: Math.max(wall, entry.record.lastDirtyTimestamp + 1),
       lastUpdatedTimestamp: wall,
-    };
+    });
     const updated = this.#store(record, contentHash(record), entry, Math.max(entry.lease.deadline - this.#clock.now(), 0));
     this.#emitLocal({ action: 'register', record });
     return updated;

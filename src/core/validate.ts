@@ -120,12 +120,5 @@ export function checkRegistration(
   if (durationSecs < renewalIntervalSecs) {
     throw invalid('instance.lease.duration_secs', 'must be at least the renewal interval');
   }
-  return { ...input, app, renewalIntervalSecs, durationSecs, metadata: sortedCopy(input.metadata) };
-}
-
-/** A plain object with sorted keys, so equal metadata is equal however it was built. */
-export function sortedCopy(map: Readonly<Record<string, string>>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of Object.keys(map).sort()) out[k] = map[k]!;
-  return out;
+  return { ...input, app, renewalIntervalSecs, durationSecs };
 }
