@@ -20,6 +20,7 @@ import type {
 import { changeToProto, encodedSizeBound, instanceToProto, registrationFromProto, statusFromProto, statusToProto } from './convert.js';
 import { toRpcStatus, type RpcStatus } from './errors.js';
 import { TokenBucket } from './rate-limit.js';
+import { encodeListChunk } from './wire.js';
 
 /** Overload bounds of the client-facing API. */
 export interface Limits {
@@ -115,19 +116,15 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
     const chunkSize = countParam(call.request.chunkSize, 'chunk_size', CHUNK_SIZE);
     const snapshot = registry.snapshot();
     const { instances } = snapshot;
+    const header = { revision: snapshot.revision, reconcileHash: snapshot.reconcileHash, totalInstances: instances.length, nodeId };
     let start = 0;
     do {
       if (call.destroyed) return;
       const end = batchEnd(instances, start, chunkSize, (view) => view.record);
-      const chunk: ListApplicationsResponse = {
-        revision: snapshot.revision,
-        reconcileHash: snapshot.reconcileHash,
-        totalInstances: instances.length,
-        instances: instances.slice(start, end).map(instanceToProto),
-        nodeId,
-      };
+      const chunk = encodeListChunk(header, instances.slice(start, end));
       start = end;
-      if (!call.write(chunk) && !(await drained(call))) return;
+      // Pre-encoded bytes pass the server's serializer untouched (see server.ts).
+      if (!call.write(chunk as unknown as ListApplicationsResponse) && !(await drained(call))) return;
     } while (start < instances.length);
     call.end();
   };

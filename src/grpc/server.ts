@@ -83,8 +83,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
 
   const interceptors = [...(options.observer ? [observeRpcs(options.observer)] : []), refuseUndecodable()];
   const server = new grpc.Server({ ...SERVER_OPTIONS, interceptors });
-  server.addService(guardDecoding(RegistryServiceService), service.implementation);
-  for (const { definition, implementation } of extra) server.addService(guardDecoding(definition), implementation);
+  server.addService(adaptCodecs(RegistryServiceService), service.implementation);
+  for (const { definition, implementation } of extra) server.addService(adaptCodecs(definition), implementation);
   const health = new HealthImplementation();
   health.addToServer(server);
   const served = [REGISTRY_SERVICE, HEALTH_SERVICE, ...extra.map(({ definition }) => serviceName(definition))];
@@ -152,12 +152,17 @@ class Undecodable {
   constructor(readonly reason: string) {}
 }
 
-/** Decoders that never throw: grpc-js would answer INTERNAL; the client sent bad input instead. */
-function guardDecoding<T extends grpc.ServiceDefinition>(definition: T): T {
+/**
+ * Codecs adapted for serving: decoders never throw (grpc-js would answer INTERNAL; the client
+ * sent bad input instead), and encoders pass bytes through, so a hot handler may write a
+ * message it encoded itself (see wire.ts).
+ */
+function adaptCodecs<T extends grpc.ServiceDefinition>(definition: T): T {
   const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
     guarded[name] = {
       ...method,
+      responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : method.responseSerialize(value)),
       requestDeserialize: (bytes: Buffer) => {
         try {
           return method.requestDeserialize(bytes);

@@ -1,0 +1,155 @@
+import type { InstanceView } from '../core/types.js';
+import { statusToProto } from './convert.js';
+
+/**
+ * A hand-written protobuf encoder for the one hot answer: ListApplications chunks. A full read
+ * of 100k instances through generated objects and the generic writer costs ~0.5 s of
+ * server CPU; writing the records straight into one buffer costs a fraction. The bytes are
+ * the same message (roster.v1.ListApplicationsResponse); a property test decodes them with
+ * the generated decoder.
+ */
+class Writer {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(capacity: number) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  ensure(extra: number): void {
+    if (this.pos + extra <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + extra));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  varint(n: number): void {
+    this.ensure(10);
+    while (n > 0x7f) {
+      this.buf[this.pos++] = (n % 128) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  tag(field: number, wireType: number): void {
+    this.varint(field * 8 + wireType);
+  }
+
+  /** A varint field, omitted when 0 (proto3 default). */
+  uint(field: number, n: number): void {
+    if (n === 0) return;
+    this.tag(field, 0);
+    this.varint(n);
+  }
+
+  bool(field: number, b: boolean): void {
+    if (b) this.uint(field, 1);
+  }
+
+  /** A string field, omitted when empty. */
+  string(field: number, s: string): void {
+    if (s.length === 0) return;
+    const bytes = Buffer.byteLength(s);
+    this.tag(field, 2);
+    this.varint(bytes);
+    this.ensure(bytes);
+    this.pos += this.buf.write(s, this.pos, bytes, 'utf8');
+  }
+
+  /** Opens a length-delimited sub-message, leaving `room` bytes for its length; see {@link end}. */
+  begin(field: number, room: number): number {
+    this.tag(field, 2);
+    this.ensure(room);
+    const lengthAt = this.pos;
+    this.pos += room;
+    return lengthAt;
+  }
+
+  /** Writes the length of the sub-message opened at `lengthAt` and closes the gap it left. */
+  end(lengthAt: number, room: number): void {
+    const start = lengthAt + room;
+    const end = this.pos;
+    this.pos = lengthAt;
+    this.varint(end - start);
+    const gap = start - this.pos;
+    if (gap < 0) throw new RangeError(`sub-message of ${end - start} bytes does not fit a ${room}-byte length`);
+    if (gap > 0) this.buf.copyWithin(this.pos, start, end);
+    this.pos = end - gap;
+  }
+
+  finish(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+// Length room per sub-message: Port and LeaseInfo stay under 128 bytes, a metadata entry under
+// 16 KiB, an instance under 2 MiB (validation bounds every field).
+const SMALL = 1;
+const ENTRY = 2;
+const INSTANCE = 3;
+
+function instance(w: Writer, view: InstanceView): void {
+  const r = view.record;
+  const l = view.lease;
+  w.string(1, r.app);
+  w.string(2, r.instanceId);
+  w.string(3, r.hostName);
+  w.string(4, r.ipAddr);
+  let at = w.begin(5, SMALL);
+  w.uint(1, r.port.number);
+  w.bool(2, r.port.enabled);
+  w.end(at, SMALL);
+  at = w.begin(6, SMALL);
+  w.uint(1, r.securePort.number);
+  w.bool(2, r.securePort.enabled);
+  w.end(at, SMALL);
+  w.uint(7, statusToProto(r.status));
+  w.uint(8, statusToProto(r.overriddenStatus));
+  w.string(9, r.vipAddress);
+  w.string(10, r.secureVipAddress);
+  w.string(11, r.zone);
+  w.string(12, r.region);
+  for (const key in r.metadata) {
+    at = w.begin(13, ENTRY);
+    w.string(1, key);
+    w.string(2, r.metadata[key]!);
+    w.end(at, ENTRY);
+  }
+  w.string(14, r.homePageUrl);
+  w.string(15, r.statusPageUrl);
+  w.string(16, r.healthCheckUrl);
+  at = w.begin(17, SMALL);
+  w.uint(1, r.renewalIntervalSecs);
+  w.uint(2, r.durationSecs);
+  w.uint(3, l.registrationTimestamp);
+  w.uint(4, l.lastRenewalTimestamp);
+  w.uint(5, l.evictionTimestamp);
+  w.uint(6, l.serviceUpTimestamp);
+  w.end(at, SMALL);
+  w.uint(18, r.lastDirtyTimestamp);
+  w.uint(19, r.lastUpdatedTimestamp);
+}
+
+/** What every ListApplications chunk carries besides its instances. */
+export interface ChunkHeader {
+  readonly revision: number;
+  readonly reconcileHash: string;
+  readonly totalInstances: number;
+  readonly nodeId: string;
+}
+
+/** One encoded roster.v1.ListApplicationsResponse. Timestamps are non-negative (validated). */
+export function encodeListChunk(header: ChunkHeader, views: readonly InstanceView[]): Buffer {
+  const w = new Writer(256 + views.length * 512);
+  w.uint(1, header.revision);
+  w.string(2, header.reconcileHash);
+  w.uint(3, header.totalInstances);
+  for (const view of views) {
+    const at = w.begin(4, INSTANCE);
+    instance(w, view);
+    w.end(at, INSTANCE);
+  }
+  w.string(5, header.nodeId);
+  return w.finish();
+}
