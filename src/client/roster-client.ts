@@ -13,6 +13,7 @@ import {
 import { SystemClock, type Clock } from '../core/clock.js';
 import { Instance, type DeepPartial, type InstanceStatus } from '../gen/roster/v1/instance.js';
 import {
+  ListApplicationsRequest,
   RegistryServiceClient,
   type CancelResponse,
   type ClearStatusOverrideResponse,
@@ -31,6 +32,7 @@ import {
 } from '../gen/roster/v1/registry_service.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { clientError, isRetryable } from './errors.js';
+import { decodeListChunk } from './wire.js';
 
 /** Per-call options. `deadline` (epoch ms or Date) wins over `timeoutMs`. */
 export interface CallOpts {
@@ -83,6 +85,7 @@ export interface WatchOptions {
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** A 100k-instance snapshot takes seconds on loopback; give slow links room. */
 const SNAPSHOT_TIMEOUT_MS = 60_000;
+const LIST_APPLICATIONS_PATH = '/roster.v1.RegistryService/ListApplications';
 
 type UnaryStart<Res> = (
   metadata: Metadata,
@@ -172,7 +175,11 @@ export class RosterClient {
    * same revision and the total must match, or the snapshot is refused (DATA_LOSS).
    */
   async listApplications(opts: CallOpts & { readonly chunkSize?: number } = {}): Promise<ApplicationsSnapshot> {
-    const call = this.#stub.listApplications(
+    // The generated method with a faster decoder for the one large answer (see wire.ts).
+    const call = this.#stub.makeServerStreamRequest(
+      LIST_APPLICATIONS_PATH,
+      (request: ListApplicationsRequest) => Buffer.from(ListApplicationsRequest.encode(request).finish()),
+      decodeListChunk,
       { chunkSize: opts.chunkSize ?? 0 },
       { deadline: this.#deadline(opts, SNAPSHOT_TIMEOUT_MS) },
     );

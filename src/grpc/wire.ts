@@ -25,11 +25,16 @@ class Writer {
 
   varint(n: number): void {
     this.ensure(10);
-    while (n > 0x7f) {
-      this.buf[this.pos++] = (n % 128) | 0x80;
+    const buf = this.buf;
+    while (n > 0x7fffffff) {
+      buf[this.pos++] = (n % 128) | 0x80;
       n = Math.floor(n / 128);
     }
-    this.buf[this.pos++] = n;
+    while (n > 0x7f) {
+      buf[this.pos++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    buf[this.pos++] = n;
   }
 
   tag(field: number, wireType: number): void {
@@ -47,11 +52,31 @@ class Writer {
     if (b) this.uint(field, 1);
   }
 
-  /** A string field, omitted when empty. */
+  /** A string field, omitted when empty. ASCII (nearly every registry string) is copied by hand. */
   string(field: number, s: string): void {
-    if (s.length === 0) return;
-    const bytes = Buffer.byteLength(s);
+    const n = s.length;
+    if (n === 0) return;
     this.tag(field, 2);
+    const start = this.pos;
+    if (n < 128) {
+      this.ensure(1 + n);
+      const buf = this.buf;
+      let p = start + 1;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) {
+          p = -1;
+          break;
+        }
+        buf[p++] = c;
+      }
+      if (p >= 0) {
+        buf[start] = n;
+        this.pos = p;
+        return;
+      }
+    }
+    const bytes = Buffer.byteLength(s);
     this.varint(bytes);
     this.ensure(bytes);
     this.pos += this.buf.write(s, this.pos, bytes, 'utf8');

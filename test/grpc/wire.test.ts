@@ -5,6 +5,7 @@ import { STATUSES, type InstanceRecord, type InstanceView } from '../../src/core
 import { ListApplicationsResponse } from '../../src/gen/roster/v1/registry_service.js';
 import { instanceToProto } from '../../src/grpc/convert.js';
 import { encodeListChunk } from '../../src/grpc/wire.js';
+import { decodeListChunk } from '../../src/client/wire.js';
 
 const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }), fc.constant(''));
 const timestamp = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
@@ -60,4 +61,26 @@ test('property: hand-encoded ListApplications chunks decode to exactly what the 
     ),
     { numRuns: 500 },
   );
+});
+
+test('property: the client decoder reads chunks exactly as the generated decoder does', () => {
+  fc.assert(
+    fc.property(
+      fc.array(view, { maxLength: 20 }),
+      fc.record({ revision: timestamp, reconcileHash: text, totalInstances: fc.nat(), nodeId: text }),
+      fc.boolean(),
+      (views, header, generated) => {
+        const message = { ...header, instances: views.map(instanceToProto) };
+        // Both encoders: the server's hand-written one and the generated one (other field order, defaults).
+        const bytes = generated ? ListApplicationsResponse.encode(message).finish() : encodeListChunk(header, views);
+        assert.deepEqual(decodeListChunk(bytes), ListApplicationsResponse.decode(bytes));
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+test('the client decoder refuses truncated input instead of inventing fields', () => {
+  const bytes = encodeListChunk({ revision: 7, reconcileHash: 'UP_1_', totalInstances: 1, nodeId: 'n' }, []);
+  assert.throws(() => decodeListChunk(bytes.subarray(0, bytes.length - 1)), RangeError);
 });
