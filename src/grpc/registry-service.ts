@@ -120,11 +120,10 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
     let start = 0;
     do {
       if (call.destroyed) return;
-      const end = batchEnd(instances, start, chunkSize, (view) => view.record);
-      const chunk = encodeListChunk(header, instances.slice(start, end));
-      start = end;
+      const chunk = encodeListChunk(header, instances, start, chunkSize, MESSAGE_BYTES_BUDGET);
+      start = chunk.next;
       // Pre-encoded bytes pass the server's serializer untouched (see server.ts).
-      if (!call.write(chunk as unknown as ListApplicationsResponse) && !(await drained(call))) return;
+      if (!call.write(chunk.bytes as unknown as ListApplicationsResponse) && !(await drained(call))) return;
     } while (start < instances.length);
     call.end();
   };

@@ -52,7 +52,7 @@ class Writer {
     if (b) this.uint(field, 1);
   }
 
-  /** A string field, omitted when empty. ASCII (nearly every registry string) is copied by hand. */
+  /** A string field, omitted when empty. Short ASCII (nearly every registry string) is copied by hand. */
   string(field: number, s: string): void {
     const n = s.length;
     if (n === 0) return;
@@ -164,17 +164,30 @@ export interface ChunkHeader {
   readonly nodeId: string;
 }
 
-/** One encoded roster.v1.ListApplicationsResponse. Timestamps are non-negative (validated). */
-export function encodeListChunk(header: ChunkHeader, views: readonly InstanceView[]): Buffer {
-  const w = new Writer(256 + views.length * 512);
+/**
+ * Encodes `views[start..]` as one roster.v1.ListApplicationsResponse of at most `maxCount`
+ * instances, stopping once it passes `maxBytes` (so it stays under a client's receive limit:
+ * one instance is far smaller than the headroom). Returns the bytes and where the next chunk
+ * starts. Timestamps are non-negative (validated).
+ */
+export function encodeListChunk(
+  header: ChunkHeader,
+  views: readonly InstanceView[],
+  start = 0,
+  maxCount = views.length,
+  maxBytes = Infinity,
+): { bytes: Buffer; next: number } {
+  const end = Math.min(views.length, start + maxCount);
+  const w = new Writer(256 + Math.min(end - start, 4096) * 512);
   w.uint(1, header.revision);
   w.string(2, header.reconcileHash);
   w.uint(3, header.totalInstances);
-  for (const view of views) {
+  w.string(5, header.nodeId);
+  let i = start;
+  while (i < end && w.pos < maxBytes) {
     const at = w.begin(4, INSTANCE);
-    instance(w, view);
+    instance(w, views[i++]!);
     w.end(at, INSTANCE);
   }
-  w.string(5, header.nodeId);
-  return w.finish();
+  return { bytes: w.finish(), next: i };
 }
