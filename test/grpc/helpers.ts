@@ -23,6 +23,16 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** Runs `body` against a fresh harness and always closes it. */
+export async function withHarness(options: Parameters<typeof startHarness>[0], body: (h: Harness) => Promise<void>): Promise<void> {
+  const h = await startHarness(options);
+  try {
+    await body(h);
+  } finally {
+    await h.close();
+  }
+}
+
 /** A real server on 127.0.0.1:0 over a real registry, both on one fake clock, and a client. */
 export async function startHarness(
   options: Partial<Omit<GrpcServerOptions, 'registry' | 'clock'>> & {

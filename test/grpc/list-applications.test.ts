@@ -2,23 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { ListApplicationsResponse } from '../../src/gen/roster/v1/registry_service.js';
-import { readAll, registration, startHarness, StreamReader, type Harness } from './helpers.js';
+import { readAll, registration, StreamReader, withHarness } from './helpers.js';
 
-async function withHarness(body: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await startHarness();
-  try {
-    await body(h);
-  } finally {
-    await h.close();
-  }
-}
 
 const key = (app: string, id: string): string => `${app}/${id}`;
 const pad = (n: number): string => String(n).padStart(6, '0');
 
 describe('ListApplications', () => {
   test('25k instances reach a client at the default 4 MiB limit, from one consistent snapshot', () =>
-    withHarness(async ({ client, registry }) => {
+    withHarness({}, async ({ client, registry }) => {
       const total = 25_000;
       const expected: string[] = [];
       for (let i = 0; i < total; i++) {
@@ -52,13 +44,13 @@ describe('ListApplications', () => {
     }));
 
   test('an empty registry sends exactly one chunk with no instances', () =>
-    withHarness(async ({ client }) => {
+    withHarness({}, async ({ client }) => {
       const chunks = await readAll(client.listApplications({ chunkSize: 0 }));
       assert.deepEqual(chunks, [{ revision: 0, reconcileHash: '', totalInstances: 0, instances: [], nodeId: '' }]);
     }));
 
   test('chunk_size sets the chunk length; above 5000 it is INVALID_ARGUMENT', () =>
-    withHarness(async ({ client, registry }) => {
+    withHarness({}, async ({ client, registry }) => {
       for (let i = 0; i < 20; i++) registry.register(registration({ instanceId: `i-${pad(i)}` }));
       registry.setStatusOverride('billing', `i-${pad(3)}`, 'OUT_OF_SERVICE');
       const chunks = await readAll(client.listApplications({ chunkSize: 7 }));
@@ -72,7 +64,7 @@ describe('ListApplications', () => {
     }));
 
   test('chunks are cut by size too, so bulky instances still fit a default client', () =>
-    withHarness(async ({ client, registry }) => {
+    withHarness({}, async ({ client, registry }) => {
       const bulky = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${i}`, String(i).padEnd(1000, 'x')]));
       for (let i = 0; i < 1500; i++) registry.register(registration({ instanceId: `i-${pad(i)}`, metadata: bulky }));
       const chunks = await readAll(client.listApplications({ chunkSize: 5000 }));

@@ -4,21 +4,10 @@ import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { InstanceStatus } from '../../src/gen/roster/v1/instance.js';
 import type { HeartbeatsRequest, HeartbeatsResponse } from '../../src/gen/roster/v1/registry_service.js';
-import { call, protoInstance, registration, rejectsWith, startHarness, StreamReader, WAIT_MS, type Harness } from './helpers.js';
+import { call, protoInstance, registration, rejectsWith, startHarness, StreamReader, WAIT_MS, type Harness, withHarness } from './helpers.js';
 
 const { INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, OK } = grpc.status;
 
-async function withHarness(
-  options: Parameters<typeof startHarness>[0],
-  body: (h: Harness) => Promise<void>,
-): Promise<void> {
-  const h = await startHarness(options);
-  try {
-    await body(h);
-  } finally {
-    await h.close();
-  }
-}
 
 /** Asserts INVALID_ARGUMENT naming `field`, and that the registry did not change. */
 async function refusesField(h: Harness, promise: Promise<unknown>, field: string): Promise<void> {

@@ -8,16 +8,8 @@ import {
   ReplicationServiceService,
   type ReplicationServiceServer,
 } from '../../src/gen/roster/v1/replication_service.js';
-import { bufCurl, call, protoInstance, readAll, rejectsWith, startHarness, StreamReader, WAIT_MS, type Harness } from './helpers.js';
+import { bufCurl, call, protoInstance, readAll, rejectsWith, StreamReader, WAIT_MS, withHarness } from './helpers.js';
 
-async function withHarness(options: Parameters<typeof startHarness>[0], body: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await startHarness(options);
-  try {
-    await body(h);
-  } finally {
-    await h.close();
-  }
-}
 
 const HealthClient = grpc.makeClientConstructor(healthService as grpc.ServiceDefinition, 'grpc.health.v1.Health');
 

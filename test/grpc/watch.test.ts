@@ -4,16 +4,8 @@ import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { ChangeType } from '../../src/gen/roster/v1/instance.js';
 import type { GetDeltaResponse, WatchRequest, WatchResponse } from '../../src/gen/roster/v1/registry_service.js';
-import { registration, startHarness, StreamReader, WAIT_MS, type Harness } from './helpers.js';
+import { registration, StreamReader, WAIT_MS, withHarness, type Harness } from './helpers.js';
 
-async function withHarness(options: Parameters<typeof startHarness>[0], body: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await startHarness(options);
-  try {
-    await body(h);
-  } finally {
-    await h.close();
-  }
-}
 
 function watch(h: Harness, request: Partial<WatchRequest> = {}): StreamReader<WatchResponse> {
   return new StreamReader(h.client.watch({ app: '', vip: '', nodeId: '', ...request } as WatchRequest, { deadline: Date.now() + 3 * WAIT_MS }));
