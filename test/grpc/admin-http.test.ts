@@ -20,6 +20,36 @@ function healthFrom(registry: Registry, state: { live: boolean; ready: boolean }
 }
 
 describe('admin HTTP', () => {
+  test('self-preservation shows in /metrics and in the health details while it holds, and clears when renewals recover', async () => {
+    const clock = new FakeClock();
+    const registry = new Registry({ clock });
+    registry.start();
+    const ids = Array.from({ length: 10 }, (_, i) => `i-${i}`);
+    for (const id of ids) registry.register(registration({ instanceId: id }));
+    const renew = (alive: string[], seconds: number): void => {
+      for (let t = 0; t < seconds; t += 30) {
+        clock.advance(30_000);
+        for (const id of alive) registry.heartbeat('billing', id);
+      }
+    };
+    const admin = await startAdminServer({ port: 0, metrics: createMetrics(registry), health: healthFrom(registry, { live: true, ready: true }), logger: silentLogger() });
+    try {
+      renew(ids, 60);
+      assert.match((await get(admin.port, '/metrics')).body, /^roster_self_preservation_active 0$/m);
+      renew(ids.slice(4), 180); // 40 % go silent at once
+      assert.match((await get(admin.port, '/metrics')).body, /^roster_self_preservation_active 1$/m);
+      assert.equal(JSON.parse((await get(admin.port, '/healthz')).body).selfPreservation, true);
+      assert.equal(registry.stats().size, 10, 'nothing evicted meanwhile');
+      for (const id of ids.slice(0, 4)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: 5_000 }));
+      renew(ids, 120);
+      assert.match((await get(admin.port, '/metrics')).body, /^roster_self_preservation_active 0$/m);
+      assert.equal(JSON.parse((await get(admin.port, '/healthz')).body).selfPreservation, false);
+    } finally {
+      registry.stop();
+      await admin.close();
+    }
+  });
+
   test('/healthz, /readyz and /metrics; 404 and 405 otherwise', async () => {
     const registry = new Registry({ clock: new FakeClock() });
     registry.register(registration({ instanceId: 'a' }));
