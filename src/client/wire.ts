@@ -7,6 +7,8 @@ import type { ListApplicationsResponse } from '../gen/roster/v1/registry_service
  * encoding (fields in any order, unknown fields skipped) and yields the same objects as
  * `ListApplicationsResponse.decode`; a property test holds the two together.
  */
+type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string };
+
 class Reader {
   pos: number;
 
@@ -20,17 +22,26 @@ class Reader {
 
   varint(): number {
     const buf = this.buf;
-    let result = 0;
-    let shift = 0;
-    for (;;) {
-      if (this.pos >= this.end) throw new RangeError('truncated varint');
-      const b = buf[this.pos++]!;
-      if (shift < 28) result |= (b & 0x7f) << shift;
-      else result += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return shift < 28 ? result >>> 0 : result;
-      shift += 7;
-      if (shift > 63) throw new RangeError('varint too long');
+    let pos = this.pos;
+    if (pos >= this.end) throw new RangeError('truncated varint');
+    let b = buf[pos++]!;
+    // Tags, lengths and small numbers: one byte.
+    if (b < 0x80) {
+      this.pos = pos;
+      return b;
     }
+    let result = b & 0x7f;
+    let scale = 128;
+    for (;;) {
+      if (pos >= this.end) throw new RangeError('truncated varint');
+      b = buf[pos++]!;
+      result += (b & 0x7f) * scale;
+      if (b < 0x80) break;
+      scale *= 128;
+      if (scale > 2 ** 63) throw new RangeError('varint too long');
+    }
+    this.pos = pos;
+    return result;
   }
 
   /** A length-delimited field's [start, end). */
@@ -44,7 +55,8 @@ class Reader {
 
   string(): string {
     const [start, end] = this.span();
-    return this.buf.toString('utf8', start, end);
+    // Buffer's own utf8Slice: what toString('utf8', ...) calls after argument checks we do not need.
+    return (this.buf as Utf8Sliceable).utf8Slice(start, end);
   }
 
   skip(wireType: number): void {
