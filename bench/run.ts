@@ -1,9 +1,10 @@
 /**
  * `npm run bench -- [--quick] [--out FILE] [--only ID,ID] [--server-flags JSON]`: runs the
- * scenarios of bench/scenarios.ts against a Roster node in a child process, prints a table and
- * writes the results as JSON to bench/results/latest.json (and to FILE). `--server-flags`
- * overrides `roster serve` settings of every suite, e.g. '{"writesPerSecond":50000}'.
- * Targets are reported, not enforced.
+ * scenarios of bench/scenarios.ts against a Roster node in a child process (three for the
+ * replication suite), prints a table and writes the results as JSON to
+ * bench/results/latest.json (and to FILE). `--only` takes scenario ids or suite names.
+ * `--server-flags` overrides `roster serve` settings of every suite (every node), e.g.
+ * '{"writesPerSecond":50000}'. Targets are reported, not enforced.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RosterClient } from '../src/client/index.js';
 import { ServerProcess } from './harness.js';
-import { CHANNEL_OPTIONS, SUITES, type Budget, type Measurement, type Target } from './scenarios.js';
+import { CHANNEL_OPTIONS, SUITES, isClusterSuite, type Budget, type ClusterSuite, type Measurement, type Results, type Scenario, type Target } from './scenarios.js';
 
 interface Row {
   readonly id: string;
@@ -28,8 +29,8 @@ interface Row {
 const LATEST = fileURLToPath(new URL('./results/latest.json', import.meta.url));
 
 const BUDGETS: Readonly<Record<'full' | 'quick', Budget>> = {
-  full: { warmupMs: 1_500, rounds: 5, roundMs: 1_200, reads: 7 },
-  quick: { warmupMs: 300, rounds: 2, roundMs: 500, reads: 3 },
+  full: { warmupMs: 1_500, rounds: 5, roundMs: 1_200, reads: 7, replicationWarmupMs: 5_000, replicationWindowMs: 10_000, partitionMs: 3_000 },
+  quick: { warmupMs: 300, rounds: 2, roundMs: 500, reads: 3, replicationWarmupMs: 1_000, replicationWindowMs: 3_000, partitionMs: 1_500 },
 };
 
 async function main(): Promise<void> {
@@ -49,8 +50,30 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const results = new Map<string, Measurement>();
 
+  const selected = <T extends { readonly id: string }>(suite: { readonly name: string; readonly scenarios: readonly T[] }): T[] =>
+    suite.scenarios.filter((s) => only === undefined || only.has(s.id) || only.has(suite.name));
+  const addRow = (suite: string, scenario: Omit<Scenario, 'run'>, measurement: Measurement): void => {
+    results.set(scenario.id, measurement);
+    const target = scenario.target?.(results);
+    rows.push({
+      id: scenario.id,
+      suite,
+      scenario: scenario.title,
+      result: measurement.value,
+      unit: scenario.unit,
+      target,
+      met: target === undefined ? undefined : meets(measurement.value, target),
+      details: measurement.details ?? {},
+    });
+  };
+
   for (const suite of SUITES) {
-    const scenarios = suite.scenarios.filter((s) => only === undefined || only.has(s.id));
+    if (isClusterSuite(suite)) {
+      const scenarios = selected(suite);
+      if (scenarios.length > 0) await runClusterSuite(suite, scenarios, budget, flagOverrides, addRow);
+      continue;
+    }
+    const scenarios = selected(suite);
     if (scenarios.length === 0) continue;
     const server = await ServerProcess.start({ ...suite.serverFlags, ...flagOverrides });
     const client = new RosterClient(server.address, { channelOptions: CHANNEL_OPTIONS, timeoutMs: 30_000 });
@@ -58,19 +81,7 @@ async function main(): Promise<void> {
       await suite.setup?.(server);
       for (const scenario of scenarios) {
         process.stderr.write(`running ${scenario.id} ...\n`);
-        const measurement = await scenario.run({ server, client, budget, results });
-        results.set(scenario.id, measurement);
-        const target = scenario.target?.(results);
-        rows.push({
-          id: scenario.id,
-          suite: suite.name,
-          scenario: scenario.title,
-          result: measurement.value,
-          unit: scenario.unit,
-          target,
-          met: target === undefined ? undefined : meets(measurement.value, target),
-          details: measurement.details ?? {},
-        });
+        addRow(suite.name, scenario, await scenario.run({ server, client, budget, results }));
       }
     } finally {
       client.close();
@@ -102,12 +113,30 @@ async function main(): Promise<void> {
   }
 }
 
+/** Runs a suite that starts its own processes once and reports the selected rows of that run. */
+async function runClusterSuite(
+  suite: ClusterSuite,
+  scenarios: readonly Omit<Scenario, 'run'>[],
+  budget: Budget,
+  serverFlags: Readonly<Record<string, unknown>>,
+  addRow: (suite: string, scenario: Omit<Scenario, 'run'>, measurement: Measurement) => void,
+): Promise<void> {
+  process.stderr.write(`running ${suite.name} (${scenarios.map((s) => s.id).join(', ')}) ...\n`);
+  const measurements: Results = await suite.run({ budget, serverFlags });
+  for (const scenario of scenarios) {
+    const measurement = measurements.get(scenario.id);
+    if (measurement === undefined) throw new Error(`suite ${suite.name} measured nothing for ${scenario.id}`);
+    addRow(suite.name, scenario, measurement);
+  }
+}
+
 function meets(value: number, target: Target): boolean {
   return (target.atLeast === undefined || value >= target.atLeast) && (target.atMost === undefined || value <= target.atMost);
 }
 
 function formatNumber(value: number, unit: string): string {
   if (unit === 'ms' || unit === 'MiB') return value.toFixed(1);
+  if (unit === 'cores') return value.toFixed(2);
   return Math.round(value).toLocaleString('en-US');
 }
 

@@ -2,13 +2,14 @@
  * The benchmark scenarios, as data: suites of scenarios, each suite against its own server
  * process (bench/server.ts). To add a scenario, append an entry to a suite (or a new suite
  * with its own `serverFlags`); `load()` runs "N in flight for T seconds" and `timeEach()`
- * times repeated operations. A scenario that needs more nodes (replication) can start them
- * in its `run` with `ServerProcess.start({...flags})` and stop them in a `finally`.
+ * times repeated operations. A suite that needs its own processes (the three-node replication
+ * suite, bench/replication.ts) is a {@link ClusterSuite}: one run, several rows.
  */
 import * as grpc from '@grpc/grpc-js';
 import { HeartbeatStream, RosterClient } from '../src/client/index.js';
 import { runInFlight, median, timeEach, type LoadResult, type ServerProcess } from './harness.js';
 import { benchInstance, benchKey } from './instances.js';
+import { REPLICATION_SUITE } from './replication.js';
 
 /** What one scenario measured: the headline number and whatever explains it. */
 export interface Measurement {
@@ -35,6 +36,10 @@ export interface Budget {
   readonly roundMs: number;
   /** Timed whole-registry reads per size (after one untimed read). */
   readonly reads: number;
+  /** Replication suite: load before the measured window, the window, and the A↔C partition. */
+  readonly replicationWarmupMs: number;
+  readonly replicationWindowMs: number;
+  readonly partitionMs: number;
 }
 
 /** What a scenario runs against: the suite's server, a client of it, and the results so far. */
@@ -50,7 +55,7 @@ export interface Scenario {
   readonly id: string;
   /** The row's label in the table. */
   readonly title: string;
-  readonly unit: 'calls/s' | 'registers/s' | 'heartbeats/s' | 'renewals/s' | 'ms' | 'MiB';
+  readonly unit: 'calls/s' | 'registers/s' | 'heartbeats/s' | 'renewals/s' | 'writes/s' | 'ms' | 'MiB' | 'cores' | 'tasks';
   readonly target?: (results: Results) => Target;
   run(ctx: Context): Promise<Measurement>;
 }
@@ -64,6 +69,21 @@ export interface Suite {
   readonly serverFlags: Readonly<Record<string, unknown>>;
   readonly setup?: (server: ServerProcess) => Promise<void>;
   readonly scenarios: readonly Scenario[];
+}
+
+/**
+ * A suite that starts its own processes instead of one suite server (e.g. a three-node
+ * cluster), runs once, and measures all its rows in that run: `run` answers a measurement
+ * per scenario id. Selecting any of its scenarios (`--only`) runs the whole suite once.
+ */
+export interface ClusterSuite {
+  readonly name: string;
+  readonly scenarios: readonly Omit<Scenario, 'run'>[];
+  run(options: { readonly budget: Budget; readonly serverFlags: Readonly<Record<string, unknown>> }): Promise<ReadonlyMap<string, Measurement>>;
+}
+
+export function isClusterSuite(suite: Suite | ClusterSuite): suite is ClusterSuite {
+  return 'run' in suite;
 }
 
 /** Calls in flight for the unary scenarios: enough to keep one grpc-js connection busy. */
@@ -83,7 +103,7 @@ const UNLIMITED_WRITES = { writesPerSecond: 10_000_000, writeBurst: 10_000_000 }
 /** Channel options of every benchmark client (TOOLCHAIN.md: grpc-js retry buffer). */
 export const CHANNEL_OPTIONS = { 'grpc.per_rpc_retry_buffer_size': 0 } as const;
 
-export const SUITES: readonly Suite[] = [
+export const SUITES: readonly (Suite | ClusterSuite)[] = [
   {
     name: 'throughput',
     serverFlags: UNLIMITED_WRITES,
@@ -191,6 +211,7 @@ export const SUITES: readonly Suite[] = [
       },
     ],
   },
+  REPLICATION_SUITE,
 ];
 
 type Operation = (i: number) => Promise<boolean>;

@@ -1,4 +1,3 @@
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { resolveConfig } from '../../src/cli/config.js';
@@ -35,69 +34,4 @@ export function captureLogger(): { logger: Logger; lines: Record<string, unknown
   return { logger: pino({ level: 'debug' }, sink), lines };
 }
 
-/**
- * A TCP proxy in front of a server, so a test can cut every connection (what a client sees when
- * a server or a network path fails) and refuse new ones for a while.
- */
-export class TcpProxy {
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
-  #refusing = false;
-
-  private constructor(server: Server) {
-    this.#server = server;
-  }
-
-  static async start(upstreamPort: number): Promise<TcpProxy> {
-    const server = createServer();
-    const proxy = new TcpProxy(server);
-    server.on('connection', (client) => proxy.#pipe(client, upstreamPort));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return proxy;
-  }
-
-  get address(): string {
-    return `127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-  }
-
-  /** Destroys every open connection; with `refuse`, new ones are closed at once until {@link accept}. */
-  cut(refuse = false): void {
-    this.#refusing = refuse;
-    for (const s of this.#sockets) s.destroy();
-    this.#sockets.clear();
-  }
-
-  /** Stops forwarding bytes on open connections: calls stay in flight until {@link cut}. */
-  hold(): void {
-    for (const s of this.#sockets) s.pause();
-  }
-
-  accept(): void {
-    this.#refusing = false;
-  }
-
-  async close(): Promise<void> {
-    this.cut(true);
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-
-  #pipe(client: Socket, upstreamPort: number): void {
-    if (this.#refusing) {
-      client.destroy();
-      return;
-    }
-    const upstream = connect(upstreamPort, '127.0.0.1');
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      this.#sockets.add(a);
-      a.on('error', () => b.destroy());
-      a.on('close', () => {
-        this.#sockets.delete(a);
-        b.destroy();
-      });
-      a.pipe(b);
-    }
-  }
-}
+export { TcpProxy } from '../support/tcp-proxy.js';

@@ -6,7 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { RosterClient } from '../../src/client/index.js';
 import { Instance } from '../../src/gen/roster/v1/instance.js';
 import * as pb from '../../src/gen/roster/v1/replication_service.js';
-import { TcpProxy, waitFor } from '../client/harness.js';
+import { waitFor } from '../client/harness.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 const TOKEN = 'e2e-cluster-token';
 
