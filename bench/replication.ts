@@ -884,14 +884,17 @@ function linkRates(nodes: readonly ClusterNode[], before: readonly PeersReport[]
 
 // --- the lag histogram --------------------------------------------------------------------
 
-const BUCKET_LINE = /^roster_replication_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm;
+const BUCKET_LINE = /^roster_replication_lag_seconds_bucket\{(?:action="[^"]*",)?le="([^"]+)"\} (\S+)$/gm;
 
-/** The node's lag histogram (cumulative counts by bucket bound) from its /metrics. */
+/** The node's lag histogram (cumulative counts by bucket bound, all actions) from its /metrics. */
 async function lagBuckets(node: ClusterNode): Promise<Buckets> {
   const res = await httpGet(node, '/metrics');
   const text = await res.text();
   const buckets = new Map<number, number>();
-  for (const [, le, count] of text.matchAll(BUCKET_LINE)) buckets.set(le === '+Inf' ? Infinity : Number(le), Number(count));
+  for (const [, le, count] of text.matchAll(BUCKET_LINE)) {
+    const bound = le === '+Inf' ? Infinity : Number(le);
+    buckets.set(bound, (buckets.get(bound) ?? 0) + Number(count));
+  }
   if (!buckets.has(Infinity)) throw new Error(`node ${node.name}: no roster_replication_lag_seconds histogram in /metrics`);
   return new Map([...buckets].sort(([x], [y]) => x - y));
 }

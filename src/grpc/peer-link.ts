@@ -102,6 +102,30 @@ export class GrpcPeerLink implements PeerLink {
     });
   }
 
+  onReachable(callback: () => void): () => void {
+    const channel = this.#client.getChannel();
+    let done = false;
+    let wasDown = false;
+    const step = (): void => {
+      if (done) return;
+      // `true` asks an idle channel to connect: the channel retries at its own short backoff.
+      const state = channel.getConnectivityState(true);
+      if (state === grpc.connectivityState.SHUTDOWN) return;
+      if (state === grpc.connectivityState.READY && wasDown) {
+        done = true;
+        callback();
+        return;
+      }
+      if (state !== grpc.connectivityState.READY) wasDown = true;
+      // No deadline, so no timer: the watch ends with the next state change (SHUTDOWN on close).
+      channel.watchConnectivityState(state, Infinity, step);
+    };
+    step();
+    return () => {
+      done = true;
+    };
+  }
+
   close(): void {
     this.#client.close();
   }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { Registry } from '../core/registry.js';
 import * as pb from '../gen/roster/v1/replication_service.js';
+import type { ReplicationTask } from '../replication/link.js';
 import { applyTask } from '../replication/receiver.js';
 import { toRpcStatus } from './errors.js';
 import { taskFromProto, taskResultToProto, snapshotChunks } from './replication-convert.js';
@@ -18,8 +19,8 @@ export interface ReplicationServiceOptions {
   readonly logger: Logger;
   /** Caps replicated tasks per second; over it tasks are answered RESOURCE_EXHAUSTED. */
   readonly limiter?: TokenBucket;
-  /** Receives origin→applied lag per task, in seconds. */
-  readonly observeLag?: (seconds: number) => void;
+  /** Receives origin→applied lag per task, in seconds (wall clocks of two nodes: skew adds to it). */
+  readonly observeLag?: (action: ReplicationTask['action'], seconds: number) => void;
 }
 
 const digestOf = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -63,7 +64,7 @@ export function createReplicationService(options: ReplicationServiceOptions): pb
             if (limiter && !limiter.tryTake()) return OVERLOADED;
             const task = taskFromProto(wire);
             if (!task.ok) return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
-            if (task.value.originTimestamp > 0) options.observeLag?.(Math.max(0, now - task.value.originTimestamp) / 1000);
+            if (task.value.originTimestamp > 0) options.observeLag?.(task.value.action, Math.max(0, now - task.value.originTimestamp) / 1000);
             return taskResultToProto(applyTask(registry, task.value));
           });
           call.write({ batchId: request.batchId, results });

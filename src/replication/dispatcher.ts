@@ -79,6 +79,7 @@ export class PeerDispatcher {
   #attempt = 0;
   #flushTimer: TimerHandle | undefined;
   #reconnectTimer: TimerHandle | undefined;
+  #cancelReachable: (() => void) | undefined;
   #pausedUntil = 0;
   #lastError: string | undefined;
   #drainWaiters: Array<() => void> = [];
@@ -139,6 +140,7 @@ export class PeerDispatcher {
     if (this.#flushTimer) this.clock.clearTimeout(this.#flushTimer);
     if (this.#reconnectTimer) this.clock.clearTimeout(this.#reconnectTimer);
     this.#flushTimer = this.#reconnectTimer = undefined;
+    this.#cancelReachable?.();
     const stream = this.#stream;
     this.#stream = undefined;
     this.#connected = false;
@@ -148,7 +150,10 @@ export class PeerDispatcher {
   }
 
   #connect(): void {
+    if (this.#reconnectTimer) this.clock.clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
+    this.#cancelReachable?.();
+    this.#cancelReachable = undefined;
     if (this.#stopped) return;
     const stream = this.link.replicate({
       onOpen: () => {
@@ -215,7 +220,7 @@ export class PeerDispatcher {
           this.#stats.notFound++;
           if (task.action !== 'heartbeat') return;
           const record = this.registry.record(task.app, task.instanceId);
-          if (record) this.enqueue({ action: 'register', record, originTimestamp: task.originTimestamp });
+          if (record) this.enqueue({ action: 'register', record, originTimestamp: this.clock.wallNow() });
           return;
         }
         case 'conflict':
@@ -257,6 +262,8 @@ export class PeerDispatcher {
     }
     this.#log?.warn({ err: this.#lastError, kind: error?.kind, retryInMs: Math.round(delay) }, 'replication stream closed; reconnecting');
     this.#reconnectTimer = this.clock.setTimeout(() => this.#connect(), delay);
+    // A healed link should not wait out a backoff that grew during a long partition.
+    if (error?.kind === 'unavailable') this.#cancelReachable = this.link.onReachable?.(() => this.#connect());
   }
 
   /** Registers and heartbeats are stale after one renewal interval: a fresher one will follow. */

@@ -61,5 +61,10 @@ export interface PeerLink {
   replicate(handlers: ReplicateHandlers): ReplicateStream;
   digest(): Promise<PeerDigest>;
   snapshot(apps: readonly string[]): Promise<PeerSnapshot>;
+  /**
+   * Calls `callback` once when the peer becomes reachable again (the transport reconnected),
+   * so a stream waiting out its backoff is redialled at once. Returns a cancel function.
+   */
+  onReachable?(callback: () => void): () => void;
   close(): void;
 }

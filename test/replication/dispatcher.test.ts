@@ -160,4 +160,23 @@ describe('per-peer dispatcher', () => {
     clock.advance(1);
     assert.equal(link.opened, 2);
   });
+
+  test('a peer that is reachable again is redialled at once, not after the grown backoff', () => {
+    const { dispatcher, link, clock } = setup({ random: () => 1 });
+    dispatcher.start();
+    for (let i = 0; i < 10; i++) {
+      const before = link.opened;
+      link.handlers!.onClose({ kind: 'unavailable', message: 'partitioned' });
+      while (link.opened === before) clock.advance(10);
+    }
+    link.handlers!.onClose({ kind: 'unavailable', message: 'partitioned' });
+    const before = link.opened;
+    clock.advance(5_000);
+    assert.equal(link.opened, before, 'still backing off (the ceiling is now 30 s)');
+    link.reachable!();
+    assert.equal(link.opened, before + 1);
+    assert.equal(link.reachable, undefined, 'the watch is cancelled once redialled');
+    clock.advance(60_000);
+    assert.equal(link.opened, before + 1, 'the backoff timer was cancelled too');
+  });
 });

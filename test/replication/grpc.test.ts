@@ -11,6 +11,7 @@ import { createReplicationService } from '../../src/grpc/replication-service.js'
 import { startGrpcServer, type GrpcServerHandle } from '../../src/grpc/server.js';
 import { Replicator } from '../../src/replication/replicator.js';
 import { registration } from '../core/fixtures.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -129,5 +130,50 @@ describe('replication over gRPC', () => {
     await until(() => b.replicator.ready);
     assert.equal(b.registry.stats().size, 2_500);
     assert.ok(b.registry.tombstones().some((t) => t.instanceId === 'cancelled' && t.cancelled));
+  });
+
+  test('a healed link is redialled when the channel reconnects, not after the grown backoff', async () => {
+    const clock = new SystemClock();
+    const registry = new Registry({ clock });
+    const server = await startGrpcServer({
+      registry,
+      logger,
+      extraServices: [
+        {
+          definition: pb.ReplicationServiceService,
+          implementation: createReplicationService({ registry, nodeId: 'b', token: undefined, clock, logger }) as unknown as grpc.UntypedServiceImplementation,
+        },
+      ],
+    });
+    const proxy = await TcpProxy.start(server.port);
+    let replicator: Replicator | undefined;
+    const source = new Registry({ clock, onLocalWrite: (w) => replicator?.publish(w) });
+    // A backoff of at least 10 s: only the reachability watch can explain a quick redial.
+    replicator = new Replicator({
+      nodeId: 'a',
+      registry: source,
+      clock,
+      logger,
+      connect: (a) => new GrpcPeerLink(a, { token: undefined }),
+      resolvePeers: async () => [proxy.address],
+      dispatcher: { backoffMinMs: 20_000, backoffMaxMs: 20_000 },
+    });
+    try {
+      await replicator.start();
+      await until(() => replicator!.peers()[0]?.connected === true);
+      proxy.cut(true);
+      await until(() => replicator!.peers()[0]?.connected === false);
+      await new Promise((r) => setTimeout(r, 500));
+      proxy.accept();
+      const healed = Date.now();
+      await until(() => replicator!.peers()[0]?.connected === true, 8_000);
+      assert.ok(Date.now() - healed < 8_000);
+      source.register(registration());
+      await until(() => registry.stats().size === 1);
+    } finally {
+      await replicator!.stop(0);
+      await proxy.close();
+      await server.shutdown(0);
+    }
   });
 });

@@ -19,6 +19,15 @@ export class ManualLink implements PeerLink {
   handlers: ReplicateHandlers | undefined;
   opened = 0;
   closed = false;
+  /** What the dispatcher asked to hear about when the peer is reachable again. */
+  reachable: (() => void) | undefined;
+
+  onReachable(callback: () => void): () => void {
+    this.reachable = callback;
+    return () => {
+      if (this.reachable === callback) this.reachable = undefined;
+    };
+  }
 
   constructor(readonly address = 'peer:1') {}
 
