@@ -884,7 +884,7 @@ function linkRates(nodes: readonly ClusterNode[], before: readonly PeersReport[]
 
 // --- the lag histogram --------------------------------------------------------------------
 
-const BUCKET_LINE = /^roster_replication_lag_seconds_bucket\{(?:action="[^"]*",)?le="([^"]+)"\} (\S+)$/gm;
+const BUCKET_LINE = /^roster_replication_lag_seconds_bucket\{[^}]*\ble="([^"]+)"[^}]*\} (\S+)$/gm;
 
 /** The node's lag histogram (cumulative counts by bucket bound, all actions) from its /metrics. */
 async function lagBuckets(node: ClusterNode): Promise<Buckets> {
@@ -895,7 +895,10 @@ async function lagBuckets(node: ClusterNode): Promise<Buckets> {
     const bound = le === '+Inf' ? Infinity : Number(le);
     buckets.set(bound, (buckets.get(bound) ?? 0) + Number(count));
   }
-  if (!buckets.has(Infinity)) throw new Error(`node ${node.name}: no roster_replication_lag_seconds histogram in /metrics`);
+  // A labelled histogram has no series until its first observation: that is zero counts, not an error.
+  if (!text.includes('# TYPE roster_replication_lag_seconds histogram')) {
+    throw new Error(`node ${node.name}: no roster_replication_lag_seconds histogram in /metrics`);
+  }
   return new Map([...buckets].sort(([x], [y]) => x - y));
 }
 
@@ -904,7 +907,8 @@ function subtractBuckets(after: Buckets, before: Buckets): Buckets {
 }
 
 function addBuckets(x: Buckets, y: Buckets): Buckets {
-  return new Map([...x].map(([le, count]) => [le, count + (y.get(le) ?? 0)]));
+  const bounds = [...new Set([...x.keys(), ...y.keys()])].sort((a, b) => a - b);
+  return new Map(bounds.map((le) => [le, (x.get(le) ?? 0) + (y.get(le) ?? 0)]));
 }
 
 function total(buckets: Buckets): number {

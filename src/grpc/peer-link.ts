@@ -14,6 +14,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // A long-lived stream of small messages: without this grpc-js copies a growing retry buffer
   // per message (quadratic), see TOOLCHAIN.md.
   'grpc.per_rpc_retry_buffer_size': 0,
+  // Start-up and anti-entropy snapshots are large: don't stall on 64 KiB window updates.
+  'grpc-node.flow_control_window': 8 * 1024 * 1024,
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
