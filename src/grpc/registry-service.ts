@@ -243,7 +243,7 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
           onClose: () => watchers.delete(stream),
         });
         watchers.add(stream);
-        stream.start(call.request.sinceRevision, limits.watchProgressIntervalMs, foreign(call.request.nodeId));
+        stream.start(call.request.sinceRevision, limits.watchProgressIntervalMs, call.request.sinceRevision !== undefined && foreign(call.request.nodeId));
       } catch (err) {
         failStream(call, err, watchLog);
       }
