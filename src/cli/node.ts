@@ -1,4 +1,4 @@
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
@@ -85,7 +85,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     ready: () => serving && replicator.ready,
     nodeId: config.nodeId,
     observer: metrics.observer,
-    extraServices: [{ definition: ReplicationServiceService, implementation: replication as unknown as UntypedServiceImplementation }],
+    extraServices: [{ definition: ReplicationServiceService, implementation: replication.implementation as unknown as UntypedServiceImplementation }],
   }).catch((err: unknown) => {
     registry.stop();
     throw err;
@@ -128,8 +128,12 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     serving = false;
     grpc.setServing(false);
     try {
+      // Stop taking calls (client streams end UNAVAILABLE, peers' streams too), and meanwhile
+      // flush what this node still owes its peers, each within its bound.
+      const closing = grpc.shutdown(config.shutdownGraceMs);
+      replication.endStreams({ code: status.UNAVAILABLE, details: 'server shutting down' });
       await replicator.stop(Math.min(config.shutdownGraceMs, REPLICATION_FLUSH_MS));
-      await grpc.shutdown(config.shutdownGraceMs);
+      await closing;
     } finally {
       await admin.close();
       registry.stop();

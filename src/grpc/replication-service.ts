@@ -6,7 +6,7 @@ import type { Registry } from '../core/registry.js';
 import * as pb from '../gen/roster/v1/replication_service.js';
 import type { ReplicationTask } from '../replication/link.js';
 import { applyTask } from '../replication/receiver.js';
-import { toRpcStatus } from './errors.js';
+import { toRpcStatus, type RpcStatus } from './errors.js';
 import { taskFromProto, taskResultToProto, snapshotChunks } from './replication-convert.js';
 import type { TokenBucket } from './rate-limit.js';
 
@@ -41,14 +41,22 @@ export function makeAuthenticator(token: string | undefined): (metadata: grpc.Me
 const OVERLOADED: pb.TaskResult = { code: pb.TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED };
 const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'replication requires the cluster token' };
 
+/** The ReplicationService handlers, plus what shutdown needs to end the peers' streams. */
+export interface ReplicationService {
+  readonly implementation: pb.ReplicationServiceServer;
+  /** Ends every incoming Replicate stream with `status`, so a graceful shutdown is not held open by peers. */
+  endStreams(status: RpcStatus): void;
+}
+
 /** The ReplicationService handlers: Replicate (task batches), Snapshot and Digest. */
-export function createReplicationService(options: ReplicationServiceOptions): pb.ReplicationServiceServer {
+export function createReplicationService(options: ReplicationServiceOptions): ReplicationService {
   const { registry, clock, limiter } = options;
   const log = options.logger.child({ component: 'replication-server' });
   const authenticated = makeAuthenticator(options.token);
   if (options.token === undefined) log.warn('no cluster token configured: any client can replicate into this node');
+  const streams = new Set<grpc.ServerDuplexStream<pb.ReplicateRequest, pb.ReplicateResponse>>();
 
-  return {
+  const implementation: pb.ReplicationServiceServer = {
     replicate(call) {
       if (!authenticated(call.metadata)) {
         log.warn({ peer: call.getPeer() }, 'refused an unauthenticated replication stream');
@@ -57,6 +65,8 @@ export function createReplicationService(options: ReplicationServiceOptions): pb
       }
       // Headers now, so the sender learns at once that the stream is accepted.
       call.sendMetadata(new grpc.Metadata());
+      streams.add(call);
+      call.once('close', () => streams.delete(call));
       call.on('data', (request: pb.ReplicateRequest) => {
         try {
           const now = clock.wallNow();
@@ -101,6 +111,14 @@ export function createReplicationService(options: ReplicationServiceOptions): pb
       }
       const apps = [...registry.digest()].map(([app, d]) => ({ app, count: d.count, hash: d.hash }));
       callback(null, { nodeId: options.nodeId, apps });
+    },
+  };
+
+  return {
+    implementation,
+    endStreams(status) {
+      for (const call of streams) if (!call.destroyed && !call.writableEnded) call.emit('error', status);
+      streams.clear();
     },
   };
 }

@@ -37,7 +37,7 @@ async function cluster(size: number, token: string | undefined, start = true): P
       extraServices: [
         {
           definition: pb.ReplicationServiceService,
-          implementation: createReplicationService({ registry, nodeId, token, clock, logger }) as unknown as grpc.UntypedServiceImplementation,
+          implementation: createReplicationService({ registry, nodeId, token, clock, logger }).implementation as unknown as grpc.UntypedServiceImplementation,
         },
       ],
     });
@@ -141,7 +141,7 @@ describe('replication over gRPC', () => {
       extraServices: [
         {
           definition: pb.ReplicationServiceService,
-          implementation: createReplicationService({ registry, nodeId: 'b', token: undefined, clock, logger }) as unknown as grpc.UntypedServiceImplementation,
+          implementation: createReplicationService({ registry, nodeId: 'b', token: undefined, clock, logger }).implementation as unknown as grpc.UntypedServiceImplementation,
         },
       ],
     });
