@@ -6,6 +6,7 @@ import { SystemClock } from '../../src/core/clock.js';
 import { Registry } from '../../src/core/registry.js';
 import * as pb from '../../src/gen/roster/v1/replication_service.js';
 import { GrpcPeerLink } from '../../src/grpc/peer-link.js';
+import { TokenBucket } from '../../src/grpc/rate-limit.js';
 import { recordToProto } from '../../src/grpc/replication-convert.js';
 import { createReplicationService } from '../../src/grpc/replication-service.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../src/grpc/server.js';
@@ -173,6 +174,44 @@ describe('replication over gRPC', () => {
     } finally {
       await replicator!.stop(0);
       await proxy.close();
+      await server.shutdown(0);
+    }
+  });
+
+  test('an overloaded peer answers RESOURCE_EXHAUSTED per task; the sender pauses, resends, and everything arrives', async () => {
+    const clock = new SystemClock();
+    const registry = new Registry({ clock });
+    const limiter = new TokenBucket({ ratePerSecond: 40, burst: 10, clock });
+    const server = await startGrpcServer({
+      registry,
+      logger,
+      extraServices: [
+        {
+          definition: pb.ReplicationServiceService,
+          implementation: createReplicationService({ registry, nodeId: 'b', token: undefined, clock, logger, limiter })
+            .implementation as unknown as grpc.UntypedServiceImplementation,
+        },
+      ],
+    });
+    let replicator: Replicator | undefined;
+    const source = new Registry({ clock, onLocalWrite: (w) => replicator?.publish(w) });
+    replicator = new Replicator({
+      nodeId: 'a',
+      registry: source,
+      clock,
+      logger,
+      connect: (a) => new GrpcPeerLink(a, { token: undefined }),
+      resolvePeers: async () => [`127.0.0.1:${server.port}`],
+      dispatcher: { overloadPauseMs: 200 },
+    });
+    try {
+      await replicator.start();
+      for (let i = 0; i < 40; i++) source.register(registration({ instanceId: `i-${i}` }));
+      await until(() => replicator!.peers()[0]!.pausedUntil > 0);
+      await until(() => registry.stats().size === 40, 10_000);
+      assert.equal(replicator.peers()[0]!.dropped, 0);
+    } finally {
+      await replicator!.stop(0);
       await server.shutdown(0);
     }
   });
