@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
+import { pino } from 'pino';
 import { RegistryError } from '../../src/core/errors.js';
 import type { Change } from '../../src/core/types.js';
 import { newRegistry, registration } from './fixtures.js';
@@ -230,9 +232,16 @@ describe('heartbeat', () => {
 });
 
 describe('leases and eviction', () => {
-  /** Ten instances heartbeating every 30 s except those listed as dead. */
+  /** Ten instances heartbeating every 30 s except those listed as dead; log lines land in `logs`. */
   function fleet(dead: number) {
-    const ctx = newRegistry({ random: () => 0.5 });
+    const logs: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        logs.push(...chunk.toString().split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const ctx = newRegistry({ random: () => 0.5, logger: pino({ level: 'info' }, sink) });
     const ids = Array.from({ length: 10 }, (_, i) => `i-${i}`);
     for (const id of ids) ctx.registry.register(registration({ instanceId: id }));
     const beat = (alive: string[]): void => {
@@ -244,7 +253,7 @@ describe('leases and eviction', () => {
         beat(alive);
       }
     };
-    return { ...ctx, ids, tick, beat };
+    return { ...ctx, ids, tick, beat, logs };
   }
 
   test('rule: a dead instance is evicted at last renewal + duration, not twice that', () => {
@@ -281,7 +290,7 @@ describe('leases and eviction', () => {
   });
 
   test('rule: self-preservation pauses eviction when renewals fall below 85 %, and resumes', () => {
-    const { registry, tick, ids } = fleet(0);
+    const { registry, tick, ids, logs } = fleet(0);
     tick(60);
     assert.equal(registry.stats().selfPreservation, false);
     // Four of ten (40 %) stop renewing at once: a network problem, not ten deaths.
@@ -290,11 +299,14 @@ describe('leases and eviction', () => {
     const stats = registry.stats();
     assert.equal(stats.selfPreservation, true);
     assert.equal(stats.size, 10, 'nothing evicted while preserving');
+    const said = (msg: string): number => logs.filter((l) => (JSON.parse(l) as { msg: string }).msg.startsWith(msg)).length;
+    assert.equal(said('self-preservation on'), 1, 'logged once, not every minute');
     // Renewals recover: the silent four come back.
     for (const id of ids.slice(0, 4)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: 9_999 }));
     tick(120, ids);
     assert.equal(registry.stats().selfPreservation, false);
     assert.equal(registry.stats().size, 10);
+    assert.equal(said('self-preservation off'), 1);
   });
 
   test('rule: eviction takes at most 15 % of the registry per minute, at random', () => {
