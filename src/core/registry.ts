@@ -151,7 +151,7 @@ export class Registry implements RegistryApi {
       this.#timers[0] = this.#clock.setTimeout(everyMinute, MINUTE_MS);
     };
     const evictLoop = (): void => {
-      this.evictExpired();
+      this.#evictExpired();
       this.#timers[1] = this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs);
     };
     this.#timers = [
@@ -297,12 +297,6 @@ export class Registry implements RegistryApi {
     return this.#entry(app.toLowerCase(), instanceId)?.record;
   }
 
-  /** Milliseconds until the lease of a live instance expires on this node. */
-  leaseRemainingMs(app: string, instanceId: string): number | undefined {
-    const entry = this.#entry(app.toLowerCase(), instanceId);
-    return entry === undefined ? undefined : entry.lease.deadline - this.#clock.now();
-  }
-
   /**
    * Per app: live count and an order-independent hash of (id, version, content), so two nodes
    * can find the apps where they differ without shipping every record.
@@ -408,12 +402,16 @@ export class Registry implements RegistryApi {
    * chosen at random, none while self-preservation holds or before a full minute of
    * renewals has been measured. Also forgets old tombstones.
    */
-  evictExpired(): number {
+  #evictExpired(): void {
     const now = this.#clock.now();
-    for (const [k, t] of this.#tombstones) if (t.expiresAt <= now) this.#tombstones.delete(k);
-    if (!this.#minuteMeasured || this.#selfPreservation) return 0;
+    // Tombstones sit in the map in expiry order (each is re-inserted when renewed).
+    for (const [k, t] of this.#tombstones) {
+      if (t.expiresAt > now) break;
+      this.#tombstones.delete(k);
+    }
+    if (!this.#minuteMeasured || this.#selfPreservation) return;
     const due = this.#leases.popDue(now);
-    if (due.length === 0) return 0;
+    if (due.length === 0) return;
     // Partial Fisher–Yates: the first `take` keys become a uniform random choice.
     const take = Math.min(due.length, this.#evictionBudget);
     for (let i = 0; i < take; i++) {
@@ -431,7 +429,6 @@ export class Registry implements RegistryApi {
     if (take < due.length) {
       this.#log?.warn({ expired: due.length, evicted: take }, 'eviction capped at the per-minute budget');
     }
-    return take;
   }
 
   #rollMinute(): void {

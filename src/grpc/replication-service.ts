@@ -29,7 +29,7 @@ const digestOf = (s: string): Buffer => createHash('sha256').update(s).digest();
  * `Authorization: Bearer <token>`, compared in constant time (hashing first makes the lengths
  * equal, so not even the length leaks).
  */
-export function makeAuthenticator(token: string | undefined): (metadata: grpc.Metadata) => boolean {
+function makeAuthenticator(token: string | undefined): (metadata: grpc.Metadata) => boolean {
   if (token === undefined) return () => true;
   const expected = digestOf(`Bearer ${token}`);
   return (metadata) => {

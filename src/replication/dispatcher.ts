@@ -22,7 +22,7 @@ export interface DispatcherOptions {
   random: () => number;
 }
 
-export const DEFAULT_DISPATCHER_OPTIONS: DispatcherOptions = {
+const DEFAULT_DISPATCHER_OPTIONS: DispatcherOptions = {
   maxQueue: 10_000,
   maxBatch: 250,
   flushDelayMs: 2,
