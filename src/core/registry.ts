@@ -121,6 +121,8 @@ export class Registry implements RegistryApi {
   #renewalsLastMinute = 0;
   #minuteMeasured = false;
   #evictionBudget = 0;
+  /** The cap is logged once per minute, not on every pass. */
+  #capLogged = false;
   #evictionsTotal = 0;
   #selfPreservation = false;
   #timers: TimerHandle[] = [];
@@ -426,7 +428,8 @@ export class Registry implements RegistryApi {
       this.#log?.info({ app: entry.record.app, instanceId: entry.record.instanceId }, 'evicted expired lease');
     }
     this.#evictionBudget -= take;
-    if (take < due.length) {
+    if (take < due.length && !this.#capLogged) {
+      this.#capLogged = true;
       this.#log?.warn({ expired: due.length, evicted: take }, 'eviction capped at the per-minute budget');
     }
   }
@@ -435,6 +438,7 @@ export class Registry implements RegistryApi {
     this.#renewalsLastMinute = this.#renewalsThisMinute;
     this.#renewalsThisMinute = 0;
     this.#minuteMeasured = true;
+    this.#capLogged = false;
     this.#evictionBudget = this.#size - Math.floor((this.#size * (100 - this.#opts.evictionCapPercent)) / 100);
     this.#recomputeExpected(true);
   }
