@@ -77,6 +77,14 @@ export class SimNetwork {
   latency: () => number = () => 5;
   /** Answers `overloaded` to every task sent to these nodes. */
   readonly overloaded = new Set<string>();
+  /** Probabilities per batch: lost (with a stream reset), applied twice, replayed 2 s later. */
+  faults = { drop: 0, duplicate: 0, replay: 0 };
+  /** The source of chance for faults; tests seed it for reproducible runs. */
+  random: () => number = Math.random;
+
+  chance(p: number): boolean {
+    return p > 0 && this.random() < p;
+  }
 
   addNode(address: string, peers: readonly string[] | (() => readonly string[]), options: { startupWaitMs?: number } = {}): SimNode {
     let replicator: Replicator | undefined;
@@ -167,9 +175,14 @@ export class SimNetwork {
             net.#later(() => {
               if (!open) return;
               if (!net.#reachable(from, to)) return entry.fail({ kind: 'unavailable', message: 'link broken' });
-              const results: TaskResult[] = net.overloaded.has(to)
-                ? tasks.map(() => ({ code: 'overloaded' }))
-                : applyTasks(net.node(to).registry, tasks);
+              // A lost batch is what a reset connection looks like: the stream fails, nothing is applied.
+              if (net.chance(net.faults.drop)) return entry.fail({ kind: 'unavailable', message: 'batch lost' });
+              const target = net.node(to).registry;
+              const results: TaskResult[] = net.overloaded.has(to) ? tasks.map(() => ({ code: 'overloaded' })) : applyTasks(target, tasks);
+              // Duplicates, now and much later (a retransmission racing a reconnect): replicated
+              // writes must be idempotent and stale copies must lose.
+              if (net.chance(net.faults.duplicate)) applyTasks(target, tasks);
+              if (net.chance(net.faults.replay)) net.clock.setTimeout(() => net.node(to).up && applyTasks(target, tasks), 2_000);
               net.#later(() => {
                 if (open && net.#reachable(from, to)) handlers.onResults(batchId, results);
               });
