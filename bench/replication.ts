@@ -22,6 +22,7 @@
  * Renewals go on until the end, as in a real fleet. Every process and proxy is stopped in a
  * `finally`, and every wait is bounded.
  */
+import type { PeersReport } from '../src/replication/replicator.js';
 import { createServer, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { status } from '@grpc/grpc-js';
@@ -122,22 +123,6 @@ interface ClusterNode {
 }
 
 /** What `/peers` on a node's HTTP port reports (the fields used here). */
-interface PeersReport {
-  readonly nodeId: string;
-  readonly peers: readonly {
-    readonly peer: string;
-    readonly connected: boolean;
-    readonly tasksSent: number;
-    readonly dropped: number;
-    readonly expired: number;
-    readonly retries: number;
-    readonly conflicts: number;
-    readonly notFound: number;
-    readonly queueDepth: number;
-    readonly inFlight: number;
-    readonly lastReconcileAt: number | undefined;
-  }[];
-}
 
 /** Cumulative bucket counts of the lag histogram, by upper bound in seconds (+Inf last). */
 type Buckets = ReadonlyMap<number, number>;

@@ -22,6 +22,7 @@ import {
 } from './format.js';
 import { createLogger } from './logging.js';
 import { startNode } from './node.js';
+import type { PeersReport } from '../replication/replicator.js';
 import { exitOnSignals } from './signals.js';
 
 /**
@@ -248,21 +249,6 @@ function buildProgram(): Command {
   return program;
 }
 
-interface PeersReport {
-  nodeId: string;
-  ready: boolean;
-  peers: Array<{
-    peer: string;
-    connected: boolean;
-    queueDepth: number;
-    inFlight: number;
-    tasksSent: number;
-    dropped: number;
-    expired: number;
-    retries: number;
-    lastError?: string;
-  }>;
-}
 
 async function fetchJson(url: string): Promise<unknown> {
   let res: Response;

@@ -11,7 +11,7 @@ import { addReplicationMetrics } from '../grpc/replication-metrics.js';
 import { createReplicationService } from '../grpc/replication-service.js';
 import { startGrpcServer } from '../grpc/server.js';
 import { dnsPeers, staticPeers } from '../replication/peers.js';
-import { Replicator } from '../replication/replicator.js';
+import { Replicator, type PeersReport } from '../replication/replicator.js';
 import type { Config } from './config.js';
 import { createLogger } from './logging.js';
 
@@ -74,7 +74,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   });
   registry.start();
   let serving = false;
-  const peersReport = (): unknown => ({ nodeId: config.nodeId, ready: replicator.ready, peers: replicator.peers() });
+  const peersReport = (): PeersReport => ({ nodeId: config.nodeId, ready: replicator.ready, peers: replicator.peers() });
   const grpc = await startGrpcServer({
     registry,
     logger: log,

@@ -29,6 +29,14 @@ export interface PeerStatus extends DispatcherStats {
   readonly lastReconcileAt: number | undefined;
 }
 
+/** What a node's admin port answers on /peers (JSON). */
+export interface PeersReport {
+  readonly nodeId: string;
+  /** Start-up sync is over (see {@link Replicator.ready}). */
+  readonly ready: boolean;
+  readonly peers: readonly PeerStatus[];
+}
+
 interface Peer {
   readonly dispatcher: PeerDispatcher;
   reconciling: boolean;
