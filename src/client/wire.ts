@@ -44,17 +44,12 @@ class Reader {
     return result;
   }
 
-  /** A length-delimited field's [start, end). */
-  span(): [number, number] {
+  string(): string {
     const length = this.varint();
     const start = this.pos;
-    this.pos += length;
-    if (this.pos > this.end) throw new RangeError('truncated field');
-    return [start, this.pos];
-  }
-
-  string(): string {
-    const [start, end] = this.span();
+    const end = start + length;
+    if (end > this.end) throw new RangeError('truncated field');
+    this.pos = end;
     // Buffer's own utf8Slice: what toString('utf8', ...) calls after argument checks we do not need.
     return (this.buf as Utf8Sliceable).utf8Slice(start, end);
   }
@@ -62,7 +57,7 @@ class Reader {
   skip(wireType: number): void {
     if (wireType === 0) this.varint();
     else if (wireType === 1) this.pos += 8;
-    else if (wireType === 2) this.span();
+    else if (wireType === 2) this.pos = reenter(this);
     else if (wireType === 5) this.pos += 4;
     else throw new RangeError(`unsupported wire type ${wireType}`);
   }
