@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
@@ -83,7 +84,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     clock,
     limits: { writesPerSecond: config.writesPerSecond, writeBurst: config.writeBurst, maxWatchers: config.maxWatchers },
     ready: () => serving && replicator.ready,
-    nodeId: config.nodeId,
+    // Revisions start over when the node restarts: a cursor from before must not match.
+    nodeId: `${config.nodeId}@${randomBytes(4).toString('hex')}`,
     observer: metrics.observer,
     extraServices: [{ definition: ReplicationServiceService, implementation: replication.implementation as unknown as UntypedServiceImplementation }],
   }).catch((err: unknown) => {

@@ -32,7 +32,7 @@ export interface GrpcServerOptions {
   readonly observer?: RpcObserver;
   /** More services on the same port (replication). */
   readonly extraServices?: ReadonlyArray<{ definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
-  /** Sent with revisions so clients can tell which node's history a cursor belongs to. */
+  /** Names this node's revision history (node id and incarnation), sent with revisions so a cursor from another history is refused. */
   readonly nodeId?: string;
   /** An extra condition for the health status to be SERVING; default always. */
   readonly serving?: () => boolean;

@@ -120,7 +120,12 @@ describe('three roster serve processes on loopback', { timeout: 120_000 }, () =>
     assert.ok(change);
   });
 
-  test('kill -9 B, write at A, restart B → B catches up', async () => {
+  test('kill -9 B, write at A, restart B → B catches up; a watcher of B is told to resync', async () => {
+    // A watcher of B's old incarnation: after the restart its cursor means nothing there.
+    const abort = new AbortController();
+    const watcher = new RosterClient(b.address);
+    const messages = watcher.watch({}, { signal: abort.signal, backoff: { initialMs: 100, maxMs: 500 } })[Symbol.asyncIterator]();
+    assert.equal((await messages.next()).value?.progress, true);
     await b.kill('SIGKILL');
     await client(a).register(instance('while-b-down'));
     b.start();
@@ -129,6 +134,10 @@ describe('three roster serve processes on loopback', { timeout: 120_000 }, () =>
     clients.set('b', new RosterClient(b.address));
     await waitFor('B has the write made while it was down', async () => (await client(b).getInstance('orders', 'while-b-down').catch(() => undefined)) !== undefined, 10_000);
     await waitFor('B identical to A', async () => (await contents(client(b))) === (await contents(client(a))), 5_000);
+    const next = await Promise.race([messages.next(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no resync in 15 s')), 15_000))]);
+    assert.equal(next.value?.resyncRequired, true);
+    abort.abort();
+    watcher.close();
   });
 
   test('cut A↔C while both take writes, heal → all three identical within 5 s', async () => {

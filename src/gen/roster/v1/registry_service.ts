@@ -194,8 +194,10 @@ export interface ListApplicationsResponse {
   /** This chunk's instances, ordered by (app, instance_id). */
   instances: Instance[];
   /**
-   * The answering node's id. Revisions are per node: pass it with the revision to Watch or
-   * GetDelta, so another node answers resync_required instead of replaying the wrong history.
+   * The revision history this snapshot belongs to: the node's id plus an incarnation that
+   * changes when it restarts (revisions are per node and start over). Pass it with the
+   * revision to Watch or GetDelta, so any other history answers resync_required instead of
+   * replaying the wrong changes.
    */
   nodeId: string;
 }
@@ -241,7 +243,10 @@ export interface GetDeltaRequest {
    * while has_more is set.
    */
   maxChanges: number;
-  /** The node since_revision came from (empty: not checked). Another node answers resync_required. */
+  /**
+   * The history since_revision came from (a node_id from an earlier answer; empty: not
+   * checked). Any other node, or this node after a restart, answers resync_required.
+   */
   nodeId: string;
 }
 
@@ -257,7 +262,7 @@ export interface GetDeltaResponse {
   resyncRequired: boolean;
   /** The reconcile hash of the registry at the node's current revision. */
   reconcileHash: string;
-  /** The answering node's id. */
+  /** The history revision belongs to (see ListApplicationsResponse.node_id). */
   nodeId: string;
 }
 
@@ -271,7 +276,10 @@ export interface WatchRequest {
   app: string;
   /** Only changes to instances serving this VIP, plain or secure (empty: all). */
   vip: string;
-  /** The node since_revision came from (empty: not checked). Another node answers resync_required. */
+  /**
+   * The history since_revision came from (a node_id from an earlier answer; empty: not
+   * checked). Any other node, or this node after a restart, answers resync_required.
+   */
   nodeId: string;
 }
 
@@ -288,7 +296,7 @@ export interface WatchResponse {
    * Call ListApplications and watch again from its revision.
    */
   resyncRequired: boolean;
-  /** The answering node's id: resume with it and revision. */
+  /** The history revision belongs to (see ListApplicationsResponse.node_id): resume with both. */
   nodeId: string;
 }
 
