@@ -43,6 +43,8 @@ export interface RegistryOptions {
   changeLogSize?: number;
   /** How long a removed instance is remembered so stale copies cannot resurrect it. */
   tombstoneTtlMs?: number;
+  /** At most this many tombstones; past it the oldest are forgotten first (memory stays bounded under mass churn). */
+  maxTombstones?: number;
   /** Source of randomness for choosing which expired instances to evict first. */
   random?: () => number;
   /** Receives every client write once applied, for replication. */
@@ -140,6 +142,7 @@ export class Registry implements RegistryApi {
       evictionIntervalMs: options.evictionIntervalMs ?? 1000,
       changeLogSize: options.changeLogSize ?? 100_000,
       tombstoneTtlMs: options.tombstoneTtlMs ?? 15 * MINUTE_MS,
+      maxTombstones: options.maxTombstones ?? 200_000,
       random: options.random ?? Math.random,
     };
     this.#changes = new ChangeLog(this.#opts.changeLogSize);
@@ -560,6 +563,7 @@ export class Registry implements RegistryApi {
     if (old && old.lastDirtyTimestamp > lastDirtyTimestamp) return;
     this.#tombstones.delete(k);
     this.#tombstones.set(k, { app, instanceId, lastDirtyTimestamp, cancelled, expiresAt: this.#clock.now() + this.#opts.tombstoneTtlMs });
+    if (this.#tombstones.size > this.#opts.maxTombstones) this.#tombstones.delete(this.#tombstones.keys().next().value!);
   }
 
   #update(app: string, instanceId: string, change: (r: InstanceRecord) => Partial<InstanceRecord> | undefined): InstanceView {

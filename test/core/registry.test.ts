@@ -369,6 +369,15 @@ describe('cancel', () => {
     assert.equal(view.record.lastDirtyTimestamp, clock.wallNow() + 1);
   });
 
+  test('tombstones are bounded: past the cap the oldest is forgotten first', () => {
+    const { registry } = newRegistry({ maxTombstones: 3 });
+    for (let i = 0; i < 5; i++) {
+      registry.register(registration({ instanceId: `i-${i}` }));
+      registry.cancel('billing', `i-${i}`);
+    }
+    assert.deepEqual(registry.tombstones().map((t) => t.instanceId), ['i-2', 'i-3', 'i-4']);
+  });
+
   test('a replicated cancel older than the stored version is ignored', () => {
     const { registry } = newRegistry();
     registry.register(registration({ lastDirtyTimestamp: 2_000 }));
