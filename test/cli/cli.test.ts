@@ -99,6 +99,7 @@ async function run(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promis
 
 let server: Running;
 let address: string;
+let admin: string;
 
 before(async () => {
   server = start(['serve', '--port', '0', '--http-port', '0', '--node-id', 'cli-test']);
@@ -106,6 +107,7 @@ before(async () => {
   assert.equal(started.nodeId, 'cli-test');
   assert.equal(typeof started.httpPort, 'number');
   address = `127.0.0.1:${started.grpcPort as number}`;
+  admin = `127.0.0.1:${started.httpPort as number}`;
 });
 
 after(() => {
@@ -168,6 +170,25 @@ test('register, apps, get, status, watch and SIGTERM against a real server', asy
   assert.equal(gone.code, 1);
   assert.match(gone.stderr, /^roster: NOT_FOUND: .*c-1/);
   assert.equal(gone.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+test('peers: the replication state from the admin port, as a table and as JSON', async () => {
+  // This node dials a peer that is not there: it shows as down with the error and reconnects.
+  const lonely = start(['serve', '--port', '0', '--http-port', '0', '--node-id', 'lonely', '--peers', '127.0.0.1:1', '--startup-wait-secs', '0']);
+  const started = JSON.parse(await lonely.line((l) => l.includes('"roster started"'))) as { httpPort: number };
+  const json = await run(['peers', '--admin', `127.0.0.1:${started.httpPort}`, '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const report = JSON.parse(json.stdout) as { nodeId: string; peers: { peer: string; connected: boolean }[] };
+  assert.equal(report.nodeId, 'lonely');
+  assert.deepEqual(report.peers.map((p) => [p.peer, p.connected]), [['127.0.0.1:1', false]]);
+  const table = await run(['peers'], { ROSTER_ADMIN: `127.0.0.1:${started.httpPort}` });
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /^PEER\s+STATE\s+QUEUED/m);
+  assert.match(table.stdout, /^127\.0\.0\.1:1\s+down\s/m);
+  const alone = await run(['peers', '--admin', admin, '--json']);
+  assert.deepEqual((JSON.parse(alone.stdout) as { peers: unknown[] }).peers, []);
+  lonely.child.kill('SIGTERM');
+  assert.equal(await lonely.exit(), 0, lonely.stderr());
 });
 
 test('usage and configuration errors exit 2 with one line on stderr', async () => {
