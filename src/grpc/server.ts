@@ -52,6 +52,8 @@ export interface GrpcServerHandle {
 const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
 const REGISTRY_SERVICE = 'roster.v1.RegistryService';
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
+/** Reflection lists and describes itself too, as grpcurl users expect. */
+const REFLECTION_SERVICES = ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'];
 const READINESS_RECHECK_MS = 1000;
 const DEFAULT_GRACE_MS = 5000;
 
@@ -87,7 +89,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   for (const { definition, implementation } of extra) server.addService(adaptCodecs(definition), implementation);
   const health = new HealthImplementation();
   health.addToServer(server);
-  const served = [REGISTRY_SERVICE, HEALTH_SERVICE, ...extra.map(({ definition }) => serviceName(definition))];
+  const served = [REGISTRY_SERVICE, HEALTH_SERVICE, ...REFLECTION_SERVICES, ...extra.map(({ definition }) => serviceName(definition))];
   new ReflectionService(descriptors, { services: served }).addToServer(server);
 
   let wanted = true;
@@ -220,7 +222,7 @@ function observeRpcs(observer: RpcObserver): grpc.ServerInterceptor {
  * merging the files of a package and renaming map entries, which `buf curl` rejects.
  */
 async function reflectionDescriptors(): Promise<PackageDefinition> {
-  const names = ['descriptors.binpb', 'health.binpb'];
+  const names = ['descriptors.binpb', 'health.binpb', 'reflection.binpb'];
   const sets = await Promise.all(names.map((name) => readFile(new URL(`../gen/${name}`, import.meta.url))));
   const files: Buffer[] = [];
   for (const set of sets) {

@@ -75,7 +75,12 @@ describe('reflection and buf curl', () => {
     withHarness({}, async (h) => {
       const res = await bufCurl(['--list-services', `http://${h.address}`]);
       assert.equal(res.code, 0, res.stderr);
-      assert.deepEqual(res.stdout.trim().split('\n').sort(), ['grpc.health.v1.Health', 'roster.v1.RegistryService']);
+      assert.deepEqual(res.stdout.trim().split('\n').sort(), [
+        'grpc.health.v1.Health',
+        'grpc.reflection.v1.ServerReflection',
+        'grpc.reflection.v1alpha.ServerReflection',
+        'roster.v1.RegistryService',
+      ]);
     }));
 
   test('Register then GetInstance round-trip every field, metadata map included', () =>
@@ -149,6 +154,8 @@ describe('reflection and buf curl', () => {
         const listed = await bufCurl(['--list-services', `http://${h.address}`]);
         assert.deepEqual(listed.stdout.trim().split('\n').sort(), [
           'grpc.health.v1.Health',
+          'grpc.reflection.v1.ServerReflection',
+          'grpc.reflection.v1alpha.ServerReflection',
           'roster.v1.RegistryService',
           'roster.v1.ReplicationService',
         ]);
