@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as pb from '../gen/roster/v1/replication_service.js';
 import type { LinkError, PeerDigest, PeerLink, PeerSnapshot, ReplicateHandlers, ReplicateStream } from '../replication/link.js';
-import { recordFromProto, taskResultFromProto, taskToProto } from './replication-convert.js';
+import { recordFromProto, taskResultFromProto, taskToProto } from './convert.js';
 
 export interface GrpcPeerLinkOptions {
   /** The cluster credential, sent as `authorization: Bearer <token>`. */

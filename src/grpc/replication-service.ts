@@ -7,7 +7,7 @@ import * as pb from '../gen/roster/v1/replication_service.js';
 import type { ReplicationTask } from '../replication/link.js';
 import { applyTask } from '../replication/receiver.js';
 import { toRpcStatus, type RpcStatus } from './errors.js';
-import { taskFromProto, taskResultToProto, snapshotChunks } from './replication-convert.js';
+import { taskFromProto, taskResultToProto, snapshotChunks } from './convert.js';
 import type { TokenBucket } from './rate-limit.js';
 
 export interface ReplicationServiceOptions {

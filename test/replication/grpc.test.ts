@@ -7,7 +7,7 @@ import { Registry } from '../../src/core/registry.js';
 import * as pb from '../../src/gen/roster/v1/replication_service.js';
 import { GrpcPeerLink } from '../../src/grpc/peer-link.js';
 import { TokenBucket } from '../../src/grpc/rate-limit.js';
-import { recordToProto } from '../../src/grpc/replication-convert.js';
+import { recordToProto } from '../../src/grpc/convert.js';
 import { createReplicationService } from '../../src/grpc/replication-service.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../src/grpc/server.js';
 import { Replicator, type ReplicatorOptions } from '../../src/replication/replicator.js';
