@@ -3,7 +3,8 @@ import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
-import { startAdminServer } from '../grpc/admin-http.js';
+import { adminRoutes } from '../admin/routes.js';
+import { startHttpServer } from '../http/server.js';
 import { createMetrics } from '../grpc/metrics.js';
 import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
 import { GrpcPeerLink } from '../grpc/peer-link.js';
@@ -92,29 +93,33 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     registry.stop();
     throw err;
   });
-  const admin = await startAdminServer({
+  const admin = await startHttpServer({
     host: config.host,
     port: config.httpPort,
-    metrics,
     logger: log,
-    json: { '/peers': peersReport },
-    health: () => {
-      const stats = registry.stats();
-      const peers = replicator.peers();
-      return {
-        live: true,
-        ready: serving && replicator.ready,
-        details: {
-          nodeId: config.nodeId,
-          instances: stats.size,
-          revision: stats.revision,
-          selfPreservation: stats.selfPreservation,
-          renewalsLastMinute: stats.renewalsLastMinute,
-          expectedRenewalsPerMinute: stats.expectedRenewalsPerMinute,
-          replication: { synced: replicator.ready, peers: peers.length, connected: peers.filter((p) => p.connected).length },
+    mounts: [
+      adminRoutes({
+        metrics,
+        json: { '/peers': peersReport },
+        health: () => {
+          const stats = registry.stats();
+          const peers = replicator.peers();
+          return {
+            live: true,
+            ready: serving && replicator.ready,
+            details: {
+              nodeId: config.nodeId,
+              instances: stats.size,
+              revision: stats.revision,
+              selfPreservation: stats.selfPreservation,
+              renewalsLastMinute: stats.renewalsLastMinute,
+              expectedRenewalsPerMinute: stats.expectedRenewalsPerMinute,
+              replication: { synced: replicator.ready, peers: peers.length, connected: peers.filter((p) => p.connected).length },
+            },
+          };
         },
-      };
-    },
+      }),
+    ],
   }).catch(async (err: unknown) => {
     await grpc.shutdown(0);
     registry.stop();

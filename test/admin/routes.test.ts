@@ -3,9 +3,10 @@ import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { FakeClock } from '../../src/core/clock.js';
 import { Registry } from '../../src/core/registry.js';
-import { startAdminServer, type AdminHealth } from '../../src/grpc/admin-http.js';
+import { adminRoutes, type AdminHealth } from '../../src/admin/routes.js';
+import { startHttpServer } from '../../src/http/server.js';
 import { createMetrics } from '../../src/grpc/metrics.js';
-import { call, protoInstance, registration, rejectsWith, silentLogger, startHarness, WAIT_MS } from './helpers.js';
+import { call, protoInstance, registration, rejectsWith, silentLogger, startHarness, WAIT_MS } from '../grpc/helpers.js';
 
 async function get(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string | null; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, signal: AbortSignal.timeout(WAIT_MS) });
@@ -32,7 +33,7 @@ describe('admin HTTP', () => {
         for (const id of alive) registry.heartbeat('billing', id);
       }
     };
-    const admin = await startAdminServer({ port: 0, metrics: createMetrics(registry), health: healthFrom(registry, { live: true, ready: true }), logger: silentLogger() });
+    const admin = await startHttpServer({ port: 0, logger: silentLogger(), mounts: [adminRoutes({ metrics: createMetrics(registry), health: healthFrom(registry, { live: true, ready: true }) })] });
     try {
       renew(ids, 60);
       assert.match((await get(admin.port, '/metrics')).body, /^roster_self_preservation_active 0$/m);
@@ -56,7 +57,7 @@ describe('admin HTTP', () => {
     registry.register(registration({ instanceId: 'b', status: 'DOWN' }));
     const state = { live: true, ready: false };
     const metrics = createMetrics(registry);
-    const admin = await startAdminServer({ port: 0, metrics, health: healthFrom(registry, state), logger: silentLogger() });
+    const admin = await startHttpServer({ port: 0, logger: silentLogger(), mounts: [adminRoutes({ metrics, health: healthFrom(registry, state) })] });
     try {
       const healthz = await get(admin.port, '/healthz');
       assert.equal(healthz.status, 200);
@@ -110,7 +111,7 @@ describe('admin HTTP', () => {
     const registry = new Registry({ clock });
     const metrics = createMetrics(registry);
     const harness = await startHarness({ prebuilt: { clock, registry }, observer: metrics.observer });
-    const admin = await startAdminServer({ port: 0, metrics, health: healthFrom(registry, { live: true, ready: true }), logger: silentLogger() });
+    const admin = await startHttpServer({ port: 0, logger: silentLogger(), mounts: [adminRoutes({ metrics, health: healthFrom(registry, { live: true, ready: true }) })] });
     try {
       const { client } = harness;
       await call(client.register.bind(client), { instance: protoInstance() });
