@@ -53,7 +53,6 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
   const { registry, clock, limiter } = options;
   const log = options.logger.child({ component: 'replication-server' });
   const authenticated = makeAuthenticator(options.token);
-  if (options.token === undefined) log.warn('no cluster token configured: any client can replicate into this node');
   const streams = new Set<grpc.ServerDuplexStream<pb.ReplicateRequest, pb.ReplicateResponse>>();
 
   const implementation: pb.ReplicationServiceServer = {
