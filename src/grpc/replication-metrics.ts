@@ -49,6 +49,7 @@ export function addReplicationMetrics(
   perPeerTotal('roster_peer_tasks_sent_total', 'Tasks sent to the peer.', (p) => p.tasksSent);
   perPeerTotal('roster_peer_tasks_dropped_total', 'Tasks dropped because the queue was full.', (p) => p.dropped);
   perPeerTotal('roster_peer_tasks_expired_total', 'Tasks that expired before they could be sent.', (p) => p.expired);
+  perPeerTotal('roster_peer_tasks_poisoned_total', 'Tasks dropped after being in flight on three broken streams in a row.', (p) => p.poisoned);
   perPeerTotal('roster_peer_reconnects_total', 'Times the stream to the peer opened again after it had been open.', (p) => p.reconnects);
   perPeerTotal('roster_peer_conflicts_total', 'Newer records the peer handed back.', (p) => p.conflicts);
   new Gauge({
