@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
 import { adminRoutes } from '../admin/routes.js';
+import { eurekaRoutes } from '../eureka/routes.js';
 import { startHttpServer } from '../http/server.js';
 import { createMetrics } from '../grpc/metrics.js';
 import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
@@ -20,6 +21,7 @@ import { dnsPeers, staticPeers } from '../replication/peers.js';
 import { Replicator, type PeersReport } from '../replication/replicator.js';
 import { ConfigError, type Config } from './config.js';
 import { createLogger } from './logging.js';
+import { ROSTER_VERSION } from './version.js';
 
 /** Replication gets this long to flush its queues at shutdown, within the grace period. */
 const REPLICATION_FLUSH_MS = 2000;
@@ -50,6 +52,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     leaseDurationSecs: config.leaseDurationSecs,
     selfPreservation: config.selfPreservation,
     renewalThresholdPercent: config.renewalThresholdPercent,
+    selfPreservationMinLapsed: config.selfPreservationMinLapsed,
+    maxClockSkewMs: config.maxClockSkewSecs * 1000,
     evictionIntervalMs: config.evictionIntervalMs,
     changeLogSize: config.changeLogSize,
   });
@@ -64,8 +68,11 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     mtls: tls?.hasCa === true && config.tlsClientAuth === 'require',
     logger: log,
   });
-  if (access.policy.open) log.warn('open node: no credentials configured, anyone who reaches its ports can register, change and cancel instances and replicate into it');
-  else if (!access.policy.enforces('register')) log.warn('clients are not authenticated: only replication needs a credential (see credentialsFile)');
+  if (access.policy.open) {
+    // Said once; calmly for a standalone node (a laptop, a test), loudly when peers replicate unauthenticated.
+    const standalone = config.peers === '' && config.peersDns === '';
+    log[standalone ? 'info' : 'warn']('open node: no credentials configured, anyone who reaches its ports can register, change and cancel instances and replicate into it');
+  } else if (!access.policy.enforces('register')) log.warn('clients are not authenticated: only replication needs a credential (see credentialsFile)');
   const linkCredentials = peerCredentials(tls);
   replicator = new Replicator({
     nodeId: config.nodeId,
@@ -85,7 +92,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     startupWaitMs: config.startupWaitSecs * 1000,
     dispatcher: { maxQueue: config.replicationQueueSize },
   });
-  const metrics = createMetrics(registry);
+  const metrics = createMetrics(registry, { version: ROSTER_VERSION });
   const observeLag = addReplicationMetrics(metrics, replicator);
   let grpcHandle: GrpcServerHandle | undefined;
   const securityMetrics = addSecurityMetrics(metrics, () => grpcHandle?.connectionStats());
@@ -153,11 +160,13 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
               selfPreservation: stats.selfPreservation,
               renewalsLastMinute: stats.renewalsLastMinute,
               expectedRenewalsPerMinute: stats.expectedRenewalsPerMinute,
+              lapsedInstances: stats.lapsedInstances,
               replication: { synced: replicator.ready, peers: peers.length, connected: peers.filter((p) => p.connected).length },
             },
           };
         },
       }),
+      eurekaRoutes({ registry, clock, logger: log, ready: () => serving && replicator.ready, metrics: metrics.registry }),
     ],
   }).catch(async (err: unknown) => {
     await grpc.shutdown(0);
