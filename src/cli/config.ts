@@ -35,9 +35,17 @@ const HOST_PORT = '[A-Za-z0-9.\\-]+:\\d{1,5}|\\[[0-9A-Fa-f:.]+\\]:\\d{1,5}';
 const PEER_LIST = new RegExp(`^$|^(${HOST_PORT})(,(${HOST_PORT}))*$`);
 const DNS_PEERS = /^$|^[A-Za-z0-9.-]+:\d{1,5}$/;
 
+const CLIENT_AUTH = ['require', 'optional', 'none'] as const;
+/** Whether a TLS port asks for client certificates and whether it requires them. */
+export type ClientAuthMode = (typeof CLIENT_AUTH)[number];
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 /** A pino level name, or `silent`. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+/** `auto`: human-readable on a terminal, JSON lines otherwise (log collectors, pipes). */
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /**
  * Every server setting, one line each: adding one here adds its `--kebab-flag`, its
@@ -48,13 +56,19 @@ const SETTINGS = {
   port: int(0, 65535, 8761, 'gRPC port (0 picks a free port)'),
   httpPort: int(0, 65535, 8762, 'HTTP port for /metrics, /healthz, /readyz (0 picks a free port)'),
   logLevel: text<LogLevel>(z.enum(LOG_LEVELS), () => 'info', `log level: ${LOG_LEVELS.join(', ')}`),
+  logFormat: text<LogFormat>(z.enum(LOG_FORMATS), () => 'auto', 'log format: auto (pretty on a terminal, JSON otherwise), json, pretty'),
   nodeId: text(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1..128 of [A-Za-z0-9._:-]'), defaultNodeId, 'this node\'s id (default: hostname plus a random suffix)'),
   leaseRenewalSecs: int(1, 300, 30, 'renewal interval for instances that do not set one'),
   leaseDurationSecs: int(1, 3600, 90, 'lease duration for instances that do not set one'),
   selfPreservation: bool(true, 'stop evicting when renewals fall below the threshold'),
   renewalThresholdPercent: int(1, 100, 85, 'self-preservation threshold, % of expected renewals'),
+  selfPreservationMinLapsed: int(1, 10_000_000, 10, 'self-preservation also needs at least this many lapsed instances'),
+  maxClockSkewSecs: int(1, 315_360_000, 86_400, 'how far ahead of this node\'s clock a client last_dirty_timestamp may be'),
   evictionIntervalMs: int(100, 600_000, 1000, 'how often expired leases are looked for'),
   changeLogSize: int(1, 10_000_000, 100_000, 'changes kept for GetDelta and Watch resumption'),
+  maxInstances: int(1, 100_000_000, 1_000_000, 'client registrations of new instances beyond this many are refused (RESOURCE_EXHAUSTED)'),
+  maxInstancesPerApp: int(1, 100_000_000, 100_000, 'the same, per application'),
+  maxMetadataBytes: int(1, 2 ** 40, 256 * 1024 * 1024, 'metadata of all instances together, in characters (RESOURCE_EXHAUSTED beyond)'),
   writesPerSecond: int(1, 10_000_000, 50_000, 'client write rate limit (RESOURCE_EXHAUSTED beyond)'),
   writeBurst: int(1, 10_000_000, 20_000, 'client write burst allowance'),
   maxWatchers: int(0, 1_000_000, 10_000, 'concurrent Watch streams allowed'),
@@ -67,6 +81,25 @@ const SETTINGS = {
   startupWaitSecs: int(0, 3600, 300, 'how long reads answer UNAVAILABLE while no peer snapshot has been applied'),
   replicationQueueSize: int(1, 10_000_000, 10_000, 'pending replication tasks per peer (oldest dropped beyond)'),
   replicationTasksPerSecond: int(1, 10_000_000, 200_000, 'replicated tasks accepted per second (RESOURCE_EXHAUSTED beyond)'),
+  clusterTokenFile: text(z.string(), () => '', 'file holding the cluster token (a flag shows in the process list; a file does not)'),
+  credentialsFile: text(z.string(), () => '', 'JSON file of principals (token or certificate name, roles, apps); set: every call needs a credential'),
+  tlsCertFile: text(z.string(), () => '', 'PEM certificate of this node (gRPC and HTTP ports, and to peers); set: TLS'),
+  tlsKeyFile: text(z.string(), () => '', 'PEM private key of tlsCertFile'),
+  tlsCaFile: text(z.string(), () => '', 'PEM CA bundle verifying client certificates (mTLS) and peers'),
+  tlsClientAuth: text<ClientAuthMode>(z.enum(CLIENT_AUTH), () => 'require', 'with tlsCaFile, gRPC client certificates: require (mTLS), optional or none'),
+  httpTls: bool(true, 'serve the HTTP port over TLS too when tlsCertFile is set'),
+  httpTlsClientAuth: text<ClientAuthMode>(z.enum(CLIENT_AUTH), () => 'optional', 'with tlsCaFile, HTTP client certificates: require, optional (probes need none) or none'),
+  peerTlsServerName: text(z.string(), () => '', "name peers' certificates must carry when it is not the dialled host"),
+  tlsReloadSecs: int(1, 3600, 30, 'how often certificate, key, CA and credentials files are checked for changes'),
+  insecure: bool(false, 'allow a node with peers to run without a cluster credential (token or mTLS)'),
+  httpHost: text(z.string(), () => '', 'address the HTTP port binds (default: host); e.g. 127.0.0.1 to keep it private'),
+  maxConnections: int(1, 1_000_000, 10_000, 'open gRPC connections in total (more are closed at accept)'),
+  maxConnectionsPerAddress: int(1, 1_000_000, 1_000, 'open gRPC connections from one client address'),
+  maxCalls: int(1, 10_000_000, 20_000, 'concurrent gRPC calls and streams in total (RESOURCE_EXHAUSTED beyond)'),
+  maxCallsPerConnection: int(1, 1_000_000, 1_000, 'concurrent gRPC calls and streams on one connection'),
+  idleConnectionSecs: int(0, 86_400, 300, 'close a gRPC connection that carried no call for this long (0: never)'),
+  httpMaxHeaderBytes: int(1024, 1_048_576, 16_384, 'largest request head the HTTP port reads (431 beyond)'),
+  httpMaxBodyBytes: int(1024, 64 * 1_048_576, 1_048_576, 'largest request body the HTTP port accepts (413 beyond)'),
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
@@ -101,8 +134,8 @@ export function flagOf(name: SettingName): string {
 }
 
 /** The settings with their flag, env var and help, for building the `serve` command. */
-export function describeSettings(): { name: SettingName; flag: string; envVar: string; help: string }[] {
-  return NAMES.map((name) => ({ name, flag: flagOf(name), envVar: envVarOf(name), help: SETTINGS[name].help }));
+export function describeSettings(): { name: SettingName; flag: string; envVar: string; help: string; boolean: boolean }[] {
+  return NAMES.map((name) => ({ name, flag: flagOf(name), envVar: envVarOf(name), help: SETTINGS[name].help, boolean: SETTINGS[name].fromString === asBool }));
 }
 
 /**
@@ -140,6 +173,7 @@ export function resolveConfig(sources: ConfigSources): Config {
   if (problems.length === 0 && (result.leaseDurationSecs as number) < (result.leaseRenewalSecs as number)) {
     problems.push(`leaseDurationSecs (${result.leaseDurationSecs}) must be at least leaseRenewalSecs (${result.leaseRenewalSecs})`);
   }
+  if (problems.length === 0) problems.push(...securityProblems(result as Config));
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return result as Config;
 }
@@ -156,6 +190,22 @@ export function loadConfig(flags: Readonly<Record<string, unknown>>, env: NodeJS
     throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
   return resolveConfig({ file: { path, data }, env, flags });
+}
+
+/** Settings that only make sense together, and the refusal to replicate without a cluster credential. */
+function securityProblems(c: Config): string[] {
+  const problems: string[] = [];
+  if ((c.tlsCertFile === '') !== (c.tlsKeyFile === '')) problems.push('tlsCertFile and tlsKeyFile go together: set both or neither');
+  if (c.tlsCaFile !== '' && c.tlsCertFile === '') problems.push('tlsCaFile needs tlsCertFile and tlsKeyFile');
+  if (c.clusterToken !== '' && c.clusterTokenFile !== '') problems.push('set clusterToken or clusterTokenFile, not both');
+  const hasPeers = c.peers !== '' || c.peersDns !== '';
+  const mtls = c.tlsCaFile !== '' && c.tlsClientAuth === 'require';
+  if (hasPeers && c.clusterToken === '' && c.clusterTokenFile === '' && !mtls && !c.insecure) {
+    problems.push(
+      'a node with peers needs a cluster credential: clusterTokenFile (or clusterToken / ROSTER_CLUSTER_TOKEN), or mTLS (tlsCertFile, tlsKeyFile, tlsCaFile); --insecure runs without one',
+    );
+  }
+  return problems;
 }
 
 function fileObject(file: ConfigSources['file'], problems: string[]): Record<string, unknown> | undefined {

