@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
 import { adminRoutes } from '../admin/routes.js';
+import { createDashboard } from '../dashboard/dashboard.js';
 import { startHttpServer } from '../http/server.js';
 import { createMetrics } from '../grpc/metrics.js';
 import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
@@ -65,6 +66,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   });
   const metrics = createMetrics(registry);
   const observeLag = addReplicationMetrics(metrics, replicator);
+  const dashboard = createDashboard({ registry, clock, logger: log, nodeId: config.nodeId, peers: () => replicator.peers(), ready: () => replicator.ready });
   const replication = createReplicationService({
     registry,
     nodeId: config.nodeId,
@@ -72,7 +74,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     clock,
     logger: log,
     limiter: new TokenBucket({ ratePerSecond: config.replicationTasksPerSecond, burst: config.replicationTasksPerSecond, clock }),
-    observeLag,
+    observeLag: (action, seconds) => {
+      observeLag(action, seconds);
+      dashboard.observeLag(seconds);
+    },
   });
   registry.start();
   let serving = false;
@@ -91,6 +96,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     extraServices: [{ definition: ReplicationServiceService, implementation: replication.implementation as unknown as UntypedServiceImplementation }],
   }).catch((err: unknown) => {
     registry.stop();
+    dashboard.close();
     throw err;
   });
   const admin = await startHttpServer({
@@ -119,10 +125,12 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
           };
         },
       }),
+      dashboard.mount,
     ],
   }).catch(async (err: unknown) => {
     await grpc.shutdown(0);
     registry.stop();
+    dashboard.close();
     throw err;
   });
   serving = true;
@@ -142,6 +150,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       await replicator.stop(Math.min(config.shutdownGraceMs, REPLICATION_FLUSH_MS));
       await closing;
     } finally {
+      dashboard.close();
       await admin.close();
       registry.stop();
       log.info('roster stopped');
