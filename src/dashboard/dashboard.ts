@@ -115,6 +115,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         byStatus: stats.byStatus,
         renewalsLastMinute: stats.renewalsLastMinute,
         expectedRenewalsPerMinute: stats.expectedRenewalsPerMinute,
+        lapsedInstances: stats.lapsedInstances,
         selfPreservation: stats.selfPreservation,
         evictionsTotal: stats.evictionsTotal,
       },

@@ -107,7 +107,8 @@ describe('dashboard JSON API', () => {
     assert.equal(body.registry.size, 120);
     assert.deepEqual(body.registry.byStatus, { UP: 110, DOWN: 10, STARTING: 0, OUT_OF_SERVICE: 0, UNKNOWN: 0 });
     assert.equal(body.registry.selfPreservation, false);
-    assert.equal(body.registry.expectedRenewalsPerMinute, 240);
+    assert.equal(body.registry.renewalsLastMinute, 120, 'registrations count as renewals');
+    assert.equal(body.registry.lapsedInstances, 0);
     assert.deepEqual(body.peers, []);
     assert.equal(body.history.intervalMs, 2000);
   });

@@ -134,7 +134,7 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     const page = await chromium.context.newPage();
     try {
       const { clock, registry } = node;
-      const ids = Array.from({ length: 10 }, (_, i) => `i-${i}`);
+      const ids = Array.from({ length: 1000 }, (_, i) => `i-${i}`);
       for (const id of ids) registry.register(registration({ instanceId: id }));
       const renew = (alive: string[], seconds: number): void => {
         for (let t = 0; t < seconds; t += 30) {
@@ -146,12 +146,12 @@ describe('dashboard in a real browser (Debian chromium)', () => {
       await open(page, `${node.base}/`);
       const banner = page.getByRole('alert');
       assert.equal(await banner.isVisible(), false);
-      renew(ids.slice(4), 180); // 40 % go silent at once: a network fault, not 4 deaths
+      renew(ids.slice(300), 180); // 30 % go silent at once: a network fault, not 300 deaths
       assert.equal(registry.stats().selfPreservation, true);
       await banner.waitFor({ state: 'visible', timeout: 5000 });
-      assert.match((await banner.textContent()) ?? '', /Self-preservation is on: eviction is paused/);
-      assert.equal(await page.locator('#size').textContent(), '10', 'nothing evicted');
-      for (const id of ids.slice(0, 4)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: 5_000 }));
+      assert.match((await banner.textContent()) ?? '', /Self-preservation is on: eviction is paused.*300 leases have lapsed/s);
+      assert.equal(await page.locator('#size').textContent(), '1,000', 'nothing evicted');
+      for (const id of ids.slice(0, 300)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: clock.wallNow() }));
       renew(ids, 120);
       assert.equal(registry.stats().selfPreservation, false);
       await banner.waitFor({ state: 'hidden', timeout: 5000 });

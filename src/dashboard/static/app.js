@@ -61,11 +61,12 @@ function renderOverview(o) {
   $('renewal-fill').style.width = `${Math.min(100, (ratio ?? 0) * 100)}%`;
   $('renewal-fill').classList.toggle('low', ratio !== null && ratio < 0.85);
   $('renewal-ratio').textContent = ratio === null ? 'no renewals expected yet' : `${Math.round(ratio * 100)} % of expected (threshold 85 %)`;
+  $('lapsed').textContent = fmt(r.lapsedInstances);
 
   const banner = $('banner');
   banner.hidden = !r.selfPreservation;
   $('banner-text').textContent = r.selfPreservation
-    ? ` Renewals in the last minute (${fmt(r.renewalsLastMinute)}) are below 85 % of the ${fmt(Math.round(r.expectedRenewalsPerMinute))} expected, so expired leases are kept: instances may be listed that are gone. It lifts by itself once renewals recover.`
+    ? ` Renewals in the last minute (${fmt(r.renewalsLastMinute)}) are below 85 % of the ${fmt(Math.round(r.expectedRenewalsPerMinute))} expected and ${fmt(r.lapsedInstances)} leases have lapsed at once, which looks like a network fault rather than deaths: expired instances are kept, so some listed here may be gone. It lifts by itself once renewals recover.`
     : '';
   $('not-ready').hidden = o.ready;
 
