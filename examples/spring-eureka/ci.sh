@@ -42,7 +42,12 @@ wait_until() {
 listed_apps() {
   "${roster[@]}" apps --server "$ROSTER_GRPC" | awk 'NR > 1 && $1 != "revision" { print $1 }'
 }
-is_listed() { listed_apps | grep -qx "$1"; }
+# (Outputs are captured before grep -q reads them: with pipefail, a writer that grep -q leaves
+# early would die of SIGPIPE and fail the check.)
+is_listed() {
+  local apps
+  apps="$(listed_apps)" && grep -qx "$1" <<<"$apps"
+}
 is_not_listed() {
   local apps
   apps="$(listed_apps)" || return 1 # a failed listing proves nothing
@@ -50,8 +55,28 @@ is_not_listed() {
 }
 
 # GET http://127.0.0.1:PORT/instances/SERVICE answers a JSON list containing TEXT.
-discovers() { curl -fsS "http://127.0.0.1:$1/instances/$2" | grep -q -- "$3"; }
+discovers() {
+  local body
+  body="$(curl -fsS "http://127.0.0.1:$1/instances/$2")" && grep -q -- "$3" <<<"$body"
+}
 discovers_nothing() { [[ "$(curl -fsS "http://127.0.0.1:$1/instances/$2")" == "[]" ]]; }
+
+# last_changes APP ID N: the instance's last N changes on the Watch, as "TYPE STATUS,TYPE STATUS".
+last_changes() {
+  node -e '
+    const [app, id, n] = process.argv.slice(1);
+    const seen = [];
+    for (const line of require("fs").readFileSync(process.argv[4], "utf8").split("\n")) {
+      if (line === "") continue;
+      for (const c of JSON.parse(line).changes ?? []) {
+        if (c.instance.app === app && c.instance.instanceId === id) {
+          seen.push(c.type.replace("CHANGE_TYPE_", "") + " " + c.instance.status.replace("INSTANCE_STATUS_", ""));
+        }
+      }
+    }
+    console.log(seen.slice(-Number(n)).join(","));
+  ' "$1" "$2" "$3" "$work/watch.out"
+}
 
 echo "building examples/spring-eureka (mvn -B -q package)"
 build_start=$SECONDS
@@ -115,6 +140,16 @@ wait_until 30 "beta discovers alpha" discovers "$beta_port" alpha "\"port\":$alp
 wait_until 30 "alpha discovers the gRPC-registered grpc-side-1" discovers "$alpha_port" grpc-side '"port":9000'
 echo "ok: DiscoveryClient finds the other instance and the gRPC-registered one"
 
+# An operator override made over gRPC reaches Spring through the registry's deltas (Spring
+# keeps only UP instances); clearing it makes beta's next heartbeat answer 404, and the Eureka
+# client registers beta again.
+"${roster[@]}" status --server "$ROSTER_GRPC" beta beta-1 OUT_OF_SERVICE >/dev/null
+wait_until 20 "alpha stops discovering beta once it is OUT_OF_SERVICE" discovers_nothing "$alpha_port" beta
+"${roster[@]}" status --server "$ROSTER_GRPC" beta beta-1 --clear >/dev/null
+wait_until 20 "beta registered again after its heartbeat got 404" discovers "$alpha_port" beta "\"port\":$beta_port"
+grep -q 'beta-1 - Re-registering apps/BETA' "$work/beta.out" || fail "beta did not re-register after a 404"
+echo "ok: a gRPC status override reached Spring, and a 404 heartbeat made beta register again"
+
 # SIGTERM: the Eureka client marks beta DOWN, then deregisters it before the JVM exits. The
 # lease would last 30 s, so beta being gone as soon as it exited is the DELETE, not an expiry.
 kill -TERM "$beta_pid"
@@ -125,8 +160,8 @@ set -e
 [[ "$beta_rc" -eq 143 ]] || fail "beta exited $beta_rc on SIGTERM, expected 143 (128 + SIGTERM)"
 is_not_listed beta || fail "beta is still listed by roster apps after it exited"
 wait_until 20 "the Watch saw beta DELETED" grep -q '"CHANGE_TYPE_DELETED","instance":{"app":"beta"' "$work/watch.out"
-grep '"app":"beta"' "$work/watch.out" | grep -q '"status":"INSTANCE_STATUS_DOWN"' ||
-  fail "beta was not marked DOWN before it deregistered"
+[[ "$(last_changes beta beta-1 2)" == "MODIFIED DOWN,DELETED DOWN" ]] ||
+  fail "beta's last changes were $(last_changes beta beta-1 2), expected DOWN then DELETED"
 wait_until 20 "alpha no longer discovers beta" discovers_nothing "$alpha_port" beta
 echo "ok: SIGTERM deregistered beta (DOWN, then DELETED; alpha's DiscoveryClient forgot it)"
 
