@@ -56,12 +56,12 @@ describe('a one-way cut between peers', () => {
     }, 250);
     try {
       await replicator.start();
-      for (const id of ids) c.register(registration({ instanceId: id, renewalIntervalSecs: 1, durationSecs: 2 }));
+      for (const id of ids) c.register(registration({ instanceId: id, renewalIntervalSecs: 1, durationSecs: 3 }));
       await until(() => b.stats().size === INSTANCES, 'B to hold every instance');
 
       proxy.cut(true);
-      // Well past the 2 s leases: without the hold B would evict every instance it no longer hears about.
-      await new Promise((r) => setTimeout(r, 3_500));
+      // Well past the 3 s leases: without the hold B would evict every instance it no longer hears about.
+      await new Promise((r) => setTimeout(r, 5_000));
       assert.equal(b.stats().size, INSTANCES, 'B evicted none of the live instances');
       assert.equal(b.stats().evictionsTotal, 0);
       assert.equal(b.stats().heldForUnreachablePeers, INSTANCES);
