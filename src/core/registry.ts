@@ -114,6 +114,8 @@ interface Entry extends InstanceView {
 }
 
 const MINUTE_MS = 60_000;
+/** Healed peers are forgotten after this (far longer than any renewal interval). */
+const HEALED_PEER_MEMORY_MS = 10 * 60_000;
 /** Renewal rates and the eviction cap are measured over this sliding window. */
 const WINDOW_MS = MINUTE_MS;
 
@@ -151,6 +153,8 @@ export class Registry implements RegistryApi {
   #metadataBytes = 0;
   /** Peers this node cannot hear from, since when (monotonic). */
   readonly #unreachablePeers = new Map<string, number>();
+  /** Peers heard from again, since when (monotonic): their held leases get one renewal interval. */
+  readonly #healedPeers = new Map<string, number>();
   /** Expired leases kept at the last pass because their renewals come through an unreachable peer. */
   #heldForPeers = 0;
   /** Client writes refused because a capacity limit was reached, by limit. */
@@ -468,6 +472,7 @@ export class Registry implements RegistryApi {
       revision: this.#revision,
       metadataBytes: this.#metadataBytes,
       heldForUnreachablePeers: this.#heldForPeers,
+      unreachablePeers: this.#unreachablePeers.size,
       capacityRefusals: { ...this.#capacityRefusals },
     };
   }
@@ -478,21 +483,25 @@ export class Registry implements RegistryApi {
    * up to `peerHoldMs`: their renewals may be reaching that peer and not this node.
    */
   setPeerReachable(peer: string, reachable: boolean): void {
-    if (reachable) this.#unreachablePeers.delete(peer);
-    else if (!this.#unreachablePeers.has(peer)) this.#unreachablePeers.set(peer, this.#clock.now());
+    const now = this.#clock.now();
+    if (reachable) {
+      if (this.#unreachablePeers.delete(peer)) this.#healedPeers.set(peer, now);
+    } else if (!this.#unreachablePeers.has(peer)) {
+      this.#unreachablePeers.set(peer, now);
+    }
   }
 
   /** Expired leases less those held for an unreachable peer (put back, still expired, for the next pass). */
   #holdForUnreachablePeers(due: Lease[], now: number): Lease[] {
-    if (this.#unreachablePeers.size === 0) {
+    for (const [peer, at] of this.#healedPeers) if (now - at > HEALED_PEER_MEMORY_MS) this.#healedPeers.delete(peer);
+    if (this.#unreachablePeers.size === 0 && this.#healedPeers.size === 0) {
       this.#heldForPeers = 0;
       return due;
     }
     const evictable: Lease[] = [];
     let held = 0;
     for (const lease of due) {
-      const since = lease.renewedVia === undefined ? undefined : this.#unreachablePeers.get(lease.renewedVia);
-      if (since !== undefined && now - since < this.#opts.peerHoldMs) {
+      if (lease.renewedVia !== undefined && this.#peerMayBeRenewing(lease, now)) {
         this.#leases.set(lease, now);
         held++;
       } else {
@@ -504,6 +513,21 @@ export class Registry implements RegistryApi {
     }
     this.#heldForPeers = held;
     return evictable;
+  }
+
+  /**
+   * Whether renewals of `lease` may still be on their way through its peer: the peer is
+   * unreachable (for up to `peerHoldMs`), or was heard from again less than one renewal
+   * interval ago (its backlog of heartbeats is still arriving).
+   */
+  #peerMayBeRenewing(lease: Lease, now: number): boolean {
+    const via = lease.renewedVia!;
+    const since = this.#unreachablePeers.get(via);
+    if (since !== undefined) return now - since < this.#opts.peerHoldMs;
+    const healedAt = this.#healedPeers.get(via);
+    if (healedAt === undefined) return false;
+    const interval = (this.#entry(lease.app, lease.instanceId)?.record.renewalIntervalSecs ?? 0) * 1000;
+    return now - healedAt < interval;
   }
 
   /**

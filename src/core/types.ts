@@ -130,6 +130,8 @@ export interface RegistryStats {
   readonly metadataBytes: number;
   /** Expired leases kept because their renewals come through a peer this node cannot hear from. */
   readonly heldForUnreachablePeers: number;
+  /** Peers that replicated to this node and whose stream is now closed. */
+  readonly unreachablePeers: number;
   /** Client writes refused at a capacity limit, by limit. */
   readonly capacityRefusals: Readonly<Record<'instances' | 'instances_per_app' | 'metadata_bytes', number>>;
 }
