@@ -14,6 +14,7 @@ import { createReplicationService } from '../grpc/replication-service.js';
 import { startGrpcServer } from '../grpc/server.js';
 import { dnsPeers, staticPeers } from '../replication/peers.js';
 import { Replicator, type PeersReport } from '../replication/replicator.js';
+import { createXdsService } from '../xds/service.js';
 import type { Config } from './config.js';
 import { createLogger } from './logging.js';
 
@@ -74,6 +75,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     limiter: new TokenBucket({ ratePerSecond: config.replicationTasksPerSecond, burst: config.replicationTasksPerSecond, clock }),
     observeLag,
   });
+  const xds = createXdsService({ registry, logger: log, metrics: metrics.registry });
   registry.start();
   let serving = false;
   const peersReport = (): PeersReport => ({ nodeId: config.nodeId, ready: replicator.ready, peers: replicator.peers() });
@@ -88,8 +90,12 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     // Revisions start over when the node restarts: a cursor from before must not match.
     nodeId: `${config.nodeId}@${randomBytes(4).toString('hex')}`,
     observer: metrics.observer,
-    extraServices: [{ definition: ReplicationServiceService, implementation: replication.implementation as unknown as UntypedServiceImplementation }],
+    extraServices: [
+      { definition: ReplicationServiceService, implementation: replication.implementation as unknown as UntypedServiceImplementation },
+      { definition: xds.definition, implementation: xds.implementation },
+    ],
   }).catch((err: unknown) => {
+    xds.close({ code: status.UNAVAILABLE, details: 'server failed to start' });
     registry.stop();
     throw err;
   });
@@ -139,6 +145,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       // flush what this node still owes its peers, each within its bound.
       const closing = grpc.shutdown(config.shutdownGraceMs);
       replication.endStreams({ code: status.UNAVAILABLE, details: 'server shutting down' });
+      xds.close({ code: status.UNAVAILABLE, details: 'server shutting down' });
       await replicator.stop(Math.min(config.shutdownGraceMs, REPLICATION_FLUSH_MS));
       await closing;
     } finally {
