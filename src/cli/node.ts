@@ -17,6 +17,7 @@ import { Replicator, type PeersReport } from '../replication/replicator.js';
 import { createXdsService } from '../xds/service.js';
 import type { Config } from './config.js';
 import { createLogger } from './logging.js';
+import { ROSTER_VERSION } from './version.js';
 
 /** Replication gets this long to flush its queues at shutdown, within the grace period. */
 const REPLICATION_FLUSH_MS = 2000;
@@ -47,10 +48,17 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     leaseDurationSecs: config.leaseDurationSecs,
     selfPreservation: config.selfPreservation,
     renewalThresholdPercent: config.renewalThresholdPercent,
+    selfPreservationMinLapsed: config.selfPreservationMinLapsed,
+    maxClockSkewMs: config.maxClockSkewSecs * 1000,
     evictionIntervalMs: config.evictionIntervalMs,
     changeLogSize: config.changeLogSize,
   });
   const token = config.clusterToken === '' ? undefined : config.clusterToken;
+  if (token === undefined) {
+    // Said once, calmly, where it matters: a standalone node has no peers to authenticate.
+    if (config.peers === '' && config.peersDns === '') log.info('standalone node: no cluster token needed until peers are added (--cluster-token)');
+    else log.warn('no cluster token configured: any client can replicate into this node');
+  }
   replicator = new Replicator({
     nodeId: config.nodeId,
     registry,
@@ -64,7 +72,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     startupWaitMs: config.startupWaitSecs * 1000,
     dispatcher: { maxQueue: config.replicationQueueSize },
   });
-  const metrics = createMetrics(registry);
+  const metrics = createMetrics(registry, { version: ROSTER_VERSION });
   const observeLag = addReplicationMetrics(metrics, replicator);
   const replication = createReplicationService({
     registry,
@@ -120,6 +128,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
               selfPreservation: stats.selfPreservation,
               renewalsLastMinute: stats.renewalsLastMinute,
               expectedRenewalsPerMinute: stats.expectedRenewalsPerMinute,
+              lapsedInstances: stats.lapsedInstances,
               replication: { synced: replicator.ready, peers: peers.length, connected: peers.filter((p) => p.connected).length },
             },
           };
