@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
 import { adminRoutes } from '../admin/routes.js';
+import { eurekaRoutes } from '../eureka/routes.js';
 import { startHttpServer } from '../http/server.js';
 import { createMetrics } from '../grpc/metrics.js';
 import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
@@ -134,6 +135,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
           };
         },
       }),
+      eurekaRoutes({ registry, clock, logger: log, ready: () => serving && replicator.ready, metrics: metrics.registry }),
     ],
   }).catch(async (err: unknown) => {
     await grpc.shutdown(0);
