@@ -31,28 +31,42 @@ export function kindOfTypeUrl(typeUrl: string): ResourceKind | undefined {
   return undefined;
 }
 
-const registry: Registry = createFileRegistry(
-  fromBinary(FileDescriptorSetSchema, readFileSync(new URL('../gen/xds.binpb', import.meta.url))),
-);
-
-function message(typeName: string): DescMessage {
-  const desc = registry.getMessage(typeName);
-  if (!desc) throw new Error(`${typeName} is missing from src/gen/xds.binpb (run npm run generate)`);
-  return desc;
+interface Schema {
+  readonly registry: Registry;
+  readonly resources: Readonly<Record<ResourceKind, DescMessage>>;
+  readonly request: DescMessage;
+  readonly response: DescMessage;
 }
 
-const DESC: Readonly<Record<ResourceKind, DescMessage>> = {
-  listener: message('envoy.config.listener.v3.Listener'),
-  route: message('envoy.config.route.v3.RouteConfiguration'),
-  cluster: message('envoy.config.cluster.v3.Cluster'),
-  endpoint: message('envoy.config.endpoint.v3.ClusterLoadAssignment'),
-};
-const DISCOVERY_REQUEST = message('envoy.service.discovery.v3.DiscoveryRequest');
-const DISCOVERY_RESPONSE = message('envoy.service.discovery.v3.DiscoveryResponse');
+let loaded: Schema | undefined;
+
+/** Built on first use (~0.2 s of CPU), so a node no xDS client talks to starts no slower. */
+function schema(): Schema {
+  if (loaded) return loaded;
+  const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(new URL('../gen/xds.binpb', import.meta.url))));
+  const message = (typeName: string): DescMessage => {
+    const desc = registry.getMessage(typeName);
+    if (!desc) throw new Error(`${typeName} is missing from src/gen/xds.binpb (run npm run generate)`);
+    return desc;
+  };
+  loaded = {
+    registry,
+    resources: {
+      listener: message('envoy.config.listener.v3.Listener'),
+      route: message('envoy.config.route.v3.RouteConfiguration'),
+      cluster: message('envoy.config.cluster.v3.Cluster'),
+      endpoint: message('envoy.config.endpoint.v3.ClusterLoadAssignment'),
+    },
+    request: message('envoy.service.discovery.v3.DiscoveryRequest'),
+    response: message('envoy.service.discovery.v3.DiscoveryResponse'),
+  };
+  return loaded;
+}
 
 /** Encodes a resource given in proto3 JSON; throws if the JSON does not fit the message. */
 export function encodeResource(kind: ResourceKind, json: JsonValue): Uint8Array {
-  return toBinary(DESC[kind], fromJson(DESC[kind], json, { registry }));
+  const { registry, resources } = schema();
+  return toBinary(resources[kind], fromJson(resources[kind], json, { registry }));
 }
 
 /** The fields of a DiscoveryRequest the server reads. */
@@ -67,11 +81,12 @@ export interface DiscoveryRequest {
 
 export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
   // The reflective message has exactly these (camelCase) fields; the cast narrows it.
-  return fromBinary(DISCOVERY_REQUEST, bytes) as unknown as DiscoveryRequest;
+  return fromBinary(schema().request, bytes) as unknown as DiscoveryRequest;
 }
 
 export function encodeDiscoveryRequest(json: JsonValue): Buffer {
-  return Buffer.from(toBinary(DISCOVERY_REQUEST, fromJson(DISCOVERY_REQUEST, json, { registry })));
+  const { registry, request } = schema();
+  return Buffer.from(toBinary(request, fromJson(request, json, { registry })));
 }
 
 /** One resource of a response: its encoded message, wrapped in an Any at write time. */
@@ -107,7 +122,8 @@ export function decodeDiscoveryResponse(bytes: Uint8Array): {
   nonce: string;
   resources: Array<Record<string, JsonValue>>;
 } {
-  const json = toJson(DISCOVERY_RESPONSE, fromBinary(DISCOVERY_RESPONSE, bytes), { registry }) as Record<string, JsonValue>;
+  const { registry, response } = schema();
+  const json = toJson(response, fromBinary(response, bytes), { registry }) as Record<string, JsonValue>;
   return {
     versionInfo: (json['versionInfo'] as string | undefined) ?? '',
     typeUrl: (json['typeUrl'] as string | undefined) ?? '',
