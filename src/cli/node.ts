@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
 import { adminRoutes } from '../admin/routes.js';
+import { createDashboard } from '../dashboard/dashboard.js';
 import { eurekaRoutes } from '../eureka/routes.js';
 import { startHttpServer } from '../http/server.js';
 import { createMetrics } from '../grpc/metrics.js';
@@ -98,6 +99,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   });
   const metrics = createMetrics(registry, { version: ROSTER_VERSION });
   const observeLag = addReplicationMetrics(metrics, replicator);
+  const dashboard = createDashboard({ registry, clock, logger: log, nodeId: config.nodeId, version: ROSTER_VERSION, peers: () => replicator.peers(), ready: () => replicator.ready });
   let grpcHandle: GrpcServerHandle | undefined;
   const securityMetrics = addSecurityMetrics(metrics, () => grpcHandle?.connectionStats());
   const replication = createReplicationService({
@@ -106,7 +108,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     clock,
     logger: log,
     limiter: new TokenBucket({ ratePerSecond: config.replicationTasksPerSecond, burst: config.replicationTasksPerSecond, clock }),
-    observeLag,
+    observeLag: (action, seconds) => {
+      observeLag(action, seconds);
+      dashboard.observeLag(seconds);
+    },
   });
   const xds = createXdsService({ registry, logger: log, metrics: metrics.registry });
   registry.start();
@@ -140,6 +145,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   }).catch((err: unknown) => {
     xds.close({ code: status.UNAVAILABLE, details: 'server failed to start' });
     registry.stop();
+    dashboard.close();
     throw err;
   });
   grpcHandle = grpc;
@@ -176,10 +182,12 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
         },
       }),
       eurekaRoutes({ registry, clock, logger: log, ready: () => serving && replicator.ready, metrics: metrics.registry }),
+      dashboard.mount,
     ],
   }).catch(async (err: unknown) => {
     await grpc.shutdown(0);
     registry.stop();
+    dashboard.close();
     throw err;
   });
   serving = true;
@@ -202,6 +210,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       await replicator.stop(Math.min(config.shutdownGraceMs, REPLICATION_FLUSH_MS));
       await closing;
     } finally {
+      dashboard.close();
       await admin.close();
       tls?.close();
       access.close();
