@@ -68,8 +68,15 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 
-run_checked "${CMDS[0]}" 0 '^grpc.health.v1.Health$' '^grpc.reflection.v1.ServerReflection$' \
-  '^grpc.reflection.v1alpha.ServerReflection$' '^roster.v1.RegistryService$' '^roster.v1.ReplicationService$'
+# `list` prints exactly the services the README shows after it.
+expected_list="$(awk '/^```/ { if (inside) exit; if ($1 == "```text" && $2 == "ci:grpcurl-list") inside = 1; next } inside' "$ROSTER_REPO/README.md")"
+actual_list="$(readme_run "${CMDS[0]}" | grep -v '^+ ')"
+if [[ -z "$expected_list" || "$actual_list" != "$expected_list" ]]; then
+  echo "FAIL: grpcurl list differs from the README's block ci:grpcurl-list:" >&2
+  diff <(echo "$expected_list") <(echo "$actual_list") >&2 || true
+  exit 1
+fi
+echo "ok: grpcurl list prints the README's $(wc -l <<<"$expected_list") services"
 run_checked "${CMDS[1]}" 0 '^roster.v1.RegistryService is a service:' \
   'rpc Register \( \.roster\.v1\.RegisterRequest \) returns \( \.roster\.v1\.RegisterResponse \);' \
   'rpc Heartbeats \( stream \.roster\.v1\.HeartbeatsRequest \) returns \( stream \.roster\.v1\.HeartbeatsResponse \);' \
