@@ -235,14 +235,26 @@ export class RosterClient {
     return this.#unary((stub, m, o, cb) => stub.getInstance({ app, instanceId }, m, o, cb), opts);
   }
 
-  /** An application's instances; an unknown app has none (not an error). */
-  getApplication(app: string, opts?: CallOpts): Promise<GetApplicationResponse> {
-    return this.#unary((stub, m, o, cb) => stub.getApplication({ app }, m, o, cb), opts);
+  /** An application's instances, every page of them; an unknown app has none (not an error). */
+  async getApplication(app: string, opts?: CallOpts): Promise<GetApplicationResponse> {
+    const first = await this.#unary<GetApplicationResponse>((stub, m, o, cb) => stub.getApplication({ app, pageSize: 0, pageToken: '' }, m, o, cb), opts);
+    for (let token = first.nextPageToken; token !== ''; ) {
+      const next = await this.#unary<GetApplicationResponse>((stub, m, o, cb) => stub.getApplication({ app, pageSize: 0, pageToken: token }, m, o, cb), opts);
+      first.instances.push(...next.instances);
+      token = next.nextPageToken;
+    }
+    return { ...first, nextPageToken: '' };
   }
 
-  /** Instances serving `vip` (its secure VIPs when `secure`). */
-  listByVip(vip: string, secure = false, opts?: CallOpts): Promise<ListByVipResponse> {
-    return this.#unary((stub, m, o, cb) => stub.listByVip({ vip, secure }, m, o, cb), opts);
+  /** Instances serving `vip` (its secure VIPs when `secure`), every page of them. */
+  async listByVip(vip: string, secure = false, opts?: CallOpts): Promise<ListByVipResponse> {
+    const first = await this.#unary<ListByVipResponse>((stub, m, o, cb) => stub.listByVip({ vip, secure, pageSize: 0, pageToken: '' }, m, o, cb), opts);
+    for (let token = first.nextPageToken; token !== ''; ) {
+      const next = await this.#unary<ListByVipResponse>((stub, m, o, cb) => stub.listByVip({ vip, secure, pageSize: 0, pageToken: token }, m, o, cb), opts);
+      first.instances.push(...next.instances);
+      token = next.nextPageToken;
+    }
+    return { ...first, nextPageToken: '' };
   }
 
   /** Changes after `sinceRevision`; follow `hasMore`, and on `resyncRequired` list again. */

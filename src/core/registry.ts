@@ -322,15 +322,20 @@ export class Registry implements RegistryApi {
 
   /** Live records of the given apps (all when empty) with their lease remaining, for peers. */
   records(apps: readonly string[] = []): { record: InstanceRecord; leaseRemainingMs: number }[] {
-    const now = this.#clock.now();
-    const names = apps.length > 0 ? apps.map((a) => a.toLowerCase()) : [...this.#apps.keys()];
-    const out: { record: InstanceRecord; leaseRemainingMs: number }[] = [];
+    return [...this.iterateRecords(apps)];
+  }
+
+  /**
+   * The same as {@link records}, one at a time, so a snapshot of a large registry is never
+   * materialised whole. App names are deduplicated (case-insensitively).
+   */
+  *iterateRecords(apps: readonly string[] = []): Generator<{ record: InstanceRecord; leaseRemainingMs: number }> {
+    const names = apps.length > 0 ? new Set(apps.map((a) => a.toLowerCase())) : [...this.#apps.keys()];
     for (const app of names) {
       for (const e of this.#apps.get(app)?.values() ?? []) {
-        out.push({ record: e.record, leaseRemainingMs: e.lease.deadline - now });
+        yield { record: e.record, leaseRemainingMs: e.lease.deadline - this.#clock.now() };
       }
     }
-    return out;
   }
 
   /** Live tombstones, for snapshots and anti-entropy. */

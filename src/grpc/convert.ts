@@ -1,4 +1,5 @@
 import { invalid, RegistryError } from '../core/errors.js';
+import { checkApp } from '../core/validate.js';
 import type { Registry } from '../core/registry.js';
 import type { Change, ChangeType, InstanceRecord, InstanceStatus, InstanceView, PortInfo, RegistrationInput } from '../core/types.js';
 import * as pb from '../gen/roster/v1/instance.js';
@@ -142,6 +143,8 @@ export function encodedSizeBound(record: InstanceRecord): number {
 
 const NO_LEASE = { registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: 0 };
 const SNAPSHOT_CHUNK = 1000;
+/** A Snapshot request names at most this many apps (a registry with more is pulled whole). */
+export const MAX_SNAPSHOT_APPS = 10_000;
 
 /** A peer's full record, override included (Register's conversion ignores the override). */
 export function recordFromProto(instance: pb.Instance | undefined): InstanceRecord {
@@ -235,20 +238,28 @@ export function taskResultFromProto(wire: rpb.TaskResult): TaskResult {
 
 /** The registry (or some apps of it) as Snapshot chunks: records first, then tombstones. */
 export function* snapshotChunks(registry: Registry, apps: readonly string[], nodeId: string): Generator<rpb.SnapshotResponse> {
-  const records = registry.records(apps);
+  if (apps.length > MAX_SNAPSHOT_APPS) throw invalid('apps', `at most ${MAX_SNAPSHOT_APPS} names per request (got ${apps.length})`);
+  apps.forEach((app, i) => checkApp(app, `apps[${i}]`));
   const wanted = new Set(apps.map((a) => a.toLowerCase()));
-  const tombstones = registry
-    .tombstones()
-    .filter((t) => wanted.size === 0 || wanted.has(t.app))
-    .map(({ app, instanceId, lastDirtyTimestamp, cancelled }) => ({ app, instanceId, lastDirtyTimestamp, cancelled }));
-  for (let i = 0; i < records.length || i === 0; i += SNAPSHOT_CHUNK) {
-    yield {
-      nodeId,
-      records: records.slice(i, i + SNAPSHOT_CHUNK).map((r) => ({ instance: recordToProto(r.record), leaseRemainingMs: Math.round(r.leaseRemainingMs) })),
-      tombstones: [],
-    };
+  let records: rpb.SnapshotRecord[] = [];
+  let sent = false;
+  for (const r of registry.iterateRecords([...wanted])) {
+    records.push({ instance: recordToProto(r.record), leaseRemainingMs: Math.round(r.leaseRemainingMs) });
+    if (records.length === SNAPSHOT_CHUNK) {
+      yield { nodeId, records, tombstones: [] };
+      records = [];
+      sent = true;
+    }
   }
-  for (let i = 0; i < tombstones.length; i += SNAPSHOT_CHUNK * 4) {
-    yield { nodeId, records: [], tombstones: tombstones.slice(i, i + SNAPSHOT_CHUNK * 4) };
+  if (records.length > 0 || !sent) yield { nodeId, records, tombstones: [] };
+  let tombstones: rpb.Tombstone[] = [];
+  for (const { app, instanceId, lastDirtyTimestamp, cancelled } of registry.tombstones()) {
+    if (wanted.size > 0 && !wanted.has(app)) continue;
+    tombstones.push({ app, instanceId, lastDirtyTimestamp, cancelled });
+    if (tombstones.length === SNAPSHOT_CHUNK * 4) {
+      yield { nodeId, records: [], tombstones };
+      tombstones = [];
+    }
   }
+  if (tombstones.length > 0) yield { nodeId, records: [], tombstones };
 }

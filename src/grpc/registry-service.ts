@@ -4,9 +4,9 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { RegistryError, invalid, unknownInstance } from '../core/errors.js';
 import { reconcileHash } from '../core/registry.js';
-import type { Change, HeartbeatOutcome, InstanceRecord, InstanceStatus, RegistryApi } from '../core/types.js';
+import type { Change, HeartbeatOutcome, InstanceRecord, InstanceStatus, InstanceView, RegistryApi } from '../core/types.js';
 import { checkApp } from '../core/validate.js';
-import { InstanceStatus as PbInstanceStatus } from '../gen/roster/v1/instance.js';
+import { type Instance, InstanceStatus as PbInstanceStatus } from '../gen/roster/v1/instance.js';
 import type {
   HeartbeatRequest,
   HeartbeatResult,
@@ -70,6 +70,7 @@ const MESSAGE_BYTES_BUDGET = 3 * 1024 * 1024;
 const MAX_BATCH_HEARTBEATS = 1000;
 const CHUNK_SIZE = { fallback: 1000, max: 5000 };
 const MAX_CHANGES = { fallback: 1000, max: 5000 };
+const PAGE_SIZE = { fallback: 1000, max: 5000 };
 const WATCH_PAGE = 1000;
 const NOT_READY = 'node is starting: not yet synchronised with its peers';
 
@@ -201,13 +202,13 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
     getApplication: unary(log('GetApplication'), (req) => {
       assertReady();
       const { instances, revision } = registry.getApplication(req.app);
-      return { app: req.app.toLowerCase(), instances: instances.map(instanceToProto), revision };
+      return { app: req.app.toLowerCase(), revision, ...page(instances, req) };
     }),
 
     listByVip: unary(log('ListByVip'), (req) => {
       assertReady();
       const { instances, revision } = registry.listByVip(req.vip, req.secure);
-      return { instances: instances.map(instanceToProto), revision };
+      return { revision, ...page(instances, req) };
     }),
 
     getDelta: unary(log('GetDelta'), (req) => {
@@ -304,6 +305,45 @@ function drained(call: Writable): Promise<boolean> {
     call.once('drain', onDrain);
     call.once('close', onClose);
   });
+}
+
+/**
+ * One page of a sorted (app, instance_id) list: after the token's key, at most `page_size`
+ * instances (0: no count limit) within the message budget. The token is the last key sent, so
+ * a page is right even when instances came or went in between.
+ */
+function page(instances: readonly InstanceView[], req: { pageSize: number; pageToken: string }): { instances: Instance[]; nextPageToken: string } {
+  const size = req.pageSize === 0 ? Number.MAX_SAFE_INTEGER : countParam(req.pageSize, 'page_size', PAGE_SIZE);
+  const start = req.pageToken === '' ? 0 : firstAfter(instances, decodePageToken(req.pageToken));
+  const end = batchEnd(instances, start, size, (view) => view.record);
+  const last = instances[end - 1];
+  return {
+    instances: instances.slice(start, end).map(instanceToProto),
+    nextPageToken: end < instances.length && last ? Buffer.from(JSON.stringify([last.record.app, last.record.instanceId])).toString('base64url') : '',
+  };
+}
+
+function decodePageToken(token: string): [string, string] {
+  try {
+    const key: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+    if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string') return [key[0], key[1]];
+  } catch {
+    // Reported below.
+  }
+  throw invalid('page_token', 'is not a token from an earlier answer');
+}
+
+/** Index of the first instance whose (app, instance_id) sorts after `key` (binary search). */
+function firstAfter(instances: readonly InstanceView[], [app, id]: [string, string]): number {
+  let lo = 0;
+  let hi = instances.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const r = instances[mid]!.record;
+    if (r.app < app || (r.app === app && r.instanceId <= id)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** A count from a request: 0 takes the default, above the maximum is refused naming `field`. */

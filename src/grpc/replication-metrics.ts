@@ -35,6 +35,7 @@ export function addReplicationMetrics(
   perPeer('roster_peer_tasks_sent', 'Tasks sent to the peer (monotonic).', (p) => p.tasksSent);
   perPeer('roster_peer_tasks_dropped', 'Tasks dropped because the queue was full (monotonic).', (p) => p.dropped);
   perPeer('roster_peer_tasks_expired', 'Tasks that expired before they could be sent (monotonic).', (p) => p.expired);
+  perPeer('roster_peer_tasks_poisoned', 'Tasks dropped after being in flight on three broken streams in a row (monotonic).', (p) => p.poisoned);
   perPeer('roster_peer_reconnects', 'Times the stream to the peer was re-established (monotonic).', (p) => p.retries);
   perPeer('roster_peer_conflicts', 'Newer records the peer handed back (monotonic).', (p) => p.conflicts);
   new Gauge({

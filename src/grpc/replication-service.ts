@@ -38,6 +38,9 @@ function makeAuthenticator(token: string | undefined): (metadata: grpc.Metadata)
   };
 }
 
+/** Senders batch at most 250; anything far larger is a broken or hostile peer. */
+const MAX_TASKS_PER_BATCH = 1000;
+
 const OVERLOADED: pb.TaskResult = { code: pb.TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED };
 const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'replication requires the cluster token' };
 
@@ -56,6 +59,23 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
   if (options.token === undefined) log.warn('no cluster token configured: any client can replicate into this node');
   const streams = new Set<grpc.ServerDuplexStream<pb.ReplicateRequest, pb.ReplicateResponse>>();
 
+  /** One task's result. A task that fails in any way gets its own INVALID result, never the stream's. */
+  const answerTask = (wire: pb.ReplicationTask, now: number): pb.TaskResult => {
+    if (limiter && !limiter.tryTake()) return OVERLOADED;
+    try {
+      const task = taskFromProto(wire);
+      if (!task.ok) return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
+      if (task.value.originTimestamp > 0) options.observeLag?.(task.value.action, Math.max(0, now - task.value.originTimestamp) / 1000);
+      const result = taskResultToProto(applyTask(registry, task.value));
+      // Encode now: a record that cannot be encoded must fail this task alone, not the whole response.
+      pb.TaskResult.encode(result);
+      return result;
+    } catch (err) {
+      log.error({ err }, 'replicated task failed');
+      return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
+    }
+  };
+
   const implementation: pb.ReplicationServiceServer = {
     replicate(call) {
       if (!authenticated(call.metadata)) {
@@ -68,18 +88,18 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
       streams.add(call);
       call.once('close', () => streams.delete(call));
       call.on('data', (request: pb.ReplicateRequest) => {
-        try {
-          const now = clock.wallNow();
-          const results = request.tasks.map((wire) => {
-            if (limiter && !limiter.tryTake()) return OVERLOADED;
-            const task = taskFromProto(wire);
-            if (!task.ok) return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
-            if (task.value.originTimestamp > 0) options.observeLag?.(task.value.action, Math.max(0, now - task.value.originTimestamp) / 1000);
-            return taskResultToProto(applyTask(registry, task.value));
-          });
-          call.write({ batchId: request.batchId, results });
-        } catch (err) {
-          call.emit('error', toRpcStatus(err, log));
+        if (request.tasks.length > MAX_TASKS_PER_BATCH) {
+          log.warn({ peer: call.getPeer(), tasks: request.tasks.length }, 'refused an oversized replication batch');
+          call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `tasks: at most ${MAX_TASKS_PER_BATCH} per batch (got ${request.tasks.length})` });
+          return;
+        }
+        const now = clock.wallNow();
+        const results = request.tasks.map((wire) => answerTask(wire, now));
+        // A peer that does not read its results must not grow this node: stop reading its
+        // batches until the results drain.
+        if (!call.write({ batchId: request.batchId, results })) {
+          call.pause();
+          call.once('drain', () => call.resume());
         }
       });
       call.on('end', () => call.end());

@@ -47,6 +47,8 @@ export interface DispatcherStats {
   readonly retries: number;
   readonly conflicts: number;
   readonly notFound: number;
+  /** Tasks dropped because the stream broke every time they were in flight. */
+  readonly poisoned: number;
   readonly pausedUntil: number;
   readonly lastError: string | undefined;
 }
@@ -54,7 +56,15 @@ export interface DispatcherStats {
 interface Pending {
   readonly task: ReplicationTask;
   readonly expiresAt: number;
+  /** Streams that broke while this task was in flight. */
+  failures: number;
 }
+
+/**
+ * A task in flight on this many broken streams in a row is dropped and counted: a task the peer
+ * cannot survive must not be resent forever (heartbeats and digests repair what it carried).
+ */
+const MAX_TASK_FAILURES = 3;
 
 /** The registry operations a dispatcher needs for result handling. */
 export type DispatcherRegistry = Pick<Registry, 'applyRecord' | 'record'>;
@@ -83,7 +93,7 @@ export class PeerDispatcher {
   #pausedUntil = 0;
   #lastError: string | undefined;
   #drainWaiters: Array<() => void> = [];
-  #stats = { batchesSent: 0, tasksSent: 0, dropped: 0, expired: 0, retries: 0, conflicts: 0, notFound: 0 };
+  #stats = { batchesSent: 0, tasksSent: 0, dropped: 0, expired: 0, retries: 0, conflicts: 0, notFound: 0, poisoned: 0 };
 
   constructor(
     readonly link: PeerLink,
@@ -107,7 +117,7 @@ export class PeerDispatcher {
   enqueue(task: ReplicationTask): void {
     const key = taskKey(task);
     const ttl = task.action === 'cancel' ? this.#opts.otherTaskTtlMs : this.#renewalIntervalMs(task);
-    const pending = { task, expiresAt: this.clock.now() + ttl };
+    const pending: Pending = { task, expiresAt: this.clock.now() + ttl, failures: 0 };
     if (!this.#queue.has(key) && this.#queue.size >= this.#opts.maxQueue) {
       const oldest = this.#queue.keys().next().value!;
       this.#queue.delete(oldest);
@@ -244,8 +254,18 @@ export class PeerDispatcher {
   #handleClose(error: LinkError | undefined): void {
     this.#stream = undefined;
     this.#connected = false;
-    for (const batch of this.#inFlight.values()) for (const pending of batch) this.#requeue(pending);
+    let poisoned = 0;
+    for (const batch of this.#inFlight.values()) {
+      for (const pending of batch) {
+        if (++pending.failures >= MAX_TASK_FAILURES) poisoned++;
+        else this.#requeue(pending);
+      }
+    }
     this.#inFlight.clear();
+    if (poisoned > 0) {
+      this.#stats.poisoned += poisoned;
+      this.#log?.error({ tasks: poisoned, failures: MAX_TASK_FAILURES }, 'dropped tasks that were in flight on every broken stream');
+    }
     if (this.#flushTimer) this.clock.clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     if (this.#stopped) return;

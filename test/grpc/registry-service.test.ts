@@ -199,13 +199,13 @@ describe('reads', () => {
       const { client, registry } = h;
       for (const id of ['i-3', 'i-1', 'i-2']) registry.register(registration({ instanceId: id }));
       registry.register(registration({ app: 'other' }));
-      const res = await call(client.getApplication.bind(client), { app: 'BiLLing' });
+      const res = await call(client.getApplication.bind(client), { app: 'BiLLing', pageSize: 0, pageToken: '' });
       assert.equal(res.app, 'billing');
       assert.deepEqual(res.instances.map((i) => i.instanceId), ['i-1', 'i-2', 'i-3']);
       assert.equal(res.revision, 4);
-      const none = await call(client.getApplication.bind(client), { app: 'ghost' });
+      const none = await call(client.getApplication.bind(client), { app: 'ghost', pageSize: 0, pageToken: '' });
       assert.deepEqual(none.instances, []);
-      await refusesField(h, call(client.getApplication.bind(client), { app: '' }), 'app');
+      await refusesField(h, call(client.getApplication.bind(client), { app: '', pageSize: 0, pageToken: '' }), 'app');
     }));
 
   test('ListByVip: plain or secure lists, ordered by (app, id)', () =>
@@ -214,12 +214,12 @@ describe('reads', () => {
       registry.register(registration({ app: 'b', instanceId: '2', vipAddress: 'web, api', secureVipAddress: '' }));
       registry.register(registration({ app: 'a', instanceId: '1', vipAddress: 'api', secureVipAddress: 'api-tls' }));
       registry.register(registration({ app: 'a', instanceId: '3', vipAddress: 'other', secureVipAddress: 'API' }));
-      const plain = await call(client.listByVip.bind(client), { vip: 'api', secure: false });
+      const plain = await call(client.listByVip.bind(client), { vip: 'api', secure: false, pageSize: 0, pageToken: '' });
       assert.deepEqual(plain.instances.map((i) => `${i.app}/${i.instanceId}`), ['a/1', 'b/2']);
       assert.equal(plain.revision, 3);
-      const secure = await call(client.listByVip.bind(client), { vip: 'api', secure: true });
+      const secure = await call(client.listByVip.bind(client), { vip: 'api', secure: true, pageSize: 0, pageToken: '' });
       assert.deepEqual(secure.instances.map((i) => `${i.app}/${i.instanceId}`), ['a/3']);
-      await refusesField(h, call(client.listByVip.bind(client), { vip: ' ', secure: false }), 'vip');
+      await refusesField(h, call(client.listByVip.bind(client), { vip: ' ', secure: false, pageSize: 0, pageToken: '' }), 'vip');
     }));
 
   test('GetDelta pages through the change log with the registry reconcile hash', () =>
@@ -294,8 +294,8 @@ describe('readiness and overload', () => {
       registry.register(registration());
       const unavailable = /^node is starting: not yet synchronised with its peers$/;
       await rejectsWith(call(client.getInstance.bind(client), { app: 'billing', instanceId: 'i-1' }), UNAVAILABLE, unavailable);
-      await rejectsWith(call(client.getApplication.bind(client), { app: 'billing' }), UNAVAILABLE, unavailable);
-      await rejectsWith(call(client.listByVip.bind(client), { vip: 'billing', secure: false }), UNAVAILABLE, unavailable);
+      await rejectsWith(call(client.getApplication.bind(client), { app: 'billing', pageSize: 0, pageToken: '' }), UNAVAILABLE, unavailable);
+      await rejectsWith(call(client.listByVip.bind(client), { vip: 'billing', secure: false, pageSize: 0, pageToken: '' }), UNAVAILABLE, unavailable);
       await rejectsWith(call(client.getDelta.bind(client), { sinceRevision: 0, maxChanges: 0, nodeId: '' }), UNAVAILABLE, unavailable);
       const list = new StreamReader(client.listApplications({ chunkSize: 0 }));
       assert.equal((await list.ended())?.code, UNAVAILABLE);

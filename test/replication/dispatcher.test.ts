@@ -179,4 +179,22 @@ describe('per-peer dispatcher', () => {
     clock.advance(60_000);
     assert.equal(link.opened, before + 1, 'the backoff timer was cancelled too');
   });
+  test('poison: a task in flight on three broken streams in a row is dropped and counted, the others resent', () => {
+    const { dispatcher, link, clock, open } = setup({ random: () => 1 });
+    dispatcher.start();
+    open();
+    dispatcher.enqueue(heartbeat('poison'));
+    clock.advance(5);
+    for (let failure = 1; failure <= 3; failure++) {
+      assert.ok(link.batches.at(-1)!.tasks.some((t) => t.action === 'heartbeat' && t.instanceId === 'poison'), `sent again after ${failure - 1} failures`);
+      link.handlers!.onClose({ kind: 'unavailable', message: 'stream reset' });
+      dispatcher.enqueue(heartbeat(`fresh-${failure}`));
+      const opened = link.opened;
+      while (link.opened === opened) clock.advance(1);
+      open();
+      clock.advance(5);
+    }
+    assert.equal(dispatcher.stats().poisoned, 1);
+    assert.deepEqual(link.batches.at(-1)!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId), ['fresh-1', 'fresh-2', 'fresh-3'], 'the poison task is not sent again; the others are');
+  });
 });

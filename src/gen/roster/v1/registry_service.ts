@@ -206,6 +206,10 @@ export interface ListApplicationsResponse {
 export interface GetApplicationRequest {
   /** Application name. */
   app: string;
+  /** Instances per page (0: as many as fit in one message of about 3 MiB; at most 5000). */
+  pageSize: number;
+  /** Continue after the page that returned this token (empty: from the start). */
+  pageToken: string;
 }
 
 /** GetApplication's answer. */
@@ -216,6 +220,11 @@ export interface GetApplicationResponse {
   instances: Instance[];
   /** The node's registry revision when read. */
   revision: number;
+  /**
+   * Set when more instances follow: pass it as page_token. Answers stay within a default
+   * client's 4 MiB limit, so a large application comes in several pages.
+   */
+  nextPageToken: string;
 }
 
 /** ListByVip's input. */
@@ -224,6 +233,10 @@ export interface ListByVipRequest {
   vip: string;
   /** Match secure_vip_address instead of vip_address. */
   secure: boolean;
+  /** Instances per page (0: as many as fit in one message of about 3 MiB; at most 5000). */
+  pageSize: number;
+  /** Continue after the page that returned this token (empty: from the start). */
+  pageToken: string;
 }
 
 /** ListByVip's answer. */
@@ -232,6 +245,8 @@ export interface ListByVipResponse {
   instances: Instance[];
   /** The node's registry revision when read. */
   revision: number;
+  /** Set when more instances follow: pass it as page_token. */
+  nextPageToken: string;
 }
 
 /** GetDelta's input. */
@@ -2107,13 +2122,19 @@ export const ListApplicationsResponse: MessageFns<ListApplicationsResponse> = {
 };
 
 function createBaseGetApplicationRequest(): GetApplicationRequest {
-  return { app: "" };
+  return { app: "", pageSize: 0, pageToken: "" };
 }
 
 export const GetApplicationRequest: MessageFns<GetApplicationRequest> = {
   encode(message: GetApplicationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.app !== "") {
       writer.uint32(10).string(message.app);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -2139,6 +2160,22 @@ export const GetApplicationRequest: MessageFns<GetApplicationRequest> = {
             message.app = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2152,13 +2189,31 @@ export const GetApplicationRequest: MessageFns<GetApplicationRequest> = {
   },
 
   fromJSON(object: any): GetApplicationRequest {
-    return { app: isSet(object.app) ? globalThis.String(object.app) : "" };
+    return {
+      app: isSet(object.app) ? globalThis.String(object.app) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
   toJSON(message: GetApplicationRequest): unknown {
     const obj: any = {};
     if (message.app !== "") {
       obj.app = message.app;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
     }
     return obj;
   },
@@ -2169,12 +2224,14 @@ export const GetApplicationRequest: MessageFns<GetApplicationRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetApplicationRequest>, I>>(object: I): GetApplicationRequest {
     const message = createBaseGetApplicationRequest();
     message.app = object.app ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseGetApplicationResponse(): GetApplicationResponse {
-  return { app: "", instances: [], revision: 0 };
+  return { app: "", instances: [], revision: 0, nextPageToken: "" };
 }
 
 export const GetApplicationResponse: MessageFns<GetApplicationResponse> = {
@@ -2187,6 +2244,9 @@ export const GetApplicationResponse: MessageFns<GetApplicationResponse> = {
     }
     if (message.revision !== 0) {
       writer.uint32(24).uint64(message.revision);
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(34).string(message.nextPageToken);
     }
     return writer;
   },
@@ -2228,6 +2288,14 @@ export const GetApplicationResponse: MessageFns<GetApplicationResponse> = {
             message.revision = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2247,6 +2315,11 @@ export const GetApplicationResponse: MessageFns<GetApplicationResponse> = {
         ? object.instances.map((e: any) => Instance.fromJSON(e))
         : [],
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -2261,6 +2334,9 @@ export const GetApplicationResponse: MessageFns<GetApplicationResponse> = {
     if (message.revision !== 0) {
       obj.revision = Math.round(message.revision);
     }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
     return obj;
   },
 
@@ -2272,12 +2348,13 @@ export const GetApplicationResponse: MessageFns<GetApplicationResponse> = {
     message.app = object.app ?? "";
     message.instances = object.instances?.map((e) => Instance.fromPartial(e)) || [];
     message.revision = object.revision ?? 0;
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
 
 function createBaseListByVipRequest(): ListByVipRequest {
-  return { vip: "", secure: false };
+  return { vip: "", secure: false, pageSize: 0, pageToken: "" };
 }
 
 export const ListByVipRequest: MessageFns<ListByVipRequest> = {
@@ -2287,6 +2364,12 @@ export const ListByVipRequest: MessageFns<ListByVipRequest> = {
     }
     if (message.secure !== false) {
       writer.uint32(16).bool(message.secure);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(24).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(34).string(message.pageToken);
     }
     return writer;
   },
@@ -2320,6 +2403,22 @@ export const ListByVipRequest: MessageFns<ListByVipRequest> = {
             message.secure = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2336,6 +2435,16 @@ export const ListByVipRequest: MessageFns<ListByVipRequest> = {
     return {
       vip: isSet(object.vip) ? globalThis.String(object.vip) : "",
       secure: isSet(object.secure) ? globalThis.Boolean(object.secure) : false,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -2347,6 +2456,12 @@ export const ListByVipRequest: MessageFns<ListByVipRequest> = {
     if (message.secure !== false) {
       obj.secure = message.secure;
     }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -2357,12 +2472,14 @@ export const ListByVipRequest: MessageFns<ListByVipRequest> = {
     const message = createBaseListByVipRequest();
     message.vip = object.vip ?? "";
     message.secure = object.secure ?? false;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListByVipResponse(): ListByVipResponse {
-  return { instances: [], revision: 0 };
+  return { instances: [], revision: 0, nextPageToken: "" };
 }
 
 export const ListByVipResponse: MessageFns<ListByVipResponse> = {
@@ -2372,6 +2489,9 @@ export const ListByVipResponse: MessageFns<ListByVipResponse> = {
     }
     if (message.revision !== 0) {
       writer.uint32(16).uint64(message.revision);
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(26).string(message.nextPageToken);
     }
     return writer;
   },
@@ -2405,6 +2525,14 @@ export const ListByVipResponse: MessageFns<ListByVipResponse> = {
             message.revision = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2423,6 +2551,11 @@ export const ListByVipResponse: MessageFns<ListByVipResponse> = {
         ? object.instances.map((e: any) => Instance.fromJSON(e))
         : [],
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -2434,6 +2567,9 @@ export const ListByVipResponse: MessageFns<ListByVipResponse> = {
     if (message.revision !== 0) {
       obj.revision = Math.round(message.revision);
     }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
     return obj;
   },
 
@@ -2444,6 +2580,7 @@ export const ListByVipResponse: MessageFns<ListByVipResponse> = {
     const message = createBaseListByVipResponse();
     message.instances = object.instances?.map((e) => Instance.fromPartial(e)) || [];
     message.revision = object.revision ?? 0;
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
