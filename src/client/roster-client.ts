@@ -11,7 +11,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import { SystemClock, type Clock } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import { Instance, type DeepPartial, type InstanceStatus } from '../gen/roster/v1/instance.js';
 import {
   ListApplicationsRequest,
@@ -31,7 +31,7 @@ import {
   type UpdateMetadataResponse,
   type WatchResponse,
 } from '../gen/roster/v1/registry_service.js';
-import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { AwaitedClock, backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { clientError, isRetryable, isServiceError } from './errors.js';
 import { HeartbeatStream } from './heartbeat-stream.js';
 import { InstanceAgent, type InstanceAgentOptions } from './instance-agent.js';
@@ -60,7 +60,7 @@ export interface RosterClientOptions {
   readonly dns?: string;
   /** Attempts of one call across servers on UNAVAILABLE, the first included (default: 2 per server, at least 3). */
   readonly maxAttempts?: number;
-  /** Drives retry and reconnect backoff (default: the system clock). */
+  /** Drives retry and reconnect backoff (default: the system clock, with timers that keep the process alive). */
   readonly clock?: Clock;
   /** Backoff between retries once every server has failed (default 100 ms to 30 s, jittered). */
   readonly backoff?: BackoffOptions;
@@ -154,7 +154,7 @@ export class RosterClient {
     });
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? Math.max(3, 2 * this.#servers.addresses.length));
-    this.#clock = options.clock ?? new SystemClock();
+    this.#clock = options.clock ?? new AwaitedClock();
     this.#backoff = options.backoff;
   }
 
