@@ -763,9 +763,9 @@ function measurements(run: {
   };
   const peerTotals = (reports: readonly PeersReport[]) => {
     const all = reports.flatMap((r) => r.peers);
-    const sum = (field: 'dropped' | 'expired' | 'tasksSent' | 'retries' | 'conflicts' | 'notFound'): number =>
+    const sum = (field: 'dropped' | 'expired' | 'tasksSent' | 'reconnects' | 'conflicts' | 'notFound'): number =>
       all.reduce((n, p) => n + p[field], 0);
-    return { dropped: sum('dropped'), expired: sum('expired'), tasksSent: sum('tasksSent'), reconnects: sum('retries'), conflicts: sum('conflicts'), notFound: sum('notFound') };
+    return { dropped: sum('dropped'), expired: sum('expired'), tasksSent: sum('tasksSent'), reconnects: sum('reconnects'), conflicts: sum('conflicts'), notFound: sum('notFound') };
   };
   const atEnd = peerTotals(run.peersAtEnd);
   const { partition } = run;

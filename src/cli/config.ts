@@ -39,6 +39,10 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 /** A pino level name, or `silent`. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+/** `auto`: human-readable on a terminal, JSON lines otherwise (log collectors, pipes). */
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /**
  * Every server setting, one line each: adding one here adds its `--kebab-flag`, its
  * `ROSTER_UPPER_SNAKE` env var and its config-file key. Names are stable (deployments use them).
@@ -48,11 +52,14 @@ const SETTINGS = {
   port: int(0, 65535, 8761, 'gRPC port (0 picks a free port)'),
   httpPort: int(0, 65535, 8762, 'HTTP port for /metrics, /healthz, /readyz (0 picks a free port)'),
   logLevel: text<LogLevel>(z.enum(LOG_LEVELS), () => 'info', `log level: ${LOG_LEVELS.join(', ')}`),
+  logFormat: text<LogFormat>(z.enum(LOG_FORMATS), () => 'auto', 'log format: auto (pretty on a terminal, JSON otherwise), json, pretty'),
   nodeId: text(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1..128 of [A-Za-z0-9._:-]'), defaultNodeId, 'this node\'s id (default: hostname plus a random suffix)'),
   leaseRenewalSecs: int(1, 300, 30, 'renewal interval for instances that do not set one'),
   leaseDurationSecs: int(1, 3600, 90, 'lease duration for instances that do not set one'),
   selfPreservation: bool(true, 'stop evicting when renewals fall below the threshold'),
   renewalThresholdPercent: int(1, 100, 85, 'self-preservation threshold, % of expected renewals'),
+  selfPreservationMinLapsed: int(1, 10_000_000, 10, 'self-preservation also needs at least this many lapsed instances'),
+  maxClockSkewSecs: int(1, 315_360_000, 86_400, 'how far ahead of this node\'s clock a client last_dirty_timestamp may be'),
   evictionIntervalMs: int(100, 600_000, 1000, 'how often expired leases are looked for'),
   changeLogSize: int(1, 10_000_000, 100_000, 'changes kept for GetDelta and Watch resumption'),
   writesPerSecond: int(1, 10_000_000, 50_000, 'client write rate limit (RESOURCE_EXHAUSTED beyond)'),

@@ -240,7 +240,7 @@ function buildProgram(): Command {
         String(p.tasksSent),
         String(p.dropped),
         String(p.expired),
-        String(p.retries),
+        String(p.reconnects),
         p.lastError ?? '',
       ]);
       process.stdout.write(table(['PEER', 'STATE', 'QUEUED', 'IN FLIGHT', 'SENT', 'DROPPED', 'EXPIRED', 'RECONNECTS', 'LAST ERROR'], rows));

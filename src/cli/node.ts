@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
 import { adminRoutes } from '../admin/routes.js';
+import { eurekaRoutes } from '../eureka/routes.js';
 import { startHttpServer } from '../http/server.js';
 import { createMetrics } from '../grpc/metrics.js';
 import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
@@ -16,6 +17,7 @@ import { dnsPeers, staticPeers } from '../replication/peers.js';
 import { Replicator, type PeersReport } from '../replication/replicator.js';
 import type { Config } from './config.js';
 import { createLogger } from './logging.js';
+import { ROSTER_VERSION } from './version.js';
 
 /** Replication gets this long to flush its queues at shutdown, within the grace period. */
 const REPLICATION_FLUSH_MS = 2000;
@@ -46,10 +48,17 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     leaseDurationSecs: config.leaseDurationSecs,
     selfPreservation: config.selfPreservation,
     renewalThresholdPercent: config.renewalThresholdPercent,
+    selfPreservationMinLapsed: config.selfPreservationMinLapsed,
+    maxClockSkewMs: config.maxClockSkewSecs * 1000,
     evictionIntervalMs: config.evictionIntervalMs,
     changeLogSize: config.changeLogSize,
   });
   const token = config.clusterToken === '' ? undefined : config.clusterToken;
+  if (token === undefined) {
+    // Said once, calmly, where it matters: a standalone node has no peers to authenticate.
+    if (config.peers === '' && config.peersDns === '') log.info('standalone node: no cluster token needed until peers are added (--cluster-token)');
+    else log.warn('no cluster token configured: any client can replicate into this node');
+  }
   replicator = new Replicator({
     nodeId: config.nodeId,
     registry,
@@ -63,7 +72,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     startupWaitMs: config.startupWaitSecs * 1000,
     dispatcher: { maxQueue: config.replicationQueueSize },
   });
-  const metrics = createMetrics(registry);
+  const metrics = createMetrics(registry, { version: ROSTER_VERSION });
   const observeLag = addReplicationMetrics(metrics, replicator);
   const replication = createReplicationService({
     registry,
@@ -114,11 +123,13 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
               selfPreservation: stats.selfPreservation,
               renewalsLastMinute: stats.renewalsLastMinute,
               expectedRenewalsPerMinute: stats.expectedRenewalsPerMinute,
+              lapsedInstances: stats.lapsedInstances,
               replication: { synced: replicator.ready, peers: peers.length, connected: peers.filter((p) => p.connected).length },
             },
           };
         },
       }),
+      eurekaRoutes({ registry, clock, logger: log, ready: () => serving && replicator.ready, metrics: metrics.registry }),
     ],
   }).catch(async (err: unknown) => {
     await grpc.shutdown(0);

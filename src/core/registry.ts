@@ -4,11 +4,13 @@ import type { Clock, TimerHandle } from './clock.js';
 import { invalid, unknownInstance } from './errors.js';
 import { StringPool } from './intern.js';
 import { LeaseHeap, type HeapItem } from './lease-heap.js';
-import { resolveStatus } from './status-rules.js';
+import { SlidingCounter } from './sliding-counter.js';
+import { reportedStatusOf, resolveStatus } from './status-rules.js';
 import {
   STATUSES,
   type Change,
   type ChangeType,
+  type RemovalCause,
   type Delta,
   type HeartbeatOutcome,
   type InstanceRecord,
@@ -32,11 +34,23 @@ export interface RegistryOptions {
   leaseRenewalSecs?: number;
   /** Default lease duration for registrations that omit it (Eureka: 90 s). */
   leaseDurationSecs?: number;
-  /** Stop evicting when renewals in the last minute fall below this share of expected. */
+  /** Self-preservation needs renewals in the last minute below this share of expected (85). */
   renewalThresholdPercent?: number;
-  /** Most of the registry that eviction may take per minute. */
+  /**
+   * Self-preservation also needs at least this many lapsed instances (expired and still held,
+   * plus evicted in the last minute), so a small registry evicts a dead instance at expiry (10).
+   */
+  selfPreservationMinLapsed?: number;
+  /** Self-preservation stays on (or off) at least this long after switching: no flapping (60 s). */
+  selfPreservationHoldMs?: number;
+  /**
+   * Most of the registry eviction may take per sliding minute (15). The cap never goes below
+   * {@link selfPreservationMinLapsed}, so it only ever slows a mass expiry.
+   */
   evictionCapPercent?: number;
   selfPreservation?: boolean;
+  /** A client's `last_dirty_timestamp` may be at most this far ahead of the node's wall clock (1 day). */
+  maxClockSkewMs?: number;
   /** How often expired leases are looked for. */
   evictionIntervalMs?: number;
   /** Changes kept for GetDelta and Watch resumption. */
@@ -66,6 +80,8 @@ export type ApplyOutcome = 'applied' | 'renewed' | 'stale';
 
 /** Node-local lease state, shared by every version of an instance's entry while it lives. */
 interface Lease extends LeaseTimes, HeapItem {
+  /** Monotonic time of the first registration on this node: renewals are expected from then on. */
+  readonly registeredAt: number;
   registrationTimestamp: number;
   lastRenewalTimestamp: number;
   evictionTimestamp: number;
@@ -85,6 +101,8 @@ interface Entry extends InstanceView {
 }
 
 const MINUTE_MS = 60_000;
+/** Renewal rates and the eviction cap are measured over this sliding window. */
+const WINDOW_MS = MINUTE_MS;
 
 const key = (app: string, instanceId: string): string => `${app}/${instanceId}`;
 
@@ -118,16 +136,18 @@ export class Registry implements RegistryApi {
   readonly #byStatus: Record<InstanceStatus, number> = { UP: 0, DOWN: 0, STARTING: 0, OUT_OF_SERVICE: 0, UNKNOWN: 0 };
   #size = 0;
   #revision = 0;
-  #expectedPerMinute = 0;
-  #renewalsThisMinute = 0;
-  #renewalsLastMinute = 0;
-  #minuteMeasured = false;
-  #evictionBudget = 0;
-  /** The cap is logged once per minute, not on every pass. */
-  #capLogged = false;
+  /** Renewals (and registrations, which prove life as well) over the sliding minute. */
+  readonly #renewals = new SlidingCounter(WINDOW_MS / 1000);
+  /** Monotonic times of the evictions in the sliding minute, oldest first (for the cap). */
+  #recentEvictions: number[] = [];
+  /** Expired instances still registered at the last eviction pass (held or over the cap). */
+  #pendingExpired = 0;
+  /** The cap is logged once per window, not on every pass. */
+  #capLoggedAt = -Infinity;
   #evictionsTotal = 0;
   #selfPreservation = false;
-  #timers: TimerHandle[] = [];
+  #selfPreservationSince = -Infinity;
+  #timer: TimerHandle | undefined;
 
   constructor(options: RegistryOptions) {
     this.#clock = options.clock;
@@ -137,8 +157,11 @@ export class Registry implements RegistryApi {
       leaseRenewalSecs: options.leaseRenewalSecs ?? 30,
       leaseDurationSecs: options.leaseDurationSecs ?? 90,
       renewalThresholdPercent: options.renewalThresholdPercent ?? 85,
+      selfPreservationMinLapsed: options.selfPreservationMinLapsed ?? 10,
+      selfPreservationHoldMs: options.selfPreservationHoldMs ?? MINUTE_MS,
       evictionCapPercent: options.evictionCapPercent ?? 15,
       selfPreservation: options.selfPreservation ?? true,
+      maxClockSkewMs: options.maxClockSkewMs ?? 24 * 60 * MINUTE_MS,
       evictionIntervalMs: options.evictionIntervalMs ?? 1000,
       changeLogSize: options.changeLogSize ?? 100_000,
       tombstoneTtlMs: options.tombstoneTtlMs ?? 15 * MINUTE_MS,
@@ -148,26 +171,19 @@ export class Registry implements RegistryApi {
     this.#changes = new ChangeLog(this.#opts.changeLogSize);
   }
 
-  /** Starts the renewal-rate minute and the eviction loop on the clock. */
+  /** Starts the eviction loop on the clock (every `evictionIntervalMs`, from the first one on). */
   start(): void {
-    if (this.#timers.length > 0) return;
-    const everyMinute = (): void => {
-      this.#rollMinute();
-      this.#timers[0] = this.#clock.setTimeout(everyMinute, MINUTE_MS);
-    };
+    if (this.#timer !== undefined) return;
     const evictLoop = (): void => {
       this.#evictExpired();
-      this.#timers[1] = this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs);
+      this.#timer = this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs);
     };
-    this.#timers = [
-      this.#clock.setTimeout(everyMinute, MINUTE_MS),
-      this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs),
-    ];
+    this.#timer = this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs);
   }
 
   stop(): void {
-    for (const t of this.#timers) this.#clock.clearTimeout(t);
-    this.#timers = [];
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   get revision(): number {
@@ -183,6 +199,7 @@ export class Registry implements RegistryApi {
       renewalIntervalSecs: this.#opts.leaseRenewalSecs,
       durationSecs: this.#opts.leaseDurationSecs,
     });
+    this.#checkSkew(checked.lastDirtyTimestamp, 'instance.last_dirty_timestamp');
     const existing = this.#entry(checked.app, checked.instanceId);
     let dirty = checked.lastDirtyTimestamp || this.#clock.wallNow();
     // A cancelled version must stay dead on every peer: a client coming back with an old
@@ -213,6 +230,7 @@ export class Registry implements RegistryApi {
     app = checkApp(app);
     checkInstanceId(instanceId);
     checkDirtyTimestamp(lastDirtyTimestamp);
+    if (origin === 'client') this.#checkSkew(lastDirtyTimestamp, 'last_dirty_timestamp');
     const entry = this.#entry(app, instanceId);
     if (!entry) return { kind: 'not_found', reason: 'unknown' };
     if (this.#clock.now() >= entry.lease.deadline) return { kind: 'not_found', reason: 'expired' };
@@ -249,7 +267,11 @@ export class Registry implements RegistryApi {
   setStatusOverride(app: string, instanceId: string, status: InstanceStatus): InstanceView {
     checkStatus(status, 'status');
     if (status === 'UNKNOWN') throw invalid('status', 'UNKNOWN cannot be forced: use ClearStatusOverride');
-    return this.#update(app, instanceId, () => ({ overriddenStatus: status, status }));
+    // The rule chain decides, not the last operation: an instance reporting DOWN stays DOWN.
+    return this.#update(app, instanceId, (r) => ({
+      overriddenStatus: status,
+      status: resolveStatus(reportedStatusOf(r), status, r.status),
+    }));
   }
 
   clearStatusOverride(app: string, instanceId: string): InstanceView {
@@ -364,6 +386,16 @@ export class Registry implements RegistryApi {
     return { instances, revision: this.#revision };
   }
 
+  findById(instanceId: string): InstanceView[] {
+    checkInstanceId(instanceId);
+    const out: Entry[] = [];
+    for (const entries of this.#apps.values()) {
+      const entry = entries.get(instanceId);
+      if (entry) out.push(entry);
+    }
+    return out.sort((a, b) => (a.record.app < b.record.app ? -1 : a.record.app > b.record.app ? 1 : 0));
+  }
+
   listByVip(vip: string, secure: boolean): { instances: readonly InstanceView[]; revision: number } {
     const wanted = vip.trim();
     if (wanted.length === 0) throw invalid('vip', 'is required');
@@ -395,12 +427,15 @@ export class Registry implements RegistryApi {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Counters for metrics and health; walks the registry once (expected renewals), so not for hot paths. */
   stats(): RegistryStats {
+    const now = this.#clock.now();
     return {
       size: this.#size,
       byStatus: { ...this.#byStatus },
-      renewalsLastMinute: this.#renewalsLastMinute,
-      expectedRenewalsPerMinute: this.#expectedPerMinute,
+      renewalsLastMinute: this.#renewals.count(now),
+      expectedRenewalsPerMinute: Math.round(this.#expectedRenewals(now) * 100) / 100,
+      lapsedInstances: this.#lapsed(now),
       selfPreservation: this.#selfPreservation,
       evictionsTotal: this.#evictionsTotal,
       revision: this.#revision,
@@ -408,9 +443,9 @@ export class Registry implements RegistryApi {
   }
 
   /**
-   * One eviction pass: expired leases, at most the minute's budget (15 % of the registry),
-   * chosen at random, none while self-preservation holds or before a full minute of
-   * renewals has been measured. Also forgets old tombstones.
+   * One eviction pass (every `evictionIntervalMs`): expired leases are removed at once unless
+   * self-preservation holds them; a mass expiry is spread by the cap (a random choice of at
+   * most 15 % of the registry per sliding minute). Also forgets old tombstones.
    */
   #evictExpired(): void {
     const now = this.#clock.now();
@@ -419,52 +454,97 @@ export class Registry implements RegistryApi {
       if (t.expiresAt > now) break;
       this.#tombstones.delete(k);
     }
-    if (!this.#minuteMeasured || this.#selfPreservation) return;
+    while (this.#recentEvictions.length > 0 && this.#recentEvictions[0]! <= now - WINDOW_MS) this.#recentEvictions.shift();
     const due = this.#leases.popDue(now);
+    this.#pendingExpired = due.length;
+    if (due.length > 0 || this.#selfPreservation) this.#assessSelfPreservation(now);
     if (due.length === 0) return;
-    // Partial Fisher–Yates: the first `take` keys become a uniform random choice.
-    const take = Math.min(due.length, this.#evictionBudget);
+    const take = this.#selfPreservation ? 0 : Math.min(due.length, this.#evictionBudget());
+    // Partial Fisher–Yates: the first `take` leases become a uniform random choice.
     for (let i = 0; i < take; i++) {
       const j = i + Math.floor(this.#opts.random() * (due.length - i));
       [due[i], due[j]] = [due[j]!, due[i]!];
     }
+    // The rest stay expired in the heap (a heartbeat gets NOT_FOUND) and are looked at next pass.
     for (let i = take; i < due.length; i++) this.#leases.set(due[i]!, now);
     for (let i = 0; i < take; i++) {
       const entry = this.#entry(due[i]!.app, due[i]!.instanceId)!;
       this.#remove(entry, undefined);
       this.#evictionsTotal++;
+      this.#recentEvictions.push(now);
       this.#log?.info({ app: entry.record.app, instanceId: entry.record.instanceId }, 'evicted expired lease');
     }
-    this.#evictionBudget -= take;
-    if (take < due.length && !this.#capLogged) {
-      this.#capLogged = true;
-      this.#log?.warn({ expired: due.length, evicted: take }, 'eviction capped at the per-minute budget');
+    this.#pendingExpired = due.length - take;
+    if (!this.#selfPreservation && take < due.length && now - this.#capLoggedAt >= WINDOW_MS) {
+      this.#capLoggedAt = now;
+      this.#log?.warn({ expired: due.length, evicted: take, capPercent: this.#opts.evictionCapPercent }, 'mass expiry: eviction capped per minute');
     }
   }
 
-  #rollMinute(): void {
-    this.#renewalsLastMinute = this.#renewalsThisMinute;
-    this.#renewalsThisMinute = 0;
-    this.#minuteMeasured = true;
-    this.#capLogged = false;
-    this.#evictionBudget = this.#size - Math.floor((this.#size * (100 - this.#opts.evictionCapPercent)) / 100);
-    this.#recomputeExpected(true);
+  /**
+   * Evictions still allowed in the sliding minute: the cap share of the registry as it was
+   * at the window's start, never less than the self-preservation minimum (fewer lapsed
+   * instances than that is not a mass expiry, so a lone one is never delayed).
+   */
+  #evictionBudget(): number {
+    const recent = this.#recentEvictions.length;
+    const share = Math.floor(((this.#size + recent) * this.#opts.evictionCapPercent) / 100);
+    return Math.max(0, Math.max(share, this.#opts.selfPreservationMinLapsed) - recent);
   }
 
-  #recomputeExpected(exact = false): void {
-    if (exact) {
-      let expected = 0;
-      for (const entries of this.#apps.values()) for (const e of entries.values()) expected += 60 / e.record.renewalIntervalSecs;
-      this.#expectedPerMinute = expected;
+  /** Lapsed instances: expired and still registered, plus those evicted in the sliding minute. */
+  #lapsed(now: number): number {
+    return this.#pendingExpired + this.#recentEvictions.filter((t) => t > now - WINDOW_MS).length;
+  }
+
+  /**
+   * Renewals the registered instances should have sent over the sliding minute: each counts
+   * only for the part of the window since it registered on this node, so a fleet that
+   * registers mid-minute is not "missing" renewals it never owed.
+   */
+  #expectedRenewals(now: number): number {
+    let expected = 0;
+    for (const entries of this.#apps.values()) {
+      for (const e of entries.values()) {
+        expected += Math.min(WINDOW_MS, now - e.lease.registeredAt) / (e.record.renewalIntervalSecs * 1000);
+      }
     }
-    const threshold = (this.#expectedPerMinute * this.#opts.renewalThresholdPercent) / 100;
-    const active =
-      this.#opts.selfPreservation && this.#minuteMeasured && this.#expectedPerMinute > 0 && this.#renewalsLastMinute < threshold;
-    if (active !== this.#selfPreservation) {
-      this.#selfPreservation = active;
-      const fields = { renewalsLastMinute: this.#renewalsLastMinute, expectedRenewalsPerMinute: this.#expectedPerMinute, threshold };
-      if (active) this.#log?.warn(fields, 'self-preservation on: renewals below threshold, eviction paused');
-      else this.#log?.info(fields, 'self-preservation off: eviction resumed');
+    return expected;
+  }
+
+  /**
+   * Self-preservation holds when renewals fall below the threshold share of expected AND the
+   * lapsed instances number at least the configured minimum: a relative and an absolute
+   * signal of a mass lapse (a network fault between clients and this node) rather than deaths.
+   * After a switch the state is kept for `selfPreservationHoldMs` (hysteresis).
+   */
+  #assessSelfPreservation(now: number): void {
+    if (!this.#opts.selfPreservation) return;
+    if (now - this.#selfPreservationSince < this.#opts.selfPreservationHoldMs) return;
+    const renewals = this.#renewals.count(now);
+    const expected = this.#expectedRenewals(now);
+    const threshold = (expected * this.#opts.renewalThresholdPercent) / 100;
+    const lapsed = this.#lapsed(now);
+    const hold = renewals < threshold && lapsed >= this.#opts.selfPreservationMinLapsed;
+    if (hold === this.#selfPreservation) return;
+    this.#selfPreservation = hold;
+    this.#selfPreservationSince = now;
+    const fields = {
+      renewalsLastMinute: renewals,
+      expectedRenewals: Math.round(expected * 100) / 100,
+      threshold: Math.round(threshold * 100) / 100,
+      lapsed,
+      minLapsed: this.#opts.selfPreservationMinLapsed,
+    };
+    if (hold) this.#log?.warn(fields, 'self-preservation on: a mass lapse of renewals, eviction paused');
+    else this.#log?.info(fields, 'self-preservation off: eviction resumed');
+  }
+
+  /** Refuses a client version too far ahead of this node's clock: it would pin the record for good. */
+  #checkSkew(lastDirtyTimestamp: number, field: string): void {
+    const limit = this.#clock.wallNow() + this.#opts.maxClockSkewMs;
+    if (lastDirtyTimestamp > limit) {
+      throw invalid(field, `${lastDirtyTimestamp} is more than ${this.#opts.maxClockSkewMs} ms ahead of this node's clock (${new Date(this.#clock.wallNow()).toISOString()})`);
     }
   }
 
@@ -511,13 +591,14 @@ export class Registry implements RegistryApi {
   #renew(entry: Entry): void {
     this.#leases.set(entry.lease, this.#clock.now() + entry.record.durationSecs * 1000);
     entry.lease.lastRenewalTimestamp = this.#clock.wallNow();
-    this.#renewalsThisMinute++;
+    this.#renewals.add(this.#clock.now());
   }
 
   /** Stores a new version (replacing `existing`), starts its lease and publishes the change. */
   #store(record: InstanceRecord, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
     const wall = this.#clock.wallNow();
     const lease: Lease = existing?.lease ?? {
+      registeredAt: this.#clock.now(),
       registrationTimestamp: wall,
       lastRenewalTimestamp: wall,
       evictionTimestamp: 0,
@@ -540,9 +621,8 @@ export class Registry implements RegistryApi {
     if (record.status === 'UP' && lease.serviceUpTimestamp === 0) lease.serviceUpTimestamp = wall;
     lease.lastRenewalTimestamp = wall;
     this.#leases.set(lease, this.#clock.now() + leaseMs);
-    // A (re-)registration proves life like a renewal: without it, a fleet that registered
-    // mid-minute would look silent and trip self-preservation.
-    this.#renewalsThisMinute++;
+    // A (re-)registration proves life like a renewal.
+    this.#renewals.add(this.#clock.now());
     this.#count(record, +1);
     this.#publish(existing ? 'MODIFIED' : 'ADDED', entry);
     return entry;
@@ -559,7 +639,7 @@ export class Registry implements RegistryApi {
     this.#count(entry.record, -1);
     this.#bury(app, instanceId, cancelVersion ?? lastDirtyTimestamp, cancelVersion !== undefined);
     entry.lease.evictionTimestamp = this.#clock.wallNow();
-    this.#publish('DELETED', entry);
+    this.#publish('DELETED', entry, cancelVersion === undefined ? 'evicted' : 'cancelled');
   }
 
   #bury(app: string, instanceId: string, lastDirtyTimestamp: number, cancelled: boolean): void {
@@ -595,13 +675,10 @@ export class Registry implements RegistryApi {
   #count(record: InstanceRecord, delta: 1 | -1): void {
     this.#size += delta;
     this.#byStatus[record.status] += delta;
-    this.#expectedPerMinute += (delta * 60) / record.renewalIntervalSecs;
-    if (this.#size === 0) this.#expectedPerMinute = 0;
-    this.#recomputeExpected();
   }
 
-  #publish(type: ChangeType, entry: Entry): void {
-    const change: Change = { revision: ++this.#revision, type, instance: entry };
+  #publish(type: ChangeType, entry: Entry, removal?: RemovalCause): void {
+    const change: Change = removal === undefined ? { revision: ++this.#revision, type, instance: entry } : { revision: ++this.#revision, type, instance: entry, removal };
     this.#changes.append(change);
     for (const listener of this.#listeners) {
       try {

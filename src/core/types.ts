@@ -68,11 +68,16 @@ export interface InstanceView {
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
+/** Why an instance was removed: an explicit cancel (local or replicated) or a lease eviction on this node. */
+export type RemovalCause = 'cancelled' | 'evicted';
+
 /** One visible change. For DELETED, `instance` is the last record before removal. */
 export interface Change {
   readonly revision: number;
   readonly type: ChangeType;
   readonly instance: InstanceView;
+  /** Set on DELETED changes only. */
+  readonly removal?: RemovalCause;
 }
 
 /** Where a write came from: a client of this node, or a peer replicating its own write. */
@@ -112,8 +117,12 @@ export interface Delta {
 export interface RegistryStats {
   readonly size: number;
   readonly byStatus: Readonly<Record<InstanceStatus, number>>;
+  /** Renewals (and registrations) over the sliding last minute. */
   readonly renewalsLastMinute: number;
+  /** What the registered instances should have sent over that minute (each since it registered). */
   readonly expectedRenewalsPerMinute: number;
+  /** Expired instances still registered plus those evicted in the last minute. */
+  readonly lapsedInstances: number;
   readonly selfPreservation: boolean;
   readonly evictionsTotal: number;
   readonly revision: number;
@@ -139,6 +148,8 @@ export interface RegistryApi {
   get(app: string, instanceId: string): InstanceView;
   /** An unknown app yields no instances (not an error). */
   getApplication(app: string): { instances: readonly InstanceView[]; revision: number };
+  /** Every live instance with this id, whatever its app, ordered by app (ids are unique per app only). */
+  findById(instanceId: string): readonly InstanceView[];
   listByVip(vip: string, secure: boolean): { instances: readonly InstanceView[]; revision: number };
   snapshot(): Snapshot;
   /** Changes with revision > since, at most `max`. */

@@ -42,8 +42,16 @@ export function checkInstanceId(id: string, field = 'instance_id'): string {
   return id;
 }
 
+/**
+ * The latest version a record may carry (the end of year 9999, in epoch ms): far below 2^53, so
+ * `version + 1` and the other version arithmetic can never leave the safe integers.
+ */
+export const MAX_TIMESTAMP_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 export function checkDirtyTimestamp(ts: number, field = 'last_dirty_timestamp'): number {
-  if (!Number.isSafeInteger(ts) || ts < 0) throw invalid(field, 'must be a non-negative integer (epoch ms)');
+  if (!Number.isSafeInteger(ts) || ts < 0 || ts > MAX_TIMESTAMP_MS) {
+    throw invalid(field, `must be an epoch-milliseconds integer in 0..${MAX_TIMESTAMP_MS}`);
+  }
   return ts;
 }
 

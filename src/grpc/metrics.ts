@@ -17,10 +17,25 @@ export interface Metrics {
 
 const RPC_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** Registry gauges are read from `registry.stats()` at scrape time, never stale. */
-export function createMetrics(registry: RegistryApi): Metrics {
+/** What `roster_build_info` reports. */
+export interface BuildInfo {
+  readonly version: string;
+}
+
+/**
+ * Registry gauges are read from `registry.stats()` at scrape time, never stale. Names follow
+ * the Prometheus conventions: counters end in `_total`, units are in the name, and no two
+ * series say the same thing (the registry size is the sum of `roster_instances`).
+ */
+export function createMetrics(registry: RegistryApi, build: BuildInfo = { version: 'unknown' }): Metrics {
   const register = new Registry();
   collectDefaultMetrics({ register });
+  new Gauge({
+    name: 'roster_build_info',
+    help: 'Always 1; the labels say which Roster and which Node.js are running.',
+    labelNames: ['version', 'nodejs'],
+    registers: [register],
+  }).set({ version: build.version, nodejs: process.version }, 1);
 
   const fromStats = (name: string, help: string, read: (stats: RegistryStats) => number): void => {
     new Gauge({
@@ -42,10 +57,14 @@ export function createMetrics(registry: RegistryApi): Metrics {
       for (const s of STATUSES) this.set({ status: s }, byStatus[s]);
     },
   });
-  fromStats('roster_registry_size', 'Registered instances.', (s) => s.size);
-  fromStats('roster_renewals_last_minute', 'Lease renewals seen in the last full minute.', (s) => s.renewalsLastMinute);
-  fromStats('roster_expected_renewals_per_minute', 'Renewals per minute the registered instances should send.', (s) => s.expectedRenewalsPerMinute);
-  fromStats('roster_self_preservation_active', '1 while eviction is paused because renewals fell below the threshold.', (s) =>
+  fromStats('roster_renewals_last_minute', 'Lease renewals and registrations seen over the sliding last minute.', (s) => s.renewalsLastMinute);
+  fromStats(
+    'roster_expected_renewals_last_minute',
+    'Renewals the registered instances should have sent over the sliding last minute (each since it registered).',
+    (s) => s.expectedRenewalsPerMinute,
+  );
+  fromStats('roster_lapsed_instances', 'Expired instances still registered plus those evicted in the last minute.', (s) => s.lapsedInstances);
+  fromStats('roster_self_preservation_active', '1 while eviction is paused by self-preservation (a mass lapse of renewals).', (s) =>
     s.selfPreservation ? 1 : 0,
   );
   fromStats('roster_registry_revision', "This node's registry revision.", (s) => s.revision);
@@ -65,6 +84,12 @@ export function createMetrics(registry: RegistryApi): Metrics {
     labelNames: ['method', 'code'],
     registers: [register],
   });
+  const openStreams = new Gauge({
+    name: 'roster_rpc_open_streams',
+    help: 'Streaming calls open now, by method (Watch: watchers; Heartbeats: heartbeat streams; Replicate: peers).',
+    labelNames: ['method'],
+    registers: [register],
+  });
   const duration = new Histogram({
     name: 'roster_rpc_duration_seconds',
     help: 'RPC latency (whole stream lifetime for streaming methods).',
@@ -79,6 +104,12 @@ export function createMetrics(registry: RegistryApi): Metrics {
       observe(method, code, seconds) {
         requests.inc({ method, code: status[code] ?? String(code) });
         duration.observe({ method }, seconds);
+      },
+      streamOpened(method) {
+        openStreams.inc({ method });
+      },
+      streamClosed(method) {
+        openStreams.dec({ method });
       },
     },
     render: () => register.metrics(),

@@ -1,4 +1,4 @@
-import { Gauge, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import type { ReplicationTask } from '../replication/link.js';
 import type { Replicator } from '../replication/replicator.js';
 import type { Metrics } from './metrics.js';
@@ -16,7 +16,8 @@ export function addReplicationMetrics(
   replicator: Replicator,
 ): (action: ReplicationTask['action'], seconds: number) => void {
   const registers = [metrics.registry];
-  const perPeer = (name: string, help: string, read: (p: ReturnType<Replicator['peers']>[number]) => number): void => {
+  type PeerStats = ReturnType<Replicator['peers']>[number];
+  const perPeer = (name: string, help: string, read: (p: PeerStats) => number): void => {
     new Gauge({
       name,
       help,
@@ -28,16 +29,29 @@ export function addReplicationMetrics(
       },
     });
   };
+  /** A counter read from the dispatcher's own monotonic count at scrape time. */
+  const perPeerTotal = (name: string, help: string, read: (p: PeerStats) => number): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of replicator.peers()) this.inc({ peer: peer.peer }, read(peer));
+      },
+    });
+  };
   perPeer('roster_peer_connected', '1 while the Replicate stream to the peer is open.', (p) => (p.connected ? 1 : 0));
-  perPeer('roster_peer_queue_depth', 'Tasks waiting for the peer.', (p) => p.queueDepth);
-  perPeer('roster_peer_in_flight', 'Tasks sent to the peer and not yet answered.', (p) => p.inFlight);
-  perPeer('roster_peer_batches_sent', 'Batches sent to the peer (monotonic).', (p) => p.batchesSent);
-  perPeer('roster_peer_tasks_sent', 'Tasks sent to the peer (monotonic).', (p) => p.tasksSent);
-  perPeer('roster_peer_tasks_dropped', 'Tasks dropped because the queue was full (monotonic).', (p) => p.dropped);
-  perPeer('roster_peer_tasks_expired', 'Tasks that expired before they could be sent (monotonic).', (p) => p.expired);
-  perPeer('roster_peer_tasks_poisoned', 'Tasks dropped after being in flight on three broken streams in a row (monotonic).', (p) => p.poisoned);
-  perPeer('roster_peer_reconnects', 'Times the stream to the peer was re-established (monotonic).', (p) => p.retries);
-  perPeer('roster_peer_conflicts', 'Newer records the peer handed back (monotonic).', (p) => p.conflicts);
+  perPeer('roster_peer_queued_tasks', 'Tasks waiting for the peer.', (p) => p.queueDepth);
+  perPeer('roster_peer_in_flight_tasks', 'Tasks sent to the peer and not yet answered.', (p) => p.inFlight);
+  perPeerTotal('roster_peer_batches_sent_total', 'Batches sent to the peer.', (p) => p.batchesSent);
+  perPeerTotal('roster_peer_tasks_sent_total', 'Tasks sent to the peer.', (p) => p.tasksSent);
+  perPeerTotal('roster_peer_tasks_dropped_total', 'Tasks dropped because the queue was full.', (p) => p.dropped);
+  perPeerTotal('roster_peer_tasks_expired_total', 'Tasks that expired before they could be sent.', (p) => p.expired);
+  perPeerTotal('roster_peer_tasks_poisoned_total', 'Tasks dropped after being in flight on three broken streams in a row.', (p) => p.poisoned);
+  perPeerTotal('roster_peer_reconnects_total', 'Times the stream to the peer opened again after it had been open.', (p) => p.reconnects);
+  perPeerTotal('roster_peer_conflicts_total', 'Newer records the peer handed back.', (p) => p.conflicts);
   new Gauge({
     name: 'roster_replication_ready',
     help: '1 once start-up sync is over and reads are served.',

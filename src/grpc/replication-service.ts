@@ -56,7 +56,6 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
   const { registry, clock, limiter } = options;
   const log = options.logger.child({ component: 'replication-server' });
   const authenticated = makeAuthenticator(options.token);
-  if (options.token === undefined) log.warn('no cluster token configured: any client can replicate into this node');
   const streams = new Set<grpc.ServerDuplexStream<pb.ReplicateRequest, pb.ReplicateResponse>>();
 
   /** One task's result. A task that fails in any way gets its own INVALID result, never the stream's. */

@@ -15,6 +15,9 @@ export type { Limits } from './registry-service.js';
 /** Receives every RPC's outcome (method path, final gRPC code, latency), e.g. for metrics. */
 export interface RpcObserver {
   observe(method: string, code: grpc.status, seconds: number): void;
+  /** A streaming call started (then exactly one {@link streamClosed} when it ends). */
+  streamOpened?(method: string): void;
+  streamClosed?(method: string): void;
 }
 
 export interface GrpcServerOptions {
@@ -200,10 +203,13 @@ function refuseUndecodable(): grpc.ServerInterceptor {
 function observeRpcs(observer: RpcObserver): grpc.ServerInterceptor {
   return (descriptor, call) => {
     const started = performance.now();
+    const streaming = descriptor.requestStream || descriptor.responseStream;
+    if (streaming) observer.streamOpened?.(descriptor.path);
     let observed = false;
     const observe = (code: grpc.status): void => {
       if (observed) return;
       observed = true;
+      if (streaming) observer.streamClosed?.(descriptor.path);
       observer.observe(descriptor.path, code, (performance.now() - started) / 1000);
     };
     return new grpc.ServerInterceptingCall(call, {

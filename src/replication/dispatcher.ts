@@ -44,7 +44,10 @@ export interface DispatcherStats {
   readonly tasksSent: number;
   readonly dropped: number;
   readonly expired: number;
+  /** Stream closures and failed attempts, each followed by a retry. */
   readonly retries: number;
+  /** Times the stream opened again after having been open: actual reconnects. */
+  readonly reconnects: number;
   readonly conflicts: number;
   readonly notFound: number;
   /** Tasks dropped because the stream broke every time they were in flight. */
@@ -93,7 +96,8 @@ export class PeerDispatcher {
   #pausedUntil = 0;
   #lastError: string | undefined;
   #drainWaiters: Array<() => void> = [];
-  #stats = { batchesSent: 0, tasksSent: 0, dropped: 0, expired: 0, retries: 0, conflicts: 0, notFound: 0, poisoned: 0 };
+  #stats = { batchesSent: 0, tasksSent: 0, dropped: 0, expired: 0, retries: 0, reconnects: 0, conflicts: 0, notFound: 0, poisoned: 0 };
+  #everOpen = false;
 
   constructor(
     readonly link: PeerLink,
@@ -168,6 +172,8 @@ export class PeerDispatcher {
     const stream = this.link.replicate({
       onOpen: () => {
         if (this.#stream !== stream) return;
+        if (this.#everOpen) this.#stats.reconnects++;
+        this.#everOpen = true;
         this.#connected = true;
         this.#lastError = undefined;
         this.#log?.info('replication stream open');

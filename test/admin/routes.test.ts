@@ -21,11 +21,11 @@ function healthFrom(registry: Registry, state: { live: boolean; ready: boolean }
 }
 
 describe('admin HTTP', () => {
-  test('self-preservation shows in /metrics and in the health details while it holds, and clears when renewals recover', async () => {
+  test('a mass lapse (30 % of 1,000 stop) shows in /metrics and /healthz while eviction is paused, and clears when renewals recover', async () => {
     const clock = new FakeClock();
     const registry = new Registry({ clock });
     registry.start();
-    const ids = Array.from({ length: 10 }, (_, i) => `i-${i}`);
+    const ids = Array.from({ length: 1000 }, (_, i) => `i-${i}`);
     for (const id of ids) registry.register(registration({ instanceId: id }));
     const renew = (alive: string[], seconds: number): void => {
       for (let t = 0; t < seconds; t += 30) {
@@ -37,11 +37,13 @@ describe('admin HTTP', () => {
     try {
       renew(ids, 60);
       assert.match((await get(admin.port, '/metrics')).body, /^roster_self_preservation_active 0$/m);
-      renew(ids.slice(4), 180); // 40 % go silent at once
-      assert.match((await get(admin.port, '/metrics')).body, /^roster_self_preservation_active 1$/m);
+      renew(ids.slice(300), 180); // 30 % go silent at once
+      const held = (await get(admin.port, '/metrics')).body;
+      assert.match(held, /^roster_self_preservation_active 1$/m);
+      assert.match(held, /^roster_lapsed_instances 300$/m);
       assert.equal(JSON.parse((await get(admin.port, '/healthz')).body).selfPreservation, true);
-      assert.equal(registry.stats().size, 10, 'nothing evicted meanwhile');
-      for (const id of ids.slice(0, 4)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: 5_000 }));
+      assert.equal(registry.stats().size, 1000, 'nothing evicted meanwhile');
+      for (const id of ids.slice(0, 300)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: clock.wallNow() }));
       renew(ids, 120);
       assert.match((await get(admin.port, '/metrics')).body, /^roster_self_preservation_active 0$/m);
       assert.equal(JSON.parse((await get(admin.port, '/healthz')).body).selfPreservation, false);
@@ -82,10 +84,9 @@ describe('admin HTTP', () => {
         'roster_instances{status="UP"} 1',
         'roster_instances{status="DOWN"} 1',
         'roster_instances{status="OUT_OF_SERVICE"} 0',
-        'roster_registry_size 2',
         'roster_registry_revision 2',
-        'roster_renewals_last_minute 0',
-        'roster_expected_renewals_per_minute 4',
+        'roster_renewals_last_minute 2',
+        'roster_expected_renewals_last_minute 0',
         'roster_self_preservation_active 0',
         'roster_evictions_total 0',
         '# TYPE roster_evictions_total counter',
@@ -94,7 +95,7 @@ describe('admin HTTP', () => {
       }
       assert.match(scrape.body, /^process_cpu_user_seconds_total \d/m, 'default process metrics');
       registry.cancel('billing', 'a');
-      assert.match((await get(admin.port, '/metrics')).body, /^roster_registry_size 1$/m, 'read at scrape time');
+      assert.match((await get(admin.port, '/metrics')).body, /^roster_instances\{status="UP"\} 0$/m, 'read at scrape time');
 
       const head = await get(admin.port, '/metrics', 'HEAD');
       assert.equal(head.status, 200);
@@ -118,7 +119,7 @@ describe('admin HTTP', () => {
       await call(client.register.bind(client), { instance: protoInstance({ instanceId: 'i-2' }) });
       await rejectsWith(call(client.getInstance.bind(client), { app: 'billing', instanceId: 'nope' }), grpc.status.NOT_FOUND);
       const body = (await get(admin.port, '/metrics')).body;
-      assert.match(body, /^roster_registry_size 2$/m);
+      assert.match(body, /^roster_instances\{status="UP"\} 2$/m);
       assert.match(body, /^roster_rpc_requests_total\{method="\/roster\.v1\.RegistryService\/Register",code="OK"\} 2$/m);
       assert.match(body, /^roster_rpc_requests_total\{method="\/roster\.v1\.RegistryService\/GetInstance",code="NOT_FOUND"\} 1$/m);
       assert.match(body, /^roster_rpc_duration_seconds_count\{method="\/roster\.v1\.RegistryService\/Register"\} 2$/m);

@@ -107,8 +107,8 @@ test('names map to stable env vars and flags', () => {
   assert.equal(flagOf('shutdownGraceMs'), 'shutdown-grace-ms');
   const names = describeSettings().map((s) => s.name);
   assert.deepEqual(names, [
-    'host', 'port', 'httpPort', 'logLevel', 'nodeId', 'leaseRenewalSecs', 'leaseDurationSecs', 'selfPreservation',
-    'renewalThresholdPercent', 'evictionIntervalMs', 'changeLogSize', 'writesPerSecond', 'writeBurst', 'maxWatchers',
+    'host', 'port', 'httpPort', 'logLevel', 'logFormat', 'nodeId', 'leaseRenewalSecs', 'leaseDurationSecs', 'selfPreservation',
+    'renewalThresholdPercent', 'selfPreservationMinLapsed', 'maxClockSkewSecs', 'evictionIntervalMs', 'changeLogSize', 'writesPerSecond', 'writeBurst', 'maxWatchers',
     'shutdownGraceMs', 'peers', 'peersDns', 'peerRefreshSecs', 'clusterToken', 'antiEntropySecs', 'startupWaitSecs',
     'replicationQueueSize', 'replicationTasksPerSecond',
   ]);

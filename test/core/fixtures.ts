@@ -28,12 +28,12 @@ export function registration(overrides: Partial<RegistrationInput> = {}): Regist
 }
 
 /** A started registry on a fake clock that records its local writes. */
-export function newRegistry(options: Partial<RegistryOptions> = {}): {
+export function newRegistry(options: Partial<Omit<RegistryOptions, 'clock'>> & { clock?: FakeClock } = {}): {
   clock: FakeClock;
   registry: Registry;
   writes: LocalWrite[];
 } {
-  const clock = new FakeClock();
+  const clock = options.clock ?? new FakeClock();
   const writes: LocalWrite[] = [];
   const registry = new Registry({ clock, onLocalWrite: (w) => writes.push(w), ...options });
   registry.start();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { pino } from 'pino';
+import { FakeClock } from '../../src/core/clock.js';
 import { RegistryError } from '../../src/core/errors.js';
 import type { Change } from '../../src/core/types.js';
 import { newRegistry, registration } from './fixtures.js';
@@ -104,20 +105,20 @@ describe('register', () => {
 
 describe('status override rules', () => {
   test('rule 1: an instance reporting DOWN, STARTING or UNKNOWN keeps that status despite an override', () => {
-    const { registry } = newRegistry();
+    const { registry, clock } = newRegistry();
     registry.register(registration());
     registry.setStatusOverride('billing', 'i-1', 'OUT_OF_SERVICE');
     for (const [i, status] of (['DOWN', 'STARTING', 'UNKNOWN'] as const).entries()) {
-      const { view } = registry.register(registration({ status, lastDirtyTimestamp: Date.UTC(2030, 0, 1) + i }));
+      const { view } = registry.register(registration({ status, lastDirtyTimestamp: clock.wallNow() + 1 + i }));
       assert.equal(view.record.status, status);
     }
   });
 
   test('rule 2: an operator override applies to an instance reporting UP', () => {
-    const { registry } = newRegistry();
+    const { registry, clock } = newRegistry();
     registry.register(registration());
     registry.setStatusOverride('billing', 'i-1', 'OUT_OF_SERVICE');
-    const { view } = registry.register(registration({ lastDirtyTimestamp: Date.UTC(2030, 0, 1) }));
+    const { view } = registry.register(registration({ lastDirtyTimestamp: clock.wallNow() + 1 }));
     assert.equal(view.record.status, 'OUT_OF_SERVICE');
     assert.equal(view.record.overriddenStatus, 'OUT_OF_SERVICE');
   });
@@ -134,6 +135,23 @@ describe('status override rules', () => {
     registry.register(registration({ status: 'STARTING' }));
     const { view } = registry.register(registration({ status: 'UP', lastDirtyTimestamp: 2_000 }));
     assert.equal(view.record.status, 'UP');
+  });
+
+  test('override chain: an instance reporting DOWN or STARTING keeps it when an operator sets OUT_OF_SERVICE afterwards', () => {
+    for (const reported of ['DOWN', 'STARTING'] as const) {
+      const { registry, clock } = newRegistry();
+      registry.register(registration({ status: reported }));
+      const view = registry.setStatusOverride('billing', 'i-1', 'OUT_OF_SERVICE');
+      assert.equal(view.record.status, reported, `${reported} wins over the override (rule 1)`);
+      assert.equal(view.record.overriddenStatus, 'OUT_OF_SERVICE', 'the override is kept for later');
+      // Once the instance reports UP, the override applies (rule 2).
+      const { view: up } = registry.register(registration({ status: 'UP', lastDirtyTimestamp: clock.wallNow() + 1 }));
+      assert.equal(up.record.status, 'OUT_OF_SERVICE');
+      // An operator override of an UP instance still applies at once, and can be changed.
+      assert.equal(registry.setStatusOverride('billing', 'i-1', 'UP').record.status, 'UP');
+      assert.equal(registry.setStatusOverride('billing', 'i-1', 'DOWN').record.status, 'DOWN');
+      assert.equal(registry.setStatusOverride('billing', 'i-1', 'OUT_OF_SERVICE').record.status, 'OUT_OF_SERVICE');
+    }
   });
 
   test('set override is a new version of the record and is replicated as a register', () => {
@@ -272,51 +290,24 @@ describe('leases and eviction', () => {
   });
 
   test('rule: an expired lease cannot be renewed (NOT_FOUND until re-registered)', () => {
-    // A lone silent instance trips self-preservation, so it stays listed, expired.
-    const { registry, clock } = newRegistry();
+    // The eviction pass has not come round yet: the instance is still listed, but expired.
+    const { registry, clock } = newRegistry({ evictionIntervalMs: 60 * SEC });
     registry.register(registration());
     clock.advance(90 * SEC);
     assert.equal(registry.stats().size, 1);
     assert.deepEqual(registry.heartbeat('billing', 'i-1'), { kind: 'not_found', reason: 'expired' });
   });
 
-  test('rule: expected renewals follow the registered instances', () => {
-    const { registry } = newRegistry();
+  test('rule: expected renewals follow the registered instances, each since it registered', () => {
+    const { registry, clock } = newRegistry();
     registry.register(registration({ instanceId: 'a', renewalIntervalSecs: 30 }));
     registry.register(registration({ instanceId: 'b', renewalIntervalSecs: 10 }));
+    clock.advance(30 * SEC);
+    assert.equal(registry.stats().expectedRenewalsPerMinute, 4, 'half a minute: 1 + 3');
+    clock.advance(30 * SEC);
     assert.equal(registry.stats().expectedRenewalsPerMinute, 8);
     registry.cancel('billing', 'b');
     assert.equal(registry.stats().expectedRenewalsPerMinute, 2);
-  });
-
-  test('rule: self-preservation pauses eviction when renewals fall below 85 %, and resumes', () => {
-    const { registry, tick, ids, logs } = fleet(0);
-    tick(60);
-    assert.equal(registry.stats().selfPreservation, false);
-    // Four of ten (40 %) stop renewing at once: a network problem, not ten deaths.
-    const alive = ids.slice(4);
-    tick(180, alive);
-    const stats = registry.stats();
-    assert.equal(stats.selfPreservation, true);
-    assert.equal(stats.size, 10, 'nothing evicted while preserving');
-    const said = (msg: string): number => logs.filter((l) => (JSON.parse(l) as { msg: string }).msg.startsWith(msg)).length;
-    assert.equal(said('self-preservation on'), 1, 'logged once, not every minute');
-    // Renewals recover: the silent four come back.
-    for (const id of ids.slice(0, 4)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: 9_999 }));
-    tick(120, ids);
-    assert.equal(registry.stats().selfPreservation, false);
-    assert.equal(registry.stats().size, 10);
-    assert.equal(said('self-preservation off'), 1);
-  });
-
-  test('rule: eviction takes at most 15 % of the registry per minute, at random', () => {
-    const ctx = newRegistry({ selfPreservation: false, random: () => 0 });
-    for (let i = 0; i < 20; i++) ctx.registry.register(registration({ instanceId: `i-${i}` }));
-    ctx.clock.advance(91 * SEC);
-    // Budget for a minute: 20 - floor(20 * 0.85) = 3.
-    assert.equal(ctx.registry.stats().size, 17);
-    ctx.clock.advance(60 * SEC);
-    assert.equal(ctx.registry.stats().size, 14);
   });
 
   test('rule: evictions are local and not replicated', () => {
@@ -327,14 +318,189 @@ describe('leases and eviction', () => {
     assert.equal(registry.stats().size, 0);
     assert.deepEqual(writes, []);
   });
+});
 
-  test('no eviction before a full minute of renewals has been measured', () => {
-    const { registry, clock } = newRegistry({ selfPreservation: false, leaseDurationSecs: 10, leaseRenewalSecs: 5 });
-    registry.register(registration({ renewalIntervalSecs: 0, durationSecs: 0 }));
-    clock.advance(59 * SEC);
-    assert.equal(registry.stats().size, 1);
+describe('prompt expiry', () => {
+  test('a lone instance with a 1 s lease on a new, quiet node is gone within lease + eviction interval', () => {
+    const { registry, clock } = newRegistry();
+    registry.register(registration({ renewalIntervalSecs: 1, durationSecs: 1 }));
     clock.advance(2 * SEC);
     assert.equal(registry.stats().size, 0);
+    assert.equal(registry.stats().evictionsTotal, 1);
+  });
+
+  test('a lone expiry is never delayed by the cap, whatever the registry size or node age', () => {
+    for (const others of [0, 5, 200]) {
+      const { registry, clock } = newRegistry();
+      // The node has run a while with `others` healthy instances (none at all for 0).
+      const ids = Array.from({ length: others }, (_, i) => `ok-${i}`);
+      for (const id of ids) registry.register(registration({ instanceId: id }));
+      for (let t = 0; t < 150; t += 30) {
+        clock.advance(30 * SEC);
+        for (const id of ids) registry.heartbeat('billing', id);
+      }
+      registry.register(registration({ instanceId: 'lone', renewalIntervalSecs: 1, durationSecs: 1 }));
+      clock.advance(2 * SEC);
+      assert.throws(() => registry.get('billing', 'lone'), RegistryError, `with ${others} others`);
+      assert.equal(registry.stats().size, others);
+    }
+  });
+
+  test('a mass expiry is spread by the cap: at most 15 % of the registry per minute, at random', () => {
+    const { registry, clock } = newRegistry({ selfPreservation: false, random: () => 0 });
+    for (let i = 0; i < 200; i++) registry.register(registration({ instanceId: `i-${i}` }));
+    clock.advance(91 * SEC);
+    assert.equal(registry.stats().size, 170, '15 % of 200');
+    clock.advance(58 * SEC);
+    assert.equal(registry.stats().size, 170, 'not again within the sliding minute');
+    clock.advance(2 * SEC);
+    assert.equal(registry.stats().size, 145, '15 % of the 170 left');
+  });
+});
+
+describe('self-preservation', () => {
+  /** `size` instances renewing every 30 s in step; `beat(alive)` advances 30 s and renews those. */
+  function fleet(size: number, options: Parameters<typeof newRegistry>[0] = {}) {
+    const logs: { msg: string; time: number }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as { msg: string; time: number });
+        done();
+      },
+    });
+    const clock = new FakeClock();
+    const ctx = newRegistry({ random: () => 0.5, logger: pino({ level: 'info', timestamp: () => `,"time":${clock.now()}` }, sink), clock, ...options });
+    const ids = Array.from({ length: size }, (_, i) => `i-${i}`);
+    for (const id of ids) ctx.registry.register(registration({ instanceId: id }));
+    const beat = (alive: readonly string[], seconds = 30): void => {
+      for (let t = 0; t < seconds; t += 30) {
+        ctx.clock.advance(30 * SEC);
+        for (const id of alive) ctx.registry.heartbeat('billing', id);
+      }
+    };
+    const switches = () => logs.filter((l) => l.msg.startsWith('self-preservation'));
+    return { ...ctx, ids, beat, logs, switches };
+  }
+
+  test('a fleet that registers mid-minute with a 5 s interval never trips it', () => {
+    const { registry, clock } = newRegistry();
+    clock.advance(35 * SEC);
+    registry.register(registration({ instanceId: 'a', renewalIntervalSecs: 5, durationSecs: 15 }));
+    registry.register(registration({ instanceId: 'dead', renewalIntervalSecs: 5, durationSecs: 15 }));
+    for (let t = 0; t < 180; t += 5) {
+      clock.advance(5 * SEC);
+      registry.heartbeat('billing', 'a');
+      assert.equal(registry.stats().selfPreservation, false, `at ${clock.now()} ms`);
+    }
+    assert.throws(() => registry.get('billing', 'dead'), RegistryError, 'the dead one was evicted');
+  });
+
+  test('a registry of a few dozen evicts dead instances at expiry even when renewals fall below the threshold', () => {
+    const { registry, ids, beat } = fleet(30);
+    beat(ids, 120);
+    // 6 of 30 die (renewals at 80 %, below 85 %): too few to be a network fault.
+    const alive = ids.slice(6);
+    beat(alive, 120);
+    assert.equal(registry.stats().selfPreservation, false);
+    assert.equal(registry.stats().size, 24, 'evicted within lease duration + eviction interval');
+  });
+
+  test('a mass lapse (30 % of 1,000 stop) pauses eviction, is logged once, and resumes when renewals recover', () => {
+    const { registry, ids, beat, switches, clock } = fleet(1000);
+    beat(ids, 120);
+    assert.equal(registry.stats().selfPreservation, false);
+    const alive = ids.slice(300);
+    beat(alive, 180);
+    const held = registry.stats();
+    assert.equal(held.selfPreservation, true);
+    assert.equal(held.size, 1000, 'nothing evicted while preserving');
+    assert.equal(held.lapsedInstances, 300);
+    beat(alive, 300);
+    assert.equal(registry.stats().size, 1000, 'still held minutes later');
+    assert.deepEqual(switches().map((l) => l.msg.split(':')[0]), ['self-preservation on'], 'logged once, not every minute');
+    // The network heals: the silent 300 re-register and renew again.
+    for (const id of ids.slice(0, 300)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: clock.wallNow() }));
+    beat(ids, 120);
+    assert.equal(registry.stats().selfPreservation, false);
+    assert.deepEqual(switches().map((l) => l.msg.split(':')[0]), ['self-preservation on', 'self-preservation off']);
+    // Eviction works again: one death is now evicted at its expiry.
+    beat(ids.slice(1), 120);
+    assert.equal(registry.stats().size, 999);
+  });
+
+  test('hysteresis: it never switches on and off within a minute, even while an operator cancels the lapsed instances', () => {
+    const { registry, ids, beat, switches, clock } = fleet(100);
+    beat(ids, 120);
+    const alive = ids.slice(40);
+    beat(alive, 120);
+    assert.equal(registry.stats().selfPreservation, true);
+    // Right after it engaged, an operator cancels the dead instances one by one (status changes with each).
+    for (const id of ids.slice(0, 35)) {
+      registry.setStatusOverride('billing', id, 'OUT_OF_SERVICE');
+      registry.cancel('billing', id);
+      clock.advance(100);
+    }
+    beat(alive, 120);
+    assert.equal(registry.stats().selfPreservation, false, 'off once the lapse is too small to matter');
+    const times = switches().map((l) => l.time);
+    assert.equal(times.length, 2);
+    assert.ok(times[1]! - times[0]! >= 60 * SEC, `on at ${times[0]}, off at ${times[1]}`);
+    assert.equal(registry.stats().size, 60, 'the remaining 5 dead were evicted once it let go');
+  });
+
+  test('off: expired instances are evicted whatever the renewal rate', () => {
+    const { registry, ids, beat } = fleet(100, { selfPreservation: false });
+    beat(ids.slice(20), 240);
+    assert.equal(registry.stats().selfPreservation, false);
+    assert.equal(registry.stats().size, 80, 'the 15 % cap spread the 20 over two minutes');
+  });
+});
+
+describe('clock skew', () => {
+  test('a last_dirty_timestamp more than a day ahead is refused naming the field, and changes nothing', () => {
+    const { registry, clock } = newRegistry();
+    registry.register(registration({ lastDirtyTimestamp: clock.wallNow() }));
+    const before = registry.get('billing', 'i-1').record;
+    const year3000 = Date.UTC(3000, 0, 1);
+    assertInvalid(() => registry.register(registration({ lastDirtyTimestamp: year3000 })), 'instance.last_dirty_timestamp');
+    assertInvalid(() => registry.heartbeat('billing', 'i-1', year3000), 'last_dirty_timestamp');
+    assert.deepEqual(registry.get('billing', 'i-1').record, before);
+    // Within the skew is fine; a normal register then still replaces it.
+    registry.register(registration({ lastDirtyTimestamp: clock.wallNow() + 23 * 3600 * SEC, hostName: 'ahead' }));
+    assert.equal(registry.get('billing', 'i-1').record.hostName, 'ahead');
+  });
+
+  test('the skew is configurable', () => {
+    const { registry, clock } = newRegistry({ maxClockSkewMs: 1000 });
+    assertInvalid(() => registry.register(registration({ lastDirtyTimestamp: clock.wallNow() + 1001 })), 'instance.last_dirty_timestamp');
+    registry.register(registration({ lastDirtyTimestamp: clock.wallNow() + 1000 }));
+  });
+
+  test('versions are bounded to a sane range, so version arithmetic never leaves the safe integers', () => {
+    const { registry } = newRegistry({ maxClockSkewMs: Number.MAX_SAFE_INTEGER });
+    for (const ts of [Number.MAX_SAFE_INTEGER, Date.UTC(10000, 0, 1), -1, 1.5]) {
+      assertInvalid(() => registry.register(registration({ lastDirtyTimestamp: ts })), 'instance.last_dirty_timestamp');
+      assertInvalid(() => registry.cancel('billing', 'i-1', 'replication', ts), 'last_dirty_timestamp');
+    }
+    const last = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+    registry.register(registration({ lastDirtyTimestamp: last }));
+    registry.setStatusOverride('billing', 'i-1', 'DOWN');
+    assert.ok(Number.isSafeInteger(registry.get('billing', 'i-1').record.lastDirtyTimestamp));
+  });
+});
+
+describe('removal cause', () => {
+  test('a DELETED change says whether the instance was cancelled or evicted', () => {
+    const { registry, clock } = newRegistry();
+    const changes: Change[] = [];
+    registry.subscribe((c) => changes.push(c));
+    registry.register(registration({ instanceId: 'a' }));
+    registry.register(registration({ instanceId: 'b', renewalIntervalSecs: 1, durationSecs: 1 }));
+    registry.cancel('billing', 'a');
+    clock.advance(2 * SEC);
+    const deleted = changes.filter((c) => c.type === 'DELETED').map((c) => [c.instance.record.instanceId, c.removal]);
+    assert.deepEqual(deleted, [['a', 'cancelled'], ['b', 'evicted']]);
+    assert.equal(changes.find((c) => c.type === 'ADDED')?.removal, undefined);
   });
 });
 
@@ -408,6 +574,18 @@ describe('reads', () => {
     assert.equal(registry.getApplication('nothing').instances.length, 0);
     assert.deepEqual(registry.listByVip('billing', false).instances.map((v) => v.record.instanceId), ['a']);
     assert.deepEqual(registry.listByVip('billing', true).instances.map((v) => v.record.instanceId), ['b']);
+  });
+
+  test('findById finds an id in every app, ordered by app, and validates the id', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ app: 'zeta', instanceId: 'shared' }));
+    registry.register(registration({ app: 'alpha', instanceId: 'shared' }));
+    registry.register(registration({ app: 'alpha', instanceId: 'other' }));
+    assert.deepEqual(registry.findById('shared').map((v) => v.record.app), ['alpha', 'zeta']);
+    assert.deepEqual(registry.findById('missing'), []);
+    registry.cancel('zeta', 'shared');
+    assert.deepEqual(registry.findById('shared').map((v) => v.record.app), ['alpha']);
+    assertInvalid(() => registry.findById(''), 'instance_id');
   });
 
   test('delta returns changes after a revision, pages, and asks for a resync when the cursor is too old', () => {
