@@ -58,7 +58,7 @@ function buildProgram(): Command {
     .command('serve')
     .description('run a registry node (gRPC on --port, /metrics /healthz /readyz on --http-port)')
     .option('--config <path>', 'JSON config file (precedence: defaults < file < ROSTER_* env < flags)');
-  for (const s of describeSettings()) serve.option(`--${s.flag} <value>`, `${s.help} [env ${s.envVar}]`);
+  for (const s of describeSettings()) serve.option(`--${s.flag} ${s.boolean ? '[value]' : '<value>'}`, `${s.help} [env ${s.envVar}]`);
   serve.action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(flags);
     const logger = createLogger(config.logLevel);
