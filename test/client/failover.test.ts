@@ -5,7 +5,7 @@ import { Instance, InstanceStatus } from '../../src/gen/roster/v1/instance.js';
 import { waitFor } from './harness.js';
 import { ServeProcess } from './processes.js';
 
-const RENEW_SECS = 1;
+const RENEW_SECS = 2;
 /** Retries and reconnects stay well inside one renewal interval. */
 const FAST = { backoff: { initialMs: 20, maxMs: 200 }, timeoutMs: 2_000 } as const;
 
@@ -64,7 +64,7 @@ async function randomChanges(client: RosterClient, seed: number, count: number):
   }
 }
 
-describe('client against real servers', { timeout: 120_000 }, () => {
+describe('client against real servers', { timeout: 240_000 }, () => {
   const processes: ServeProcess[] = [];
   const closers: (() => Promise<void> | void)[] = [];
   after(async () => {
@@ -84,7 +84,7 @@ describe('client against real servers', { timeout: 120_000 }, () => {
 
     const agent = await client.keepRegistered({
       app: 'orders', instanceId: 'o-1', ipAddr: '127.0.0.1', port: { number: 7001, enabled: true },
-      lease: { renewalIntervalSecs: RENEW_SECS, durationSecs: 3 },
+      lease: { renewalIntervalSecs: RENEW_SECS, durationSecs: 3 * RENEW_SECS },
     });
     await cache.start();
     await randomChanges(direct, 1, 20);
@@ -133,7 +133,7 @@ describe('client against real servers', { timeout: 120_000 }, () => {
     for (const id of ['p-1', 'p-2']) {
       await client.keepRegistered({
         app: 'payments', instanceId: id, ipAddr: '127.0.0.1', port: { number: 8001, enabled: true },
-        lease: { renewalIntervalSecs: RENEW_SECS, durationSecs: 3 },
+        lease: { renewalIntervalSecs: RENEW_SECS, durationSecs: 3 * RENEW_SECS },
       });
     }
     await cache.start();
@@ -148,7 +148,7 @@ describe('client against real servers', { timeout: 120_000 }, () => {
     const killedAt = Date.now();
     await waitFor('a heartbeat renewed at b after the failover', async () => (await renewedAt()) > killedAt, 5_000);
     const renewedMs = Date.now() - killedAt;
-    assert.ok(renewedMs <= RENEW_SECS * 1000 + 500, `renewed on another node ${renewedMs} ms after the kill`);
+    assert.ok(renewedMs <= RENEW_SECS * 1000 + 1000, `renewed on another node ${renewedMs} ms after the kill`);
     assert.notEqual(client.server, a.address);
     assert.ok(failovers.length >= 1 && failovers[0]!.startsWith(a.address), failovers.join(', '));
 

@@ -68,7 +68,7 @@ export class ServeProcess {
       } catch {
         return false;
       }
-    }, 20_000);
+    }, 60_000);
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
