@@ -38,7 +38,7 @@ interface SettingDef {
 /** Agent-wide settings. */
 const AGENT_SETTINGS = {
   server: { schema: SERVER_LIST, help: 'Roster servers, host:port[,host:port...] (failover in order)', envVar: 'ROSTER_SERVER', fallback: () => '127.0.0.1:8761' },
-  serverDns: { schema: z.string().regex(/^$|^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be name:port'), help: 'a DNS name:port whose addresses are Roster servers too (e.g. the roster Service)', fallback: () => '' },
+  serverDns: { schema: z.string().regex(/^$|^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be name:port'), help: 'a DNS name:port whose addresses are Roster servers too, tried after --server (e.g. the headless Service)', envVar: 'ROSTER_SERVER_DNS', fallback: () => '' },
   httpHost: { schema: z.string().min(1), help: 'address of the agent\'s /healthz and /readyz (0.0.0.0 for kubelet probes)', fallback: () => '127.0.0.1' },
   httpPort: { schema: int(0, 65535), help: 'port of the agent\'s /healthz and /readyz (0 picks a free port)', fallback: () => 8763 },
   drainSecs: { schema: int(0, 3600), help: 'on SIGTERM, seconds between OUT_OF_SERVICE and cancel, for in-flight traffic to finish', fallback: () => 10 },
