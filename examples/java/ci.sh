@@ -6,6 +6,6 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 trap 'stop_readme_jobs; stop_rosters' EXIT
 cd "$ROSTER_REPO"
-java -version 2>&1 | head -n 1
-mvn -v -B 2>/dev/null | head -n 1
+java -version 2>&1 | sed -n 1p # sed reads it all: head could SIGPIPE the writer (pipefail)
+mvn -v -B -Dstyle.color=never | sed -n 1p
 check_registry_client java
