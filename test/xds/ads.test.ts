@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { registration } from '../core/fixtures.js';
+import { bufCurl } from '../grpc/helpers.js';
 import { AdsClient, TYPE_URL, withXds, type Response } from './harness.js';
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -212,6 +213,20 @@ describe('xDS (ADS, state of the world)', () => {
         delta.close();
       }
       assert.equal(h.xds.streams, 0, 'ended streams are released');
+    });
+  });
+
+  test('reflection describes the ADS service: buf curl can list it and call it with JSON, Any resources decoded', async () => {
+    await withXds(async (h) => {
+      const listed = await bufCurl(['--list-methods', `http://${h.address}`]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, /^envoy\.service\.discovery\.v3\.AggregatedDiscoveryService\/StreamAggregatedResources$/m);
+      const request = JSON.stringify({ typeUrl: TYPE_URL.cluster, resourceNames: ['echo'], node: { id: 'curl' } });
+      const called = await bufCurl(['-d', request, `http://${h.address}/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources`]);
+      assert.equal(called.code, 0, called.stderr);
+      const response = JSON.parse(called.stdout);
+      assert.equal(response.resources[0]['@type'], TYPE_URL.cluster);
+      assert.equal(response.resources[0].edsClusterConfig.serviceName, 'echo');
     });
   });
 
