@@ -22,6 +22,7 @@ import {
 } from './format.js';
 import { createLogger } from './logging.js';
 import { startNode } from './node.js';
+import { addAgentCommand } from '../agent/command.js';
 import type { PeersReport } from '../replication/replicator.js';
 import { exitOnSignals } from './signals.js';
 import { bootstrapConfig } from '../xds/bootstrap.js';
@@ -266,6 +267,7 @@ function buildProgram(): Command {
       process.stdout.write(`${JSON.stringify(bootstrap, null, 2)}\n`);
     });
 
+  addAgentCommand(program);
   return program;
 }
 
