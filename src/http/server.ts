@@ -34,7 +34,7 @@ export interface HttpServerOptions {
   readonly onRefused?: (method: string, code: 401 | 403) => void;
   /** Largest request head (431 beyond); default 16 KiB. */
   readonly maxHeaderBytes?: number;
-  /** Largest declared request body (413 beyond); default 1 MiB. Faces read bodies with {@link readBody}. */
+  /** Largest declared request body (413 beyond, before any face reads it); default 1 MiB. Faces bound what they read themselves. */
   readonly maxBodyBytes?: number;
 }
 
@@ -51,6 +51,8 @@ const OPEN = AccessPolicy.open();
 
 export interface HttpServer {
   readonly port: number;
+  /** Every mounted route as `METHOD /path/:param`, e.g. for a test that each one has a documented role. */
+  readonly routes: readonly string[];
   close(): Promise<void>;
 }
 
@@ -134,8 +136,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const port = (server.address() as AddressInfo).port;
   log.info({ host, port, tls: tls ? (tls.hasCa ? `mtls:${clientAuth}` : 'tls') : 'plaintext' }, 'http listening');
 
+  const routes = (router as unknown as { routes: Array<{ method: string; path: string }> }).routes.map((r) => `${r.method} ${r.path}`);
   return {
     port,
+    routes,
     close: () =>
       new Promise<void>((resolve, reject) => {
         unwatch?.();
@@ -155,26 +159,6 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 export function send(res: ServerResponse, code: number, contentType: string, body: string | Buffer, headers: Record<string, string> = {}): void {
   res.writeHead(code, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
   res.end(res.req.method === 'HEAD' ? undefined : body);
-}
-
-/** Reads a request body of at most `maxBytes` (413 semantics are the caller's: it gets a {@link BodyTooLarge}). */
-export async function readBody(req: IncomingMessage, maxBytes: number = DEFAULT_MAX_BODY_BYTES): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new BodyTooLarge(maxBytes);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** A body beyond the limit; answer 413. */
-export class BodyTooLarge extends Error {
-  override readonly name = 'BodyTooLarge';
-  constructor(readonly maxBytes: number) {
-    super(`request body too large: at most ${maxBytes} bytes`);
-  }
 }
 
 export function sendText(res: ServerResponse, code: number, text: string): void {

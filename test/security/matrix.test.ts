@@ -212,29 +212,70 @@ describe('every RPC and every HTTP endpoint × every role', () => {
     });
   }
 
-  /** Every route of the HTTP port and who may use it; health and metrics are open. */
-  const HTTP_ROWS: ReadonlyArray<{ method: string; path: string; allowed: readonly Caller[] }> = [
-    { method: 'GET', path: '/healthz', allowed: ALL },
-    { method: 'GET', path: '/readyz', allowed: ALL },
-    { method: 'GET', path: '/peers', allowed: ['read'] },
-    { method: 'POST', path: '/anything-else', allowed: ['operate'] },
-    { method: 'GET', path: '/metrics', allowed: ALL },
+  /**
+   * Every route of the HTTP port and who may use it (`:app` is billing, or other for
+   * `scoped-other`); health and metrics are open. A mounted route without a row fails.
+   */
+  const EUREKA_BODY = (app: string): string =>
+    JSON.stringify({ instance: { instanceId: 'i-1', app: app.toUpperCase(), hostName: 'h', ipAddr: '10.0.0.9', status: 'UP', port: { $: 8080, '@enabled': 'true' }, dataCenterInfo: { '@class': 'com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo', name: 'MyOwn' } } });
+  interface HttpRow {
+    readonly method: string;
+    readonly route: string;
+    readonly query?: string;
+    readonly body?: (app: string) => string;
+    readonly allowed: readonly Caller[];
+  }
+  const HTTP_ROWS: readonly HttpRow[] = [
+    { method: 'GET', route: '/healthz', allowed: ALL },
+    { method: 'GET', route: '/readyz', allowed: ALL },
+    { method: 'GET', route: '/metrics', allowed: ALL },
+    { method: 'GET', route: '/peers', allowed: ['read'] },
+    ...['/eureka', '/eureka/v2'].flatMap((prefix): HttpRow[] => [
+      { method: 'POST', route: `${prefix}/apps/:app`, body: EUREKA_BODY, allowed: WRITERS },
+      { method: 'PUT', route: `${prefix}/apps/:app/:id`, allowed: WRITERS },
+      { method: 'DELETE', route: `${prefix}/apps/:app/:id`, allowed: [...WRITERS, 'operate'] },
+      { method: 'PUT', route: `${prefix}/apps/:app/:id/status`, query: '?value=OUT_OF_SERVICE', allowed: ['operate'] },
+      { method: 'DELETE', route: `${prefix}/apps/:app/:id/status`, allowed: ['operate'] },
+      { method: 'PUT', route: `${prefix}/apps/:app/:id/metadata`, query: '?k=v', allowed: ['operate'] },
+      { method: 'GET', route: `${prefix}/apps`, allowed: ['read'] },
+      { method: 'GET', route: `${prefix}/apps/delta`, allowed: ['read'] },
+      { method: 'GET', route: `${prefix}/apps/:app`, allowed: ['read'] },
+      { method: 'GET', route: `${prefix}/apps/:app/:id`, allowed: ['read'] },
+      { method: 'GET', route: `${prefix}/instances/:id`, allowed: ['read'] },
+      { method: 'GET', route: `${prefix}/vips/:vip`, allowed: ['read'] },
+      { method: 'GET', route: `${prefix}/svips/:vip`, allowed: ['read'] },
+    ]),
+    // A write to no route at all still needs operate: closed by default.
+    { method: 'POST', route: '/no-such-route', allowed: ['operate'] },
   ];
+
+  test('every mounted HTTP route has a row in the matrix', () => {
+    for (const route of node.httpRoutes) {
+      const [method, path] = route.split(' ');
+      if (method === 'HEAD') continue;
+      assert.ok(HTTP_ROWS.some((r) => r.method === method && r.route === path), `${route} is mounted but has no row in the matrix`);
+    }
+  });
 
   test('HTTP endpoints: 401 without a known credential, 403 without the role, nothing changed', async () => {
     const base = `http://127.0.0.1:${node.httpPort}`;
     for (const row of HTTP_ROWS) {
       for (const caller of CALLERS) {
+        seed();
         const token = tokenOf(caller);
+        const app = appOf(caller);
+        const path = row.route.replace(':app', app).replace(':id', 'i-1').replace(':vip', 'billing') + (row.query ?? '');
         const before = state();
-        const res = await fetch(`${base}${row.path}`, { method: row.method, headers: token ? { authorization: `Bearer ${token}` } : {} });
+        const headers: Record<string, string> = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+        if (row.body) headers['content-type'] = 'application/json';
+        const res = await fetch(`${base}${path}`, { method: row.method, headers, ...(row.body ? { body: row.body(app) } : {}) });
         const body = await res.text();
-        const who = `${row.method} ${row.path} as ${caller}: ${res.status} ${body.trim()}`;
-        assert.equal(state(), before, who);
+        const who = `${row.method} ${path} as ${caller}: ${res.status} ${body.trim().slice(0, 200)}`;
         if (row.allowed.includes(caller)) {
           assert.ok(res.status !== 401 && res.status !== 403, who);
           continue;
         }
+        assert.equal(state(), before, who);
         assert.equal(res.status, caller === 'anonymous' || caller === 'unknown' ? 401 : 403, who);
         if (res.status === 401) assert.match(res.headers.get('www-authenticate') ?? '', /^Basic realm="roster"/);
       }
@@ -243,6 +284,22 @@ describe('every RPC and every HTTP endpoint × every role', () => {
     const basic = await fetch(`${base}/peers`, { headers: { authorization: `Basic ${Buffer.from(`any:${TOKENS.read}`).toString('base64')}` } });
     assert.equal(basic.status, 200);
     assert.equal(basic.headers.get('x-content-type-options'), 'nosniff');
+    // A Eureka client with the credential in its service URL registers.
+    const registered = await fetch(`${base}/eureka/v2/apps/billing`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`agent:${TOKENS.scoped}`).toString('base64')}` },
+      body: EUREKA_BODY('billing'),
+    });
+    assert.equal(registered.status, 204, await registered.text());
+  });
+
+  test('a declared body beyond the limit is refused 413 before any face reads it', async () => {
+    const res = await fetch(`http://127.0.0.1:${node.httpPort}/eureka/apps/billing`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.register}` },
+      body: 'x'.repeat(2 * 1024 * 1024),
+    });
+    assert.equal(res.status, 413);
   });
 
   test('refusals are counted in /metrics by method and reason, and no secret shows there or in /peers', async () => {
