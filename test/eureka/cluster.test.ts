@@ -31,7 +31,7 @@ before(async () => {
   const ports = await Promise.all([0, 1, 2].map(() => freePort()));
   const peers = ports.map((p) => `127.0.0.1:${p}`).join(',');
   for (const [i, port] of ports.entries()) {
-    nodes.push(await startTestNode({ port, nodeId: `eureka-${i}`, peers, startupWaitSecs: 5, antiEntropySecs: 2 }));
+    nodes.push(await startTestNode({ port, nodeId: `eureka-${i}`, peers, clusterToken: 'eureka-cluster-test-token', startupWaitSecs: 5, antiEntropySecs: 2 }));
   }
   // Reads answer 403 until a node has synchronised with a peer.
   for (const node of nodes) await waitFor('ready', async () => (await http(node.httpPort, 'GET', '/readyz')).status === 200, 10_000);
