@@ -94,6 +94,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         return;
       }
       const path = (req.url ?? '/').split('?')[0]!;
+      const crossSite = crossSiteWrite(req);
+      if (crossSite !== undefined) {
+        options.onRefused?.(KNOWN_METHODS.has(req.method ?? '') ? req.method! : 'other', 403);
+        sendText(res, 403, `${crossSite}\n`);
+        return;
+      }
       const decision = decideRequest(policy(), req, req.method ?? 'GET', path);
       if (decision !== undefined && !decision.allowed) {
         const code = decision.code === 'unauthenticated' ? 401 : 403;
@@ -153,6 +159,25 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * A browser write from another site (its `Origin` is not this host, or `Sec-Fetch-Site` says
+ * cross-site), refused so a page elsewhere cannot ride on credentials the browser cached for
+ * the dashboard. Programs (Eureka clients, curl) send neither header.
+ */
+function crossSiteWrite(req: IncomingMessage): string | undefined {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return undefined;
+  if (req.headers['sec-fetch-site'] === 'cross-site') return 'cross-site write refused';
+  const origin = req.headers.origin;
+  if (origin === undefined || origin === 'null') return origin === 'null' ? 'cross-site write refused' : undefined;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return 'cross-site write refused: malformed Origin';
+  }
+  return host === req.headers.host ? undefined : 'cross-site write refused';
 }
 
 /** Writes a whole response with its length; HEAD gets the headers only. */

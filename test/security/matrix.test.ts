@@ -223,6 +223,8 @@ describe('every RPC and every HTTP endpoint × every role', () => {
     readonly route: string;
     readonly query?: string;
     readonly body?: (app: string) => string;
+    /** A server-sent event stream: only its status is read. */
+    readonly stream?: boolean;
     readonly allowed: readonly Caller[];
   }
   const HTTP_ROWS: readonly HttpRow[] = [
@@ -245,6 +247,15 @@ describe('every RPC and every HTTP endpoint × every role', () => {
       { method: 'GET', route: `${prefix}/vips/:vip`, allowed: ['read'] },
       { method: 'GET', route: `${prefix}/svips/:vip`, allowed: ['read'] },
     ]),
+    { method: 'GET', route: '/', allowed: ['read'] },
+    { method: 'GET', route: '/dashboard/assets/:file', allowed: ['read'] },
+    { method: 'GET', route: '/dashboard/api/overview', allowed: ['read'] },
+    { method: 'GET', route: '/dashboard/api/apps', allowed: ['read'] },
+    { method: 'GET', route: '/dashboard/api/apps/:app/instances', allowed: ['read'] },
+    { method: 'GET', route: '/dashboard/api/events', stream: true, allowed: ['read'] },
+    { method: 'PUT', route: '/dashboard/api/apps/:app/instances/:id/override', body: () => JSON.stringify({ status: 'OUT_OF_SERVICE' }), allowed: ['operate'] },
+    { method: 'DELETE', route: '/dashboard/api/apps/:app/instances/:id/override', allowed: ['operate'] },
+    { method: 'DELETE', route: '/dashboard/api/apps/:app/instances/:id', allowed: ['operate'] },
     // A write to no route at all still needs operate: closed by default.
     { method: 'POST', route: '/no-such-route', allowed: ['operate'] },
   ];
@@ -264,12 +275,12 @@ describe('every RPC and every HTTP endpoint × every role', () => {
         seed();
         const token = tokenOf(caller);
         const app = appOf(caller);
-        const path = row.route.replace(':app', app).replace(':id', 'i-1').replace(':vip', 'billing') + (row.query ?? '');
+        const path = row.route.replace(':app', app).replace(':id', 'i-1').replace(':vip', 'billing').replace(':file', 'app.js') + (row.query ?? '');
         const before = state();
         const headers: Record<string, string> = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
         if (row.body) headers['content-type'] = 'application/json';
         const res = await fetch(`${base}${path}`, { method: row.method, headers, ...(row.body ? { body: row.body(app) } : {}) });
-        const body = await res.text();
+        const body = row.stream && res.ok ? (await res.body?.cancel(), '') : await res.text();
         const who = `${row.method} ${path} as ${caller}: ${res.status} ${body.trim().slice(0, 200)}`;
         if (row.allowed.includes(caller)) {
           assert.ok(res.status !== 401 && res.status !== 403, who);
@@ -291,6 +302,21 @@ describe('every RPC and every HTTP endpoint × every role', () => {
       body: EUREKA_BODY('billing'),
     });
     assert.equal(registered.status, 204, await registered.text());
+  });
+
+  test('a browser write from another site is refused even with a valid credential', async () => {
+    const base = `http://127.0.0.1:${node.httpPort}`;
+    const path = '/dashboard/api/apps/billing/instances/i-1/override';
+    const auth = { authorization: `Bearer ${TOKENS.operate}` };
+    seed();
+    const before = state();
+    const foreign = await fetch(`${base}${path}`, { method: 'DELETE', headers: { ...auth, origin: 'https://evil.example' } });
+    assert.equal(foreign.status, 403);
+    assert.match(await foreign.text(), /cross-site write refused/);
+    assert.equal(state(), before);
+    const same = await fetch(`${base}${path}`, { method: 'DELETE', headers: { ...auth, origin: base } });
+    assert.ok(same.status !== 403 && same.status !== 401, `${same.status}`);
+    await same.text();
   });
 
   test('a declared body beyond the limit is refused 413 before any face reads it', async () => {
