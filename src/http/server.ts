@@ -34,7 +34,7 @@ export interface HttpServerOptions {
   readonly onRefused?: (method: string, code: 401 | 403) => void;
   /** Largest request head (431 beyond); default 16 KiB. */
   readonly maxHeaderBytes?: number;
-  /** Largest declared request body (413 beyond, before any face reads it); default 1 MiB. Faces bound what they read themselves. */
+  /** Largest declared request body (413 beyond, before any face reads it); default 1 MiB. Faces read bodies with {@link readBody}. */
   readonly maxBodyBytes?: number;
 }
 
@@ -184,6 +184,26 @@ function crossSiteWrite(req: IncomingMessage): string | undefined {
 export function send(res: ServerResponse, code: number, contentType: string, body: string | Buffer, headers: Record<string, string> = {}): void {
   res.writeHead(code, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
   res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** Reads a request body of at most `maxBytes`; beyond it, throws {@link BodyTooLarge} (answer 413). */
+export async function readBody(req: IncomingMessage, maxBytes: number = DEFAULT_MAX_BODY_BYTES): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw new BodyTooLarge(maxBytes);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A request body beyond the limit; answer 413. */
+export class BodyTooLarge extends Error {
+  override readonly name = 'BodyTooLarge';
+  constructor(readonly maxBytes: number) {
+    super(`request body too large: at most ${maxBytes} bytes`);
+  }
 }
 
 export function sendText(res: ServerResponse, code: number, text: string): void {

@@ -87,6 +87,9 @@ const ROWS: readonly Row[] = [
   })),
   rpc(P, 'Snapshot', ['replicate'], () => ({ apps: [] })),
   rpc(P, 'Digest', ['replicate'], () => ({})),
+  // DiscoveryRequest{resource_names: [app] (3), type_url: Listener (4)}: a proxyless client's first LDS request.
+  { path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', kind: 'bidi', request: discoveryRequest, allowed: ['read'] },
+  { path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources', kind: 'bidi', request: () => Buffer.alloc(0), allowed: ['read'] },
   { path: '/grpc.health.v1.Health/Check', kind: 'unary', request: () => Buffer.alloc(0), allowed: ALL },
   // list_services (field 7) = "": the smallest reflection request.
   { path: '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', kind: 'bidi', request: () => Buffer.from([0x3a, 0x00]), allowed: ['read'] },
@@ -94,6 +97,14 @@ const ROWS: readonly Row[] = [
 ];
 
 const raw = (b: Buffer): Buffer => b;
+
+function discoveryRequest(app: string): Buffer {
+  const field = (n: number, value: string): Buffer => {
+    const bytes = Buffer.from(value);
+    return Buffer.concat([Buffer.from([(n << 3) | 2, bytes.length]), bytes]);
+  };
+  return Buffer.concat([field(3, app), field(4, 'type.googleapis.com/envoy.config.listener.v3.Listener')]);
+}
 
 /** One call of `row` as `caller`; resolves with the status (OK once a first response arrives). */
 function callAs(client: grpc.Client, row: Row, caller: Caller): Promise<{ code: grpc.status; details: string; response?: Buffer }> {
