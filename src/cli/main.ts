@@ -22,6 +22,7 @@ import {
 } from './format.js';
 import { createLogger } from './logging.js';
 import { startNode } from './node.js';
+import { addAgentCommand } from '../agent/command.js';
 import type { PeersReport } from '../replication/replicator.js';
 import { exitOnSignals } from './signals.js';
 
@@ -246,6 +247,7 @@ function buildProgram(): Command {
       process.stdout.write(table(['PEER', 'STATE', 'QUEUED', 'IN FLIGHT', 'SENT', 'DROPPED', 'EXPIRED', 'RECONNECTS', 'LAST ERROR'], rows));
     });
 
+  addAgentCommand(program);
   return program;
 }
 
