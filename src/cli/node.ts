@@ -97,6 +97,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     peerRefreshMs: config.peerRefreshSecs * 1000,
     antiEntropyIntervalMs: config.antiEntropySecs * 1000,
     startupWaitMs: config.startupWaitSecs * 1000,
+    // Health says SERVING the moment reads may be served, not at the next periodic recheck.
+    onReady: () => grpcHandle?.setServing(serving),
     dispatcher: { maxQueue: config.replicationQueueSize },
   });
   const metrics = createMetrics(registry, { version: ROSTER_VERSION });
