@@ -25,6 +25,7 @@ import { startNode } from './node.js';
 import { addAgentCommand } from '../agent/command.js';
 import type { PeersReport } from '../replication/replicator.js';
 import { exitOnSignals } from './signals.js';
+import { bootstrapConfig } from '../xds/bootstrap.js';
 
 /**
  * Exit codes: 0 success; 1 an RPC or runtime failure (the message names the gRPC status);
@@ -247,6 +248,25 @@ function buildProgram(): Command {
       process.stdout.write(table(['PEER', 'STATE', 'QUEUED', 'IN FLIGHT', 'SENT', 'DROPPED', 'EXPIRED', 'RECONNECTS', 'LAST ERROR'], rows));
     });
 
+  program
+    .command('xds')
+    .description('proxyless gRPC (xDS) helpers')
+    .command('bootstrap')
+    .description('print a bootstrap file for xDS clients (point GRPC_XDS_BOOTSTRAP at it, or put it in GRPC_XDS_BOOTSTRAP_CONFIG)')
+    .requiredOption('--server <target>', 'Roster gRPC address, HOST:PORT or a gRPC target (repeat for fallback servers)', collectList, [])
+    .option('--zone <zone>', "the client's zone (its locality; grpc-js needs one)", 'default')
+    .option('--region <region>', "the client's region")
+    .option('--node-id <id>', 'the client node id the server logs', `${hostname()}-xds`)
+    .action((flags: { server: string[]; zone: string; region?: string; nodeId: string }) => {
+      let bootstrap;
+      try {
+        bootstrap = bootstrapConfig({ servers: flags.server, zone: flags.zone, nodeId: flags.nodeId, ...(flags.region === undefined ? {} : { region: flags.region }) });
+      } catch (err) {
+        throw new CliError(err instanceof Error ? err.message : String(err), EXIT_USAGE);
+      }
+      process.stdout.write(`${JSON.stringify(bootstrap, null, 2)}\n`);
+    });
+
   addAgentCommand(program);
   return program;
 }
@@ -301,6 +321,10 @@ function print(document: unknown): void {
 function nonNegativeInt(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a non-negative integer');
   return Number(text);
+}
+
+function collectList(value: string, into: string[]): string[] {
+  return [...into, value];
 }
 
 function collectMetadata(entry: string, into: Record<string, string>): Record<string, string> {
