@@ -11,6 +11,7 @@ import { runInFlight, median, timeEach, type LoadResult, type ServerProcess } fr
 import { benchInstance, benchKey } from './instances.js';
 import { dashboardFilter, dashboardFirstPage } from './dashboard.js';
 import { REPLICATION_SUITE } from './replication.js';
+import { DEPLOYMENT_SUITE } from './deployment.js';
 import { manyWatchers, pausedWatcher } from './watchers.js';
 
 /** What one scenario measured: the headline number and whatever explains it. */
@@ -255,6 +256,7 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
     ],
   },
   REPLICATION_SUITE,
+  DEPLOYMENT_SUITE,
 ];
 
 type Operation = (i: number) => Promise<boolean>;
