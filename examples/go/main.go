@@ -62,9 +62,14 @@ func main() {
 		os.Exit(2)
 	}
 
-	// The context ends on the first SIGINT or SIGTERM; a second one kills the program at once.
+	// The context ends on the first SIGINT or SIGTERM. Then the signals get their default action
+	// back, so a second one kills the program at once if cancelling hangs.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "roster-example:", err)
 		os.Exit(1)
