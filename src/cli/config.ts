@@ -35,6 +35,10 @@ const HOST_PORT = '[A-Za-z0-9.\\-]+:\\d{1,5}|\\[[0-9A-Fa-f:.]+\\]:\\d{1,5}';
 const PEER_LIST = new RegExp(`^$|^(${HOST_PORT})(,(${HOST_PORT}))*$`);
 const DNS_PEERS = /^$|^[A-Za-z0-9.-]+:\d{1,5}$/;
 
+const CLIENT_AUTH = ['require', 'optional', 'none'] as const;
+/** Whether a TLS port asks for client certificates and whether it requires them. */
+export type ClientAuthMode = (typeof CLIENT_AUTH)[number];
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 /** A pino level name, or `silent`. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -74,6 +78,25 @@ const SETTINGS = {
   startupWaitSecs: int(0, 3600, 300, 'how long reads answer UNAVAILABLE while no peer snapshot has been applied'),
   replicationQueueSize: int(1, 10_000_000, 10_000, 'pending replication tasks per peer (oldest dropped beyond)'),
   replicationTasksPerSecond: int(1, 10_000_000, 200_000, 'replicated tasks accepted per second (RESOURCE_EXHAUSTED beyond)'),
+  clusterTokenFile: text(z.string(), () => '', 'file holding the cluster token (a flag shows in the process list; a file does not)'),
+  credentialsFile: text(z.string(), () => '', 'JSON file of principals (token or certificate name, roles, apps); set: every call needs a credential'),
+  tlsCertFile: text(z.string(), () => '', 'PEM certificate of this node (gRPC and HTTP ports, and to peers); set: TLS'),
+  tlsKeyFile: text(z.string(), () => '', 'PEM private key of tlsCertFile'),
+  tlsCaFile: text(z.string(), () => '', 'PEM CA bundle verifying client certificates (mTLS) and peers'),
+  tlsClientAuth: text<ClientAuthMode>(z.enum(CLIENT_AUTH), () => 'require', 'with tlsCaFile, gRPC client certificates: require (mTLS), optional or none'),
+  httpTls: bool(true, 'serve the HTTP port over TLS too when tlsCertFile is set'),
+  httpTlsClientAuth: text<ClientAuthMode>(z.enum(CLIENT_AUTH), () => 'optional', 'with tlsCaFile, HTTP client certificates: require, optional (probes need none) or none'),
+  peerTlsServerName: text(z.string(), () => '', "name peers' certificates must carry when it is not the dialled host"),
+  tlsReloadSecs: int(1, 3600, 30, 'how often certificate, key, CA and credentials files are checked for changes'),
+  insecure: bool(false, 'allow a node with peers to run without a cluster credential (token or mTLS)'),
+  httpHost: text(z.string(), () => '', 'address the HTTP port binds (default: host); e.g. 127.0.0.1 to keep it private'),
+  maxConnections: int(1, 1_000_000, 10_000, 'open gRPC connections in total (more are closed at accept)'),
+  maxConnectionsPerAddress: int(1, 1_000_000, 1_000, 'open gRPC connections from one client address'),
+  maxCalls: int(1, 10_000_000, 20_000, 'concurrent gRPC calls and streams in total (RESOURCE_EXHAUSTED beyond)'),
+  maxCallsPerConnection: int(1, 1_000_000, 1_000, 'concurrent gRPC calls and streams on one connection'),
+  idleConnectionSecs: int(0, 86_400, 300, 'close a gRPC connection that carried no call for this long (0: never)'),
+  httpMaxHeaderBytes: int(1024, 1_048_576, 16_384, 'largest request head the HTTP port reads (431 beyond)'),
+  httpMaxBodyBytes: int(1024, 64 * 1_048_576, 1_048_576, 'largest request body the HTTP port accepts (413 beyond)'),
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
@@ -111,11 +134,11 @@ export function flagOf(name: SettingName): string {
  * The settings with their flag, env var, help and default as shown in `--help` (`fallback` is
  * undefined where the default is computed, e.g. the node id, and the help says how).
  */
-export function describeSettings(): { name: SettingName; flag: string; envVar: string; help: string; fallback: string | undefined }[] {
+export function describeSettings(): { name: SettingName; flag: string; envVar: string; help: string; boolean: boolean; fallback: string | undefined }[] {
   return NAMES.map((name) => {
     const value: unknown = name === 'nodeId' ? undefined : SETTINGS[name].fallback();
     const fallback = value === undefined ? undefined : value === '' ? 'none' : String(value);
-    return { name, flag: flagOf(name), envVar: envVarOf(name), help: SETTINGS[name].help, fallback };
+    return { name, flag: flagOf(name), envVar: envVarOf(name), help: SETTINGS[name].help, boolean: SETTINGS[name].fromString === asBool, fallback };
   });
 }
 
@@ -154,6 +177,7 @@ export function resolveConfig(sources: ConfigSources): Config {
   if (problems.length === 0 && (result.leaseDurationSecs as number) < (result.leaseRenewalSecs as number)) {
     problems.push(`leaseDurationSecs (${result.leaseDurationSecs}) must be at least leaseRenewalSecs (${result.leaseRenewalSecs})`);
   }
+  if (problems.length === 0) problems.push(...securityProblems(result as Config));
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return result as Config;
 }
@@ -170,6 +194,22 @@ export function loadConfig(flags: Readonly<Record<string, unknown>>, env: NodeJS
     throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
   return resolveConfig({ file: { path, data }, env, flags });
+}
+
+/** Settings that only make sense together, and the refusal to replicate without a cluster credential. */
+function securityProblems(c: Config): string[] {
+  const problems: string[] = [];
+  if ((c.tlsCertFile === '') !== (c.tlsKeyFile === '')) problems.push('tlsCertFile and tlsKeyFile go together: set both or neither');
+  if (c.tlsCaFile !== '' && c.tlsCertFile === '') problems.push('tlsCaFile needs tlsCertFile and tlsKeyFile');
+  if (c.clusterToken !== '' && c.clusterTokenFile !== '') problems.push('set clusterToken or clusterTokenFile, not both');
+  const hasPeers = c.peers !== '' || c.peersDns !== '';
+  const mtls = c.tlsCaFile !== '' && c.tlsClientAuth === 'require';
+  if (hasPeers && c.clusterToken === '' && c.clusterTokenFile === '' && !mtls && !c.insecure) {
+    problems.push(
+      'a node with peers needs a cluster credential: clusterTokenFile (or clusterToken / ROSTER_CLUSTER_TOKEN), or mTLS (tlsCertFile, tlsKeyFile, tlsCaFile); --insecure runs without one',
+    );
+  }
+  return problems;
 }
 
 function fileObject(file: ConfigSources['file'], problems: string[]): Record<string, unknown> | undefined {

@@ -91,7 +91,8 @@ function buildProgram(): Command {
     .description('run a registry node (gRPC on --port, /metrics /healthz /readyz on --http-port)')
     .option('--config <path>', 'JSON config file (precedence: defaults < file < ROSTER_* env < flags)');
   for (const s of describeSettings()) {
-    serve.option(`--${s.flag} <value>`, `${s.help}${s.fallback === undefined ? '' : ` (default: ${s.fallback})`} [env ${s.envVar}]`);
+    const fallback = s.fallback === undefined ? '' : ` (default: ${s.fallback})`;
+    serve.option(`--${s.flag} ${s.boolean ? '[value]' : '<value>'}`, `${s.help}${fallback} [env ${s.envVar}]`);
   }
   serve.action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(flags);

@@ -1,20 +1,25 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
 import { adminRoutes } from '../admin/routes.js';
+import { eurekaRoutes } from '../eureka/routes.js';
 import { startHttpServer } from '../http/server.js';
 import { createMetrics } from '../grpc/metrics.js';
 import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
-import { GrpcPeerLink } from '../grpc/peer-link.js';
+import { GrpcPeerLink, peerCredentials } from '../grpc/peer-link.js';
 import { TokenBucket } from '../grpc/rate-limit.js';
 import { addReplicationMetrics } from '../grpc/replication-metrics.js';
 import { createReplicationService } from '../grpc/replication-service.js';
-import { startGrpcServer } from '../grpc/server.js';
+import { addSecurityMetrics } from '../grpc/security-metrics.js';
+import { startGrpcServer, type GrpcServerHandle } from '../grpc/server.js';
+import { PolicySource } from '../security/policy-source.js';
+import { TlsMaterial } from '../security/tls-material.js';
 import { dnsPeers, staticPeers } from '../replication/peers.js';
 import { Replicator, type PeersReport } from '../replication/replicator.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { createLogger } from './logging.js';
 import { ROSTER_VERSION } from './version.js';
 
@@ -52,18 +57,34 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     evictionIntervalMs: config.evictionIntervalMs,
     changeLogSize: config.changeLogSize,
   });
-  const token = config.clusterToken === '' ? undefined : config.clusterToken;
-  if (token === undefined) {
-    // Said once, calmly, where it matters: a standalone node has no peers to authenticate.
-    if (config.peers === '' && config.peersDns === '') log.info('standalone node: no cluster token needed until peers are added (--cluster-token)');
-    else log.warn('no cluster token configured: any client can replicate into this node');
-  }
+  const token = clusterToken(config);
+  const tls =
+    config.tlsCertFile !== ''
+      ? new TlsMaterial({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, ...(config.tlsCaFile !== '' ? { caFile: config.tlsCaFile } : {}) }, log)
+      : undefined;
+  const access = new PolicySource({
+    ...(config.credentialsFile !== '' ? { credentialsFile: config.credentialsFile } : {}),
+    ...(token !== undefined ? { clusterToken: token } : {}),
+    mtls: tls?.hasCa === true && config.tlsClientAuth === 'require',
+    logger: log,
+  });
+  if (access.policy.open) {
+    // Said once; calmly for a standalone node (a laptop, a test), loudly when peers replicate unauthenticated.
+    const standalone = config.peers === '' && config.peersDns === '';
+    log[standalone ? 'info' : 'warn']('open node: no credentials configured, anyone who reaches its ports can register, change and cancel instances and replicate into it');
+  } else if (!access.policy.enforces('register')) log.warn('clients are not authenticated: only replication needs a credential (see credentialsFile)');
+  const linkCredentials = peerCredentials(tls);
   replicator = new Replicator({
     nodeId: config.nodeId,
     registry,
     clock,
     logger: log,
-    connect: (address) => new GrpcPeerLink(address, { token }),
+    connect: (address) =>
+      new GrpcPeerLink(address, {
+        token,
+        credentials: linkCredentials,
+        ...(config.peerTlsServerName !== '' ? { serverName: config.peerTlsServerName } : {}),
+      }),
     resolvePeers: config.peersDns !== '' ? dnsPeers(config.peersDns) : staticPeers(config.peers),
     selfAddresses: selfAddresses(config),
     peerRefreshMs: config.peerRefreshSecs * 1000,
@@ -73,10 +94,11 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   });
   const metrics = createMetrics(registry, { version: ROSTER_VERSION });
   const observeLag = addReplicationMetrics(metrics, replicator);
+  let grpcHandle: GrpcServerHandle | undefined;
+  const securityMetrics = addSecurityMetrics(metrics, () => grpcHandle?.connectionStats());
   const replication = createReplicationService({
     registry,
     nodeId: config.nodeId,
-    token,
     clock,
     logger: log,
     limiter: new TokenBucket({ ratePerSecond: config.replicationTasksPerSecond, burst: config.replicationTasksPerSecond, clock }),
@@ -96,15 +118,31 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     // Revisions start over when the node restarts: a cursor from before must not match.
     nodeId: `${config.nodeId}@${randomBytes(4).toString('hex')}`,
     observer: metrics.observer,
+    ...(tls ? { tls, clientAuth: config.tlsClientAuth } : {}),
+    policy: () => access.policy,
+    onRefused: securityMetrics.grpcRefused,
+    connectionLimits: {
+      maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      maxCalls: config.maxCalls,
+      maxCallsPerConnection: config.maxCallsPerConnection,
+      idleMs: config.idleConnectionSecs * 1000,
+    },
     extraServices: [{ definition: ReplicationServiceService, implementation: replication.implementation as unknown as UntypedServiceImplementation }],
   }).catch((err: unknown) => {
     registry.stop();
     throw err;
   });
+  grpcHandle = grpc;
   const admin = await startHttpServer({
-    host: config.host,
+    host: config.httpHost !== '' ? config.httpHost : config.host,
     port: config.httpPort,
     logger: log,
+    ...(tls && config.httpTls ? { tls, clientAuth: config.httpTlsClientAuth } : {}),
+    policy: () => access.policy,
+    onRefused: securityMetrics.httpRefused,
+    maxHeaderBytes: config.httpMaxHeaderBytes,
+    maxBodyBytes: config.httpMaxBodyBytes,
     mounts: [
       adminRoutes({
         metrics,
@@ -128,6 +166,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
           };
         },
       }),
+      eurekaRoutes({ registry, clock, logger: log, ready: () => serving && replicator.ready, metrics: metrics.registry }),
     ],
   }).catch(async (err: unknown) => {
     await grpc.shutdown(0);
@@ -136,6 +175,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   });
   serving = true;
   grpc.setServing(true);
+  tls?.watch(config.tlsReloadSecs * 1000);
+  access.watch(config.tlsReloadSecs * 1000);
   await replicator.start();
   log.info({ grpcPort: grpc.port, httpPort: admin.port, host: config.host }, 'roster started');
 
@@ -152,6 +193,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       await closing;
     } finally {
       await admin.close();
+      tls?.close();
+      access.close();
       registry.stop();
       log.info('roster stopped');
     }
@@ -163,6 +206,21 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     replicator,
     stop: () => (stopping ??= stop()),
   };
+}
+
+/** The cluster token from clusterTokenFile (trimmed: secrets often end in a newline) or clusterToken. */
+function clusterToken(config: Config): string | undefined {
+  if (config.clusterTokenFile !== '') {
+    let text: string;
+    try {
+      text = readFileSync(config.clusterTokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`cannot read clusterTokenFile ${config.clusterTokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (text === '') throw new ConfigError(`clusterTokenFile ${config.clusterTokenFile} is empty`);
+    return text;
+  }
+  return config.clusterToken === '' ? undefined : config.clusterToken;
 }
 
 /** Addresses that surely are this node; others are recognised by node id when dialled. */

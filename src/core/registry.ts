@@ -386,6 +386,16 @@ export class Registry implements RegistryApi {
     return { instances, revision: this.#revision };
   }
 
+  findById(instanceId: string): InstanceView[] {
+    checkInstanceId(instanceId);
+    const out: Entry[] = [];
+    for (const entries of this.#apps.values()) {
+      const entry = entries.get(instanceId);
+      if (entry) out.push(entry);
+    }
+    return out.sort((a, b) => (a.record.app < b.record.app ? -1 : a.record.app > b.record.app ? 1 : 0));
+  }
+
   listByVip(vip: string, secure: boolean): { instances: readonly InstanceView[]; revision: number } {
     const wanted = vip.trim();
     if (wanted.length === 0) throw invalid('vip', 'is required');

@@ -148,6 +148,8 @@ export interface RegistryApi {
   get(app: string, instanceId: string): InstanceView;
   /** An unknown app yields no instances (not an error). */
   getApplication(app: string): { instances: readonly InstanceView[]; revision: number };
+  /** Every live instance with this id, whatever its app, ordered by app (ids are unique per app only). */
+  findById(instanceId: string): readonly InstanceView[];
   listByVip(vip: string, secure: boolean): { instances: readonly InstanceView[]; revision: number };
   snapshot(): Snapshot;
   /** Changes with revision > since, at most `max`. */

@@ -1,11 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import * as pb from '../gen/roster/v1/replication_service.js';
+import type { TlsMaterial } from '../security/tls-material.js';
 import type { LinkError, PeerDigest, PeerLink, PeerSnapshot, ReplicateHandlers, ReplicateStream } from '../replication/link.js';
 import { recordFromProto, taskResultFromProto, taskToProto } from './convert.js';
 
 export interface GrpcPeerLinkOptions {
   /** The cluster credential, sent as `authorization: Bearer <token>`. */
   readonly token: string | undefined;
+  /** How to reach peers: {@link peerCredentials}; default plain text. */
+  readonly credentials?: grpc.ChannelCredentials;
+  /** The name peers' certificates must carry when it is not the dialled host (`grpc.ssl_target_name_override`). */
+  readonly serverName?: string;
   /** Deadline for Digest and Snapshot calls. */
   readonly callTimeoutMs?: number;
 }
@@ -24,6 +29,17 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 1_000,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
 };
+
+/**
+ * TLS to peers from this node's material: peers' certificates are verified against its CA
+ * (or the system roots without one), and its own certificate is presented for mTLS. Both
+ * follow reloads, so a reconnect after a rotation uses the new certificate.
+ */
+export function peerCredentials(material: TlsMaterial | undefined): grpc.ChannelCredentials {
+  if (!material) return grpc.credentials.createInsecure();
+  if (!material.hasCa) return grpc.credentials.createSsl(null, material.pem.key, material.pem.cert);
+  return grpc.experimental.createCertificateProviderChannelCredentials(material, material);
+}
 
 function linkError(err: grpc.ServiceError): LinkError {
   const kind =
@@ -47,7 +63,8 @@ export class GrpcPeerLink implements PeerLink {
     readonly address: string,
     options: GrpcPeerLinkOptions,
   ) {
-    this.#client = new pb.ReplicationServiceClient(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const channelOptions = options.serverName !== undefined ? { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': options.serverName } : CHANNEL_OPTIONS;
+    this.#client = new pb.ReplicationServiceClient(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
     if (options.token !== undefined) this.#metadata.set('authorization', `Bearer ${options.token}`);
     this.#timeoutMs = options.callTimeoutMs ?? 10_000;
   }

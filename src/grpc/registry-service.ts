@@ -72,6 +72,11 @@ const CHUNK_SIZE = { fallback: 1000, max: 5000 };
 const MAX_CHANGES = { fallback: 1000, max: 5000 };
 const PAGE_SIZE = { fallback: 1000, max: 5000 };
 const WATCH_PAGE = 1000;
+/**
+ * A Watch message stays under this: a client that stops reading pins at most one message in
+ * its stream's buffer (plus the HTTP/2 window), so thousands of paused watchers stay bounded.
+ */
+const WATCH_PAGE_BYTES = 256 * 1024;
 const NOT_READY = 'node is starting: not yet synchronised with its peers';
 
 /**
@@ -241,9 +246,11 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
           maxBacklog: limits.maxWatchBacklog,
           logger: watchLog,
           nodeId,
-          onClose: () => watchers.delete(stream),
         });
+        // Counted until the stream is really gone: a watcher told to resync still holds its
+        // buffered answers until its client reads them or goes away.
         watchers.add(stream);
+        call.once('close', () => watchers.delete(stream));
         stream.start(call.request.sinceRevision, limits.watchProgressIntervalMs, call.request.sinceRevision !== undefined && foreign(call.request.nodeId));
       } catch (err) {
         failStream(call, err, watchLog);
@@ -354,12 +361,12 @@ function countParam(value: number, field: string, bounds: { fallback: number; ma
 }
 
 /** End (exclusive) of the message starting at `start`: at most `maxCount` items within the byte budget, never empty. */
-function batchEnd<T>(items: readonly T[], start: number, maxCount: number, recordOf: (item: T) => InstanceRecord): number {
+function batchEnd<T>(items: readonly T[], start: number, maxCount: number, recordOf: (item: T) => InstanceRecord, budget = MESSAGE_BYTES_BUDGET): number {
   let end = start;
   let bytes = 0;
   while (end < items.length && end - start < maxCount) {
     bytes += encodedSizeBound(recordOf(items[end]!));
-    if (bytes > MESSAGE_BYTES_BUDGET && end > start) break;
+    if (bytes > budget && end > start) break;
     end++;
   }
   return end;
@@ -406,7 +413,6 @@ interface WatchDeps {
   readonly maxBacklog: number;
   readonly logger: Logger;
   readonly nodeId: string;
-  readonly onClose: () => void;
 }
 
 /**
@@ -478,7 +484,7 @@ class WatchStream {
           if (this.#live || !this.#replayPage()) return;
           continue;
         }
-        const end = batchEnd(this.#queue, 0, WATCH_PAGE, (change) => change.instance.record);
+        const end = batchEnd(this.#queue, 0, WATCH_PAGE, (change) => change.instance.record, WATCH_PAGE_BYTES);
         const changes = this.#queue.splice(0, end).map(changeToProto);
         const revision = this.#queue.length === 0 ? this.#cursor : changes.at(-1)!.revision;
         this.#write({ changes, revision, progress: false, resyncRequired: false });
@@ -540,6 +546,5 @@ class WatchStream {
     this.#unsubscribe?.();
     clearInterval(this.#timer);
     if (this.#pumpSoon) clearImmediate(this.#pumpSoon);
-    this.#deps.onClose();
   }
 }

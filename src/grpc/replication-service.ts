@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -13,8 +12,6 @@ import type { TokenBucket } from './rate-limit.js';
 export interface ReplicationServiceOptions {
   readonly registry: Registry;
   readonly nodeId: string;
-  /** The cluster credential; undefined accepts every peer (a warning is logged at start). */
-  readonly token: string | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Caps replicated tasks per second; over it tasks are answered RESOURCE_EXHAUSTED. */
@@ -23,26 +20,10 @@ export interface ReplicationServiceOptions {
   readonly observeLag?: (action: ReplicationTask['action'], seconds: number) => void;
 }
 
-const digestOf = (s: string): Buffer => createHash('sha256').update(s).digest();
-
-/**
- * `Authorization: Bearer <token>`, compared in constant time (hashing first makes the lengths
- * equal, so not even the length leaks).
- */
-function makeAuthenticator(token: string | undefined): (metadata: grpc.Metadata) => boolean {
-  if (token === undefined) return () => true;
-  const expected = digestOf(`Bearer ${token}`);
-  return (metadata) => {
-    const given = metadata.get('authorization')[0];
-    return typeof given === 'string' && timingSafeEqual(digestOf(given), expected);
-  };
-}
-
 /** Senders batch at most 250; anything far larger is a broken or hostile peer. */
 const MAX_TASKS_PER_BATCH = 1000;
 
 const OVERLOADED: pb.TaskResult = { code: pb.TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED };
-const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'replication requires the cluster token' };
 
 /** The ReplicationService handlers, plus what shutdown needs to end the peers' streams. */
 export interface ReplicationService {
@@ -55,7 +36,6 @@ export interface ReplicationService {
 export function createReplicationService(options: ReplicationServiceOptions): ReplicationService {
   const { registry, clock, limiter } = options;
   const log = options.logger.child({ component: 'replication-server' });
-  const authenticated = makeAuthenticator(options.token);
   const streams = new Set<grpc.ServerDuplexStream<pb.ReplicateRequest, pb.ReplicateResponse>>();
 
   /** One task's result. A task that fails in any way gets its own INVALID result, never the stream's. */
@@ -77,11 +57,6 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
 
   const implementation: pb.ReplicationServiceServer = {
     replicate(call) {
-      if (!authenticated(call.metadata)) {
-        log.warn({ peer: call.getPeer() }, 'refused an unauthenticated replication stream');
-        call.emit('error', UNAUTHENTICATED);
-        return;
-      }
       // Headers now, so the sender learns at once that the stream is accepted.
       call.sendMetadata(new grpc.Metadata());
       streams.add(call);
@@ -106,10 +81,6 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
     },
 
     snapshot(call) {
-      if (!authenticated(call.metadata)) {
-        call.emit('error', UNAUTHENTICATED);
-        return;
-      }
       void (async () => {
         try {
           for (const chunk of snapshotChunks(registry, call.request.apps, options.nodeId)) {
@@ -123,11 +94,7 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
       })();
     },
 
-    digest(call, callback) {
-      if (!authenticated(call.metadata)) {
-        callback(UNAUTHENTICATED);
-        return;
-      }
+    digest(_call, callback) {
       const apps = [...registry.digest()].map(([app, d]) => ({ app, count: d.count, hash: d.hash }));
       callback(null, { nodeId: options.nodeId, apps });
     },

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
@@ -8,6 +9,10 @@ import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../core/clock.js';
 import type { RegistryApi } from '../core/types.js';
 import { RegistryServiceService } from '../gen/roster/v1/registry_service.js';
+import { AccessPolicy } from '../security/access.js';
+import type { TlsMaterial } from '../security/tls-material.js';
+import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections.js';
+import { guard, type RefusalReason } from './guard.js';
 import { createRegistryService, type Limits } from './registry-service.js';
 
 export type { Limits } from './registry-service.js';
@@ -39,12 +44,32 @@ export interface GrpcServerOptions {
   readonly nodeId?: string;
   /** An extra condition for the health status to be SERVING; default always. */
   readonly serving?: () => boolean;
+  /** Serve TLS with this material (reloaded for new handshakes when the files change); default plain text. */
+  readonly tls?: TlsMaterial;
+  /** With `tls` and a CA: `require` (mTLS, the default), `optional` (verified when presented) or `none`. */
+  readonly clientAuth?: ClientAuth;
+  /** Who may call what, read per call (it changes on credentials reload); default open. */
+  readonly policy?: () => AccessPolicy;
+  /**
+   * Times idle connections; default the system clock, not `clock`: tests that jump a fake
+   * clock by minutes must not see their connections closed as idle.
+   */
+  readonly connectionClock?: Clock;
+  /** Caps on connections and calls; omitted fields take {@link DEFAULT_CONNECTION_LIMITS}. */
+  readonly connectionLimits?: Partial<ConnectionLimits>;
+  /** Told of every call refused before its handler (credentials, roles, call caps). */
+  readonly onRefused?: (method: string, reason: RefusalReason) => void;
 }
+
+/** Whether the gRPC (or HTTP) port asks clients for a certificate, and whether one is required. */
+export type ClientAuth = 'require' | 'optional' | 'none';
 
 export interface GrpcServerHandle {
   readonly port: number;
   readonly server: grpc.Server;
   readonly health: HealthImplementation;
+  /** Connections and calls now, and what the caps refused. */
+  connectionStats(): ConnectionStats;
   /** Forces health NOT_SERVING (false) or lets it follow readiness again (true). */
   setServing(serving: boolean): void;
   /** Health NOT_SERVING, Watch and Heartbeats streams end UNAVAILABLE, calls get `graceMs` to finish, then the rest is cut. */
@@ -65,6 +90,8 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
   // Ping idle connections so Watch streams of vanished clients are noticed within ~80 s.
   'grpc.keepalive_time_ms': 60_000,
   'grpc.keepalive_timeout_ms': 20_000,
+  // Idle connections are closed by the ConnectionGate (on the injected clock, with a metric).
+  'grpc.max_connection_idle_ms': 2 ** 31 - 1,
 };
 
 /**
@@ -75,10 +102,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const log = options.logger.child({ component: 'grpc' });
   const host = options.host ?? '127.0.0.1';
   const ready = options.ready ?? (() => true);
+  const clock = options.clock ?? new SystemClock();
   const service = createRegistryService({
     registry: options.registry,
     logger: log,
-    clock: options.clock ?? new SystemClock(),
+    clock,
     ready,
     limits: options.limits,
     nodeId: options.nodeId,
@@ -86,8 +114,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const extra = options.extraServices ?? [];
   const descriptors = await reflectionDescriptors();
 
-  const interceptors = [...(options.observer ? [observeRpcs(options.observer)] : []), refuseUndecodable()];
-  const server = new grpc.Server({ ...SERVER_OPTIONS, interceptors });
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits };
+  const gate = new ConnectionGate(limits, options.connectionClock ?? new SystemClock(), log);
+  const policy = options.policy ?? (() => OPEN);
+  const interceptors = [
+    ...(options.observer ? [observeRpcs(options.observer)] : []),
+    guard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) }),
+    refuseUndecodable(),
+  ];
+  const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_concurrent_streams': limits.maxCallsPerConnection, interceptors });
   server.addService(adaptCodecs(RegistryServiceService), service.implementation);
   for (const { definition, implementation } of extra) server.addService(adaptCodecs(definition), implementation);
   const health = new HealthImplementation();
@@ -110,15 +145,21 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const recheck = setInterval(applyHealth, READINESS_RECHECK_MS);
   recheck.unref();
 
+  // Our own listener feeds grpc-js: connections are counted and capped at accept, before TLS.
+  const injector = server.createConnectionInjector(serverCredentials(options.tls, options.clientAuth ?? 'require'));
+  const listener = createNetServer((socket) => {
+    if (gate.admit(socket)) injector.injectConnection(socket);
+  });
   let port: number;
   try {
-    port = await bind(server, host, options.port ?? 0);
+    port = await listen(listener, host, options.port ?? 0);
   } catch (err) {
     clearInterval(recheck);
     server.forceShutdown();
     throw err;
   }
-  log.info({ host, port, services: served }, 'grpc server listening');
+  const tls = options.tls ? (options.tls.hasCa ? `mtls:${options.clientAuth ?? 'require'}` : 'tls') : 'plaintext';
+  log.info({ host, port, services: served, tls }, 'grpc server listening');
 
   let stopped: Promise<void> | undefined;
   const shutdown = async (graceMs: number): Promise<void> => {
@@ -126,10 +167,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     clearInterval(recheck);
     applyHealth();
     const watchers = service.watchers;
+    listener.close();
     service.endStreams({ code: grpc.status.UNAVAILABLE, details: 'server shutting down' });
     const graceful = await new Promise<boolean>((resolve) => {
       const deadline = setTimeout(() => {
         server.forceShutdown();
+        gate.destroyAll();
         resolve(false);
       }, graceMs);
       server.tryShutdown(() => {
@@ -144,6 +187,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     port,
     server,
     health,
+    connectionStats: () => gate.stats(),
     setServing(serving: boolean): void {
       wanted = serving;
       applyHealth();
@@ -249,9 +293,27 @@ function serviceName(definition: grpc.ServiceDefinition): string {
   return method.path.split('/')[1]!;
 }
 
-function bind(server: grpc.Server, host: string, port: number): Promise<number> {
-  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+const OPEN = AccessPolicy.open();
+
+/**
+ * Plain text, or TLS from `material` through grpc-js' certificate-provider credentials, which
+ * apply each reload to new handshakes. grpc-js 1.14 passes this function's first argument on
+ * as the identity provider and the second as the CA provider (its parameter names say the
+ * opposite); test/security checks both TLS and mTLS.
+ */
+function serverCredentials(material: TlsMaterial | undefined, clientAuth: ClientAuth): grpc.ServerCredentials {
+  if (!material) return grpc.ServerCredentials.createInsecure();
+  const ca = material.hasCa && clientAuth !== 'none' ? material : null;
+  return grpc.experimental.createCertificateProviderServerCredentials(material, ca, clientAuth === 'require');
+}
+
+function listen(listener: NetServer, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    listener.once('error', reject);
+    listener.listen(port, host, () => {
+      listener.off('error', reject);
+      const address = listener.address();
+      resolve(typeof address === 'object' && address !== null ? address.port : port);
+    });
   });
 }

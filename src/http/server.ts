@@ -1,7 +1,11 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import FindMyWay from 'find-my-way';
 import type { Logger } from 'pino';
+import { AccessPolicy } from '../security/access.js';
+import type { TlsMaterial } from '../security/tls-material.js';
+import { decideRequest } from './access.js';
 
 /** The router every HTTP face mounts its routes on (find-my-way, as used by fastify). */
 export type HttpRouter = FindMyWay.Instance<FindMyWay.HTTPVersion.V1>;
@@ -20,7 +24,30 @@ export interface HttpServerOptions {
   readonly logger: Logger;
   /** Each face's routes (admin, Eureka REST, dashboard), mounted in order. */
   readonly mounts: readonly HttpMount[];
+  /** Serve HTTPS with this material (reloaded for new handshakes when the files change). */
+  readonly tls?: TlsMaterial;
+  /** With `tls` and a CA: ask for client certificates (`optional`, the default: probes carry none) or `require` them. */
+  readonly clientAuth?: 'require' | 'optional' | 'none';
+  /** Who may do what, read per request; default open. See {@link routeNeed} for the roles of each route. */
+  readonly policy?: () => AccessPolicy;
+  /** Told of every request refused for its credential (401) or roles (403). */
+  readonly onRefused?: (method: string, code: 401 | 403) => void;
+  /** Largest request head (431 beyond); default 16 KiB. */
+  readonly maxHeaderBytes?: number;
+  /** Largest declared request body (413 beyond); default 1 MiB. Faces read bodies with {@link readBody}. */
+  readonly maxBodyBytes?: number;
 }
+
+/** Sent with every response: nothing is sniffed, framed or leaks its URL to another site. */
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+/** Methods worth a metrics label; anything else is `other` (labels must stay few). */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+const OPEN = AccessPolicy.open();
 
 export interface HttpServer {
   readonly port: number;
@@ -53,14 +80,45 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
   for (const mount of options.mounts) mount(router);
 
-  const server = createServer((req, res) => {
+  const policy = options.policy ?? (() => OPEN);
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const handle: RequestListener = (req, res) => {
     try {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (!(declared <= maxBodyBytes)) {
+        res.setHeader('connection', 'close');
+        sendText(res, 413, `request body too large: at most ${maxBodyBytes} bytes\n`);
+        return;
+      }
+      const path = (req.url ?? '/').split('?')[0]!;
+      const decision = decideRequest(policy(), req, req.method ?? 'GET', path);
+      if (decision !== undefined && !decision.allowed) {
+        const code = decision.code === 'unauthenticated' ? 401 : 403;
+        options.onRefused?.(KNOWN_METHODS.has(req.method ?? '') ? req.method! : 'other', code);
+        // Browsers then ask for a user and password: the token goes in the password.
+        if (code === 401) res.setHeader('www-authenticate', 'Basic realm="roster", charset="UTF-8"');
+        sendText(res, code, `${decision.message}\n`);
+        return;
+      }
       const result: unknown = router.lookup(req, res);
       if (result instanceof Promise) result.catch((err: unknown) => fail(err, req, res));
     } catch (err) {
       fail(err, req, res);
     }
-  });
+  };
+  const maxHeaderSize = options.maxHeaderBytes ?? 16 * 1024;
+  const tls = options.tls;
+  const clientAuth = options.clientAuth ?? 'optional';
+  const tlsOptions = (pem: TlsMaterial['pem']) => ({ cert: pem.cert, key: pem.key, ...(pem.ca ? { ca: pem.ca } : {}) });
+  const server = tls
+    ? createHttpsServer(
+        { ...tlsOptions(tls.pem), maxHeaderSize, requestCert: tls.hasCa && clientAuth !== 'none', rejectUnauthorized: tls.hasCa && clientAuth === 'require' },
+        handle,
+      )
+    : createServer({ maxHeaderSize }, handle);
+  // New handshakes take new material; open connections keep theirs.
+  const unwatch = tls?.onChange((pem) => (server as ReturnType<typeof createHttpsServer>).setSecureContext(tlsOptions(pem)));
   const fail = (err: unknown, req: IncomingMessage, res: ServerResponse): void => {
     log.error({ err, method: req.method, url: req.url }, 'http request failed');
     if (!res.headersSent) sendText(res, 500, 'internal error\n');
@@ -74,12 +132,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
   });
   const port = (server.address() as AddressInfo).port;
-  log.info({ host, port }, 'http listening');
+  log.info({ host, port, tls: tls ? (tls.hasCa ? `mtls:${clientAuth}` : 'tls') : 'plaintext' }, 'http listening');
 
   return {
     port,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        unwatch?.();
         server.close((err) => {
           if (err) reject(err);
           else {
@@ -96,6 +155,26 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 export function send(res: ServerResponse, code: number, contentType: string, body: string | Buffer, headers: Record<string, string> = {}): void {
   res.writeHead(code, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
   res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** Reads a request body of at most `maxBytes` (413 semantics are the caller's: it gets a {@link BodyTooLarge}). */
+export async function readBody(req: IncomingMessage, maxBytes: number = DEFAULT_MAX_BODY_BYTES): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) throw new BodyTooLarge(maxBytes);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A body beyond the limit; answer 413. */
+export class BodyTooLarge extends Error {
+  override readonly name = 'BodyTooLarge';
+  constructor(readonly maxBytes: number) {
+    super(`request body too large: at most ${maxBytes} bytes`);
+  }
 }
 
 export function sendText(res: ServerResponse, code: number, text: string): void {

@@ -69,7 +69,7 @@ const EXPECTED: Record<string, string> = {
 };
 
 test('/metrics follows the Prometheus conventions, checked with the official text-format parser', async () => {
-  const config = resolveConfig({ flags: { port: 0, httpPort: 0, peers: '127.0.0.1:1', startupWaitSecs: 0, nodeId: 'metrics-test' } });
+  const config = resolveConfig({ flags: { port: 0, httpPort: 0, peers: '127.0.0.1:1', clusterToken: 'metrics-test-token', startupWaitSecs: 0, nodeId: 'metrics-test' } });
   const node = await startNode(config, pino({ level: 'silent' }));
   const client = new RosterClient(`127.0.0.1:${node.grpcPort}`);
   const abort = new AbortController();

@@ -77,7 +77,7 @@ test('register, apps, get, status, watch and SIGTERM against a real server', asy
 
 test('peers: the replication state from the admin port, as a table and as JSON', async () => {
   // This node dials a peer that is not there: it shows as down with the error and reconnects.
-  const lonely = start(['serve', '--port', '0', '--http-port', '0', '--node-id', 'lonely', '--peers', '127.0.0.1:1', '--startup-wait-secs', '0']);
+  const lonely = start(['serve', '--port', '0', '--http-port', '0', '--node-id', 'lonely', '--peers', '127.0.0.1:1', '--startup-wait-secs', '0', '--insecure']);
   const started = JSON.parse(await lonely.line((l) => l.includes('"roster started"'))) as { httpPort: number };
   const json = await run(['peers', '--admin', `127.0.0.1:${started.httpPort}`, '--json']);
   assert.equal(json.code, 0, json.stderr);

@@ -110,13 +110,16 @@ test('names map to stable env vars and flags', () => {
     'host', 'port', 'httpPort', 'logLevel', 'logFormat', 'nodeId', 'leaseRenewalSecs', 'leaseDurationSecs', 'selfPreservation',
     'renewalThresholdPercent', 'selfPreservationMinLapsed', 'maxClockSkewSecs', 'evictionIntervalMs', 'changeLogSize', 'writesPerSecond', 'writeBurst', 'maxWatchers',
     'shutdownGraceMs', 'peers', 'peersDns', 'peerRefreshSecs', 'clusterToken', 'antiEntropySecs', 'startupWaitSecs',
-    'replicationQueueSize', 'replicationTasksPerSecond',
+    'replicationQueueSize', 'replicationTasksPerSecond', 'clusterTokenFile', 'credentialsFile', 'tlsCertFile', 'tlsKeyFile',
+    'tlsCaFile', 'tlsClientAuth', 'httpTls', 'httpTlsClientAuth', 'peerTlsServerName', 'tlsReloadSecs', 'insecure', 'httpHost',
+    'maxConnections', 'maxConnectionsPerAddress', 'maxCalls', 'maxCallsPerConnection', 'idleConnectionSecs', 'httpMaxHeaderBytes',
+    'httpMaxBodyBytes',
   ]);
   assert.equal(envVarOf('clusterToken'), 'ROSTER_CLUSTER_TOKEN');
 });
 
 test('peer lists are validated, naming the setting', () => {
-  assert.equal(resolveConfig({ flags: { peers: '10.0.0.1:8761,node-b.ns.svc:8761' } }).peers, '10.0.0.1:8761,node-b.ns.svc:8761');
+  assert.equal(resolveConfig({ flags: { peers: '10.0.0.1:8761,node-b.ns.svc:8761', insecure: true } }).peers, '10.0.0.1:8761,node-b.ns.svc:8761');
   assert.throws(() => resolveConfig({ flags: { peers: 'no-port' } }), /peers="no-port"/);
   assert.throws(() => resolveConfig({ env: { ROSTER_PEERS_DNS: 'roster-headless' } }), /peersDns=.*ROSTER_PEERS_DNS/);
 });

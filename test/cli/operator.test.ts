@@ -186,9 +186,9 @@ test('watch says what it watches and from which revision at once, in aligned col
   assert.equal(await watch.exit(), 0, watch.stderr());
 });
 
-test('logs are JSON lines when stdout is not a terminal, human lines with --log-format pretty, and a standalone node mentions the cluster token once, calmly', async () => {
+test('logs are JSON lines when stdout is not a terminal, human lines with --log-format pretty, and a standalone node mentions the missing credentials once, calmly', async () => {
   const json = server.stdout().trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
-  const token = json.filter((l) => /cluster token/.test(l.msg));
+  const token = json.filter((l) => /no credentials configured/.test(l.msg));
   assert.equal(token.length, 1);
   assert.equal(token[0]!.level, 'info');
 

@@ -576,6 +576,18 @@ describe('reads', () => {
     assert.deepEqual(registry.listByVip('billing', true).instances.map((v) => v.record.instanceId), ['b']);
   });
 
+  test('findById finds an id in every app, ordered by app, and validates the id', () => {
+    const { registry } = newRegistry();
+    registry.register(registration({ app: 'zeta', instanceId: 'shared' }));
+    registry.register(registration({ app: 'alpha', instanceId: 'shared' }));
+    registry.register(registration({ app: 'alpha', instanceId: 'other' }));
+    assert.deepEqual(registry.findById('shared').map((v) => v.record.app), ['alpha', 'zeta']);
+    assert.deepEqual(registry.findById('missing'), []);
+    registry.cancel('zeta', 'shared');
+    assert.deepEqual(registry.findById('shared').map((v) => v.record.app), ['alpha']);
+    assertInvalid(() => registry.findById(''), 'instance_id');
+  });
+
   test('delta returns changes after a revision, pages, and asks for a resync when the cursor is too old', () => {
     const { registry } = newRegistry({ changeLogSize: 5 });
     for (let i = 0; i < 4; i++) registry.register(registration({ instanceId: `i-${i}` }));

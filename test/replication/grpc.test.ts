@@ -10,6 +10,7 @@ import { TokenBucket } from '../../src/grpc/rate-limit.js';
 import { recordToProto } from '../../src/grpc/convert.js';
 import { createReplicationService } from '../../src/grpc/replication-service.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../src/grpc/server.js';
+import { buildPolicy } from '../../src/security/credentials-file.js';
 import { Replicator, type ReplicatorOptions } from '../../src/replication/replicator.js';
 import { registration } from '../core/fixtures.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
@@ -28,6 +29,7 @@ async function cluster(size: number, token: string | undefined, start = true): P
   const clock = new SystemClock();
   const nodes: TestNode[] = [];
   const addresses: string[] = [];
+  const policy = buildPolicy({ ...(token !== undefined ? { clusterToken: token } : {}), mtls: false });
   for (let i = 0; i < size; i++) {
     let replicator: Replicator | undefined;
     const registry = new Registry({ clock, onLocalWrite: (w) => replicator?.publish(w) });
@@ -35,10 +37,11 @@ async function cluster(size: number, token: string | undefined, start = true): P
     const server = await startGrpcServer({
       registry,
       logger,
+      policy: () => policy,
       extraServices: [
         {
           definition: pb.ReplicationServiceService,
-          implementation: createReplicationService({ registry, nodeId, token, clock, logger }).implementation as unknown as grpc.UntypedServiceImplementation,
+          implementation: createReplicationService({ registry, nodeId, clock, logger }).implementation as unknown as grpc.UntypedServiceImplementation,
         },
       ],
     });
@@ -183,7 +186,7 @@ async function senderAndPeer(options: {
   const clock = new SystemClock();
   const target = new Registry({ clock });
   const limiter = options.limiter?.(clock);
-  const service = createReplicationService({ registry: target, nodeId: 'b', token: undefined, clock, logger, ...(limiter ? { limiter } : {}) });
+  const service = createReplicationService({ registry: target, nodeId: 'b', clock, logger, ...(limiter ? { limiter } : {}) });
   const server = await startGrpcServer({
     registry: target,
     logger,

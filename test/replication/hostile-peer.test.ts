@@ -28,7 +28,7 @@ describe('a hostile or broken peer cannot hurt a node', () => {
       extraServices: [
         {
           definition: pb.ReplicationServiceService,
-          implementation: createReplicationService({ registry, nodeId: 'n1', token: undefined, clock, logger }).implementation as unknown as grpc.UntypedServiceImplementation,
+          implementation: createReplicationService({ registry, nodeId: 'n1', clock, logger }).implementation as unknown as grpc.UntypedServiceImplementation,
         },
       ],
     });

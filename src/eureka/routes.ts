@@ -1,0 +1,416 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import type { Logger } from 'pino';
+import { Counter, type Registry as PromRegistry } from 'prom-client';
+import type { Clock } from '../core/clock.js';
+import { RegistryError, invalid, type ErrorKind } from '../core/errors.js';
+import { reconcileHash } from '../core/registry.js';
+import { STATUSES, type Change, type InstanceStatus, type InstanceView, type RegistryApi } from '../core/types.js';
+import type { HttpMount, RouteParams } from '../http/server.js';
+import {
+  applicationDoc,
+  applicationsDoc,
+  decodeDoc,
+  encodeDoc,
+  groupByApp,
+  instanceDoc,
+  integer,
+  registrationFromDoc,
+  type AppGroup,
+  type EurekaDoc,
+  type EurekaFormat,
+} from './codec.js';
+import { DeltaWindow } from './delta-window.js';
+
+const gzip = promisify(gzipCallback);
+
+/** Spring Cloud clients use `/eureka/...`, eureka-js-client `/eureka/v2/...`: both are served. */
+export const EUREKA_PREFIXES = ['/eureka', '/eureka/v2'] as const;
+
+export interface EurekaRoutesOptions {
+  readonly registry: RegistryApi;
+  /** Drives the delta window. */
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** False while the node may not serve reads (start-up sync): reads answer 403, as Eureka's do. */
+  readonly ready?: () => boolean;
+  /**
+   * How far back `GET apps/delta` reaches. Default 120 s: four of a client's 30 s polls, so a
+   * client that misses a few still gets every change; Eureka's 180 s repeats each change in six.
+   */
+  readonly deltaWindowMs?: number;
+  /** Largest register body accepted (413 beyond). */
+  readonly maxBodyBytes?: number;
+  /** Where the request counter goes (the node's /metrics registry). */
+  readonly metrics?: PromRegistry;
+}
+
+const DEFAULTS = { deltaWindowMs: 120_000, maxBodyBytes: 64 * 1024 };
+const DELTA_PAGE = 5000;
+const NOT_READY = 'node is starting: not yet synchronised with its peers';
+
+/** A refusal with its HTTP status, for what has no registry error kind (403, 413, 415). */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The one table from domain error kinds to HTTP statuses. */
+export const HTTP_STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = {
+  invalid_argument: 400,
+  not_found: 404,
+  resource_exhausted: 429,
+  unavailable: 503,
+  unauthenticated: 401,
+  failed_precondition: 409,
+};
+
+interface Reply {
+  readonly status: number;
+  readonly body?: string | Buffer;
+  readonly contentType?: string;
+  /** The body is already gzip-compressed. */
+  readonly gzipped?: boolean;
+}
+
+interface Request {
+  readonly req: IncomingMessage;
+  readonly params: RouteParams;
+  readonly query: URLSearchParams;
+  /** What the client accepts: JSON when Accept mentions json, else XML (Eureka's rule). */
+  readonly format: EurekaFormat;
+  readonly acceptsGzip: boolean;
+}
+
+/**
+ * One endpoint. `mutating` marks writes: the single place every route passes through
+ * ({@link serve}) is where a per-route check such as authorisation belongs.
+ */
+interface Route {
+  readonly name: string;
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  readonly path: string;
+  readonly mutating: boolean;
+  handle(request: Request): Reply | Promise<Reply>;
+}
+
+const OK: Reply = { status: 200 };
+const CONTENT_TYPES: Readonly<Record<EurekaFormat, string>> = { json: 'application/json', xml: 'application/xml' };
+
+/**
+ * Eureka's REST protocol on the HTTP port, over the same registry as gRPC: writes go through
+ * the same registry methods (so they replicate the same way) and reads see the same revision.
+ * See the README's "Eureka REST face" for the endpoint table.
+ */
+export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
+  const { registry } = options;
+  const log = options.logger.child({ component: 'eureka' });
+  const ready = options.ready ?? (() => true);
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
+  const window = new DeltaWindow(options.clock, options.deltaWindowMs ?? DEFAULTS.deltaWindowMs);
+  registry.subscribe((change: Change) => window.note(change.revision));
+  const fullReads = new FullReadCache();
+  const requests = options.metrics
+    ? new Counter({
+        name: 'roster_eureka_requests_total',
+        help: 'Eureka REST requests, by route and HTTP status.',
+        labelNames: ['route', 'code'],
+        registers: [options.metrics],
+      })
+    : undefined;
+
+  const assertReady = (): void => {
+    if (!ready()) throw new HttpError(403, NOT_READY);
+  };
+  const doc = (value: EurekaDoc, format: EurekaFormat): Reply => ({
+    status: 200,
+    body: encodeDoc(value, format),
+    contentType: CONTENT_TYPES[format],
+  });
+  const instanceParams = (p: RouteParams): [string, string] => [p.app ?? '', p.id ?? ''];
+
+  const routes: Route[] = [
+    {
+      name: 'register',
+      method: 'POST',
+      path: 'apps/:app',
+      mutating: true,
+      async handle({ req, params }) {
+        const format = bodyFormat(req);
+        const body = await readBody(req, maxBodyBytes);
+        registry.register(registrationFromDoc(decodeDoc(body, format), format, params.app ?? ''));
+        return { status: 204 };
+      },
+    },
+    {
+      name: 'heartbeat',
+      method: 'PUT',
+      path: 'apps/:app/:id',
+      mutating: true,
+      handle({ params, query }) {
+        // `status` and `overriddenstatus` are the client's view; the registry's rules decide.
+        const dirty = integer(query.get('lastDirtyTimestamp'), 'lastDirtyTimestamp') ?? 0;
+        const outcome = registry.heartbeat(...instanceParams(params), dirty, 'client');
+        return outcome.kind === 'ok' ? OK : { status: 404 };
+      },
+    },
+    {
+      name: 'cancel',
+      method: 'DELETE',
+      path: 'apps/:app/:id',
+      mutating: true,
+      handle({ params }) {
+        registry.cancel(...instanceParams(params), 'client');
+        return OK;
+      },
+    },
+    {
+      name: 'status_override',
+      method: 'PUT',
+      path: 'apps/:app/:id/status',
+      mutating: true,
+      handle({ params, query }) {
+        const value = query.get('value') ?? '';
+        if (!(STATUSES as readonly string[]).includes(value)) {
+          throw invalid('value', `must be one of ${STATUSES.join(', ')}, got ${JSON.stringify(value)}`);
+        }
+        registry.setStatusOverride(...instanceParams(params), value as InstanceStatus);
+        return OK;
+      },
+    },
+    {
+      name: 'status_clear',
+      method: 'DELETE',
+      path: 'apps/:app/:id/status',
+      mutating: true,
+      handle({ params }) {
+        registry.clearStatusOverride(...instanceParams(params));
+        return OK;
+      },
+    },
+    {
+      name: 'metadata',
+      method: 'PUT',
+      path: 'apps/:app/:id/metadata',
+      mutating: true,
+      handle({ params, query }) {
+        const [app, id] = instanceParams(params);
+        const set: Record<string, string> = {};
+        for (const [key, value] of query) set[key] ??= value; // the first value, as Eureka takes
+        if (Object.keys(set).length === 0) registry.get(app, id);
+        else registry.updateMetadata(app, id, set, []);
+        return OK;
+      },
+    },
+    {
+      name: 'apps',
+      method: 'GET',
+      path: 'apps',
+      mutating: false,
+      async handle({ format, acceptsGzip }) {
+        assertReady();
+        const body = await fullReads.get(registry.revision, format, acceptsGzip, () => {
+          const snapshot = registry.snapshot();
+          return encodeDoc(applicationsDoc(groupByApp(snapshot.instances), snapshot.revision, snapshot.reconcileHash, format), format);
+        });
+        return { status: 200, body, contentType: CONTENT_TYPES[format], gzipped: acceptsGzip };
+      },
+    },
+    {
+      name: 'delta',
+      method: 'GET',
+      path: 'apps/delta',
+      mutating: false,
+      async handle({ format, acceptsGzip }) {
+        assertReady();
+        const groups = recentChanges(registry, window.since(registry.revision));
+        const hash = reconcileHash(registry.stats().byStatus);
+        const reply = doc(applicationsDoc(groups, registry.revision, hash, format), format);
+        return acceptsGzip ? { ...reply, body: await gzip(reply.body!), gzipped: true } : reply;
+      },
+    },
+    {
+      name: 'app',
+      method: 'GET',
+      path: 'apps/:app',
+      mutating: false,
+      handle({ params, format }) {
+        assertReady();
+        const { instances } = registry.getApplication(params.app ?? '');
+        if (instances.length === 0) return { status: 404 };
+        return doc(applicationDoc(groupByApp(instances)[0]!, format), format);
+      },
+    },
+    {
+      name: 'instance',
+      method: 'GET',
+      path: 'apps/:app/:id',
+      mutating: false,
+      handle({ params, format }) {
+        assertReady();
+        return doc({ instance: instanceDoc(registry.get(...instanceParams(params)), format) }, format);
+      },
+    },
+    {
+      name: 'instance_by_id',
+      method: 'GET',
+      path: 'instances/:id',
+      mutating: false,
+      handle({ params, format }) {
+        assertReady();
+        const [view] = registry.findById(params.id ?? '');
+        if (!view) return { status: 404 };
+        return doc({ instance: instanceDoc(view, format) }, format);
+      },
+    },
+    ...(['vips', 'svips'] as const).map(
+      (kind): Route => ({
+        name: kind.slice(0, -1),
+        method: 'GET',
+        path: `${kind}/:vip`,
+        mutating: false,
+        handle({ params, format }) {
+          assertReady();
+          const { instances, revision } = registry.listByVip(params.vip ?? '', kind === 'svips');
+          return doc(applicationsDoc(groupByApp(instances), revision, hashOf(instances), format), format);
+        },
+      }),
+    ),
+  ];
+
+  /** Every route passes here: negotiation, error mapping, metrics. */
+  const serve =
+    (route: Route) =>
+    async (req: IncomingMessage, res: ServerResponse, params: RouteParams): Promise<void> => {
+      let reply: Reply;
+      try {
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        const accept = req.headers.accept ?? '';
+        reply = await route.handle({
+          req,
+          params,
+          query: url.searchParams,
+          format: accept.includes('json') ? 'json' : 'xml',
+          acceptsGzip: (req.headers['accept-encoding'] ?? '').includes('gzip'),
+        });
+      } catch (err) {
+        reply = refusal(err, route, log);
+      }
+      requests?.inc({ route: route.name, code: String(reply.status) });
+      send(res, reply);
+    };
+
+  return (router) => {
+    for (const prefix of EUREKA_PREFIXES) {
+      for (const route of routes) router.on(route.method, `${prefix}/${route.path}`, serve(route));
+    }
+  };
+}
+
+/** The last change of every instance changed after `since`, by app: what a delta client applies. */
+function recentChanges(registry: RegistryApi, since: number): AppGroup[] {
+  const byApp = new Map<string, Map<string, Change>>();
+  let cursor = since;
+  // Bounded: each page moves the cursor forward, and the change log is finite.
+  for (;;) {
+    const page = registry.delta(cursor, DELTA_PAGE);
+    if (page.resyncRequired) {
+      // Eureka answers 403 when it cannot serve a delta; clients then fetch the whole registry.
+      throw new HttpError(403, 'changes of the delta window are no longer in the change log: fetch the full registry');
+    }
+    for (const change of page.changes) {
+      const { app, instanceId } = change.instance.record;
+      let changes = byApp.get(app);
+      if (!changes) byApp.set(app, (changes = new Map()));
+      changes.set(instanceId, change);
+    }
+    if (!page.hasMore || page.revision <= cursor) break;
+    cursor = page.revision;
+  }
+  return [...byApp].map(([app, changes]) => ({
+    app,
+    instances: [...changes.values()].map((c) => ({ view: c.instance, actionType: c.type })),
+  }));
+}
+
+function hashOf(instances: readonly InstanceView[]): string {
+  const byStatus: Record<InstanceStatus, number> = { UP: 0, DOWN: 0, STARTING: 0, OUT_OF_SERVICE: 0, UNKNOWN: 0 };
+  for (const view of instances) byStatus[view.record.status]++;
+  return reconcileHash(byStatus);
+}
+
+/**
+ * `GET apps` bodies of the current revision (JSON, XML, each plain or gzip), built once on
+ * first demand and shared by every reader; all dropped when the revision moves, so a read
+ * after a change is never stale. Holds at most four bodies of one revision. Lease timestamps
+ * in them are those of the first read at that revision (renewals do not move the revision).
+ */
+class FullReadCache {
+  #revision = -1;
+  #bodies = new Map<string, Promise<Buffer>>();
+
+  get(revision: number, format: EurekaFormat, gzipped: boolean, build: () => string): Promise<Buffer> {
+    if (revision !== this.#revision) {
+      this.#revision = revision;
+      this.#bodies = new Map();
+    }
+    const key = `${format}${gzipped ? '+gzip' : ''}`;
+    let body = this.#bodies.get(key);
+    if (!body) {
+      body = gzipped ? this.get(revision, format, false, build).then((plain) => gzip(plain)) : Promise.resolve(Buffer.from(build()));
+      const bodies = this.#bodies;
+      bodies.set(key, body);
+      body.catch(() => bodies.delete(key));
+    }
+    return body;
+  }
+}
+
+/** Eureka's register takes JSON or XML; anything else (or none) is 415, as Jersey answers. */
+function bodyFormat(req: IncomingMessage): EurekaFormat {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === 'application/json') return 'json';
+  if (type === 'application/xml') return 'xml';
+  throw new HttpError(415, `content-type must be application/json or application/xml, got ${JSON.stringify(type)}`);
+}
+
+/** The request body as text, refused with 413 past `limit` bytes. */
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding !== 'identity') throw new HttpError(415, `content-encoding ${JSON.stringify(encoding)} is not supported`);
+  if (Number(req.headers['content-length'] ?? 0) > limit) throw new HttpError(413, `body larger than ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new HttpError(413, `body larger than ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function refusal(err: unknown, route: Route, log: Logger): Reply {
+  if (err instanceof HttpError) return { status: err.status, body: `${err.message}\n` };
+  if (err instanceof RegistryError && Object.hasOwn(HTTP_STATUS_BY_KIND, err.kind)) {
+    return { status: HTTP_STATUS_BY_KIND[err.kind], body: `${err.message}\n` };
+  }
+  log.error({ err, route: route.name }, 'eureka request failed');
+  return { status: 500, body: 'internal error\n' };
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  const headers: Record<string, string | number> = {};
+  const body = reply.body ?? '';
+  if (reply.body !== undefined) headers['content-type'] = reply.contentType ?? 'text/plain; charset=utf-8';
+  if (reply.gzipped) headers['content-encoding'] = 'gzip';
+  // A refused body may be partly unread: close rather than read the rest of it.
+  if (reply.status === 413 || reply.status === 415) headers.connection = 'close';
+  headers['content-length'] = Buffer.byteLength(body);
+  res.writeHead(reply.status, headers);
+  res.end(body);
+}
