@@ -104,7 +104,8 @@ test('client commands take --timeout and say in one line what is wrong, with doc
     assert.equal(slow.code, 4);
     assert.match(slow.stderr, /^roster: no answer from 127\.0\.0\.1:\d+ within 300 ms \(--timeout\)$/m);
     assertOneCalmLine(slow.stderr, 'timeout');
-    assert.ok(Date.now() - began < 10_000, 'the timeout bounds the call');
+    // Well under the 60 s a snapshot read would otherwise get, even with a slow process start.
+    assert.ok(Date.now() - began < 45_000, 'the timeout bounds the call');
   } finally {
     for (const s of sockets) s.destroy();
     silent.close();
