@@ -56,6 +56,9 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     maxClockSkewMs: config.maxClockSkewSecs * 1000,
     evictionIntervalMs: config.evictionIntervalMs,
     changeLogSize: config.changeLogSize,
+    maxInstances: config.maxInstances,
+    maxInstancesPerApp: config.maxInstancesPerApp,
+    maxMetadataBytes: config.maxMetadataBytes,
   });
   const token = clusterToken(config);
   const tls =

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ChangeLog } from './change-log.js';
 import type { Clock, TimerHandle } from './clock.js';
-import { invalid, unknownInstance } from './errors.js';
+import { invalid, RegistryError, unknownInstance } from './errors.js';
 import { StringPool } from './intern.js';
 import { LeaseHeap, type HeapItem } from './lease-heap.js';
 import { SlidingCounter } from './sliding-counter.js';
@@ -59,6 +59,12 @@ export interface RegistryOptions {
   tombstoneTtlMs?: number;
   /** At most this many tombstones; past it the oldest are forgotten first (memory stays bounded under mass churn). */
   maxTombstones?: number;
+  /** Client registrations of new instances beyond this many are refused RESOURCE_EXHAUSTED (1,000,000). */
+  maxInstances?: number;
+  /** The same, per application (100,000). */
+  maxInstancesPerApp?: number;
+  /** Metadata keys and values of all instances together, in UTF-16 code units (256 Mi). */
+  maxMetadataBytes?: number;
   /** Source of randomness for choosing which expired instances to evict first. */
   random?: () => number;
   /** Receives every client write once applied, for replication. */
@@ -135,6 +141,9 @@ export class Registry implements RegistryApi {
   readonly #listeners = new Set<(change: Change) => void>();
   readonly #byStatus: Record<InstanceStatus, number> = { UP: 0, DOWN: 0, STARTING: 0, OUT_OF_SERVICE: 0, UNKNOWN: 0 };
   #size = 0;
+  #metadataBytes = 0;
+  /** Client writes refused because a capacity limit was reached, by limit. */
+  readonly #capacityRefusals = { instances: 0, instances_per_app: 0, metadata_bytes: 0 };
   #revision = 0;
   /** Renewals (and registrations, which prove life as well) over the sliding minute. */
   readonly #renewals = new SlidingCounter(WINDOW_MS / 1000);
@@ -166,6 +175,9 @@ export class Registry implements RegistryApi {
       changeLogSize: options.changeLogSize ?? 100_000,
       tombstoneTtlMs: options.tombstoneTtlMs ?? 15 * MINUTE_MS,
       maxTombstones: options.maxTombstones ?? 200_000,
+      maxInstances: options.maxInstances ?? 1_000_000,
+      maxInstancesPerApp: options.maxInstancesPerApp ?? 100_000,
+      maxMetadataBytes: options.maxMetadataBytes ?? 256 * 1024 * 1024,
       random: options.random ?? Math.random,
     };
     this.#changes = new ChangeLog(this.#opts.changeLogSize);
@@ -220,6 +232,7 @@ export class Registry implements RegistryApi {
       this.#emitLocal({ action: 'heartbeat', app: checked.app, instanceId: checked.instanceId, lastDirtyTimestamp: existing.record.lastDirtyTimestamp });
       return { view: existing, revision: this.#revision };
     }
+    this.#checkCapacity(candidate, existing?.record);
     const entry = this.#store(candidate, hash, existing, candidate.durationSecs * 1000);
     this.#emitLocal({ action: 'register', record: candidate });
     this.#log?.debug({ app: candidate.app, instanceId: candidate.instanceId, status: candidate.status }, 'registered');
@@ -439,6 +452,8 @@ export class Registry implements RegistryApi {
       selfPreservation: this.#selfPreservation,
       evictionsTotal: this.#evictionsTotal,
       revision: this.#revision,
+      metadataBytes: this.#metadataBytes,
+      capacityRefusals: { ...this.#capacityRefusals },
     };
   }
 
@@ -667,6 +682,7 @@ export class Registry implements RegistryApi {
       lastDirtyTimestamp: Math.max(wall, entry.record.lastDirtyTimestamp + 1),
       lastUpdatedTimestamp: wall,
     });
+    this.#checkCapacity(record, entry.record);
     const updated = this.#store(record, contentHash(record), entry, Math.max(entry.lease.deadline - this.#clock.now(), 0));
     this.#emitLocal({ action: 'register', record });
     return updated;
@@ -675,6 +691,28 @@ export class Registry implements RegistryApi {
   #count(record: InstanceRecord, delta: 1 | -1): void {
     this.#size += delta;
     this.#byStatus[record.status] += delta;
+    this.#metadataBytes += delta * metadataBytes(record);
+  }
+
+  /**
+   * Refuses a client write that would take the registry past a capacity limit. Only client
+   * writes are bounded: a peer's record is accepted, since its own clients were bounded there
+   * and refusing it would leave the replicas disagreeing.
+   */
+  #checkCapacity(record: InstanceRecord, existing: InstanceRecord | undefined): void {
+    const refuse = (limit: keyof RegistryStats['capacityRefusals'], message: string): never => {
+      this.#capacityRefusals[limit]++;
+      throw new RegistryError('resource_exhausted', message);
+    };
+    if (!existing) {
+      if (this.#size >= this.#opts.maxInstances) refuse('instances', `registry is full: ${this.#size} instances (limit ${this.#opts.maxInstances})`);
+      const inApp = this.#apps.get(record.app)?.size ?? 0;
+      if (inApp >= this.#opts.maxInstancesPerApp) refuse('instances_per_app', `application ${record.app} is full: ${inApp} instances (limit ${this.#opts.maxInstancesPerApp})`);
+    }
+    const growth = metadataBytes(record) - (existing ? metadataBytes(existing) : 0);
+    if (growth > 0 && this.#metadataBytes + growth > this.#opts.maxMetadataBytes) {
+      refuse('metadata_bytes', `metadata of all instances would exceed ${this.#opts.maxMetadataBytes} bytes`);
+    }
   }
 
   #publish(type: ChangeType, entry: Entry, removal?: RemovalCause): void {
@@ -714,4 +752,11 @@ function vipListHas(list: string, vip: string): boolean {
   if (list.length === 0) return false;
   const lower = vip.toLowerCase();
   return list.split(',').some((v) => v.trim().toLowerCase() === lower);
+}
+
+/** Size of a record's metadata as counted against the registry's metadata limit. */
+function metadataBytes(record: InstanceRecord): number {
+  let n = 0;
+  for (const k in record.metadata) n += k.length + record.metadata[k]!.length;
+  return n;
 }

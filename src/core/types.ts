@@ -126,6 +126,10 @@ export interface RegistryStats {
   readonly selfPreservation: boolean;
   readonly evictionsTotal: number;
   readonly revision: number;
+  /** Metadata keys and values of all instances, as counted against the metadata limit. */
+  readonly metadataBytes: number;
+  /** Client writes refused at a capacity limit, by limit. */
+  readonly capacityRefusals: Readonly<Record<'instances' | 'instances_per_app' | 'metadata_bytes', number>>;
 }
 
 /**

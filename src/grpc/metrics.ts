@@ -77,6 +77,17 @@ export function createMetrics(registry: RegistryApi, build: BuildInfo = { versio
       this.inc(registry.stats().evictionsTotal);
     },
   });
+  fromStats('roster_metadata_bytes', 'Metadata keys and values of all instances, as counted against the metadata limit.', (s) => s.metadataBytes);
+  new Counter({
+    name: 'roster_capacity_refusals_total',
+    help: 'Client writes refused RESOURCE_EXHAUSTED at a capacity limit, by limit.',
+    labelNames: ['limit'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const [limit, n] of Object.entries(registry.stats().capacityRefusals)) this.inc({ limit }, n);
+    },
+  });
 
   const requests = new Counter({
     name: 'roster_rpc_requests_total',
