@@ -86,6 +86,8 @@ export class ServerProcess {
   private constructor(
     child: ChildProcess,
     readonly port: number,
+    /** The node's HTTP port (metrics, dashboard). */
+    readonly httpPort: number,
   ) {
     this.#child = child;
     child.on('message', (message: ServerMessage) => {
@@ -101,18 +103,18 @@ export class ServerProcess {
       execArgv: ['--import', 'tsx', '--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const port = await new Promise<number>((resolve, reject) => {
+    const ports = await new Promise<{ port: number; httpPort: number }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('bench server did not start in time')), SERVER_START_TIMEOUT_MS);
       child.once('exit', (code) => reject(new Error(`bench server exited with code ${code} before serving`)));
       child.on('message', (message: ServerMessage) => {
         if ('type' in message && message.type === 'ready') {
           clearTimeout(timer);
-          resolve(message.port);
+          resolve({ port: message.port, httpPort: message.httpPort });
         }
       });
     });
     child.removeAllListeners('exit');
-    return new ServerProcess(child, port);
+    return new ServerProcess(child, ports.port, ports.httpPort);
   }
 
   get address(): string {

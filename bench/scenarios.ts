@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HeartbeatStream, RosterClient } from '../src/client/index.js';
 import { runInFlight, median, timeEach, type LoadResult, type ServerProcess } from './harness.js';
 import { benchInstance, benchKey } from './instances.js';
+import { dashboardFilter, dashboardFirstPage } from './dashboard.js';
 import { REPLICATION_SUITE } from './replication.js';
 
 /** What one scenario measured: the headline number and whatever explains it. */
@@ -208,6 +209,29 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
         unit: 'MiB',
         target: () => ({ atMost: 300 }),
         run: serverMemory,
+      },
+    ],
+  },
+  {
+    name: 'dashboard',
+    serverFlags: {},
+    setup: async (server) => {
+      await server.populate(0, 100_000, 'dash');
+    },
+    scenarios: [
+      {
+        id: 'dashboard-first-page-100k',
+        title: 'g. dashboard in chromium: navigation to the first page of applications, 100k instances',
+        unit: 'ms',
+        target: () => ({ atMost: 1000 }),
+        run: dashboardFirstPage,
+      },
+      {
+        id: 'dashboard-filter-100k',
+        title: 'g. dashboard in chromium: search to narrowed list (120 ms debounce included), 100k instances',
+        unit: 'ms',
+        target: () => ({ atMost: 500 }),
+        run: dashboardFilter,
       },
     ],
   },

@@ -4,7 +4,7 @@
  *
  * Started by bench/harness.ts with `fork` (node --import tsx --expose-gc bench/server.ts
  * '<json flags>'); it talks to its parent over the IPC channel only:
- *   → {type: 'ready', port}                       once serving
+ *   → {type: 'ready', port, httpPort}             once serving
  *   ← {id, type: 'populate', from, to, prefix}     registers instances [from, to) in-process
  *   ← {id, type: 'gc'}                             runs a full garbage collection
  *   ← {id, type: 'stats'}                          just answers
@@ -23,7 +23,7 @@ export type ServerRequest =
   | { readonly id: number; readonly type: 'gc' | 'stats' };
 
 export type ServerMessage =
-  | { readonly type: 'ready'; readonly port: number }
+  | { readonly type: 'ready'; readonly port: number; readonly httpPort: number }
   | { readonly id: number; readonly ok: true; readonly size: number; readonly memory: NodeJS.MemoryUsage }
   | { readonly id: number; readonly ok: false; readonly error: string };
 
@@ -55,4 +55,4 @@ process.on('disconnect', () => {
   void node.stop().finally(() => process.exit(0));
 });
 
-send({ type: 'ready', port: node.grpcPort });
+send({ type: 'ready', port: node.grpcPort, httpPort: node.httpPort });

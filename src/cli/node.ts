@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
 import { Registry } from '../core/registry.js';
 import { adminRoutes } from '../admin/routes.js';
+import { createDashboard } from '../dashboard/dashboard.js';
 import { eurekaRoutes } from '../eureka/routes.js';
 import { startHttpServer } from '../http/server.js';
 import { createMetrics } from '../grpc/metrics.js';
@@ -97,6 +98,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   });
   const metrics = createMetrics(registry, { version: ROSTER_VERSION });
   const observeLag = addReplicationMetrics(metrics, replicator);
+  const dashboard = createDashboard({ registry, clock, logger: log, nodeId: config.nodeId, version: ROSTER_VERSION, peers: () => replicator.peers(), ready: () => replicator.ready });
   let grpcHandle: GrpcServerHandle | undefined;
   const securityMetrics = addSecurityMetrics(metrics, () => grpcHandle?.connectionStats());
   const replication = createReplicationService({
@@ -105,7 +107,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     clock,
     logger: log,
     limiter: new TokenBucket({ ratePerSecond: config.replicationTasksPerSecond, burst: config.replicationTasksPerSecond, clock }),
-    observeLag,
+    observeLag: (action, seconds) => {
+      observeLag(action, seconds);
+      dashboard.observeLag(seconds);
+    },
   });
   registry.start();
   let serving = false;
@@ -134,6 +139,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     extraServices: [{ definition: ReplicationServiceService, implementation: replication.implementation as unknown as UntypedServiceImplementation }],
   }).catch((err: unknown) => {
     registry.stop();
+    dashboard.close();
     throw err;
   });
   grpcHandle = grpc;
@@ -170,10 +176,12 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
         },
       }),
       eurekaRoutes({ registry, clock, logger: log, ready: () => serving && replicator.ready, metrics: metrics.registry }),
+      dashboard.mount,
     ],
   }).catch(async (err: unknown) => {
     await grpc.shutdown(0);
     registry.stop();
+    dashboard.close();
     throw err;
   });
   serving = true;
@@ -195,6 +203,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       await replicator.stop(Math.min(config.shutdownGraceMs, REPLICATION_FLUSH_MS));
       await closing;
     } finally {
+      dashboard.close();
       await admin.close();
       tls?.close();
       access.close();

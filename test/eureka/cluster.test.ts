@@ -25,13 +25,14 @@ async function idsAt(node: RosterNode, app: string): Promise<string[]> {
   return doc.application.instance.map((i) => i.instanceId).sort();
 }
 
+const TOKEN = 'eureka-cluster-test-token';
 const nodes: RosterNode[] = [];
 
 before(async () => {
   const ports = await Promise.all([0, 1, 2].map(() => freePort()));
   const peers = ports.map((p) => `127.0.0.1:${p}`).join(',');
   for (const [i, port] of ports.entries()) {
-    nodes.push(await startTestNode({ port, nodeId: `eureka-${i}`, peers, startupWaitSecs: 5, antiEntropySecs: 2 }));
+    nodes.push(await startTestNode({ port, nodeId: `eureka-${i}`, peers, clusterToken: TOKEN, startupWaitSecs: 5, antiEntropySecs: 2 }));
   }
   // Reads answer 403 until a node has synchronised with a peer.
   for (const node of nodes) await waitFor('ready', async () => (await http(node.httpPort, 'GET', '/readyz')).status === 200, 10_000);

@@ -1,0 +1,57 @@
+// An inline SVG sparkline: values over time, gaps (null) left open, the latest point marked.
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/**
+ * Draws `values` into `container` as a line (or bars with `bars: true`), scaled to the largest
+ * value (at least `floor`). `label` is what a screen reader hears.
+ */
+export function sparkline(container, values, { label, floor = 1, bars = false, width = 180, height = 40 } = {}) {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  svg.setAttribute('width', String(width));
+  svg.setAttribute('height', String(height));
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', label);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  const max = Math.max(floor, ...values.filter((v) => v !== null));
+  const pad = 3;
+  const step = values.length > 1 ? (width - 2 * pad) / (values.length - 1) : 0;
+  const x = (i) => pad + i * step;
+  const y = (v) => height - pad - (v / max) * (height - 2 * pad);
+  const base = document.createElementNS(SVG, 'line');
+  Object.entries({ x1: 0, x2: width, y1: height - pad, y2: height - pad, class: 'spark-base' }).forEach(([k, v]) => base.setAttribute(k, String(v)));
+  svg.append(base);
+  if (bars) {
+    const w = Math.max(1, step * 0.7);
+    values.forEach((v, i) => {
+      if (!v) return;
+      const rect = document.createElementNS(SVG, 'rect');
+      Object.entries({ x: x(i) - w / 2, y: y(v), width: w, height: height - pad - y(v), class: 'spark-bar' }).forEach(([k, val]) => rect.setAttribute(k, String(val)));
+      svg.append(rect);
+    });
+  } else {
+    let points = [];
+    const flush = () => {
+      if (points.length > 1) {
+        const area = document.createElementNS(SVG, 'polygon');
+        area.setAttribute('points', `${points[0][0]},${height - pad} ${points.map((p) => p.join(',')).join(' ')} ${points.at(-1)[0]},${height - pad}`);
+        area.setAttribute('class', 'spark-area');
+        const line = document.createElementNS(SVG, 'polyline');
+        line.setAttribute('points', points.map((p) => p.join(',')).join(' '));
+        line.setAttribute('class', 'spark-line');
+        svg.append(area, line);
+      }
+      points = [];
+    };
+    values.forEach((v, i) => (v === null ? flush() : points.push([x(i).toFixed(1), y(v).toFixed(1)])));
+    flush();
+    const lastIndex = values.findLastIndex((v) => v !== null);
+    if (lastIndex >= 0) {
+      const dot = document.createElementNS(SVG, 'circle');
+      Object.entries({ cx: x(lastIndex), cy: y(values[lastIndex]), r: 2.5, class: 'spark-dot' }).forEach(([k, v]) => dot.setAttribute(k, String(v)));
+      svg.append(dot);
+    }
+  }
+  container.replaceChildren(svg);
+}
