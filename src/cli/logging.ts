@@ -20,7 +20,9 @@ export function createLogger(level: LogLevel, fd: 1 | 2 = 1, format: LogFormat =
   };
   if (!pretty) return pino(options, pino.destination({ dest: fd, sync: true }));
   return pino(
-    options,
+    // pino-pretty prints the error key as a block under the line; components log errors as
+    // `err`, so naming another key keeps each event on one line.
+    { ...options, errorKey: 'error' },
     PinoPretty({
       destination: fd,
       sync: true,
@@ -28,16 +30,19 @@ export function createLogger(level: LogLevel, fd: 1 | 2 = 1, format: LogFormat =
       translateTime: 'SYS:HH:MM:ss.l',
       ignore: 'pid,hostname',
       singleLine: true,
+      errorLikeObjectKeys: [],
     }),
   );
 }
 
 /**
- * gRPC status errors are expected conditions (a peer or server down, NOT_FOUND): their code
- * and details say it all, so they are logged without a stack trace. Anything else is a bug
- * and keeps its stack.
+ * gRPC status errors and system errors (ECONNREFUSED, ENOTFOUND...) are expected conditions (a
+ * peer or server down, NOT_FOUND, a DNS name not there yet): their code and message say it all,
+ * so they are logged without a stack trace. Anything else is a bug and keeps its stack.
  */
 function serializeError(err: unknown): unknown {
   if (isServiceError(err)) return { code: err.code, details: err.details.replace(/\s+/g, ' ').trim() };
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (err instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code)) return { code, message: err.message };
   return err instanceof Error ? stdSerializers.err(err) : err;
 }

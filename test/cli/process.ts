@@ -53,7 +53,7 @@ export function start(args: readonly string[], command: readonly string[] = [pro
     child,
     stderr: () => stderr,
     stdout: () => lines.map((l) => `${l}\n`).join(''),
-    line: (match, timeoutMs = 15_000) =>
+    line: (match, timeoutMs = 30_000) =>
       new Promise((resolve, reject) => {
         const check = (): void => {
           while (cursor < lines.length) {
