@@ -66,6 +66,7 @@ const SETTINGS = {
   maxClockSkewSecs: int(1, 315_360_000, 86_400, 'how far ahead of this node\'s clock a client last_dirty_timestamp may be'),
   evictionIntervalMs: int(100, 600_000, 1000, 'how often expired leases are looked for'),
   changeLogSize: int(1, 10_000_000, 100_000, 'changes kept for GetDelta and Watch resumption'),
+  peerHoldSecs: int(0, 3600, 120, 'expired leases last renewed through a peer this node cannot hear from are kept this long'),
   maxInstances: int(1, 100_000_000, 1_000_000, 'client registrations of new instances beyond this many are refused (RESOURCE_EXHAUSTED)'),
   maxInstancesPerApp: int(1, 100_000_000, 100_000, 'the same, per application'),
   maxMetadataBytes: int(1, 2 ** 40, 256 * 1024 * 1024, 'metadata of all instances together, in characters (RESOURCE_EXHAUSTED beyond)'),

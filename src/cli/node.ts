@@ -57,6 +57,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     maxClockSkewMs: config.maxClockSkewSecs * 1000,
     evictionIntervalMs: config.evictionIntervalMs,
     changeLogSize: config.changeLogSize,
+    peerHoldMs: config.peerHoldSecs * 1000,
     maxInstances: config.maxInstances,
     maxInstancesPerApp: config.maxInstancesPerApp,
     maxMetadataBytes: config.maxMetadataBytes,
@@ -86,6 +87,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     connect: (address) =>
       new GrpcPeerLink(address, {
         token,
+        nodeId: config.nodeId,
         credentials: linkCredentials,
         ...(config.peerTlsServerName !== '' ? { serverName: config.peerTlsServerName } : {}),
       }),

@@ -59,6 +59,11 @@ export interface RegistryOptions {
   tombstoneTtlMs?: number;
   /** At most this many tombstones; past it the oldest are forgotten first (memory stays bounded under mass churn). */
   maxTombstones?: number;
+  /**
+   * How long a lease last renewed through a peer this node cannot hear from is kept past its
+   * expiry (120 s): its renewals may be reaching that peer and not us (a one-way cut).
+   */
+  peerHoldMs?: number;
   /** Client registrations of new instances beyond this many are refused RESOURCE_EXHAUSTED (1,000,000). */
   maxInstances?: number;
   /** The same, per application (100,000). */
@@ -94,6 +99,8 @@ interface Lease extends LeaseTimes, HeapItem {
   serviceUpTimestamp: number;
   readonly app: string;
   readonly instanceId: string;
+  /** The peer whose replicated write last renewed this lease; undefined when a client did. */
+  renewedVia: string | undefined;
 }
 
 /**
@@ -107,6 +114,8 @@ interface Entry extends InstanceView {
 }
 
 const MINUTE_MS = 60_000;
+/** Healed peers are forgotten after this (far longer than any renewal interval). */
+const HEALED_PEER_MEMORY_MS = 10 * 60_000;
 /** Renewal rates and the eviction cap are measured over this sliding window. */
 const WINDOW_MS = MINUTE_MS;
 
@@ -142,6 +151,12 @@ export class Registry implements RegistryApi {
   readonly #byStatus: Record<InstanceStatus, number> = { UP: 0, DOWN: 0, STARTING: 0, OUT_OF_SERVICE: 0, UNKNOWN: 0 };
   #size = 0;
   #metadataBytes = 0;
+  /** Peers this node cannot hear from, since when (monotonic). */
+  readonly #unreachablePeers = new Map<string, number>();
+  /** Peers heard from again, since when (monotonic): their held leases get one renewal interval. */
+  readonly #healedPeers = new Map<string, number>();
+  /** Expired leases kept at the last pass because their renewals come through an unreachable peer. */
+  #heldForPeers = 0;
   /** Client writes refused because a capacity limit was reached, by limit. */
   readonly #capacityRefusals = { instances: 0, instances_per_app: 0, metadata_bytes: 0 };
   #revision = 0;
@@ -175,6 +190,7 @@ export class Registry implements RegistryApi {
       changeLogSize: options.changeLogSize ?? 100_000,
       tombstoneTtlMs: options.tombstoneTtlMs ?? 15 * MINUTE_MS,
       maxTombstones: options.maxTombstones ?? 200_000,
+      peerHoldMs: options.peerHoldMs ?? 2 * MINUTE_MS,
       maxInstances: options.maxInstances ?? 1_000_000,
       maxInstancesPerApp: options.maxInstancesPerApp ?? 100_000,
       maxMetadataBytes: options.maxMetadataBytes ?? 256 * 1024 * 1024,
@@ -234,12 +250,13 @@ export class Registry implements RegistryApi {
     }
     this.#checkCapacity(candidate, existing?.record);
     const entry = this.#store(candidate, hash, existing, candidate.durationSecs * 1000);
+    entry.lease.renewedVia = undefined;
     this.#emitLocal({ action: 'register', record: candidate });
     this.#log?.debug({ app: candidate.app, instanceId: candidate.instanceId, status: candidate.status }, 'registered');
     return { view: entry, revision: this.#revision };
   }
 
-  heartbeat(app: string, instanceId: string, lastDirtyTimestamp = 0, origin: WriteOrigin = 'client'): HeartbeatOutcome {
+  heartbeat(app: string, instanceId: string, lastDirtyTimestamp = 0, origin: WriteOrigin = 'client', via?: string): HeartbeatOutcome {
     app = checkApp(app);
     checkInstanceId(instanceId);
     checkDirtyTimestamp(lastDirtyTimestamp);
@@ -249,7 +266,7 @@ export class Registry implements RegistryApi {
     if (this.#clock.now() >= entry.lease.deadline) return { kind: 'not_found', reason: 'expired' };
     if (entry.record.status === 'UNKNOWN') return { kind: 'not_found', reason: 'status_unknown' };
     if (lastDirtyTimestamp > entry.record.lastDirtyTimestamp) return { kind: 'not_found', reason: 'caller_newer' };
-    this.#renew(entry);
+    this.#renew(entry, via);
     if (origin === 'client') {
       this.#emitLocal({ action: 'heartbeat', app, instanceId, lastDirtyTimestamp: entry.record.lastDirtyTimestamp });
     } else if (lastDirtyTimestamp > 0 && lastDirtyTimestamp < entry.record.lastDirtyTimestamp) {
@@ -309,7 +326,7 @@ export class Registry implements RegistryApi {
    * pull): newer versions replace, equal ones renew the lease, older ones and versions at or
    * below a cancel tombstone are ignored. Never produces a local write.
    */
-  applyRecord(record: InstanceRecord, leaseRemainingMs?: number): ApplyOutcome {
+  applyRecord(record: InstanceRecord, leaseRemainingMs?: number, via?: string): ApplyOutcome {
     const checked = checkRegistration(record, { renewalIntervalSecs: 0, durationSecs: 0 });
     const { app, instanceId } = checked;
     if (record.overriddenStatus !== undefined) checkStatus(record.overriddenStatus, 'instance.overridden_status');
@@ -326,9 +343,10 @@ export class Registry implements RegistryApi {
       const lease = existing.lease;
       this.#leases.set(lease, Math.max(lease.deadline, this.#clock.now() + remaining));
       lease.lastRenewalTimestamp = this.#clock.wallNow();
+      lease.renewedVia = via;
       return 'renewed';
     }
-    this.#store(incoming, hash, existing, remaining);
+    this.#store(incoming, hash, existing, remaining).lease.renewedVia = via;
     return 'applied';
   }
 
@@ -453,8 +471,63 @@ export class Registry implements RegistryApi {
       evictionsTotal: this.#evictionsTotal,
       revision: this.#revision,
       metadataBytes: this.#metadataBytes,
+      heldForUnreachablePeers: this.#heldForPeers,
+      unreachablePeers: this.#unreachablePeers.size,
       capacityRefusals: { ...this.#capacityRefusals },
     };
+  }
+
+  /**
+   * Tells the registry whether this node currently hears from `peer` (its incoming replication
+   * stream is open). Leases last renewed through a peer it cannot hear from are not evicted for
+   * up to `peerHoldMs`: their renewals may be reaching that peer and not this node.
+   */
+  setPeerReachable(peer: string, reachable: boolean): void {
+    const now = this.#clock.now();
+    if (reachable) {
+      if (this.#unreachablePeers.delete(peer)) this.#healedPeers.set(peer, now);
+    } else if (!this.#unreachablePeers.has(peer)) {
+      this.#unreachablePeers.set(peer, now);
+    }
+  }
+
+  /** Expired leases less those held for an unreachable peer (put back, still expired, for the next pass). */
+  #holdForUnreachablePeers(due: Lease[], now: number): Lease[] {
+    for (const [peer, at] of this.#healedPeers) if (now - at > HEALED_PEER_MEMORY_MS) this.#healedPeers.delete(peer);
+    if (this.#unreachablePeers.size === 0 && this.#healedPeers.size === 0) {
+      this.#heldForPeers = 0;
+      return due;
+    }
+    const evictable: Lease[] = [];
+    let held = 0;
+    for (const lease of due) {
+      if (lease.renewedVia !== undefined && this.#peerMayBeRenewing(lease, now)) {
+        this.#leases.set(lease, now);
+        held++;
+      } else {
+        evictable.push(lease);
+      }
+    }
+    if (held > 0 && this.#heldForPeers === 0) {
+      this.#log?.warn({ held, peers: [...this.#unreachablePeers.keys()] }, 'holding expired leases renewed through peers this node cannot hear from');
+    }
+    this.#heldForPeers = held;
+    return evictable;
+  }
+
+  /**
+   * Whether renewals of `lease` may still be on their way through its peer: the peer is
+   * unreachable (for up to `peerHoldMs`), or was heard from again less than one renewal
+   * interval ago (its backlog of heartbeats is still arriving).
+   */
+  #peerMayBeRenewing(lease: Lease, now: number): boolean {
+    const via = lease.renewedVia!;
+    const since = this.#unreachablePeers.get(via);
+    if (since !== undefined) return now - since < this.#opts.peerHoldMs;
+    const healedAt = this.#healedPeers.get(via);
+    if (healedAt === undefined) return false;
+    const interval = (this.#entry(lease.app, lease.instanceId)?.record.renewalIntervalSecs ?? 0) * 1000;
+    return now - healedAt < interval;
   }
 
   /**
@@ -470,7 +543,7 @@ export class Registry implements RegistryApi {
       this.#tombstones.delete(k);
     }
     while (this.#recentEvictions.length > 0 && this.#recentEvictions[0]! <= now - WINDOW_MS) this.#recentEvictions.shift();
-    const due = this.#leases.popDue(now);
+    const due = this.#holdForUnreachablePeers(this.#leases.popDue(now), now);
     this.#pendingExpired = due.length;
     if (due.length > 0 || this.#selfPreservation) this.#assessSelfPreservation(now);
     if (due.length === 0) return;
@@ -603,7 +676,8 @@ export class Registry implements RegistryApi {
     return this.#apps.get(app)?.get(instanceId);
   }
 
-  #renew(entry: Entry): void {
+  #renew(entry: Entry, via?: string): void {
+    entry.lease.renewedVia = via;
     this.#leases.set(entry.lease, this.#clock.now() + entry.record.durationSecs * 1000);
     entry.lease.lastRenewalTimestamp = this.#clock.wallNow();
     this.#renewals.add(this.#clock.now());
@@ -622,6 +696,7 @@ export class Registry implements RegistryApi {
       heapIndex: -1,
       app: record.app,
       instanceId: record.instanceId,
+      renewedVia: undefined,
     };
     const entry: Entry = { record, lease, hash };
     if (existing) {

@@ -128,6 +128,10 @@ export interface RegistryStats {
   readonly revision: number;
   /** Metadata keys and values of all instances, as counted against the metadata limit. */
   readonly metadataBytes: number;
+  /** Expired leases kept because their renewals come through a peer this node cannot hear from. */
+  readonly heldForUnreachablePeers: number;
+  /** Peers that replicated to this node and whose stream is now closed. */
+  readonly unreachablePeers: number;
   /** Client writes refused at a capacity limit, by limit. */
   readonly capacityRefusals: Readonly<Record<'instances' | 'instances_per_app' | 'metadata_bytes', number>>;
 }

@@ -7,7 +7,7 @@ import type { Clock } from '../core/clock.js';
 import { RegistryError, invalid, type ErrorKind } from '../core/errors.js';
 import { reconcileHash } from '../core/registry.js';
 import { STATUSES, type Change, type InstanceStatus, type InstanceView, type RegistryApi } from '../core/types.js';
-import type { HttpMount, RouteParams } from '../http/server.js';
+import { BodyTooLarge, readBody, type HttpMount, type RouteParams } from '../http/server.js';
 import {
   applicationDoc,
   applicationsDoc,
@@ -142,7 +142,7 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       mutating: true,
       async handle({ req, params }) {
         const format = bodyFormat(req);
-        const body = await readBody(req, maxBodyBytes);
+        const body = await bodyText(req, maxBodyBytes);
         registry.register(registrationFromDoc(decodeDoc(body, format), format, params.app ?? ''));
         return { status: 204 };
       },
@@ -379,19 +379,17 @@ function bodyFormat(req: IncomingMessage): EurekaFormat {
   throw new HttpError(415, `content-type must be application/json or application/xml, got ${JSON.stringify(type)}`);
 }
 
-/** The request body as text, refused with 413 past `limit` bytes. */
-async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/** The request body as text: identity-encoded only (415), at most `limit` bytes (413). */
+async function bodyText(req: IncomingMessage, limit: number): Promise<string> {
   const encoding = req.headers['content-encoding'];
   if (encoding !== undefined && encoding !== 'identity') throw new HttpError(415, `content-encoding ${JSON.stringify(encoding)} is not supported`);
   if (Number(req.headers['content-length'] ?? 0) > limit) throw new HttpError(413, `body larger than ${limit} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, `body larger than ${limit} bytes`);
-    chunks.push(chunk);
+  try {
+    return (await readBody(req, limit)).toString('utf8');
+  } catch (err) {
+    if (err instanceof BodyTooLarge) throw new HttpError(413, `body larger than ${limit} bytes`);
+    throw err;
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function refusal(err: unknown, route: Route, log: Logger): Reply {

@@ -77,6 +77,12 @@ export function createMetrics(registry: RegistryApi, build: BuildInfo = { versio
       this.inc(registry.stats().evictionsTotal);
     },
   });
+  fromStats(
+    'roster_leases_held_for_unreachable_peers',
+    'Expired leases not evicted because their renewals come through a peer this node cannot hear from (a one-way cut).',
+    (s) => s.heldForUnreachablePeers,
+  );
+  fromStats('roster_unreachable_peers', 'Peers that replicated to this node and whose incoming stream is closed now.', (s) => s.unreachablePeers);
   fromStats('roster_metadata_bytes', 'Metadata keys and values of all instances, as counted against the metadata limit.', (s) => s.metadataBytes);
   new Counter({
     name: 'roster_capacity_refusals_total',

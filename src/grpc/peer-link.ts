@@ -13,11 +13,16 @@ export interface GrpcPeerLinkOptions {
   readonly serverName?: string;
   /** Deadline for Digest and Snapshot calls. */
   readonly callTimeoutMs?: number;
+  /** This node's id, sent as `roster-node-id` so the peer knows which node its renewals come through. */
+  readonly nodeId?: string;
 }
+
+/** The metadata key a peer names itself with on its Replicate stream. */
+export const NODE_ID_HEADER = 'roster-node-id';
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // A long-lived stream of small messages: without this grpc-js copies a growing retry buffer
-  // per message (quadratic), see TOOLCHAIN.md.
+  // per message (quadratic): measured ~1.6k msgs/s without it, ~100k with.
   'grpc.per_rpc_retry_buffer_size': 0,
   // Start-up and anti-entropy snapshots are large: don't stall on 64 KiB window updates.
   'grpc-node.flow_control_window': 8 * 1024 * 1024,
@@ -66,6 +71,7 @@ export class GrpcPeerLink implements PeerLink {
     const channelOptions = options.serverName !== undefined ? { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': options.serverName } : CHANNEL_OPTIONS;
     this.#client = new pb.ReplicationServiceClient(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
     if (options.token !== undefined) this.#metadata.set('authorization', `Bearer ${options.token}`);
+    if (options.nodeId !== undefined) this.#metadata.set(NODE_ID_HEADER, options.nodeId);
     this.#timeoutMs = options.callTimeoutMs ?? 10_000;
   }
 

@@ -7,6 +7,7 @@ import type { ReplicationTask } from '../replication/link.js';
 import { applyTask } from '../replication/receiver.js';
 import { toRpcStatus, type RpcStatus } from './errors.js';
 import { taskFromProto, taskResultToProto, snapshotChunks } from './convert.js';
+import { NODE_ID_HEADER } from './peer-link.js';
 import type { TokenBucket } from './rate-limit.js';
 
 export interface ReplicationServiceOptions {
@@ -37,15 +38,23 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
   const { registry, clock, limiter } = options;
   const log = options.logger.child({ component: 'replication-server' });
   const streams = new Set<grpc.ServerDuplexStream<pb.ReplicateRequest, pb.ReplicateResponse>>();
+  /** Open incoming streams per sending node: a node with none is one this node cannot hear from. */
+  const openFrom = new Map<string, number>();
+  const heard = (via: string, delta: 1 | -1): void => {
+    const open = (openFrom.get(via) ?? 0) + delta;
+    if (open > 0) openFrom.set(via, open);
+    else openFrom.delete(via);
+    registry.setPeerReachable(via, open > 0);
+  };
 
   /** One task's result. A task that fails in any way gets its own INVALID result, never the stream's. */
-  const answerTask = (wire: pb.ReplicationTask, now: number): pb.TaskResult => {
+  const answerTask = (wire: pb.ReplicationTask, now: number, via: string | undefined): pb.TaskResult => {
     if (limiter && !limiter.tryTake()) return OVERLOADED;
     try {
       const task = taskFromProto(wire);
       if (!task.ok) return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
       if (task.value.originTimestamp > 0) options.observeLag?.(task.value.action, Math.max(0, now - task.value.originTimestamp) / 1000);
-      const result = taskResultToProto(applyTask(registry, task.value));
+      const result = taskResultToProto(applyTask(registry, task.value, via));
       // Encode now: a record that cannot be encoded must fail this task alone, not the whole response.
       pb.TaskResult.encode(result);
       return result;
@@ -60,7 +69,12 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
       // Headers now, so the sender learns at once that the stream is accepted.
       call.sendMetadata(new grpc.Metadata());
       streams.add(call);
-      call.once('close', () => streams.delete(call));
+      const via = senderOf(call.metadata);
+      if (via !== undefined) heard(via, +1);
+      call.once('close', () => {
+        streams.delete(call);
+        if (via !== undefined) heard(via, -1);
+      });
       call.on('data', (request: pb.ReplicateRequest) => {
         if (request.tasks.length > MAX_TASKS_PER_BATCH) {
           log.warn({ peer: call.getPeer(), tasks: request.tasks.length }, 'refused an oversized replication batch');
@@ -68,7 +82,7 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
           return;
         }
         const now = clock.wallNow();
-        const results = request.tasks.map((wire) => answerTask(wire, now));
+        const results = request.tasks.map((wire) => answerTask(wire, now, via));
         // A peer that does not read its results must not grow this node: stop reading its
         // batches until the results drain.
         if (!call.write({ batchId: request.batchId, results })) {
@@ -107,4 +121,10 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
       streams.clear();
     },
   };
+}
+
+/** The sending node's id from its stream's metadata, when it is a plausible node id. */
+function senderOf(metadata: grpc.Metadata): string | undefined {
+  const value = metadata.get(NODE_ID_HEADER)[0];
+  return typeof value === 'string' && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(value) ? value : undefined;
 }

@@ -260,6 +260,7 @@ describe('Eureka REST face: bad input changes nothing', () => {
     { name: 'register as text/plain', method: 'POST', path: '/eureka/apps/CART', headers: { 'content-type': 'text/plain' }, body: '{}', status: 415 },
     { name: 'register gzip-encoded', method: 'POST', path: '/eureka/apps/CART', headers: { ...JSON_HEADERS, 'content-encoding': 'gzip' }, body: '{}', status: 415 },
     { name: 'register larger than the body limit', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: big, status: 413 },
+    { name: 'register streamed (chunked) past the body limit', method: 'POST', path: '/eureka/apps/CART', headers: { ...JSON_HEADERS, 'transfer-encoding': 'chunked' }, body: big, status: 413 },
     { name: 'malformed JSON', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: '{"instance": {', status: 400, reason: /body: malformed JSON/ },
     { name: 'malformed XML', method: 'POST', path: '/eureka/apps/CART', headers: { 'content-type': 'application/xml' }, body: '<instance><app>', status: 400, reason: /body: malformed XML/ },
     { name: 'an empty body', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: '', status: 400, reason: /body/ },
