@@ -101,7 +101,7 @@ const MiB = 1024 * 1024;
  */
 const UNLIMITED_WRITES = { writesPerSecond: 10_000_000, writeBurst: 10_000_000 };
 
-/** Channel options of every benchmark client (TOOLCHAIN.md: grpc-js retry buffer). */
+/** Channel options of every benchmark client (grpc-js retry buffer off: see RosterClientOptions.channelOptions). */
 export const CHANNEL_OPTIONS = { 'grpc.per_rpc_retry_buffer_size': 0 } as const;
 
 export const SUITES: readonly (Suite | ClusterSuite)[] = [

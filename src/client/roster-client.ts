@@ -45,7 +45,7 @@ export interface CallOpts {
 export interface RosterClientOptions {
   /** Defaults to insecure (plain text), as Roster serves on a private network or via a mesh. */
   readonly credentials?: ChannelCredentials;
-  /** Extra channel options; `grpc.per_rpc_retry_buffer_size` is forced to 0 (see TOOLCHAIN.md). */
+  /** Extra channel options; `grpc.per_rpc_retry_buffer_size` is forced to 0: grpc-js copies its retry buffer per message, which makes fast client streams quadratic (~1.6k instead of ~100k small messages/s). */
   readonly channelOptions?: Partial<ClientOptions>;
   /** Deadline of unary calls without their own (default 10 s). */
   readonly timeoutMs?: number;

@@ -17,7 +17,7 @@ const CLIENT = fileURLToPath(new URL('./client.py', import.meta.url));
 const PYTHON = '/usr/bin/python3';
 const GRPC_PYTHON_PLUGIN = '/usr/bin/grpc_python_plugin';
 const INSTALL_HINT =
-  'apt-get install -y python3-grpcio python3-grpc-tools protobuf-compiler protobuf-compiler-grpc (see TOOLCHAIN.md)';
+  'apt-get install -y python3-grpcio python3-grpc-tools protobuf-compiler protobuf-compiler-grpc (listed in .ci/apt-packages)';
 const PROTOS = ['instance', 'registry_service', 'replication_service'].map((name) => `proto/roster/v1/${name}.proto`);
 
 /** Every check client.py makes; the summary must report each one as passed. */
