@@ -20,6 +20,7 @@ import { PolicySource } from '../security/policy-source.js';
 import { TlsMaterial } from '../security/tls-material.js';
 import { dnsPeers, staticPeers } from '../replication/peers.js';
 import { Replicator, type PeersReport } from '../replication/replicator.js';
+import { createXdsService } from '../xds/service.js';
 import { ConfigError, type Config } from './config.js';
 import { createLogger } from './logging.js';
 import { ROSTER_VERSION } from './version.js';
@@ -114,6 +115,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       dashboard.observeLag(seconds);
     },
   });
+  const xds = createXdsService({ registry, logger: log, metrics: metrics.registry });
   registry.start();
   let serving = false;
   const peersReport = (): PeersReport => ({ nodeId: config.nodeId, ready: replicator.ready, peers: replicator.peers() });
@@ -138,8 +140,12 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       maxCallsPerConnection: config.maxCallsPerConnection,
       idleMs: config.idleConnectionSecs * 1000,
     },
-    extraServices: [{ definition: ReplicationServiceService, implementation: replication.implementation as unknown as UntypedServiceImplementation }],
+    extraServices: [
+      { definition: ReplicationServiceService, implementation: replication.implementation as unknown as UntypedServiceImplementation },
+      { definition: xds.definition, implementation: xds.implementation },
+    ],
   }).catch((err: unknown) => {
+    xds.close({ code: status.UNAVAILABLE, details: 'server failed to start' });
     registry.stop();
     dashboard.close();
     throw err;
@@ -202,6 +208,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       // flush what this node still owes its peers, each within its bound.
       const closing = grpc.shutdown(config.shutdownGraceMs);
       replication.endStreams({ code: status.UNAVAILABLE, details: 'server shutting down' });
+      xds.close({ code: status.UNAVAILABLE, details: 'server shutting down' });
       await replicator.stop(Math.min(config.shutdownGraceMs, REPLICATION_FLUSH_MS));
       await closing;
     } finally {

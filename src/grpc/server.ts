@@ -267,12 +267,12 @@ function observeRpcs(observer: RpcObserver): grpc.ServerInterceptor {
 }
 
 /**
- * The roster and health descriptor sets (`npm run generate` builds both) as reflection's
+ * The roster, health, reflection and xDS descriptor sets (`npm run generate` builds them) as reflection's
  * input, each file exactly as compiled. proto-loader would rebuild them through protobufjs,
  * merging the files of a package and renaming map entries, which `buf curl` rejects.
  */
 async function reflectionDescriptors(): Promise<PackageDefinition> {
-  const names = ['descriptors.binpb', 'health.binpb', 'reflection.binpb'];
+  const names = ['descriptors.binpb', 'health.binpb', 'reflection.binpb', 'xds.binpb'];
   const sets = await Promise.all(names.map((name) => readFile(new URL(`../gen/${name}`, import.meta.url))));
   const files: Buffer[] = [];
   for (const set of sets) {
