@@ -30,6 +30,7 @@ import {
 } from './format.js';
 import { createLogger } from './logging.js';
 import { startNode } from './node.js';
+import { addAgentCommand } from '../agent/command.js';
 import type { PeersReport } from '../replication/replicator.js';
 import { exitOnSignals } from './signals.js';
 import { ROSTER_VERSION } from './version.js';
@@ -378,6 +379,7 @@ function buildProgram(): Command {
       process.stdout.write(table(['PEER', 'STATE', 'QUEUED', 'IN FLIGHT', 'SENT', 'DROPPED', 'EXPIRED', 'RECONNECTS', 'LAST ERROR'], rows));
     });
 
+  addAgentCommand(program);
   return program;
 }
 

@@ -12,3 +12,7 @@ export { HeartbeatStream } from './heartbeat-stream.js';
 export type { HeartbeatStreamOptions } from './heartbeat-stream.js';
 export { isRetryable, isServiceError } from './errors.js';
 export type { BackoffOptions } from './backoff.js';
+export { DiscoveryCache } from './discovery.js';
+export type { CacheChange, DiscoveryCacheOptions, DiscoveryEvents } from './discovery.js';
+export { registerRosterResolver } from './resolver.js';
+export type { RosterResolverHandle, RosterResolverOptions } from './resolver.js';

@@ -1,9 +1,10 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import { SystemClock, type Clock } from '../core/clock.js';
+import { SystemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { Instance, InstanceStatus, type DeepPartial } from '../gen/roster/v1/instance.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
-import { isRetryable, isServiceError } from './errors.js';
+import type { HeartbeatResult } from '../gen/roster/v1/registry_service.js';
+import { clientError, isRetryable, isServiceError } from './errors.js';
 import type { RosterClient } from './roster-client.js';
 
 /** What to keep registered, where, and on which clock. */
@@ -24,7 +25,7 @@ const MAX_CALL_TIMEOUT_MS = 10_000;
 
 /**
  * Keeps one instance registered, the way a Eureka client does: register, heartbeat every
- * renewal interval, and when a heartbeat gets NOT_FOUND (evicted, status cleared to UNKNOWN,
+ * renewal interval (on the client's one shared Heartbeats stream), and when a heartbeat gets NOT_FOUND (evicted, status cleared to UNKNOWN,
  * or the server holds an older record) register again with a fresh last_dirty_timestamp.
  * Transient failures are retried with backoff, never beyond one renewal interval.
  */
@@ -44,6 +45,7 @@ export class InstanceAgent {
   #renewals = 0;
   #loop: Promise<void> | undefined;
   #stopped = false;
+  readonly #onStop: (() => void)[] = [];
 
   constructor(options: InstanceAgentOptions) {
     this.#client = options.client;
@@ -110,11 +112,17 @@ export class InstanceAgent {
     return this.#register();
   }
 
+  /** The record as this agent sends it (status, metadata, version). */
+  get record(): Instance {
+    return { ...this.#record, lastDirtyTimestamp: this.#dirty };
+  }
+
   /** Stops heartbeating and cancels the instance (NOT_FOUND is fine: it is gone either way). */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#abort.abort();
+    for (const listener of this.#onStop.splice(0)) listener();
     await this.#loop;
     if (this.#registrations === 0) return;
     try {
@@ -123,6 +131,12 @@ export class InstanceAgent {
     } catch (err) {
       if (!isServiceError(err) || err.code !== grpcStatus.NOT_FOUND) throw err;
     }
+  }
+
+  /** Calls `listener` once when {@link stop} begins (the client forgets agents this way). */
+  onStop(listener: () => void): void {
+    if (this.#stopped) listener();
+    else this.#onStop.push(listener);
   }
 
   async #run(signal: AbortSignal): Promise<void> {
@@ -169,13 +183,31 @@ export class InstanceAgent {
     return stored;
   }
 
+  /** Renews on the client's shared Heartbeats stream; a non-OK result is thrown as that status. */
   async #heartbeat(): Promise<void> {
-    const response = await this.#client.heartbeat(this.#record.app, this.#record.instanceId, this.#dirty, {
-      signal: this.#abort.signal,
-      timeoutMs: this.#callTimeoutMs(),
+    const signal = this.#abort.signal;
+    const timeoutMs = this.#callTimeoutMs();
+    let timer: TimerHandle | undefined;
+    let onAbort: (() => void) | undefined;
+    // The stream may be waiting to reconnect: give up after the call timeout (or on stop), and
+    // let the loop retry; the queued heartbeat is harmless when it finally leaves.
+    const giveUp = new Promise<HeartbeatResult>((resolve) => {
+      timer = this.#clock.setTimeout(() => resolve(failed(grpcStatus.DEADLINE_EXCEEDED, `no heartbeat result within ${timeoutMs} ms`)), timeoutMs);
+      onAbort = () => resolve(failed(grpcStatus.CANCELLED, 'instance agent stopped'));
+      signal.addEventListener('abort', onAbort, { once: true });
     });
-    this.#renewals++;
-    this.#effectiveStatus = response.status;
+    try {
+      const result = await Promise.race([
+        this.#client.heartbeats.heartbeat(this.#record.app, this.#record.instanceId, this.#dirty),
+        giveUp,
+      ]);
+      if (result.code !== grpcStatus.OK) throw clientError(result.code, result.message);
+      this.#renewals++;
+      this.#effectiveStatus = result.status;
+    } finally {
+      if (timer !== undefined) this.#clock.clearTimeout(timer);
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    }
   }
 
   #callTimeoutMs(): number {
@@ -186,4 +218,8 @@ export class InstanceAgent {
   #freshDirty(): number {
     return Math.max(this.#clock.wallNow(), this.#dirty + 1);
   }
+}
+
+function failed(code: grpcStatus, message: string): HeartbeatResult {
+  return { code, message, status: InstanceStatus.INSTANCE_STATUS_UNSPECIFIED };
 }

@@ -1,16 +1,17 @@
-import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { invalid } from '../core/errors.js';
 import { STATUSES, type ChangeType, type InstanceStatus, type InstanceView, type PortInfo, type RegistrationInput } from '../core/types.js';
 
 /**
- * Eureka's wire format, both ways. Documents are built once as plain objects in the shape of
- * Eureka's Jackson codec (`EurekaJacksonCodec`), field order included; JSON is that object
- * stringified and XML is the same object through an XML builder whose conventions match
- * XStream's (attributes as `@name`, element text as `$`), so both formats carry the same data.
+ * Eureka's wire format, both ways. Output is written directly, field for field in the order of
+ * Eureka's Jackson codec (`EurekaJacksonCodec`) for JSON and of its XStream converters for XML,
+ * one instance at a time, so a registry of 100k instances is encoded in slices without
+ * building a document tree first. Input is parsed (XML into the same shape JSON has:
+ * attributes as `@name`, element text as `$`) and read leniently, as the Eureka server reads it.
  */
 export type EurekaFormat = 'json' | 'xml';
 
-/** A Eureka document or part of one. */
+/** A parsed Eureka document or part of one. */
 export type EurekaDoc = Record<string, unknown>;
 
 /** The phantom class Eureka writes (and expects) for a plain data centre. */
@@ -23,11 +24,10 @@ const DEFAULT_SECURE_PORT: PortInfo = { number: 7002, enabled: false };
 /** Eureka's countryId default (US); Roster has no such field and always writes it. */
 const COUNTRY_ID = 1;
 
-const XML_OPTIONS = { ignoreAttributes: false, attributeNamePrefix: '@', textNodeName: '$' } as const;
-// Empty elements as `<x/>`, attribute values always written out (`enabled="true"`), as XStream does.
-const xmlBuilder = new XMLBuilder({ ...XML_OPTIONS, suppressBooleanAttributes: false, suppressEmptyNode: true });
 const xmlParser = new XMLParser({
-  ...XML_OPTIONS,
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  textNodeName: '$',
   parseTagValue: false,
   parseAttributeValue: false,
   processEntities: true,
@@ -38,93 +38,10 @@ const LIST_PATHS = new Set(['applications.application', 'applications.applicatio
 const XML_NAME = /^[A-Za-z_][A-Za-z0-9._-]*$/;
 const ZONE = /^[\x21-\x7e]{1,64}$/;
 
-/**
- * One instance as Eureka writes it. `actionType` is the change that produced this version in
- * a delta; full reads say ADDED, as the Eureka server does for a registered instance.
- */
-export function instanceDoc(view: InstanceView, format: EurekaFormat, actionType: ChangeType = 'ADDED'): EurekaDoc {
-  const r = view.record;
-  const lease = view.lease;
-  const doc: EurekaDoc = {
-    instanceId: r.instanceId,
-    hostName: r.hostName,
-    app: r.app.toUpperCase(),
-    ipAddr: r.ipAddr,
-    status: r.status,
-    // Jackson writes camelCase, XStream lower case (Eureka issue #1051).
-    [format === 'json' ? 'overriddenStatus' : 'overriddenstatus']: r.overriddenStatus ?? 'UNKNOWN',
-    port: { $: r.port.number, '@enabled': String(r.port.enabled) },
-    securePort: { $: r.securePort.number, '@enabled': String(r.securePort.enabled) },
-    countryId: COUNTRY_ID,
-    dataCenterInfo: { '@class': DEFAULT_DATA_CENTER_CLASS, name: 'MyOwn' },
-    leaseInfo: {
-      renewalIntervalInSecs: r.renewalIntervalSecs,
-      durationInSecs: r.durationSecs,
-      registrationTimestamp: lease.registrationTimestamp,
-      lastRenewalTimestamp: lease.lastRenewalTimestamp,
-      evictionTimestamp: lease.evictionTimestamp,
-      serviceUpTimestamp: lease.serviceUpTimestamp,
-    },
-    metadata: metadataDoc(r.metadata, format),
-  };
-  // Eureka omits unset (null) optional strings; an empty string is Roster's "unset".
-  if (r.homePageUrl !== '') doc.homePageUrl = r.homePageUrl;
-  if (r.statusPageUrl !== '') doc.statusPageUrl = r.statusPageUrl;
-  if (r.healthCheckUrl !== '') doc.healthCheckUrl = r.healthCheckUrl;
-  if (r.vipAddress !== '') doc.vipAddress = r.vipAddress;
-  if (r.secureVipAddress !== '') doc.secureVipAddress = r.secureVipAddress;
-  doc.isCoordinatingDiscoveryServer = 'false';
-  doc.lastUpdatedTimestamp = String(r.lastUpdatedTimestamp);
-  doc.lastDirtyTimestamp = String(r.lastDirtyTimestamp);
-  doc.actionType = actionType;
-  return doc;
-}
-
-function metadataDoc(metadata: Readonly<Record<string, string>>, format: EurekaFormat): EurekaDoc {
-  const keys = Object.keys(metadata);
-  if (keys.length === 0) return { '@class': EMPTY_METADATA_CLASS };
-  if (format === 'json') return { ...metadata };
-  const out: EurekaDoc = {};
-  for (const key of keys) {
-    const name = encodeXmlName(key);
-    // XStream would write an invalid document; such keys are left out of XML (JSON has them all).
-    if (XML_NAME.test(name)) out[name] = metadata[key];
-  }
-  return out;
-}
-
-/** XStream's XmlFriendlyNameCoder: `_` → `__`, `$` → `_-`. */
-function encodeXmlName(key: string): string {
-  return key.replace(/_/g, '__').replace(/\$/g, '_-');
-}
-
-function decodeXmlName(name: string): string {
-  return name.replace(/__|_-/g, (m) => (m === '__' ? '_' : '$'));
-}
-
-/** Instances grouped by app, in the order given. */
+/** Instances grouped by app, in the order given; `actionType` is set in deltas. */
 export interface AppGroup {
   readonly app: string;
   readonly instances: readonly { readonly view: InstanceView; readonly actionType?: ChangeType }[];
-}
-
-/**
- * `{"applications": {...}}`: the registry, a delta or a VIP's instances. `versions__delta` is the
- * node's revision and `apps__hashcode` the whole registry's counts per status, both as strings.
- */
-export function applicationsDoc(groups: Iterable<AppGroup>, revision: number, appsHashcode: string, format: EurekaFormat): EurekaDoc {
-  const application: EurekaDoc[] = [];
-  for (const group of groups) application.push(appBody(group, format));
-  return { applications: { versions__delta: String(revision), apps__hashcode: appsHashcode, application } };
-}
-
-/** `{"application": {"name": ..., "instance": [...]}}`. */
-export function applicationDoc(group: AppGroup, format: EurekaFormat): EurekaDoc {
-  return { application: appBody(group, format) };
-}
-
-function appBody(group: AppGroup, format: EurekaFormat): EurekaDoc {
-  return { name: group.app.toUpperCase(), instance: group.instances.map((i) => instanceDoc(i.view, format, i.actionType)) };
 }
 
 /** Groups views (ordered by app, as the registry returns them) by app. */
@@ -138,8 +55,143 @@ export function groupByApp(views: readonly InstanceView[]): AppGroup[] {
   return groups;
 }
 
-export function encodeDoc(doc: EurekaDoc, format: EurekaFormat): string {
-  return format === 'json' ? JSON.stringify(doc) : (xmlBuilder.build(doc) as string);
+/**
+ * `{"applications": {...}}` (the registry, a delta or a VIP's instances) in pieces: the head,
+ * then one piece per instance, then the tail. `versions__delta` is the node's revision and
+ * `apps__hashcode` the counts per status, both written as strings.
+ */
+export function* applicationsParts(groups: Iterable<AppGroup>, revision: number, appsHashcode: string, format: EurekaFormat): Generator<string> {
+  if (format === 'json') {
+    yield `{"applications":{"versions__delta":"${revision}","apps__hashcode":${JSON.stringify(appsHashcode)},"application":[`;
+    let firstApp = true;
+    for (const group of groups) {
+      yield* appParts(group, format, firstApp ? '' : ',');
+      firstApp = false;
+    }
+    yield ']}}';
+  } else {
+    yield `<applications><versions__delta>${revision}</versions__delta>${xmlElement('apps__hashcode', appsHashcode)}`;
+    for (const group of groups) yield* appParts(group, format, '');
+    yield '</applications>';
+  }
+}
+
+function* appParts(group: AppGroup, format: EurekaFormat, separator: string): Generator<string> {
+  const name = group.app.toUpperCase();
+  if (format === 'json') {
+    yield `${separator}{"name":${JSON.stringify(name)},"instance":[`;
+    let first = true;
+    for (const { view, actionType } of group.instances) {
+      yield (first ? '' : ',') + instanceJson(view, actionType);
+      first = false;
+    }
+    yield ']}';
+  } else {
+    yield `<application><name>${xmlText(name)}</name>`;
+    for (const { view, actionType } of group.instances) yield instanceXml(view, actionType);
+    yield '</application>';
+  }
+}
+
+/** `{"application": {"name": ..., "instance": [...]}}` / `<application>`, in pieces. */
+export function* applicationParts(group: AppGroup, format: EurekaFormat): Generator<string> {
+  if (format === 'json') yield '{"application":';
+  yield* appParts(group, format, '');
+  if (format === 'json') yield '}';
+}
+
+/**
+ * `{"instance": {...}}` / `<instance>`. `actionType` is the change that produced this version in
+ * a delta; other reads say ADDED, as the Eureka server does for a registered instance.
+ */
+export function encodeInstance(view: InstanceView, format: EurekaFormat, actionType: ChangeType = 'ADDED'): string {
+  return format === 'json' ? `{"instance":${instanceJson(view, actionType)}}` : instanceXml(view, actionType);
+}
+
+const q = JSON.stringify;
+
+function instanceJson(view: InstanceView, actionType: ChangeType = 'ADDED'): string {
+  const r = view.record;
+  const l = view.lease;
+  const metadata = Object.keys(r.metadata).length === 0 ? `{"@class":"${EMPTY_METADATA_CLASS}"}` : q(r.metadata);
+  // Eureka omits unset (null) optional strings; an empty string is Roster's "unset".
+  const optional = (name: string, value: string): string => (value === '' ? '' : `,"${name}":${q(value)}`);
+  return (
+    `{"instanceId":${q(r.instanceId)},"hostName":${q(r.hostName)},"app":${q(r.app.toUpperCase())},"ipAddr":${q(r.ipAddr)},` +
+    // Jackson writes camelCase overriddenStatus, XStream lower case (Eureka issue #1051).
+    `"status":"${r.status}","overriddenStatus":"${r.overriddenStatus ?? 'UNKNOWN'}",` +
+    `"port":{"$":${r.port.number},"@enabled":"${r.port.enabled}"},"securePort":{"$":${r.securePort.number},"@enabled":"${r.securePort.enabled}"},` +
+    `"countryId":${COUNTRY_ID},"dataCenterInfo":{"@class":"${DEFAULT_DATA_CENTER_CLASS}","name":"MyOwn"},` +
+    `"leaseInfo":{"renewalIntervalInSecs":${r.renewalIntervalSecs},"durationInSecs":${r.durationSecs},` +
+    `"registrationTimestamp":${l.registrationTimestamp},"lastRenewalTimestamp":${l.lastRenewalTimestamp},` +
+    `"evictionTimestamp":${l.evictionTimestamp},"serviceUpTimestamp":${l.serviceUpTimestamp}},` +
+    `"metadata":${metadata}` +
+    optional('homePageUrl', r.homePageUrl) +
+    optional('statusPageUrl', r.statusPageUrl) +
+    optional('healthCheckUrl', r.healthCheckUrl) +
+    optional('vipAddress', r.vipAddress) +
+    optional('secureVipAddress', r.secureVipAddress) +
+    `,"isCoordinatingDiscoveryServer":"false","lastUpdatedTimestamp":"${r.lastUpdatedTimestamp}",` +
+    `"lastDirtyTimestamp":"${r.lastDirtyTimestamp}","actionType":"${actionType}"}`
+  );
+}
+
+function instanceXml(view: InstanceView, actionType: ChangeType = 'ADDED'): string {
+  const r = view.record;
+  const l = view.lease;
+  const optional = (name: string, value: string): string => (value === '' ? '' : xmlElement(name, value));
+  return (
+    `<instance>${xmlElement('instanceId', r.instanceId)}${xmlElement('hostName', r.hostName)}${xmlElement('app', r.app.toUpperCase())}` +
+    `${xmlElement('ipAddr', r.ipAddr)}<status>${r.status}</status><overriddenstatus>${r.overriddenStatus ?? 'UNKNOWN'}</overriddenstatus>` +
+    `<port enabled="${r.port.enabled}">${r.port.number}</port><securePort enabled="${r.securePort.enabled}">${r.securePort.number}</securePort>` +
+    `<countryId>${COUNTRY_ID}</countryId><dataCenterInfo class="${DEFAULT_DATA_CENTER_CLASS}"><name>MyOwn</name></dataCenterInfo>` +
+    `<leaseInfo><renewalIntervalInSecs>${r.renewalIntervalSecs}</renewalIntervalInSecs><durationInSecs>${r.durationSecs}</durationInSecs>` +
+    `<registrationTimestamp>${l.registrationTimestamp}</registrationTimestamp><lastRenewalTimestamp>${l.lastRenewalTimestamp}</lastRenewalTimestamp>` +
+    `<evictionTimestamp>${l.evictionTimestamp}</evictionTimestamp><serviceUpTimestamp>${l.serviceUpTimestamp}</serviceUpTimestamp></leaseInfo>` +
+    metadataXml(r.metadata) +
+    optional('homePageUrl', r.homePageUrl) +
+    optional('statusPageUrl', r.statusPageUrl) +
+    optional('healthCheckUrl', r.healthCheckUrl) +
+    optional('vipAddress', r.vipAddress) +
+    optional('secureVipAddress', r.secureVipAddress) +
+    `<isCoordinatingDiscoveryServer>false</isCoordinatingDiscoveryServer><lastUpdatedTimestamp>${r.lastUpdatedTimestamp}</lastUpdatedTimestamp>` +
+    `<lastDirtyTimestamp>${r.lastDirtyTimestamp}</lastDirtyTimestamp><actionType>${actionType}</actionType></instance>`
+  );
+}
+
+function metadataXml(metadata: Readonly<Record<string, string>>): string {
+  const keys = Object.keys(metadata);
+  if (keys.length === 0) return `<metadata class="${EMPTY_METADATA_CLASS}"/>`;
+  let out = '<metadata>';
+  for (const key of keys) {
+    const name = encodeXmlName(key);
+    // XStream would write an invalid document; such keys are left out of XML (JSON has them all).
+    if (XML_NAME.test(name)) out += xmlElement(name, metadata[key]!);
+  }
+  return out === '<metadata>' ? '<metadata/>' : `${out}</metadata>`;
+}
+
+/** `<name>text</name>`, or `<name/>` when empty, as XStream writes them. */
+function xmlElement(name: string, text: string): string {
+  return text === '' ? `<${name}/>` : `<${name}>${xmlText(text)}</${name}>`;
+}
+
+const XML_SPECIAL = /[&<>"'\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/;
+const XML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+
+/** Escapes markup; characters XML 1.0 cannot carry at all become U+FFFD. */
+function xmlText(text: string): string {
+  if (!XML_SPECIAL.test(text)) return text;
+  return text.replace(new RegExp(XML_SPECIAL.source, 'g'), (c) => XML_ESCAPES[c] ?? '\ufffd');
+}
+
+/** XStream's XmlFriendlyNameCoder: `_` → `__`, `$` → `_-`. */
+function encodeXmlName(key: string): string {
+  return key.replace(/_/g, '__').replace(/\$/g, '_-');
+}
+
+function decodeXmlName(name: string): string {
+  return name.replace(/__|_-/g, (m) => (m === '__' ? '_' : '$'));
 }
 
 /** Parses a JSON or XML body into a document; malformed input is refused naming `body`. */

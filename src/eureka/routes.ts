@@ -9,16 +9,14 @@ import { reconcileHash } from '../core/registry.js';
 import { STATUSES, type Change, type InstanceStatus, type InstanceView, type RegistryApi } from '../core/types.js';
 import { BodyTooLarge, readBody, type HttpMount, type RouteParams } from '../http/server.js';
 import {
-  applicationDoc,
-  applicationsDoc,
+  applicationParts,
+  applicationsParts,
   decodeDoc,
-  encodeDoc,
+  encodeInstance,
   groupByApp,
-  instanceDoc,
   integer,
   registrationFromDoc,
   type AppGroup,
-  type EurekaDoc,
   type EurekaFormat,
 } from './codec.js';
 import { DeltaWindow } from './delta-window.js';
@@ -48,6 +46,10 @@ export interface EurekaRoutesOptions {
 
 const DEFAULTS = { deltaWindowMs: 120_000, maxBodyBytes: 64 * 1024 };
 const DELTA_PAGE = 5000;
+/** Instances encoded between two turns of the event loop: a 100k registry never blocks it for long. */
+const ENCODE_SLICE = 1000;
+/** Plain full-read bodies larger than this are not kept (gzip ones always are: clients ask for gzip). */
+const PLAIN_CACHE_MAX_BYTES = 16 * 1024 * 1024;
 const NOT_READY = 'node is starting: not yet synchronised with its peers';
 
 /** A refusal with its HTTP status, for what has no registry error kind (403, 413, 415). */
@@ -127,11 +129,7 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
   const assertReady = (): void => {
     if (!ready()) throw new HttpError(403, NOT_READY);
   };
-  const doc = (value: EurekaDoc, format: EurekaFormat): Reply => ({
-    status: 200,
-    body: encodeDoc(value, format),
-    contentType: CONTENT_TYPES[format],
-  });
+  const reply = (body: string | Buffer, format: EurekaFormat): Reply => ({ status: 200, body, contentType: CONTENT_TYPES[format] });
   const instanceParams = (p: RouteParams): [string, string] => [p.app ?? '', p.id ?? ''];
 
   const routes: Route[] = [
@@ -214,11 +212,14 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       mutating: false,
       async handle({ format, acceptsGzip }) {
         assertReady();
-        const body = await fullReads.get(registry.revision, format, acceptsGzip, () => {
-          const snapshot = registry.snapshot();
-          return encodeDoc(applicationsDoc(groupByApp(snapshot.instances), snapshot.revision, snapshot.reconcileHash, format), format);
-        });
-        return { status: 200, body, contentType: CONTENT_TYPES[format], gzipped: acceptsGzip };
+        const revision = registry.revision;
+        const plain = (): Promise<Buffer> =>
+          fullReads.get(revision, format, () => {
+            const snapshot = registry.snapshot();
+            return encodeSliced(applicationsParts(groupByApp(snapshot.instances), snapshot.revision, snapshot.reconcileHash, format));
+          });
+        const body = acceptsGzip ? await fullReads.get(revision, `${format}+gzip`, async () => gzip(await plain())) : await plain();
+        return { ...reply(body, format), gzipped: acceptsGzip };
       },
     },
     {
@@ -230,8 +231,8 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
         assertReady();
         const groups = recentChanges(registry, window.since(registry.revision));
         const hash = reconcileHash(registry.stats().byStatus);
-        const reply = doc(applicationsDoc(groups, registry.revision, hash, format), format);
-        return acceptsGzip ? { ...reply, body: await gzip(reply.body!), gzipped: true } : reply;
+        const body = await encodeSliced(applicationsParts(groups, registry.revision, hash, format));
+        return acceptsGzip ? { ...reply(await gzip(body), format), gzipped: true } : reply(body, format);
       },
     },
     {
@@ -239,11 +240,11 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       method: 'GET',
       path: 'apps/:app',
       mutating: false,
-      handle({ params, format }) {
+      async handle({ params, format }) {
         assertReady();
         const { instances } = registry.getApplication(params.app ?? '');
         if (instances.length === 0) return { status: 404 };
-        return doc(applicationDoc(groupByApp(instances)[0]!, format), format);
+        return reply(await encodeSliced(applicationParts(groupByApp(instances)[0]!, format)), format);
       },
     },
     {
@@ -253,7 +254,7 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       mutating: false,
       handle({ params, format }) {
         assertReady();
-        return doc({ instance: instanceDoc(registry.get(...instanceParams(params)), format) }, format);
+        return reply(encodeInstance(registry.get(...instanceParams(params)), format), format);
       },
     },
     {
@@ -265,7 +266,7 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
         assertReady();
         const [view] = registry.findById(params.id ?? '');
         if (!view) return { status: 404 };
-        return doc({ instance: instanceDoc(view, format) }, format);
+        return reply(encodeInstance(view, format), format);
       },
     },
     ...(['vips', 'svips'] as const).map(
@@ -274,10 +275,10 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
         method: 'GET',
         path: `${kind}/:vip`,
         mutating: false,
-        handle({ params, format }) {
+        async handle({ params, format }) {
           assertReady();
           const { instances, revision } = registry.listByVip(params.vip ?? '', kind === 'svips');
-          return doc(applicationsDoc(groupByApp(instances), revision, hashOf(instances), format), format);
+          return reply(await encodeSliced(applicationsParts(groupByApp(instances), revision, hashOf(instances), format)), format);
         },
       }),
     ),
@@ -347,28 +348,50 @@ function hashOf(instances: readonly InstanceView[]): string {
 /**
  * `GET apps` bodies of the current revision (JSON, XML, each plain or gzip), built once on
  * first demand and shared by every reader; all dropped when the revision moves, so a read
- * after a change is never stale. Holds at most four bodies of one revision. Lease timestamps
- * in them are those of the first read at that revision (renewals do not move the revision).
+ * after a change is never stale. Holds the bodies of one revision only, plain ones only up to
+ * {@link PLAIN_CACHE_MAX_BYTES} (at 100k instances: about 2 MB per gzip body). Lease timestamps
+ * in them are those of the revision's first read (renewals do not move the revision).
  */
 class FullReadCache {
   #revision = -1;
   #bodies = new Map<string, Promise<Buffer>>();
 
-  get(revision: number, format: EurekaFormat, gzipped: boolean, build: () => string): Promise<Buffer> {
+  /** The body under `key` at `revision`; `build` starts synchronously, from the registry as it is now. */
+  get(revision: number, key: string, build: () => Promise<Buffer>): Promise<Buffer> {
     if (revision !== this.#revision) {
       this.#revision = revision;
       this.#bodies = new Map();
     }
-    const key = `${format}${gzipped ? '+gzip' : ''}`;
-    let body = this.#bodies.get(key);
+    const bodies = this.#bodies;
+    let body = bodies.get(key);
     if (!body) {
-      body = gzipped ? this.get(revision, format, false, build).then((plain) => gzip(plain)) : Promise.resolve(Buffer.from(build()));
-      const bodies = this.#bodies;
+      body = build();
       bodies.set(key, body);
-      body.catch(() => bodies.delete(key));
+      body.then(
+        (built) => {
+          if (!key.endsWith('+gzip') && built.length > PLAIN_CACHE_MAX_BYTES) bodies.delete(key);
+        },
+        () => bodies.delete(key),
+      );
     }
     return body;
   }
+}
+
+/** Encodes a document from its pieces, yielding to the event loop every {@link ENCODE_SLICE} pieces. */
+async function encodeSliced(parts: Iterable<string>): Promise<Buffer> {
+  const buffers: Buffer[] = [];
+  let slice: string[] = [];
+  for (const part of parts) {
+    slice.push(part);
+    if (slice.length === ENCODE_SLICE) {
+      buffers.push(Buffer.from(slice.join('')));
+      slice = [];
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+  buffers.push(Buffer.from(slice.join('')));
+  return Buffer.concat(buffers);
 }
 
 /** Eureka's register takes JSON or XML; anything else (or none) is 415, as Jersey answers. */

@@ -5,11 +5,10 @@ import { FakeClock } from '../../src/core/clock.js';
 import { RegistryError } from '../../src/core/errors.js';
 import { Registry } from '../../src/core/registry.js';
 import {
-  applicationsDoc,
+  applicationsParts,
   decodeDoc,
-  encodeDoc,
+  encodeInstance,
   groupByApp,
-  instanceDoc,
   registrationFromDoc,
   type EurekaDoc,
   type EurekaFormat,
@@ -34,7 +33,7 @@ function registryFrom(doc: EurekaDoc, format: EurekaFormat): Registry {
 
 function encodeRegistry(registry: Registry, format: EurekaFormat): string {
   const snapshot = registry.snapshot();
-  return encodeDoc(applicationsDoc(groupByApp(snapshot.instances), snapshot.revision, snapshot.reconcileHash, format), format);
+  return [...applicationsParts(groupByApp(snapshot.instances), snapshot.revision, snapshot.reconcileHash, format)].join('');
 }
 
 const MINIMAL = {
@@ -67,9 +66,11 @@ describe('golden fixtures (Eureka codec shapes)', () => {
     const registry = new Registry({ clock: new FakeClock() });
     registry.register(read(MINIMAL));
     const view = registry.setStatusOverride('cart', 'cart-1.local', 'OUT_OF_SERVICE');
-    assert.equal(instanceDoc(view, 'json').overriddenStatus, 'OUT_OF_SERVICE');
-    assert.equal(instanceDoc(view, 'json').status, 'OUT_OF_SERVICE');
-    assert.match(encodeDoc({ instance: instanceDoc(view, 'xml') }, 'xml'), /<overriddenstatus>OUT_OF_SERVICE<\/overriddenstatus>/);
+    const json = (JSON.parse(encodeInstance(view, 'json')) as { instance: Record<string, unknown> }).instance;
+    assert.deepEqual([json.status, json.overriddenStatus, json.overriddenstatus], ['OUT_OF_SERVICE', 'OUT_OF_SERVICE', undefined]);
+    const xml = encodeInstance(view, 'xml');
+    assert.match(xml, /<overriddenstatus>OUT_OF_SERVICE<\/overriddenstatus>/);
+    assert.doesNotMatch(xml, /overriddenStatus/);
   });
 
   test('an empty registry: hash "" and no applications', () => {
@@ -82,10 +83,21 @@ describe('golden fixtures (Eureka codec shapes)', () => {
     const registry = new Registry({ clock: new FakeClock() });
     registry.register(read({ ...MINIMAL, metadata: { 'a b': '1', 'cost$': '2', '9lives': '3', ok_1: '4' } }));
     const view = registry.get('cart', 'cart-1.local');
-    assert.deepEqual(instanceDoc(view, 'json').metadata, { '9lives': '3', 'a b': '1', 'cost$': '2', ok_1: '4' });
-    assert.deepEqual(instanceDoc(view, 'xml').metadata, { 'cost_-': '2', ok__1: '4' });
-    const back = decodeDoc(encodeDoc({ instance: instanceDoc(view, 'xml') }, 'xml'), 'xml');
-    assert.deepEqual(registrationFromDoc(back, 'xml', 'cart').metadata, { cost$: '2', ok_1: '4' });
+    const json = JSON.parse(encodeInstance(view, 'json')) as { instance: { metadata: unknown } };
+    assert.deepEqual(json.instance.metadata, { '9lives': '3', 'a b': '1', 'cost$': '2', ok_1: '4' });
+    const xml = encodeInstance(view, 'xml');
+    assert.match(xml, /<metadata><cost_->2<\/cost_-><ok__1>4<\/ok__1><\/metadata>/);
+    assert.deepEqual(registrationFromDoc(decodeDoc(xml, 'xml'), 'xml', 'cart').metadata, { cost$: '2', ok_1: '4' });
+  });
+
+  test('XML text is escaped and characters XML cannot carry are replaced; both read back', () => {
+    const registry = new Registry({ clock: new FakeClock() });
+    registry.register(read({ ...MINIMAL, metadata: { note: `a<b & "c" 'd' \u0001 é` } }));
+    const view = registry.get('cart', 'cart-1.local');
+    const xml = encodeInstance(view, 'xml');
+    assert.match(xml, /<note>a&lt;b &amp; &quot;c&quot; &apos;d&apos; \ufffd é<\/note>/);
+    assert.equal(registrationFromDoc(decodeDoc(xml, 'xml'), 'xml', 'cart').metadata.note, `a<b & "c" 'd' \ufffd é`);
+    assert.equal(registrationFromDoc(decodeDoc(encodeInstance(view, 'json'), 'json'), 'json', 'cart').metadata.note, `a<b & "c" 'd' \u0001 é`);
   });
 });
 

@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { test } from 'node:test';
+import { RosterClient } from '../../src/client/index.js';
+import { startTestNode } from './harness.js';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+/** A child environment without tsx: NODE_OPTIONS could carry a loader into it. */
+const plainEnv = { ...process.env, NODE_OPTIONS: '' };
+
+test('a plain node script imports the compiled client as roster/client, with types', { timeout: 60_000 }, async () => {
+  // Build dist/ as `npm ci` does (prepare), so the test checks this tree's output, not a stale one.
+  await run(process.execPath, ['scripts/build.js'], { cwd: root, env: plainEnv });
+  await run(process.execPath, [fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', import.meta.url)), '-p', fixture('tsconfig.json')], { cwd: root });
+
+  const node = await startTestNode();
+  const direct = new RosterClient(`127.0.0.1:${node.grpcPort}`);
+  try {
+    const { stdout } = await run(process.execPath, [fixture('plain-client.mjs'), `127.0.0.1:${node.grpcPort}`], { cwd: root, env: plainEnv, timeout: 30_000 });
+    assert.deepEqual(JSON.parse(stdout), { picked: 'plain-1', registrations: 1, resolver: 'function' });
+    assert.deepEqual((await direct.getApplication('plain')).instances, [], 'close() cancelled the instance');
+  } finally {
+    await direct.close();
+    await node.stop();
+  }
+});
