@@ -11,6 +11,8 @@ import { runInFlight, median, timeEach, type LoadResult, type ServerProcess } fr
 import { benchInstance, benchKey } from './instances.js';
 import { dashboardFilter, dashboardFirstPage } from './dashboard.js';
 import { REPLICATION_SUITE } from './replication.js';
+import { DEPLOYMENT_SUITE } from './deployment.js';
+import { manyWatchers, pausedWatcher } from './watchers.js';
 
 /** What one scenario measured: the headline number and whatever explains it. */
 export interface Measurement {
@@ -235,7 +237,26 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
       },
     ],
   },
+  {
+    name: 'watchers',
+    serverFlags: UNLIMITED_WRITES,
+    scenarios: [
+      {
+        id: 'rss-paused-watcher',
+        title: 'h. server RSS growth with one Watch stream that stopped reading, 1,000 writes/s',
+        unit: 'MiB',
+        run: pausedWatcher,
+      },
+      {
+        id: 'rss-5000-watchers',
+        title: 'h. server RSS with 5,000 Watch streams reading, 1,000 writes/s',
+        unit: 'MiB',
+        run: (ctx) => manyWatchers(ctx, 5_000),
+      },
+    ],
+  },
   REPLICATION_SUITE,
+  DEPLOYMENT_SUITE,
 ];
 
 type Operation = (i: number) => Promise<boolean>;

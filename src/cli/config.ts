@@ -9,6 +9,8 @@ interface Setting<T> {
   readonly fallback: () => T;
   readonly fromString: (raw: string) => unknown;
   readonly help: string;
+  /** Never echoed back: an error names the setting and the value's length only. */
+  readonly secret?: boolean;
 }
 
 const asInt = (raw: string): unknown => (/^-?\d+$/.test(raw.trim()) ? Number(raw) : raw);
@@ -77,7 +79,7 @@ const SETTINGS = {
   peers: text(z.string().regex(PEER_LIST, 'must be host:port[,host:port...]'), () => '', 'static peers, host:port,host:port (this node is skipped)'),
   peersDns: text(z.string().regex(DNS_PEERS, 'must be name:port'), () => '', 'peers from a DNS name, name:port (e.g. a Kubernetes headless service)'),
   peerRefreshSecs: int(1, 3600, 30, 'how often peers are resolved again'),
-  clusterToken: text(z.string().max(1024), () => '', 'credential peers must present to replicate (empty: any peer; logged as a warning)'),
+  clusterToken: { ...text(z.string().max(1024), () => '', 'credential peers must present to replicate (empty: any peer; logged as a warning)'), secret: true },
   antiEntropySecs: int(1, 3600, 30, 'how often digests are compared with each peer'),
   startupWaitSecs: int(0, 3600, 300, 'how long reads answer UNAVAILABLE while no peer snapshot has been applied'),
   replicationQueueSize: int(1, 10_000_000, 10_000, 'pending replication tasks per peer (oldest dropped beyond)'),
@@ -176,7 +178,10 @@ export function resolveConfig(sources: ConfigSources): Config {
     }
     const parsed = setting.schema.safeParse(raw);
     if (parsed.success) result[name] = parsed.data;
-    else problems.push(`${name}=${JSON.stringify(raw)} (from ${origin}): ${parsed.error.issues.map((i) => i.message).join(', ')}`);
+    else {
+      const shown = setting.secret ? `<secret of ${String(raw).length} characters>` : JSON.stringify(raw);
+      problems.push(`${name}=${shown} (from ${origin}): ${parsed.error.issues.map((i) => i.message).join(', ')}`);
+    }
   }
   if (problems.length === 0 && (result.leaseDurationSecs as number) < (result.leaseRenewalSecs as number)) {
     problems.push(`leaseDurationSecs (${result.leaseDurationSecs}) must be at least leaseRenewalSecs (${result.leaseRenewalSecs})`);

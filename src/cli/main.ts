@@ -34,6 +34,7 @@ import { addAgentCommand } from '../agent/command.js';
 import type { PeersReport } from '../replication/replicator.js';
 import { exitOnSignals } from './signals.js';
 import { ROSTER_VERSION } from './version.js';
+import { bootstrapConfig } from '../xds/bootstrap.js';
 
 /**
  * Exit codes, documented in `roster --help` and the README. Errors are one line on stderr,
@@ -379,6 +380,25 @@ function buildProgram(): Command {
       process.stdout.write(table(['PEER', 'STATE', 'QUEUED', 'IN FLIGHT', 'SENT', 'DROPPED', 'EXPIRED', 'RECONNECTS', 'LAST ERROR'], rows));
     });
 
+  program
+    .command('xds')
+    .description('proxyless gRPC (xDS) helpers')
+    .command('bootstrap')
+    .description('print a bootstrap file for xDS clients (point GRPC_XDS_BOOTSTRAP at it, or put it in GRPC_XDS_BOOTSTRAP_CONFIG)')
+    .requiredOption('--server <target>', 'Roster gRPC address, HOST:PORT or a gRPC target (repeat for fallback servers)', collectList, [])
+    .option('--zone <zone>', "the client's zone (its locality; grpc-js needs one)", 'default')
+    .option('--region <region>', "the client's region")
+    .option('--node-id <id>', 'the client node id the server logs', `${hostname()}-xds`)
+    .action((flags: { server: string[]; zone: string; region?: string; nodeId: string }) => {
+      let bootstrap;
+      try {
+        bootstrap = bootstrapConfig({ servers: flags.server, zone: flags.zone, nodeId: flags.nodeId, ...(flags.region === undefined ? {} : { region: flags.region }) });
+      } catch (err) {
+        throw new CliError(err instanceof Error ? err.message : String(err), EXIT.usage);
+      }
+      process.stdout.write(`${JSON.stringify(bootstrap, null, 2)}\n`);
+    });
+
   addAgentCommand(program);
   return program;
 }
@@ -498,6 +518,10 @@ function nonNegativeInt(text: string): number {
 function positiveInt(text: string): number {
   if (!/^[1-9]\d*$/.test(text)) throw new InvalidArgumentError('expected a positive integer');
   return Number(text);
+}
+
+function collectList(value: string, into: string[]): string[] {
+  return [...into, value];
 }
 
 function collectMetadata(entry: string, into: Record<string, string>): Record<string, string> {

@@ -32,6 +32,8 @@ const REPLICATION_FLUSH_MS = 2000;
 export interface RosterNode {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The HTTP port's routes, `METHOD /path` (each has a role in src/http/access.ts). */
+  readonly httpRoutes: readonly string[];
   readonly registry: Registry;
   readonly replicator: Replicator;
   /** Stops accepting, ends calls and streams within `shutdownGraceMs`, closes HTTP, stops the registry. */
@@ -97,6 +99,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     peerRefreshMs: config.peerRefreshSecs * 1000,
     antiEntropyIntervalMs: config.antiEntropySecs * 1000,
     startupWaitMs: config.startupWaitSecs * 1000,
+    // Health says SERVING the moment reads may be served, not at the next periodic recheck.
+    onReady: () => grpcHandle?.setServing(serving),
     dispatcher: { maxQueue: config.replicationQueueSize },
   });
   const metrics = createMetrics(registry, { version: ROSTER_VERSION });
@@ -223,6 +227,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   return {
     grpcPort: grpc.port,
     httpPort: admin.port,
+    httpRoutes: admin.routes,
     registry,
     replicator,
     stop: () => (stopping ??= stop()),

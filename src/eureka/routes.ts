@@ -90,14 +90,13 @@ interface Request {
 }
 
 /**
- * One endpoint. `mutating` marks writes: the single place every route passes through
- * ({@link serve}) is where a per-route check such as authorisation belongs.
+ * One endpoint; `name` labels its metrics. Credentials and roles are checked before any route
+ * runs, by the HTTP port's access policy (`src/http/access.ts`), for every face alike.
  */
 interface Route {
   readonly name: string;
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   readonly path: string;
-  readonly mutating: boolean;
   handle(request: Request): Reply | Promise<Reply>;
 }
 
@@ -137,7 +136,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'register',
       method: 'POST',
       path: 'apps/:app',
-      mutating: true,
       async handle({ req, params }) {
         const format = bodyFormat(req);
         const body = await bodyText(req, maxBodyBytes);
@@ -149,7 +147,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'heartbeat',
       method: 'PUT',
       path: 'apps/:app/:id',
-      mutating: true,
       handle({ params, query }) {
         // `status` and `overriddenstatus` are the client's view; the registry's rules decide.
         const dirty = integer(query.get('lastDirtyTimestamp'), 'lastDirtyTimestamp') ?? 0;
@@ -161,7 +158,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'cancel',
       method: 'DELETE',
       path: 'apps/:app/:id',
-      mutating: true,
       handle({ params }) {
         registry.cancel(...instanceParams(params), 'client');
         return OK;
@@ -171,7 +167,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'status_override',
       method: 'PUT',
       path: 'apps/:app/:id/status',
-      mutating: true,
       handle({ params, query }) {
         const value = query.get('value') ?? '';
         if (!(STATUSES as readonly string[]).includes(value)) {
@@ -185,7 +180,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'status_clear',
       method: 'DELETE',
       path: 'apps/:app/:id/status',
-      mutating: true,
       handle({ params }) {
         registry.clearStatusOverride(...instanceParams(params));
         return OK;
@@ -195,7 +189,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'metadata',
       method: 'PUT',
       path: 'apps/:app/:id/metadata',
-      mutating: true,
       handle({ params, query }) {
         const [app, id] = instanceParams(params);
         const set: Record<string, string> = {};
@@ -209,7 +202,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'apps',
       method: 'GET',
       path: 'apps',
-      mutating: false,
       async handle({ format, acceptsGzip }) {
         assertReady();
         const revision = registry.revision;
@@ -226,7 +218,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'delta',
       method: 'GET',
       path: 'apps/delta',
-      mutating: false,
       async handle({ format, acceptsGzip }) {
         assertReady();
         const groups = recentChanges(registry, window.since(registry.revision));
@@ -239,7 +230,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'app',
       method: 'GET',
       path: 'apps/:app',
-      mutating: false,
       async handle({ params, format }) {
         assertReady();
         const { instances } = registry.getApplication(params.app ?? '');
@@ -251,7 +241,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'instance',
       method: 'GET',
       path: 'apps/:app/:id',
-      mutating: false,
       handle({ params, format }) {
         assertReady();
         return reply(encodeInstance(registry.get(...instanceParams(params)), format), format);
@@ -261,7 +250,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       name: 'instance_by_id',
       method: 'GET',
       path: 'instances/:id',
-      mutating: false,
       handle({ params, format }) {
         assertReady();
         const [view] = registry.findById(params.id ?? '');
@@ -274,7 +262,6 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
         name: kind.slice(0, -1),
         method: 'GET',
         path: `${kind}/:vip`,
-        mutating: false,
         async handle({ params, format }) {
           assertReady();
           const { instances, revision } = registry.listByVip(params.vip ?? '', kind === 'svips');
@@ -288,11 +275,11 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
   const serve =
     (route: Route) =>
     async (req: IncomingMessage, res: ServerResponse, params: RouteParams): Promise<void> => {
-      let reply: Reply;
+      let answer: Reply;
       try {
         const url = new URL(req.url ?? '/', 'http://localhost');
         const accept = req.headers.accept ?? '';
-        reply = await route.handle({
+        answer = await route.handle({
           req,
           params,
           query: url.searchParams,
@@ -300,10 +287,10 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
           acceptsGzip: (req.headers['accept-encoding'] ?? '').includes('gzip'),
         });
       } catch (err) {
-        reply = refusal(err, route, log);
+        answer = refusal(err, route, log);
       }
-      requests?.inc({ route: route.name, code: String(reply.status) });
-      send(res, reply);
+      requests?.inc({ route: route.name, code: String(answer.status) });
+      send(res, answer);
     };
 
   return (router) => {

@@ -20,6 +20,8 @@ export interface ReplicatorOptions {
   antiEntropyIntervalMs?: number;
   /** How long reads wait for a first peer snapshot before serving anyway (default 5 min). */
   startupWaitMs?: number;
+  /** Called once, when the start-up sync is over and reads may be served. */
+  onReady?: () => void;
   startupRetryMs?: number;
   dispatcher?: Partial<DispatcherOptions>;
 }
@@ -220,6 +222,7 @@ export class Replicator {
     if (this.#ready) return;
     this.#ready = true;
     this.#log?.info({ ...fields, reason }, 'ready to serve reads');
+    this.#opts.onReady?.();
   }
 
   #every(ms: number, fn: () => void): void {

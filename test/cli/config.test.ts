@@ -123,3 +123,13 @@ test('peer lists are validated, naming the setting', () => {
   assert.throws(() => resolveConfig({ flags: { peers: 'no-port' } }), /peers="no-port"/);
   assert.throws(() => resolveConfig({ env: { ROSTER_PEERS_DNS: 'roster-headless' } }), /peersDns=.*ROSTER_PEERS_DNS/);
 });
+
+test('a refused cluster token is never echoed: the error names the setting and the length only', () => {
+  const secret = 'S3CRET'.repeat(200);
+  for (const sources of [{ flags: { clusterToken: secret } }, { env: { ROSTER_CLUSTER_TOKEN: secret } }]) {
+    assert.throws(
+      () => resolveConfig(sources),
+      (err: Error) => err.message.includes('clusterToken=<secret of 1200 characters>') && !err.message.includes('S3CRET'),
+    );
+  }
+});

@@ -1,40 +1,33 @@
 package dev.roster.example;
 
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Map;
-import java.util.Set;
 
 /** Command-line options of {@link RosterJavaClient}, with their defaults. */
-record Options(String server, String app, String id, String ip, int port, String watchApp,
-    int renewSecs, int durationSecs) {
+record Options(String server, String app, String id, int port, int renewSecs) {
 
   static final String USAGE = """
       usage: java -jar roster-java-client.jar [--server HOST:PORT] [--app APP] [--id ID]
-             [--ip IP] [--port PORT] [--watch-app APP] [--renew-secs N] [--duration-secs N]
-        --server         Roster node (default: $ROSTER_SERVER or 127.0.0.1:8761)
-        --app            application to register (default: billing)
-        --id             instance id (default: java-1)
-        --ip, --port     where the instance serves (default: 127.0.0.1, 8080)
-        --watch-app      only watch this app; empty for all (default: the --app)
-        --renew-secs     heartbeat interval (default: 10)
-        --duration-secs  lease duration: expiry after this long without a heartbeat (default: 30)
-      Runs until Ctrl-C or SIGTERM, then cancels its registration.""";
+             [--port PORT] [--renew-secs N]
+        --server      Roster node (default: 127.0.0.1:8761)
+        --app         application to register and watch (default: billing)
+        --id          this instance's id (default: java-1)
+        --port        the port the instance serves on (default: 8080)
+        --renew-secs  heartbeat interval, 1..300; the lease lasts three intervals (default: 10)
+      Runs until Ctrl-C or SIGTERM, then cancels the instance and exits 0; exits 1 when a call
+      fails (the node went away), 2 on bad usage.""";
 
   /** Parses {@code --name value} pairs; returns null for --help. */
   static Options parse(String[] args) {
     Map<String, String> values = new HashMap<>(Map.of(
-        "--server", System.getenv().getOrDefault("ROSTER_SERVER", "127.0.0.1:8761"),
-        "--app", "billing", "--id", "java-1", "--ip", "127.0.0.1", "--port", "8080",
-        "--renew-secs", "10", "--duration-secs", "30"));
-    Set<String> known = new HashSet<>(values.keySet());
-    known.add("--watch-app"); // defaults to the --app given
+        "--server", "127.0.0.1:8761", "--app", "billing", "--id", "java-1", "--port", "8080",
+        "--renew-secs", "10"));
     for (int i = 0; i < args.length; i++) {
       String name = args[i];
       if (name.equals("--help") || name.equals("-h")) {
         return null;
       }
-      if (!known.contains(name)) {
+      if (!values.containsKey(name)) {
         throw new IllegalArgumentException("unknown option " + name);
       }
       if (i + 1 >= args.length) {
@@ -42,14 +35,8 @@ record Options(String server, String app, String id, String ip, int port, String
       }
       values.put(name, args[++i]);
     }
-    String app = values.get("--app");
-    int renew = number(values, "--renew-secs", 1, 3600);
-    int duration = number(values, "--duration-secs", 1, 3600);
-    if (duration <= renew) {
-      throw new IllegalArgumentException("--duration-secs must be longer than --renew-secs");
-    }
-    return new Options(values.get("--server"), app, values.get("--id"), values.get("--ip"),
-        number(values, "--port", 1, 65535), values.getOrDefault("--watch-app", app), renew, duration);
+    return new Options(values.get("--server"), values.get("--app"), values.get("--id"),
+        number(values, "--port", 1, 65535), number(values, "--renew-secs", 1, 300));
   }
 
   private static int number(Map<String, String> values, String name, int min, int max) {

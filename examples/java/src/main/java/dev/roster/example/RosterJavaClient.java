@@ -4,18 +4,19 @@ import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
+import io.grpc.StatusException;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
+import java.io.PrintStream;
 import java.util.Iterator;
-import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import roster.v1.InstanceOuterClass.Change;
 import roster.v1.InstanceOuterClass.Instance;
 import roster.v1.InstanceOuterClass.InstanceStatus;
@@ -23,6 +24,7 @@ import roster.v1.InstanceOuterClass.LeaseInfo;
 import roster.v1.InstanceOuterClass.Port;
 import roster.v1.RegistryServiceGrpc;
 import roster.v1.RegistryServiceOuterClass.CancelRequest;
+import roster.v1.RegistryServiceOuterClass.CancelResponse;
 import roster.v1.RegistryServiceOuterClass.HeartbeatRequest;
 import roster.v1.RegistryServiceOuterClass.HeartbeatResult;
 import roster.v1.RegistryServiceOuterClass.HeartbeatsRequest;
@@ -33,53 +35,61 @@ import roster.v1.RegistryServiceOuterClass.RegisterRequest;
 import roster.v1.RegistryServiceOuterClass.RegisterResponse;
 import roster.v1.RegistryServiceOuterClass.WatchRequest;
 import roster.v1.RegistryServiceOuterClass.WatchResponse;
+import sun.misc.Signal;
 
 /**
- * A Roster client the way a service would embed one: it registers an instance, renews its
- * lease on the {@code Heartbeats} stream (registering again when a heartbeat answers
- * NOT_FOUND), watches changes from a snapshot's revision, and cancels its registration when
- * the JVM shuts down (Ctrl-C, SIGTERM, or the end of {@code main}).
+ * Keeps one instance registered with a Roster node and prints the changes to its application,
+ * the way a service's own registry client would:
  *
- * <p>Every event is one line on stdout ({@code registered ...}, {@code heartbeat ...},
- * {@code watch ...}, {@code cancelled ...}), so scripts can follow it.
+ * <ol>
+ *   <li>{@code ListApplications} gives a snapshot and its revision;
+ *   <li>{@code Register} announces the instance, with {@code last_dirty_timestamp} as its version;
+ *   <li>{@code Watch} follows the application from the snapshot's revision, so no change slips
+ *       in between (the instance's own registration included);
+ *   <li>the {@code Heartbeats} stream renews the lease every renewal interval, and the client
+ *       registers again when the node answers NOT_FOUND (expired, or its status was cleared);
+ *   <li>on SIGINT or SIGTERM, {@code Cancel} removes the instance and the program exits 0.
+ * </ol>
+ *
+ * <p>Every step prints one line, {@code event key=value ...}, on stdout, the same lines as the Go
+ * and Python examples print. A failed call (the node went away) is printed on stderr, the
+ * instance is cancelled if the node still answers, and the program exits 1.
  */
 public final class RosterJavaClient {
 
-  /** gRPC's code for NOT_FOUND, as carried in a {@link HeartbeatResult}. */
-  private static final int CODE_NOT_FOUND = Status.Code.NOT_FOUND.value();
-
-  /** Bound on every unary call, so a dead node cannot hang start-up or shutdown. */
+  /** Bound on every unary call, so a node that stops answering fails the program, not hangs it. */
   private static final long CALL_DEADLINE_SECONDS = 5;
 
   private final Options options;
+  private final PrintStream out;
   private final ManagedChannel channel;
   private final RegistryServiceGrpc.RegistryServiceBlockingStub blocking;
   private final RegistryServiceGrpc.RegistryServiceStub async;
-  /** One thread owns the heartbeat stream and the record: gRPC's StreamObserver is not thread-safe. */
+  /** One thread owns the record and the heartbeat stream: a StreamObserver is not thread-safe. */
   private final ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor();
-  private final AtomicBoolean closed = new AtomicBoolean();
+  /** Completes on SIGINT/SIGTERM (normally) or on the first failed call (exceptionally). */
+  private final CompletableFuture<Void> stopped = new CompletableFuture<>();
 
-  private volatile Instance me;
+  /** Written by the main thread, then only by the scheduler; read by close() after it ended. */
+  private Instance me;
   private StreamObserver<HeartbeatsRequest> heartbeats;
   private long nextBatchId = 1;
   private volatile ClientCallStreamObserver<WatchRequest> watchCall;
-  /** Where a broken Watch resumes: the revision and history of the last message received. */
-  private volatile long watchRevision;
-  private volatile String watchNodeId = "";
 
-  RosterJavaClient(Options options) {
+  RosterJavaClient(Options options, PrintStream out) {
     this.options = options;
+    this.out = out;
     this.channel = Grpc.newChannelBuilder(options.server(), InsecureChannelCredentials.create()).build();
     this.blocking = RegistryServiceGrpc.newBlockingStub(channel);
     this.async = RegistryServiceGrpc.newStub(channel);
   }
 
-  public static void main(String[] args) throws InterruptedException {
+  public static void main(String[] args) {
     Options options;
     try {
       options = Options.parse(args);
     } catch (IllegalArgumentException e) {
-      System.err.println("error: " + e.getMessage());
+      System.err.println("roster-java-client: " + e.getMessage());
       System.err.println(Options.USAGE);
       System.exit(2);
       return;
@@ -88,60 +98,101 @@ public final class RosterJavaClient {
       System.out.println(Options.USAGE);
       return;
     }
-    RosterJavaClient client = new RosterJavaClient(options);
-    // Runs on Ctrl-C (SIGINT), SIGTERM and normal exit alike.
-    Runtime.getRuntime().addShutdownHook(new Thread(client::close, "roster-shutdown"));
-    try {
-      client.start();
-    } catch (StatusRuntimeException e) {
-      System.err.println("error: " + e.getStatus());
-      System.exit(1); // the shutdown hook still closes the channel
-    }
-    new CountDownLatch(1).await(); // until a signal ends the JVM
+    System.exit(new RosterJavaClient(options, System.out).run());
   }
 
-  /** Snapshot, then watch from its revision, then register: the Watch sees our own ADDED. */
-  void start() throws InterruptedException {
-    watchFromSnapshot();
+  /** Runs until a signal or a failure; returns the exit code (0 after a signal, 1 on failure). */
+  int run() {
+    // Handled here rather than in a shutdown hook, so a stop on request exits 0, not 128 + n.
+    // A second signal stops at once.
+    for (String name : new String[] {"INT", "TERM"}) {
+      Signal.handle(new Signal(name), signal -> {
+        if (!stopped.complete(null)) {
+          Runtime.getRuntime().halt(128 + signal.getNumber());
+        }
+      });
+    }
+    Throwable failure = null;
     try {
-      scheduler.submit(this::register).get();
+      long revision = snapshot();
+      register("registered"); // before the scheduler runs anything: no other thread yet
+      watch(revision);
+      scheduler.scheduleWithFixedDelay(
+          this::heartbeat, options.renewSecs(), options.renewSecs(), TimeUnit.SECONDS);
+      stopped.get();
     } catch (ExecutionException e) {
-      throw e.getCause() instanceof StatusRuntimeException s ? s : new IllegalStateException(e.getCause());
+      failure = e.getCause();
+    } catch (StatusRuntimeException | InterruptedException e) {
+      failure = e;
     }
-    scheduler.scheduleWithFixedDelay(
-        this::heartbeat, options.renewSecs(), options.renewSecs(), TimeUnit.SECONDS);
+    try {
+      close();
+    } catch (StatusRuntimeException e) {
+      failure = failure == null ? e : failure;
+      System.err.println("roster-java-client: cancel: " + describe(e));
+    }
+    if (failure == null) {
+      return 0;
+    }
+    System.err.println("roster-java-client: " + describe(failure));
+    return 1;
   }
 
-  private void watchFromSnapshot() {
+  /** Reads the whole registry, prints the application's instances in it, returns its revision. */
+  private long snapshot() {
     Iterator<ListApplicationsResponse> chunks =
         blocking.withDeadlineAfter(CALL_DEADLINE_SECONDS, TimeUnit.SECONDS)
             .listApplications(ListApplicationsRequest.getDefaultInstance());
-    ListApplicationsResponse first = chunks.next();
-    chunks.forEachRemaining(chunk -> { }); // the instances themselves are not needed here
-    System.out.printf("snapshot revision=%d instances=%d node=%s%n",
-        first.getRevision(), first.getTotalInstances(), first.getNodeId());
-    watch(first.getRevision(), first.getNodeId());
+    long revision = 0;
+    int instances = 0;
+    String node = "";
+    while (chunks.hasNext()) {
+      ListApplicationsResponse chunk = chunks.next();
+      // Every chunk of one snapshot carries the same revision.
+      revision = chunk.getRevision();
+      node = chunk.getNodeId();
+      instances += chunk.getInstancesCount();
+      for (Instance instance : chunk.getInstancesList()) {
+        // The node stores application names in lower case.
+        if (instance.getApp().equalsIgnoreCase(options.app())) {
+          out.printf("listed instance=%s/%s status=%s%n",
+              instance.getApp(), instance.getInstanceId(), statusName(instance.getStatus()));
+        }
+      }
+    }
+    out.printf("snapshot revision=%d instances=%d node=%s%n", revision, instances, node);
+    return revision;
   }
 
-  /** Starts over from a fresh snapshot, retrying every second while the node is unreachable. */
-  private void resync() {
-    try {
-      watchFromSnapshot();
-    } catch (StatusRuntimeException e) {
-      System.out.println("listing failed (" + e.getStatus() + "): retrying in 1 s");
-      later(this::resync, 1);
-    }
+  /** Registers with a fresh last_dirty_timestamp: each registration is a newer version. */
+  private void register(String event) {
+    me = Instance.newBuilder()
+        .setApp(options.app())
+        .setInstanceId(options.id())
+        .setHostName("localhost")
+        .setIpAddr("127.0.0.1")
+        .setPort(Port.newBuilder().setNumber(options.port()).setEnabled(true))
+        .setVipAddress(options.app() + ".vip")
+        .putMetadata("lang", "java")
+        .setLease(LeaseInfo.newBuilder()
+            .setRenewalIntervalSecs(options.renewSecs())
+            .setDurationSecs(3 * options.renewSecs()))
+        .setLastDirtyTimestamp(System.currentTimeMillis())
+        .build();
+    RegisterResponse response = blocking.withDeadlineAfter(CALL_DEADLINE_SECONDS, TimeUnit.SECONDS)
+        .register(RegisterRequest.newBuilder().setInstance(me).build());
+    Instance stored = response.getInstance();
+    out.printf("%s app=%s id=%s status=%s revision=%d%n", event, stored.getApp(),
+        stored.getInstanceId(), statusName(stored.getStatus()), response.getRevision());
   }
 
   /**
-   * Follows changes after {@code revision}. Passing the snapshot's node id makes a restarted
-   * or different node answer resync_required instead of replaying another history.
+   * Prints the application's changes after {@code revision}. When the node answers
+   * resync_required (the cursor fell out of its change log), lists again and watches from there.
    */
-  private void watch(long revision, String nodeId) {
-    watchRevision = revision;
-    watchNodeId = nodeId;
-    WatchRequest request = WatchRequest.newBuilder()
-        .setSinceRevision(revision).setNodeId(nodeId).setApp(options.watchApp()).build();
+  private void watch(long revision) {
+    WatchRequest request =
+        WatchRequest.newBuilder().setSinceRevision(revision).setApp(options.app()).build();
     async.watch(request, new ClientResponseObserver<WatchRequest, WatchResponse>() {
       @Override
       public void beforeStart(ClientCallStreamObserver<WatchRequest> call) {
@@ -152,101 +203,59 @@ public final class RosterJavaClient {
       public void onNext(WatchResponse msg) {
         for (Change change : msg.getChangesList()) {
           Instance instance = change.getInstance();
-          System.out.printf("watch %s %s/%s status=%s revision=%d%n",
+          out.printf("change revision=%d type=%s instance=%s/%s status=%s%n", change.getRevision(),
               change.getType().name().replace("CHANGE_TYPE_", ""), instance.getApp(),
-              instance.getInstanceId(), statusName(instance.getStatus()), change.getRevision());
+              instance.getInstanceId(), statusName(instance.getStatus()));
         }
-        watchRevision = msg.getRevision();
-        watchNodeId = msg.getNodeId();
         if (msg.getResyncRequired()) {
-          System.out.println("watch resync required: listing again");
-          later(RosterJavaClient.this::resync, 0);
+          out.println("resync");
+          onScheduler(() -> watch(snapshot()));
         }
       }
 
       @Override
       public void onError(Throwable t) {
-        if (closed.get()) {
-          return; // our own cancellation
-        }
-        System.out.println("watch broke (" + Status.fromThrowable(t) + "): resuming in 1 s");
-        later(() -> watch(watchRevision, watchNodeId), 1);
+        // The node never ends a Watch on its own but at shutdown (UNAVAILABLE).
+        stopped.completeExceptionally(new IllegalStateException("watch: " + describe(t), t));
       }
 
       @Override
       public void onCompleted() {
-        // The server ends a stream only after resync_required, handled in onNext.
+        // Only after resync_required, handled in onNext.
       }
     });
+    out.printf("watching app=%s since=%d%n", options.app(), revision);
   }
 
-  /** Registers (again) with a fresh last_dirty_timestamp: a newer version of our record. */
-  private void register() {
-    Instance.Builder record = Instance.newBuilder()
-        .setApp(options.app())
-        .setInstanceId(options.id())
-        .setHostName(options.id() + ".local")
-        .setIpAddr(options.ip())
-        .setPort(Port.newBuilder().setNumber(options.port()).setEnabled(true))
-        .setVipAddress(options.app())
-        .setStatus(InstanceStatus.INSTANCE_STATUS_UP)
-        .putMetadata("language", "java")
-        .setLease(LeaseInfo.newBuilder()
-            .setRenewalIntervalSecs(options.renewSecs())
-            .setDurationSecs(options.durationSecs()))
-        .setLastDirtyTimestamp(System.currentTimeMillis());
-    RegisterResponse response = blocking.withDeadlineAfter(CALL_DEADLINE_SECONDS, TimeUnit.SECONDS)
-        .register(RegisterRequest.newBuilder().setInstance(record).build());
-    me = record.build();
-    System.out.printf("registered %s/%s status=%s revision=%d%n", me.getApp(), me.getInstanceId(),
-        statusName(response.getInstance().getStatus()), response.getRevision());
-  }
-
-  /**
-   * One renewal on the Heartbeats stream, opening the stream first if needed. It never throws:
-   * an exception would silently end the scheduled renewals.
-   */
+  /** Sends one renewal on the Heartbeats stream, opening the stream first. Scheduler thread only. */
   private void heartbeat() {
-    if (closed.get()) {
+    if (stopped.isDone()) {
       return;
     }
-    try {
-      sendHeartbeat();
-    } catch (RuntimeException e) {
-      System.out.println("heartbeat failed (" + e + "): reopening the stream");
-      heartbeats = null;
-    }
-  }
-
-  private void sendHeartbeat() {
     if (heartbeats == null) {
       heartbeats = async.heartbeats(new StreamObserver<HeartbeatsResponse>() {
         @Override
         public void onNext(HeartbeatsResponse response) {
+          // Each result carries a google.rpc.Code: the same numbers as gRPC's status codes.
           HeartbeatResult result = response.getResults(0);
-          if (result.getCode() == 0) {
-            System.out.printf("heartbeat batch=%d OK status=%s%n",
-                response.getBatchId(), statusName(result.getStatus()));
-          } else if (result.getCode() == CODE_NOT_FOUND) {
-            System.out.printf("heartbeat batch=%d NOT_FOUND: registering again%n", response.getBatchId());
-            later(RosterJavaClient.this::registerQuietly, 0);
-          } else {
-            System.out.printf("heartbeat batch=%d code=%d %s%n",
-                response.getBatchId(), result.getCode(), result.getMessage());
+          Status.Code code = Status.fromCodeValue(result.getCode()).getCode();
+          out.printf("heartbeat batch=%d code=%s%n", response.getBatchId(), code);
+          switch (code) {
+            case OK -> { }
+            case NOT_FOUND -> onScheduler(() -> register("re-registered"));
+            default -> stopped.completeExceptionally(
+                new IllegalStateException("heartbeat: " + code + ": " + result.getMessage()));
           }
         }
 
         @Override
         public void onError(Throwable t) {
-          if (!closed.get()) {
-            System.out.println("heartbeat stream broke (" + Status.fromThrowable(t) + "): reopening");
-          }
-          later(() -> heartbeats = null, 0); // the next tick opens a new stream
+          stopped.completeExceptionally(new IllegalStateException("heartbeats: " + describe(t), t));
         }
 
         @Override
         public void onCompleted() {
-          later(() -> heartbeats = null, 0);
+          stopped.completeExceptionally(new IllegalStateException("heartbeats: the node ended the stream"));
         }
       });
     }
@@ -259,60 +268,63 @@ public final class RosterJavaClient {
         .build());
   }
 
-  /** Runs a task on the scheduler thread unless the client is closing. */
-  private void later(Runnable task, long delaySeconds) {
-    if (closed.get()) {
-      return;
-    }
-    try {
-      scheduler.schedule(task, delaySeconds, TimeUnit.SECONDS);
-    } catch (RejectedExecutionException e) {
-      // close() shut the scheduler down between the check and the call: nothing left to do.
-    }
-  }
-
-  private void registerQuietly() {
-    try {
-      register();
-    } catch (StatusRuntimeException e) {
-      System.out.println("register failed (" + e.getStatus() + "): retrying at the next heartbeat");
-    }
-  }
-
-  /** Stops renewing, ends the Watch, cancels the registration and closes the channel. Idempotent. */
-  void close() {
-    if (!closed.compareAndSet(false, true)) {
-      return;
-    }
+  /** Runs a task on the scheduler thread; a failure stops the client. */
+  private void onScheduler(Runnable task) {
     try {
       scheduler.submit(() -> {
-        if (heartbeats != null) {
-          heartbeats.onCompleted();
+        try {
+          task.run();
+        } catch (RuntimeException e) {
+          stopped.completeExceptionally(e);
         }
-      }).get(CALL_DEADLINE_SECONDS, TimeUnit.SECONDS);
-    } catch (Exception e) {
-      System.out.println("closing the heartbeat stream failed: " + e);
+      });
+    } catch (RejectedExecutionException e) {
+      // Stopping: the scheduler no longer takes work.
     }
+  }
+
+  /**
+   * Ends the heartbeat stream and the Watch, cancels the registration (bounded by the call
+   * deadline) and closes the channel.
+   */
+  private void close() throws StatusRuntimeException {
     scheduler.shutdownNow();
-    ClientCallStreamObserver<WatchRequest> call = watchCall;
-    if (call != null) {
-      call.cancel("client shutting down", null);
-    }
-    if (me != null) {
-      try {
-        blocking.withDeadlineAfter(CALL_DEADLINE_SECONDS, TimeUnit.SECONDS)
-            .cancel(CancelRequest.newBuilder().setApp(me.getApp()).setInstanceId(me.getInstanceId()).build());
-        System.out.printf("cancelled %s/%s%n", me.getApp(), me.getInstanceId());
-      } catch (StatusRuntimeException e) {
-        System.out.println("cancel failed: " + e.getStatus());
-      }
-    }
-    channel.shutdown();
     try {
-      channel.awaitTermination(CALL_DEADLINE_SECONDS, TimeUnit.SECONDS);
+      scheduler.awaitTermination(CALL_DEADLINE_SECONDS, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    ClientCallStreamObserver<WatchRequest> call = watchCall;
+    if (call != null) {
+      call.cancel("client stopping", null);
+    }
+    try {
+      if (heartbeats != null) {
+        try {
+          heartbeats.onCompleted();
+        } catch (IllegalStateException e) {
+          // The stream had already failed: nothing to end.
+        }
+      }
+      if (me != null) {
+        CancelResponse response = blocking.withDeadlineAfter(CALL_DEADLINE_SECONDS, TimeUnit.SECONDS)
+            .cancel(CancelRequest.newBuilder().setApp(me.getApp()).setInstanceId(me.getInstanceId()).build());
+        out.printf("cancelled app=%s id=%s revision=%d%n", me.getApp(), me.getInstanceId(), response.getRevision());
+      }
+    } finally {
+      channel.shutdownNow();
+    }
+  }
+
+  /** "UNAVAILABLE: io exception", without the cause's stack trace that Status.toString adds. */
+  private static String describe(Throwable t) {
+    if (t instanceof StatusRuntimeException || t instanceof StatusException) {
+      Status status = Status.fromThrowable(t);
+      return status.getDescription() == null
+          ? status.getCode().toString()
+          : status.getCode() + ": " + status.getDescription();
+    }
+    return t.getMessage();
   }
 
   private static String statusName(InstanceStatus status) {
