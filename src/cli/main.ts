@@ -16,6 +16,7 @@ import {
   UpdateMetadataResponse,
   WatchResponse,
 } from '../gen/roster/v1/registry_service.js';
+import { addClientSecurityOptions, clientSecurityOptions, type ClientSecurityFlags } from './client-security.js';
 import { ConfigError, describeSettings, loadConfig, type LogFormat } from './config.js';
 import {
   applicationsTable,
@@ -74,7 +75,7 @@ class CliError extends Error {
   }
 }
 
-interface ClientFlags {
+interface ClientFlags extends ClientSecurityFlags {
   server: string;
   timeout: number;
   json?: boolean;
@@ -243,7 +244,7 @@ function buildProgram(): Command {
     .option('--vip <vip>', 'only instances serving this VIP')
     .option('--since <revision>', 'start after this revision (default: from now)', nonNegativeInt)
     .action(async (app: string | undefined, flags: ClientFlags & { vip?: string; since?: number }) => {
-      const client = new RosterClient(flags.server, { timeoutMs: flags.timeout });
+      const client = new RosterClient(flags.server, clientOptions(flags));
       const abort = new AbortController();
       exitOnSignals({ shutdown: async () => abort.abort(), forceAfterMs: 2_000 });
       const what = `${app === undefined ? 'all applications' : `application ${app}`}${flags.vip ? ` serving VIP ${flags.vip}` : ''}`;
@@ -298,7 +299,7 @@ function buildProgram(): Command {
       const reported = parseStatus(flags.status);
       if (reported === undefined) throw new CliError(`unknown status "${flags.status}": use one of ${SETTABLE_STATUSES.join(', ')}`, EXIT.usage);
       const instanceId = flags.id ?? `${flags.host}:${flags.app}:${flags.port}`;
-      const client = new RosterClient(flags.server, { timeoutMs: flags.timeout });
+      const client = new RosterClient(flags.server, clientOptions(flags));
       const agent = new InstanceAgent({
         client,
         logger: createLogger('warn', 2, flags.logFormat),
@@ -441,15 +442,26 @@ function logFormatOption(): Option {
 }
 
 function clientCommand(parent: Command, name: string): Command {
-  return parent
-    .command(name)
-    .addOption(new Option('--server <host:port>', 'gRPC address of a Roster node').env('ROSTER_SERVER').default('127.0.0.1:8761'))
-    .addOption(timeoutOption())
-    .option('--json', 'machine-readable output (one JSON document; NDJSON for watch)');
+  return addClientSecurityOptions(
+    parent
+      .command(name)
+      .addOption(new Option('--server <host:port>', 'gRPC address of a Roster node').env('ROSTER_SERVER').default('127.0.0.1:8761'))
+      .addOption(timeoutOption())
+      .option('--json', 'machine-readable output (one JSON document; NDJSON for watch)'),
+  );
+}
+
+/** The call timeout, TLS and token options from the flags; an unreadable file is a usage error naming the flag. */
+function clientOptions(flags: ClientFlags): ReturnType<typeof clientSecurityOptions> & { timeoutMs: number } {
+  try {
+    return { ...clientSecurityOptions(flags), timeoutMs: flags.timeout };
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.usage);
+  }
 }
 
 async function withClient(flags: ClientFlags, run: (client: RosterClient) => Promise<void>): Promise<void> {
-  const client = new RosterClient(flags.server, { timeoutMs: flags.timeout });
+  const client = new RosterClient(flags.server, clientOptions(flags));
   try {
     await run(client);
   } catch (err) {
