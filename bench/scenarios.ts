@@ -12,6 +12,7 @@ import { benchInstance, benchKey } from './instances.js';
 import { dashboardFilter, dashboardFirstPage } from './dashboard.js';
 import { REPLICATION_SUITE } from './replication.js';
 import { manyWatchers, pausedWatcher } from './watchers.js';
+import { XDS_SUITE } from './xds.js';
 
 /** What one scenario measured: the headline number and whatever explains it. */
 export interface Measurement {
@@ -255,6 +256,7 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
     ],
   },
   REPLICATION_SUITE,
+  XDS_SUITE,
 ];
 
 type Operation = (i: number) => Promise<boolean>;
