@@ -32,6 +32,8 @@ const REPLICATION_FLUSH_MS = 2000;
 export interface RosterNode {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The HTTP port's routes, `METHOD /path` (each has a role in src/http/access.ts). */
+  readonly httpRoutes: readonly string[];
   readonly registry: Registry;
   readonly replicator: Replicator;
   /** Stops accepting, ends calls and streams within `shutdownGraceMs`, closes HTTP, stops the registry. */
@@ -225,6 +227,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   return {
     grpcPort: grpc.port,
     httpPort: admin.port,
+    httpRoutes: admin.routes,
     registry,
     replicator,
     stop: () => (stopping ??= stop()),

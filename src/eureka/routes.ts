@@ -275,11 +275,11 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
   const serve =
     (route: Route) =>
     async (req: IncomingMessage, res: ServerResponse, params: RouteParams): Promise<void> => {
-      let reply: Reply;
+      let answer: Reply;
       try {
         const url = new URL(req.url ?? '/', 'http://localhost');
         const accept = req.headers.accept ?? '';
-        reply = await route.handle({
+        answer = await route.handle({
           req,
           params,
           query: url.searchParams,
@@ -287,10 +287,10 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
           acceptsGzip: (req.headers['accept-encoding'] ?? '').includes('gzip'),
         });
       } catch (err) {
-        reply = refusal(err, route, log);
+        answer = refusal(err, route, log);
       }
-      requests?.inc({ route: route.name, code: String(reply.status) });
-      send(res, reply);
+      requests?.inc({ route: route.name, code: String(answer.status) });
+      send(res, answer);
     };
 
   return (router) => {

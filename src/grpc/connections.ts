@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 
 /** Bounds on what clients may hold open on the gRPC port, whoever they are. */
 export interface ConnectionLimits {
@@ -12,7 +12,7 @@ export interface ConnectionLimits {
   readonly maxCalls: number;
   /** Concurrent calls on one connection; also advertised as HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS. */
   readonly maxCallsPerConnection: number;
-  /** A connection with no call for this long is closed (0: never). */
+  /** A connection with no call for this long is closed (0: never); grpc-js closes it with a GOAWAY. */
   readonly idleMs: number;
 }
 
@@ -37,7 +37,8 @@ interface Connection {
   readonly socket: Socket;
   readonly address: string;
   calls: number;
-  idle: TimerHandle | undefined;
+  /** When the connection last had no call (clock.now()). */
+  idleSince: number;
 }
 
 /** A call admitted by {@link ConnectionGate.admitCall}: `release` once it is over (idempotent). */
@@ -45,10 +46,10 @@ export type Admission = { readonly ok: true; release(): void } | { readonly ok: 
 
 /**
  * Owns the accepted sockets of the gRPC port: refuses connections beyond the total and
- * per-address caps at accept (before any TLS or HTTP/2 work), counts calls per connection
- * and in total, and closes a connection that carried no call for `idleMs`. An idle
- * connection has nothing in flight, so closing it loses nothing; the client redials when
- * it next needs to.
+ * per-address caps at accept (before any TLS or HTTP/2 work) and counts calls per
+ * connection and in total. Idle connections are closed by grpc-js itself
+ * (`grpc.max_connection_idle_ms`: a GOAWAY, so a call racing the close is retried by the
+ * client); the gate counts a connection that ends after `idleMs` without a call as closed idle.
  */
 export class ConnectionGate {
   readonly #limits: ConnectionLimits;
@@ -93,11 +94,10 @@ export class ConnectionGate {
       socket.destroy();
       return false;
     }
-    const connection: Connection = { socket, address, calls: 0, idle: undefined };
+    const connection: Connection = { socket, address, calls: 0, idleSince: this.#clock.now() };
     this.#connections.set(key, connection);
     this.#perAddress.set(address, fromAddress + 1);
     socket.once('close', () => this.#forget(key, connection));
-    this.#armIdle(connection);
     return true;
   }
 
@@ -113,11 +113,7 @@ export class ConnectionGate {
       return { ok: false, message: `too many concurrent calls on this connection (limit ${this.#limits.maxCallsPerConnection})` };
     }
     this.#calls++;
-    if (connection) {
-      connection.calls++;
-      if (connection.idle) this.#clock.clearTimeout(connection.idle);
-      connection.idle = undefined;
-    }
+    if (connection) connection.calls++;
     let released = false;
     return {
       ok: true,
@@ -125,7 +121,7 @@ export class ConnectionGate {
         if (released) return;
         released = true;
         this.#calls--;
-        if (connection && --connection.calls === 0 && this.#connections.has(`${connection.address}:${connection.socket.remotePort}`)) this.#armIdle(connection);
+        if (connection && --connection.calls === 0) connection.idleSince = this.#clock.now();
       },
     };
   }
@@ -145,20 +141,10 @@ export class ConnectionGate {
     for (const { socket } of [...this.#connections.values()]) socket.destroy();
   }
 
-  #armIdle(connection: Connection): void {
-    if (this.#limits.idleMs === 0) return;
-    connection.idle = this.#clock.setTimeout(() => {
-      connection.idle = undefined;
-      if (connection.calls > 0 || connection.socket.destroyed) return;
-      this.#idleClosed++;
-      connection.socket.destroy();
-    }, this.#limits.idleMs);
-  }
-
   #forget(key: string, connection: Connection): void {
     if (this.#connections.get(key) !== connection) return;
     this.#connections.delete(key);
-    if (connection.idle) this.#clock.clearTimeout(connection.idle);
+    if (this.#limits.idleMs > 0 && connection.calls === 0 && this.#clock.now() - connection.idleSince >= this.#limits.idleMs) this.#idleClosed++;
     const left = (this.#perAddress.get(connection.address) ?? 1) - 1;
     if (left <= 0) this.#perAddress.delete(connection.address);
     else this.#perAddress.set(connection.address, left);

@@ -50,11 +50,6 @@ export interface GrpcServerOptions {
   readonly clientAuth?: ClientAuth;
   /** Who may call what, read per call (it changes on credentials reload); default open. */
   readonly policy?: () => AccessPolicy;
-  /**
-   * Times idle connections; default the system clock, not `clock`: tests that jump a fake
-   * clock by minutes must not see their connections closed as idle.
-   */
-  readonly connectionClock?: Clock;
   /** Caps on connections and calls; omitted fields take {@link DEFAULT_CONNECTION_LIMITS}. */
   readonly connectionLimits?: Partial<ConnectionLimits>;
   /** Told of every call refused before its handler (credentials, roles, call caps). */
@@ -90,8 +85,6 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
   // Ping idle connections so Watch streams of vanished clients are noticed within ~80 s.
   'grpc.keepalive_time_ms': 60_000,
   'grpc.keepalive_timeout_ms': 20_000,
-  // Idle connections are closed by the ConnectionGate (on the injected clock, with a metric).
-  'grpc.max_connection_idle_ms': 2 ** 31 - 1,
 };
 
 /**
@@ -115,14 +108,20 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const descriptors = await reflectionDescriptors();
 
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits };
-  const gate = new ConnectionGate(limits, options.connectionClock ?? new SystemClock(), log);
+  // Real time, as grpc-js times idle connections: a test's fake clock must not classify them.
+  const gate = new ConnectionGate(limits, new SystemClock(), log);
   const policy = options.policy ?? (() => OPEN);
   const interceptors = [
     ...(options.observer ? [observeRpcs(options.observer)] : []),
     guard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) }),
     refuseUndecodable(),
   ];
-  const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_concurrent_streams': limits.maxCallsPerConnection, interceptors });
+  const server = new grpc.Server({
+    ...SERVER_OPTIONS,
+    'grpc.max_concurrent_streams': limits.maxCallsPerConnection,
+    ...(limits.idleMs > 0 ? { 'grpc.max_connection_idle_ms': limits.idleMs } : {}),
+    interceptors,
+  });
   server.addService(adaptCodecs(RegistryServiceService), service.implementation);
   for (const { definition, implementation } of extra) server.addService(adaptCodecs(definition), implementation);
   const health = new HealthImplementation();

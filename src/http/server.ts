@@ -34,7 +34,7 @@ export interface HttpServerOptions {
   readonly onRefused?: (method: string, code: 401 | 403) => void;
   /** Largest request head (431 beyond); default 16 KiB. */
   readonly maxHeaderBytes?: number;
-  /** Largest declared request body (413 beyond); default 1 MiB. Faces read bodies with {@link readBody}. */
+  /** Largest declared request body (413 beyond, before any face reads it); default 1 MiB. Faces read bodies with {@link readBody}. */
   readonly maxBodyBytes?: number;
 }
 
@@ -51,6 +51,8 @@ const OPEN = AccessPolicy.open();
 
 export interface HttpServer {
   readonly port: number;
+  /** Every mounted route as `METHOD /path/:param`, e.g. for a test that each one has a documented role. */
+  readonly routes: readonly string[];
   close(): Promise<void>;
 }
 
@@ -92,6 +94,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         return;
       }
       const path = (req.url ?? '/').split('?')[0]!;
+      const crossSite = crossSiteWrite(req);
+      if (crossSite !== undefined) {
+        options.onRefused?.(KNOWN_METHODS.has(req.method ?? '') ? req.method! : 'other', 403);
+        sendText(res, 403, `${crossSite}\n`);
+        return;
+      }
       const decision = decideRequest(policy(), req, req.method ?? 'GET', path);
       if (decision !== undefined && !decision.allowed) {
         const code = decision.code === 'unauthenticated' ? 401 : 403;
@@ -134,8 +142,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const port = (server.address() as AddressInfo).port;
   log.info({ host, port, tls: tls ? (tls.hasCa ? `mtls:${clientAuth}` : 'tls') : 'plaintext' }, 'http listening');
 
+  const routes = (router as unknown as { routes: Array<{ method: string; path: string }> }).routes.map((r) => `${r.method} ${r.path}`);
   return {
     port,
+    routes,
     close: () =>
       new Promise<void>((resolve, reject) => {
         unwatch?.();
@@ -151,25 +161,44 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
 }
 
+/**
+ * A browser write from another site (its `Origin` is not this host, or `Sec-Fetch-Site` says
+ * cross-site), refused so a page elsewhere cannot ride on credentials the browser cached for
+ * the dashboard. Programs (Eureka clients, curl) send neither header.
+ */
+function crossSiteWrite(req: IncomingMessage): string | undefined {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return undefined;
+  if (req.headers['sec-fetch-site'] === 'cross-site') return 'cross-site write refused';
+  const origin = req.headers.origin;
+  if (origin === undefined || origin === 'null') return origin === 'null' ? 'cross-site write refused' : undefined;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return 'cross-site write refused: malformed Origin';
+  }
+  return host === req.headers.host ? undefined : 'cross-site write refused';
+}
+
 /** Writes a whole response with its length; HEAD gets the headers only. */
 export function send(res: ServerResponse, code: number, contentType: string, body: string | Buffer, headers: Record<string, string> = {}): void {
   res.writeHead(code, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
-/** Reads a request body of at most `maxBytes` (413 semantics are the caller's: it gets a {@link BodyTooLarge}). */
+/** Reads a request body of at most `maxBytes`; beyond it, throws {@link BodyTooLarge} (answer 413). */
 export async function readBody(req: IncomingMessage, maxBytes: number = DEFAULT_MAX_BODY_BYTES): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
     if (size > maxBytes) throw new BodyTooLarge(maxBytes);
-    chunks.push(chunk as Buffer);
+    chunks.push(chunk);
   }
   return Buffer.concat(chunks);
 }
 
-/** A body beyond the limit; answer 413. */
+/** A request body beyond the limit; answer 413. */
 export class BodyTooLarge extends Error {
   override readonly name = 'BodyTooLarge';
   constructor(readonly maxBytes: number) {

@@ -11,16 +11,6 @@ export function startTestNode(flags: Record<string, unknown> = {}): Promise<Rost
   return startNode(config, pino({ level: 'silent' }));
 }
 
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** A logger whose records land in `lines` (parsed), to assert on what a component reported. */
 export function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
@@ -35,3 +25,4 @@ export function captureLogger(): { logger: Logger; lines: Record<string, unknown
 }
 
 export { TcpProxy } from '../support/tcp-proxy.js';
+export { waitFor } from '../support/wait.js';

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import { FakeClock } from '../../src/core/clock.js';
+import { Registry } from '../../src/core/registry.js';
 import { LIMITS } from '../../src/core/validate.js';
-import { EUREKA_PREFIXES } from '../../src/eureka/routes.js';
+import { EUREKA_PREFIXES, eurekaRoutes } from '../../src/eureka/routes.js';
+import { startHttpServer } from '../../src/http/server.js';
+import { captureLogger } from '../client/harness.js';
 import { registration } from '../core/fixtures.js';
-import { eurekaInstance, JSON_HEADERS, startFace, type FaceHarness } from './harness.js';
+import { eurekaInstance, http, JSON_HEADERS, startFace, type FaceHarness } from './harness.js';
 
 const ACCEPT_JSON = { accept: 'application/json' };
 
@@ -171,6 +175,29 @@ describe('Eureka REST face: endpoints', () => {
       },
       { face: { ready: () => ready } },
     );
+  });
+
+  test('an unexpected failure is a logged 500 with no detail, and the server keeps serving', async () => {
+    const clock = new FakeClock();
+    const registry = new Registry({ clock });
+    const broken = new Proxy(registry, {
+      get(target, prop) {
+        if (prop === 'snapshot') return () => { throw new Error('disk on fire'); };
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const { logger, lines } = captureLogger();
+    const server = await startHttpServer({ port: 0, logger, mounts: [eurekaRoutes({ registry: broken, clock, logger })] });
+    try {
+      const res = await http(server.port, 'GET', '/eureka/apps');
+      assert.equal(res.status, 500);
+      assert.equal(res.text, 'internal error\n');
+      assert.ok(lines.some((l) => l.component === 'eureka' && l.route === 'apps' && String((l.err as { message?: string })?.message).includes('disk on fire')));
+      assert.equal((await http(server.port, 'GET', '/eureka/vips/x')).status, 200);
+    } finally {
+      await server.close();
+    }
   });
 
   test('requests are counted by route and status in the given metrics registry', () =>

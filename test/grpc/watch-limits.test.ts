@@ -5,6 +5,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import pino from 'pino';
 import type { WatchResponse } from '../../src/gen/roster/v1/registry_service.js';
 import { registration } from '../core/fixtures.js';
+import { waitFor } from '../support/wait.js';
 import { startHarness, WAIT_MS } from './helpers.js';
 
 /** A debug logger whose lines the test can wait for. */
@@ -19,13 +20,6 @@ function capturingLogger() {
   return { logger: pino({ level: 'debug' }, sink), saw: (msg: string) => lines.some((l) => l.includes(`"msg":"${msg}"`)) };
 }
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('Watch limits hold against clients that stop reading', () => {
   test('a paused watcher told to resync still counts against max_watchers until its stream is gone', async () => {
@@ -45,7 +39,7 @@ describe('Watch limits hold against clients that stop reading', () => {
         h.registry.register(registration({ instanceId: `i-${i}`, metadata: { blob: 'x'.repeat(1000) } }));
         if (i % 200 === 0) await new Promise((r) => setImmediate(r));
       }
-      await until(() => saw('watch needs resync'), 'the paused watcher to be told to resync');
+      await waitFor('the paused watcher to be told to resync', () => saw('watch needs resync'));
 
       const refused = await new Promise<ServiceError>((resolve) => {
         const second = h.client.watch({ app: '', vip: '', nodeId: '' }, { deadline: Date.now() + 2_000 });

@@ -10,18 +10,12 @@ import { createReplicationService } from '../../src/grpc/replication-service.js'
 import { startGrpcServer } from '../../src/grpc/server.js';
 import { Replicator } from '../../src/replication/replicator.js';
 import { registration } from '../core/fixtures.js';
+import { waitFor } from '../support/wait.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const logger = pino({ level: 'silent' });
 const INSTANCES = 20;
 
-async function until(check: () => boolean, what: string, timeoutMs = 8_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('a one-way cut between peers', () => {
   test('a node does not evict live instances whose renewals reach a peer it cannot hear from, and resumes when the link heals', async () => {
@@ -58,10 +52,10 @@ describe('a one-way cut between peers', () => {
     try {
       await replicator.start();
       for (const id of ids) c.register(registration({ instanceId: id, renewalIntervalSecs: 1, durationSecs: 3 }));
-      await until(() => b.stats().size === INSTANCES, 'B to hold every instance');
+      await waitFor('B to hold every instance', () => b.stats().size === INSTANCES);
 
       proxy.cut(true);
-      await until(() => b.stats().unreachablePeers === 1, 'B to notice it no longer hears from C');
+      await waitFor('B to notice it no longer hears from C', () => b.stats().unreachablePeers === 1);
       // Well past the 3 s leases: without the hold B would evict every instance it no longer hears about.
       bClock.advance(5_000);
       assert.equal(b.stats().size, INSTANCES, 'B evicted none of the live instances');
@@ -69,19 +63,19 @@ describe('a one-way cut between peers', () => {
       assert.equal(b.stats().heldForUnreachablePeers, INSTANCES);
 
       proxy.accept();
-      await until(() => {
+      await waitFor('the hold to end once C is heard from again', () => {
         bClock.advance(50);
         return b.stats().unreachablePeers === 0 && b.stats().heldForUnreachablePeers === 0;
-      }, 'the hold to end once C is heard from again');
+      });
       assert.equal(b.stats().size, INSTANCES);
 
       // Instances that really stop are evicted as usual once the link is healthy.
       alive.delete('i-0');
       alive.delete('i-1');
-      await until(() => {
+      await waitFor('B to evict the instances that stopped renewing', () => {
         bClock.advance(50);
         return b.stats().size === INSTANCES - 2;
-      }, 'B to evict the instances that stopped renewing');
+      });
       assert.equal(b.record('billing', 'i-0'), undefined);
     } finally {
       clearInterval(renewAtC);
