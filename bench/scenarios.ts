@@ -11,6 +11,7 @@ import { runInFlight, median, timeEach, type LoadResult, type ServerProcess } fr
 import { benchInstance, benchKey } from './instances.js';
 import { dashboardFilter, dashboardFirstPage } from './dashboard.js';
 import { REPLICATION_SUITE } from './replication.js';
+import { DEPLOYMENT_SUITE } from './deployment.js';
 import { manyWatchers, pausedWatcher } from './watchers.js';
 import { XDS_SUITE } from './xds.js';
 
@@ -256,6 +257,7 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
     ],
   },
   REPLICATION_SUITE,
+  DEPLOYMENT_SUITE,
   XDS_SUITE,
 ];
 

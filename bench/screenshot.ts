@@ -4,7 +4,8 @@
  * few applications register and heartbeat over gRPC at both; one is DOWN, one STARTING, one
  * overridden OUT_OF_SERVICE; a batch worker churns (so replication has a queue and a lag to
  * plot); two instances never renew and get evicted once the first renewal minute is measured.
- * After that minute (70 s by default) Debian's chromium takes the page of node A.
+ * After that minute (70 s by default) Debian's chromium takes the page of node A, then the
+ * instances of one application (FILE with -instances before .png).
  */
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -127,6 +128,16 @@ try {
     await page.waitForTimeout(500);
     await page.screenshot({ path: values.out, fullPage: true });
     process.stderr.write(`wrote ${values.out}\n`);
+    // One application opened: its instances, with the DOWN one and their actions.
+    await page.getByRole('button', { name: 'checkout', exact: true }).click();
+    await page.locator('#instances tr[data-id="checkout-8"]').waitFor();
+    await page.waitForTimeout(800); // the smooth scroll
+    const instancesOut = values.out.replace(/\.png$/, '-instances.png');
+    const box = await page.locator('#instances-section').boundingBox();
+    if (box === null) throw new Error('the instances section is not on screen');
+    const scrollY = Number(await page.evaluate('scrollY'));
+    await page.screenshot({ path: instancesOut, fullPage: true, clip: { x: box.x - 20, y: box.y + scrollY, width: box.width + 40, height: box.height + 20 } });
+    process.stderr.write(`wrote ${instancesOut}\n`);
   } finally {
     await chromium.close();
   }

@@ -1,10 +1,10 @@
 // `npm run build` (also run by `npm ci` through `prepare`): compiles src/ to dist/ (JavaScript,
-// declarations, source maps) and copies the descriptor sets the server reads at run time.
-// About a second with TypeScript 7's native compiler.
+// declarations, source maps) and copies every other file of src/ that the code reads at run time
+// (descriptor sets, the dashboard's static files). About a second with TypeScript 7's compiler.
 import { execFileSync } from 'node:child_process';
 import { cpSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -14,6 +14,8 @@ const { bin } = require('typescript/package.json');
 
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 execFileSync(process.execPath, [join(typescript, bin.tsc), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
-for (const name of readdirSync(join(root, 'src/gen')).filter((n) => n.endsWith('.binpb'))) {
-  cpSync(join(root, 'src/gen', name), join(root, 'dist/gen', name));
+for (const entry of readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })) {
+  if (!entry.isFile() || entry.name.endsWith('.ts')) continue;
+  const from = join(entry.parentPath, entry.name);
+  cpSync(from, join(root, 'dist', relative(join(root, 'src'), from)));
 }

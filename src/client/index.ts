@@ -16,3 +16,5 @@ export { DiscoveryCache } from './discovery.js';
 export type { CacheChange, DiscoveryCacheOptions, DiscoveryEvents } from './discovery.js';
 export { registerRosterResolver } from './resolver.js';
 export type { RosterResolverHandle, RosterResolverOptions } from './resolver.js';
+export { ChangeType, InstanceStatus } from '../gen/roster/v1/instance.js';
+export type { Instance } from '../gen/roster/v1/instance.js';

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { RosterClient } from '../../src/client/index.js';
-import { startTestNode } from './harness.js';
+import { startTestNode, waitFor } from './harness.js';
+import { freePort, stopProcess } from './processes.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -26,5 +27,27 @@ test('a plain node script imports the compiled client as roster/client, with typ
   } finally {
     await direct.close();
     await node.stop();
+  }
+});
+
+test('the server runs from the compiled output (node dist/cli/main.js serve)', { timeout: 60_000 }, async () => {
+  await run(process.execPath, ['scripts/build.js'], { cwd: root, env: plainEnv });
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, ['dist/cli/main.js', 'serve', '--port', '0', '--http-port', String(httpPort), '--log-level', 'warn'], {
+    cwd: root,
+    env: plainEnv,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    await waitFor('the compiled server to be ready', async () => {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stderr}`);
+      return fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
+    }, 30_000);
+    // Files the code reads next to itself (descriptor sets, the dashboard) were copied too.
+    assert.equal((await fetch(`http://127.0.0.1:${httpPort}/`)).status, 200);
+  } finally {
+    await stopProcess(child, 'SIGTERM');
   }
 });

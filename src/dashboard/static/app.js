@@ -221,7 +221,7 @@ function renderInstances(page) {
 
 function instanceRow(i, now, keptChoice) {
   const address = [h('code', {}, `${i.ipAddr}${i.port.enabled ? `:${i.port.number}` : ''}`)];
-  if (i.securePort.enabled) address.push(h('span', { className: 'muted' }, ` · TLS ${i.securePort.number}`));
+  if (i.securePort.enabled) address.push(h('span', { className: 'muted small' }, ` TLS ${i.securePort.number}`));
   if (i.hostName) address.push(h('div', { className: 'muted small' }, i.hostName));
   const meta = Object.entries(i.metadata);
   const metaList = h('ul', { className: 'meta' }, meta.map(([k, v]) => h('li', {}, h('span', { className: 'k' }, k), '=', h('span', { className: 'v' }, v))));
@@ -244,10 +244,10 @@ function instanceRow(i, now, keptChoice) {
     h('th', { scope: 'row' }, h('code', {}, i.instanceId)),
     h('td', {}, statusBadge(i.status)),
     h('td', {}, i.overriddenStatus ? statusBadge(i.overriddenStatus) : h('span', { className: 'muted' }, '–')),
-    h('td', {}, i.zone || h('span', { className: 'muted' }, '–')),
-    h('td', {}, address),
-    h('td', { title: new Date(i.registrationTimestamp).toISOString() }, duration(now - i.registrationTimestamp)),
-    h('td', { title: new Date(i.lastRenewalTimestamp).toISOString() }, ago(now, i.lastRenewalTimestamp)),
+    h('td', { className: 'nowrap' }, i.zone || h('span', { className: 'muted' }, '–')),
+    h('td', { className: 'address' }, address),
+    h('td', { className: 'nowrap', title: new Date(i.registrationTimestamp).toISOString() }, duration(now - i.registrationTimestamp)),
+    h('td', { className: 'nowrap', title: new Date(i.lastRenewalTimestamp).toISOString() }, ago(now, i.lastRenewalTimestamp)),
     h('td', {}, meta.length > 0 ? (meta.length > 3 ? h('details', {}, h('summary', {}, `${meta.length} entries`), metaList) : metaList) : h('span', { className: 'muted' }, '–')),
     h('td', { className: 'links' }, links.length > 0 ? links : h('span', { className: 'muted' }, '–')),
     h('td', { className: 'actions' }, select, apply),

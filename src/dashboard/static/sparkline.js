@@ -6,10 +6,11 @@ const SVG = 'http://www.w3.org/2000/svg';
  * Draws `values` into `container` as a line (or bars with `bars: true`), scaled to the largest
  * value (at least `floor`). `label` is what a screen reader hears.
  */
-export function sparkline(container, values, { label, floor = 1, bars = false, width = 180, height = 40 } = {}) {
+export function sparkline(container, values, { label, floor = 1, bars = false, height = 40 } = {}) {
+  // Drawn at the container's own width, so circles stay round and strokes stay thin.
+  const width = Math.max(60, container.clientWidth || 180);
   const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
-  svg.setAttribute('width', String(width));
   svg.setAttribute('height', String(height));
   svg.setAttribute('role', 'img');
   svg.setAttribute('aria-label', label);
