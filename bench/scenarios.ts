@@ -104,7 +104,7 @@ const MiB = 1024 * 1024;
  */
 const UNLIMITED_WRITES = { writesPerSecond: 10_000_000, writeBurst: 10_000_000 };
 
-/** Channel options of every benchmark client (TOOLCHAIN.md: grpc-js retry buffer). */
+/** Channel options of every benchmark client: no per-call retry buffer (grpc-js copies it per streamed message). */
 export const CHANNEL_OPTIONS = { 'grpc.per_rpc_retry_buffer_size': 0 } as const;
 
 export const SUITES: readonly (Suite | ClusterSuite)[] = [
