@@ -14,6 +14,7 @@ import { REPLICATION_SUITE } from './replication.js';
 import { DEPLOYMENT_SUITE } from './deployment.js';
 import { manyWatchers, pausedWatcher } from './watchers.js';
 import { XDS_SUITE } from './xds.js';
+import { tlsSuite } from './tls.js';
 
 /** What one scenario measured: the headline number and whatever explains it. */
 export interface Measurement {
@@ -259,6 +260,7 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
   REPLICATION_SUITE,
   DEPLOYMENT_SUITE,
   XDS_SUITE,
+  tlsSuite({ throughput: () => SUITES[0] as Suite, channelOptions: CHANNEL_OPTIONS, heartbeatPool: HEARTBEAT_POOL }),
 ];
 
 type Operation = (i: number) => Promise<boolean>;
