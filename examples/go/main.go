@@ -81,9 +81,10 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	defer conn.Close()
 	client := rosterv1.NewRegistryServiceClient(conn)
 
+	// A signal before the instance is registered just ends the program (nothing to cancel).
 	revision, err := snapshot(ctx, client, cfg.app, out)
 	if err != nil {
-		return fmt.Errorf("list applications: %w", err)
+		return ignoreCancel(ctx, fmt.Errorf("list applications: %w", err))
 	}
 
 	me := &rosterv1.Instance{
@@ -97,7 +98,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		Lease:      &rosterv1.LeaseInfo{RenewalIntervalSecs: uint32(cfg.renewSecs), DurationSecs: uint32(3 * cfg.renewSecs)},
 	}
 	if err := register(ctx, client, me, "registered", out); err != nil {
-		return fmt.Errorf("register: %w", err)
+		return ignoreCancel(ctx, fmt.Errorf("register: %w", err))
 	}
 
 	// Both loops end with nil when ctx ends; the first failure ends the other one too.

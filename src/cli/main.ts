@@ -10,6 +10,7 @@ import {
   SetStatusOverrideResponse,
   WatchResponse,
 } from '../gen/roster/v1/registry_service.js';
+import { addClientSecurityOptions, clientSecurityOptions, type ClientSecurityFlags } from './client-security.js';
 import { ConfigError, describeSettings, loadConfig } from './config.js';
 import {
   applicationsTable,
@@ -44,7 +45,7 @@ class CliError extends Error {
   }
 }
 
-interface ClientFlags {
+interface ClientFlags extends ClientSecurityFlags {
   server: string;
   json?: boolean;
 }
@@ -134,7 +135,7 @@ function buildProgram(): Command {
     .option('--vip <vip>', 'only instances serving this VIP')
     .option('--since <revision>', 'start after this revision (default: from now)', nonNegativeInt)
     .action(async (app: string | undefined, flags: ClientFlags & { vip?: string; since?: number }) => {
-      const client = new RosterClient(flags.server);
+      const client = new RosterClient(flags.server, clientOptions(flags));
       const abort = new AbortController();
       exitOnSignals({ shutdown: async () => abort.abort(), forceAfterMs: 2_000 });
       let since = flags.since;
@@ -178,7 +179,7 @@ function buildProgram(): Command {
       const reported = parseStatus(flags.status);
       if (reported === undefined) throw new CliError(`unknown status "${flags.status}"`, EXIT_USAGE);
       const instanceId = flags.id ?? `${flags.host}:${flags.app}:${flags.port}`;
-      const client = new RosterClient(flags.server);
+      const client = new RosterClient(flags.server, clientOptions(flags));
       const agent = new InstanceAgent({
         client,
         logger: createLogger('warn', 2),
@@ -299,14 +300,25 @@ interface RegisterFlags {
 }
 
 function clientCommand(program: Command, name: string): Command {
-  return program
-    .command(name)
-    .addOption(new Option('--server <host:port>', 'Roster node to talk to').env('ROSTER_SERVER').default('127.0.0.1:8761'))
-    .option('--json', 'machine-readable output (one JSON document; NDJSON for watch)');
+  return addClientSecurityOptions(
+    program
+      .command(name)
+      .addOption(new Option('--server <host:port>', 'Roster node to talk to').env('ROSTER_SERVER').default('127.0.0.1:8761'))
+      .option('--json', 'machine-readable output (one JSON document; NDJSON for watch)'),
+  );
+}
+
+/** TLS and token options from the flags; an unreadable file is a usage error naming the flag. */
+function clientOptions(flags: ClientSecurityFlags): ReturnType<typeof clientSecurityOptions> {
+  try {
+    return clientSecurityOptions(flags);
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT_USAGE);
+  }
 }
 
 async function withClient(flags: ClientFlags, run: (client: RosterClient) => Promise<void>): Promise<void> {
-  const client = new RosterClient(flags.server);
+  const client = new RosterClient(flags.server, clientOptions(flags));
   try {
     await run(client);
   } finally {

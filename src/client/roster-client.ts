@@ -1,5 +1,6 @@
 import {
   credentials as grpcCredentials,
+  InterceptingCall,
   Metadata,
   status,
   type CallOptions,
@@ -8,6 +9,7 @@ import {
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type Interceptor,
   type ServiceError,
 } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
@@ -50,8 +52,10 @@ export interface CallOpts {
  * so transport security is one option for every channel the client opens.
  */
 export interface RosterClientOptions {
-  /** Defaults to insecure (plain text), as Roster serves on a private network or via a mesh. */
+  /** Defaults to insecure (plain text); TLS: `credentials.createSsl(ca, key?, cert?)` (a key and certificate for mTLS). */
   readonly credentials?: ChannelCredentials;
+  /** A bearer token sent with every call (`authorization: Bearer …`), for nodes with a credentials file. */
+  readonly token?: string;
   /** Extra channel options; `grpc.per_rpc_retry_buffer_size` is forced to 0 (see the README's client section). */
   readonly channelOptions?: Partial<ClientOptions>;
   /** Deadline of unary calls without their own (default 10 s). */
@@ -144,6 +148,7 @@ export class RosterClient {
         // 64 KiB; 8 MiB roughly halved a 100k-instance read here (BENCHMARKS.md).
         'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
         ...options.channelOptions,
+        ...(options.token !== undefined ? { interceptors: [...(options.channelOptions?.interceptors ?? []), bearerToken(options.token)] } : {}),
         'grpc.per_rpc_retry_buffer_size': 0,
         // Each channel its own subchannels: a channel opened after a failover (or to a restarted
         // server) connects at once instead of inheriting a shared subchannel's reconnect backoff.
@@ -445,4 +450,15 @@ async function withSignal(
     signal?.removeEventListener('abort', onAbort);
     call.cancel();
   }
+}
+
+/** Adds `authorization: Bearer <token>` to every call's metadata (works over plain text too, unlike call credentials). */
+function bearerToken(token: string): Interceptor {
+  return (options, next) =>
+    new InterceptingCall(next(options), {
+      start: (metadata, listener, start) => {
+        metadata.set('authorization', `Bearer ${token}`);
+        start(metadata, listener);
+      },
+    });
 }

@@ -15,7 +15,7 @@ export type EurekaFormat = 'json' | 'xml';
 export type EurekaDoc = Record<string, unknown>;
 
 /** The phantom class Eureka writes (and expects) for a plain data centre. */
-export const DEFAULT_DATA_CENTER_CLASS = 'com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo';
+const DEFAULT_DATA_CENTER_CLASS = 'com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo';
 const DATA_CENTER_CLASSES = new Set([DEFAULT_DATA_CENTER_CLASS, 'com.netflix.appinfo.MyDataCenterInfo', 'com.netflix.appinfo.AmazonInfo']);
 const EMPTY_METADATA_CLASS = 'java.util.Collections$EmptyMap';
 /** Eureka's InstanceInfo defaults for a registration that names no port. */

@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { FakeClock } from '../../src/core/clock.js';
 import { Registry } from '../../src/core/registry.js';
 import { LIMITS } from '../../src/core/validate.js';
-import { EUREKA_PREFIXES, eurekaRoutes } from '../../src/eureka/routes.js';
+import { EUREKA_PREFIXES, eurekaRoutes, HTTP_STATUS_BY_KIND } from '../../src/eureka/routes.js';
 import { startHttpServer } from '../../src/http/server.js';
 import { captureLogger } from '../client/harness.js';
 import { registration } from '../core/fixtures.js';
@@ -198,6 +198,17 @@ describe('Eureka REST face: endpoints', () => {
     } finally {
       await server.close();
     }
+  });
+
+  test('one table maps every registry error kind to an HTTP status', () => {
+    assert.deepEqual(HTTP_STATUS_BY_KIND, {
+      invalid_argument: 400,
+      not_found: 404,
+      resource_exhausted: 429,
+      unavailable: 503,
+      unauthenticated: 401,
+      failed_precondition: 409,
+    });
   });
 
   test('requests are counted by route and status in the given metrics registry', () =>

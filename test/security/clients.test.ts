@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import type { RosterNode } from '../../src/cli/node.js';
+import { RosterClient } from '../../src/client/index.js';
+import { startTestNode } from '../client/harness.js';
+import { protoInstance } from '../grpc/helpers.js';
+import { TestPki } from './pki.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const READ = 'cli-read-token-0123456789';
+const WRITE = 'cli-register-token-0123456789';
+
+/** Runs `roster ARGS` as a process (bounded to 20 s); env holds only what the test gives plus PATH. */
+async function roster(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+describe('clients of a node with TLS and credentials', () => {
+  const pki = new TestPki();
+  const ca = pki.ca('ca');
+  let node: RosterNode;
+  let server: string;
+  before(async () => {
+    const files = pki.leaf(ca, 'node');
+    const credentials = join(pki.dir, 'credentials.json');
+    writeFileSync(
+      credentials,
+      JSON.stringify({ principals: [{ name: 'reader', token: READ, roles: ['read'] }, { name: 'agent', token: WRITE, roles: ['register', 'read'], apps: ['billing'] }] }),
+    );
+    writeFileSync(join(pki.dir, 'read.token'), `${READ}\n`);
+    // Server-side TLS only (no client CA): clients verify the node; tokens say who they are.
+    node = await startTestNode({ tlsCertFile: files.cert, tlsKeyFile: files.key, credentialsFile: credentials });
+    server = `localhost:${node.grpcPort}`;
+  });
+  after(async () => {
+    await node.stop();
+    pki.close();
+  });
+
+  test('the client library: TLS credentials and a token option', async () => {
+    const tls = grpc.credentials.createSsl(readFileSync(ca.cert));
+    const agent = new RosterClient(server, { credentials: tls, token: WRITE });
+    const anonymous = new RosterClient(server, { credentials: tls });
+    try {
+      await agent.register(protoInstance({ app: 'billing', instanceId: 'b-1' }));
+      assert.equal((await agent.getInstance('billing', 'b-1')).instance?.instanceId, 'b-1');
+      await assert.rejects(agent.register(protoInstance({ app: 'orders', instanceId: 'o-1' })), /PERMISSION_DENIED|may not register app "orders"/);
+      await assert.rejects(anonymous.getInstance('billing', 'b-1'), /UNAUTHENTICATED|requires a credential/);
+    } finally {
+      agent.close();
+      anonymous.close();
+    }
+  });
+
+  test('the CLI: --tls-ca with the token from a file or ROSTER_TOKEN; refused without one', async () => {
+    const withFile = await roster(['apps', '--server', server, '--tls-ca', ca.cert, '--token-file', join(pki.dir, 'read.token'), '--json']);
+    assert.equal(withFile.code, 0, withFile.stderr);
+    assert.match(withFile.stdout, /"instanceId":"b-1"/);
+    const fromEnv = await roster(['get', 'billing', 'b-1', '--server', server, '--json'], { ROSTER_TLS_CA: ca.cert, ROSTER_TOKEN: READ });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    const refused = await roster(['apps', '--server', server, '--tls-ca', ca.cert]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /requires a credential with role read/);
+    const missing = await roster(['apps', '--server', server, '--tls-ca', join(pki.dir, 'nope.pem')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--tls-ca .*nope\.pem: ENOENT/);
+  });
+});
