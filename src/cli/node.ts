@@ -44,7 +44,7 @@ export interface RosterNode {
  * The composition root: registry, gRPC server, metrics and the admin HTTP server, wired from
  * one validated {@link Config}. Logs "roster started" with the bound ports once serving.
  */
-export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RosterNode> {
+export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel, 1, config.logFormat)): Promise<RosterNode> {
   const log = logger.child({ nodeId: config.nodeId });
   const clock = new SystemClock();
   let replicator: Replicator | undefined;
