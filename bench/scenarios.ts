@@ -13,6 +13,8 @@ import { dashboardFilter, dashboardFirstPage } from './dashboard.js';
 import { REPLICATION_SUITE } from './replication.js';
 import { DEPLOYMENT_SUITE } from './deployment.js';
 import { manyWatchers, pausedWatcher } from './watchers.js';
+import { XDS_SUITE } from './xds.js';
+import { tlsSuite } from './tls.js';
 
 /** What one scenario measured: the headline number and whatever explains it. */
 export interface Measurement {
@@ -103,7 +105,7 @@ const MiB = 1024 * 1024;
  */
 const UNLIMITED_WRITES = { writesPerSecond: 10_000_000, writeBurst: 10_000_000 };
 
-/** Channel options of every benchmark client (TOOLCHAIN.md: grpc-js retry buffer). */
+/** Channel options of every benchmark client: no per-call retry buffer (grpc-js copies it per streamed message). */
 export const CHANNEL_OPTIONS = { 'grpc.per_rpc_retry_buffer_size': 0 } as const;
 
 export const SUITES: readonly (Suite | ClusterSuite)[] = [
@@ -257,6 +259,8 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
   },
   REPLICATION_SUITE,
   DEPLOYMENT_SUITE,
+  XDS_SUITE,
+  tlsSuite({ throughput: () => SUITES[0] as Suite, channelOptions: CHANNEL_OPTIONS, heartbeatPool: HEARTBEAT_POOL }),
 ];
 
 type Operation = (i: number) => Promise<boolean>;

@@ -71,14 +71,17 @@ start_roster_cluster() {
   local count="$1"
   shift
   local ports peers=() i
-  mapfile -t ports < <(free_ports "$count")
+  # HTTP ports are chosen with the gRPC ones: with --http-port 0, an early node could take a
+  # later node's gRPC port, freed again once chosen.
+  mapfile -t ports < <(free_ports "$((2 * count))")
   for ((i = 0; i < count; i++)); do peers+=("127.0.0.1:${ports[i]}"); done
   CLUSTER_PEERS="$(IFS=,; echo "${peers[*]}")"
   CLUSTER_GRPC=()
   CLUSTER_HTTP=()
   export ROSTER_CLUSTER_TOKEN="${ROSTER_CLUSTER_TOKEN:-$(node -e 'console.log(require("node:crypto").randomBytes(24).toString("hex"))')}"
   for ((i = 0; i < count; i++)); do
-    start_roster "node-$((i + 1))" --port "${ports[i]}" --peers "$CLUSTER_PEERS" "$@" || return 1
+    start_roster "node-$((i + 1))" --port "${ports[i]}" --http-port "${ports[count + i]}" \
+      --peers "$CLUSTER_PEERS" "$@" || return 1
     CLUSTER_GRPC+=("$ROSTER_GRPC")
     CLUSTER_HTTP+=("$ROSTER_HTTP")
   done

@@ -114,7 +114,11 @@ const envOf = (name: string, def: SettingDef): string => def.envVar ?? `ROSTER_A
 /** Every agent setting: file key, flag, env var, help (for the CLI, the docs and the manifest test). */
 export function describeAgentSettings(): { name: string; flag: string; envVar: string; help: string; perApp: boolean }[] {
   const rows = (defs: Record<string, SettingDef>, perApp: boolean) =>
-    Object.entries(defs).map(([name, def]) => ({ name, flag: kebab(name), envVar: envOf(name, def), help: def.help, perApp }));
+    Object.entries(defs).map(([name, def]) => {
+      const fallback = def.fallback?.();
+      const help = fallback === undefined || fallback === '' ? def.help : `${def.help} (default ${String(fallback)})`;
+      return { name, flag: kebab(name), envVar: envOf(name, def), help, perApp };
+    });
   return [...rows(AGENT_SETTINGS, false), ...rows(APP_SETTINGS, true)];
 }
 

@@ -136,9 +136,16 @@ export function flagOf(name: SettingName): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-/** The settings with their flag, env var and help, for building the `serve` command. */
-export function describeSettings(): { name: SettingName; flag: string; envVar: string; help: string; boolean: boolean }[] {
-  return NAMES.map((name) => ({ name, flag: flagOf(name), envVar: envVarOf(name), help: SETTINGS[name].help, boolean: SETTINGS[name].fromString === asBool }));
+/**
+ * The settings with their flag, env var, help and default as shown in `--help` (`fallback` is
+ * undefined where the default is computed, e.g. the node id, and the help says how).
+ */
+export function describeSettings(): { name: SettingName; flag: string; envVar: string; help: string; boolean: boolean; fallback: string | undefined }[] {
+  return NAMES.map((name) => {
+    const value: unknown = name === 'nodeId' ? undefined : SETTINGS[name].fallback();
+    const fallback = value === undefined ? undefined : value === '' ? 'none' : String(value);
+    return { name, flag: flagOf(name), envVar: envVarOf(name), help: SETTINGS[name].help, boolean: SETTINGS[name].fromString === asBool, fallback };
+  });
 }
 
 /**

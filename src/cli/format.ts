@@ -1,4 +1,4 @@
-import { ChangeType, InstanceStatus, type Change, type Instance } from '../gen/roster/v1/instance.js';
+import { ChangeType, InstanceStatus, RemovalCause, type Change, type Instance } from '../gen/roster/v1/instance.js';
 
 const STATUS_PREFIX = 'INSTANCE_STATUS_';
 
@@ -102,10 +102,39 @@ export function instanceDetails(i: Instance): string {
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n';
 }
 
-/** `12  ADDED     billing/i-1  UP  10.0.0.7:8080`. */
+/** The statuses an operator may force, as typed on the command line. */
+export const SETTABLE_STATUSES = ['UP', 'DOWN', 'STARTING', 'OUT_OF_SERVICE'] as const;
+
+/** Watch columns are fixed-width (a stream cannot measure rows it has not seen); longer cells push the line. */
+const WATCH_COLUMNS = [
+  { header: 'REVISION', width: 8 },
+  { header: 'CHANGE', width: 9 },
+  { header: 'INSTANCE', width: 36 },
+  { header: 'STATUS', width: 14 },
+  { header: 'ADDRESS', width: 0 },
+] as const;
+
+function watchRow(cells: readonly string[]): string {
+  return cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(WATCH_COLUMNS[i]!.width))).join('  ').trimEnd() + '\n';
+}
+
+/** The column header printed once above {@link changeLine}s. */
+export function changeHeader(): string {
+  return watchRow(WATCH_COLUMNS.map((c) => c.header));
+}
+
+/** What happened, in one word: ADDED, MODIFIED, and for removals CANCELLED or EVICTED (DELETED when not said). */
+export function changeKind(c: Change): string {
+  if (c.type === ChangeType.CHANGE_TYPE_DELETED) {
+    if (c.removal === RemovalCause.REMOVAL_CAUSE_CANCELLED) return 'CANCELLED';
+    if (c.removal === RemovalCause.REMOVAL_CAUSE_EVICTED) return 'EVICTED';
+  }
+  return (ChangeType[c.type] ?? String(c.type)).replace('CHANGE_TYPE_', '');
+}
+
+/** `12        EVICTED    billing/i-1   UP   10.0.0.7:8080`, aligned under {@link changeHeader}. */
 export function changeLine(c: Change): string {
-  const type = (ChangeType[c.type] ?? String(c.type)).replace('CHANGE_TYPE_', '');
   const i = c.instance;
-  if (i === undefined) return `${c.revision}  ${type}\n`;
-  return `${c.revision}  ${type.padEnd(8)}  ${i.app}/${i.instanceId}  ${statusName(i.status)}  ${address(i)}\n`;
+  if (i === undefined) return watchRow([String(c.revision), changeKind(c)]);
+  return watchRow([String(c.revision), changeKind(c), `${i.app}/${i.instanceId}`, statusName(i.status), address(i)]);
 }

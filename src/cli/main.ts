@@ -1,23 +1,31 @@
 import { hostname } from 'node:os';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { InstanceAgent, isServiceError, RosterClient } from '../client/index.js';
+import { InstanceAgent, isRetryable, isServiceError, RosterClient } from '../client/index.js';
+import { backoffDelay, sleep } from '../client/backoff.js';
+import { SystemClock } from '../core/clock.js';
 import { Instance } from '../gen/roster/v1/instance.js';
 import {
+  CancelResponse,
   ClearStatusOverrideResponse,
   GetApplicationResponse,
+  GetDeltaResponse,
   GetInstanceResponse,
+  ListByVipResponse,
   SetStatusOverrideResponse,
+  UpdateMetadataResponse,
   WatchResponse,
 } from '../gen/roster/v1/registry_service.js';
 import { addClientSecurityOptions, clientSecurityOptions, type ClientSecurityFlags } from './client-security.js';
-import { ConfigError, describeSettings, loadConfig } from './config.js';
+import { ConfigError, describeSettings, loadConfig, type LogFormat } from './config.js';
 import {
   applicationsTable,
+  changeHeader,
   changeLine,
   instanceDetails,
   instancesTable,
   parseStatus,
+  SETTABLE_STATUSES,
   statusName,
   table,
 } from './format.js';
@@ -26,14 +34,36 @@ import { startNode } from './node.js';
 import { addAgentCommand } from '../agent/command.js';
 import type { PeersReport } from '../replication/replicator.js';
 import { exitOnSignals } from './signals.js';
+import { ROSTER_VERSION } from './version.js';
 import { bootstrapConfig } from '../xds/bootstrap.js';
 
 /**
- * Exit codes: 0 success; 1 an RPC or runtime failure (the message names the gRPC status);
- * 2 bad usage or configuration. Errors are one line on stderr: `roster: NOT_FOUND: ...`.
+ * Exit codes, documented in `roster --help` and the README. Errors are one line on stderr,
+ * `roster: ...`, never a stack trace for an expected condition.
  */
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
+const EXIT = {
+  /** An RPC or runtime failure (the line names the gRPC status). */
+  failure: 1,
+  /** Bad usage or configuration. */
+  usage: 2,
+  /** The instance, application or VIP does not exist. */
+  notFound: 3,
+  /** No answer: the server is down, unreachable, not a gRPC port, or slower than --timeout. */
+  unreachable: 4,
+} as const;
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0  success
+  1  the server refused the call (the message names the gRPC status)
+  2  bad usage or configuration
+  3  not found (unknown instance; an application or VIP with no instances)
+  4  no answer: server down or unreachable, not its gRPC port, or slower than --timeout`;
+
+const DEFAULT_TIMEOUT = '5s';
+/** `register` retries a server that is down this many times, with backoff from 0.5 s to 10 s (about 3 min in all). */
+const REGISTER_ATTEMPTS = 20;
+const REGISTER_BACKOFF = { initialMs: 500, maxMs: 10_000 };
 
 /** A failure with its exit code, reported as one line on stderr. */
 class CliError extends Error {
@@ -47,37 +77,44 @@ class CliError extends Error {
 
 interface ClientFlags extends ClientSecurityFlags {
   server: string;
+  timeout: number;
   json?: boolean;
 }
 
 function buildProgram(): Command {
   const program = new Command('roster')
     .description('Roster: a gRPC-native, peer-replicated service registry')
+    .version(ROSTER_VERSION, '-V, --version', 'print the version')
     .showHelpAfterError('(add --help for usage)')
-    .addHelpText('after', '\nExit codes: 0 ok; 1 RPC or runtime failure (stderr names the gRPC status); 2 bad usage or configuration.')
+    .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride();
 
   const serve = program
     .command('serve')
     .description('run a registry node (gRPC on --port, /metrics /healthz /readyz on --http-port)')
     .option('--config <path>', 'JSON config file (precedence: defaults < file < ROSTER_* env < flags)');
-  for (const s of describeSettings()) serve.option(`--${s.flag} ${s.boolean ? '[value]' : '<value>'}`, `${s.help} [env ${s.envVar}]`);
+  for (const s of describeSettings()) {
+    const fallback = s.fallback === undefined ? '' : ` (default: ${s.fallback})`;
+    serve.option(`--${s.flag} ${s.boolean ? '[value]' : '<value>'}`, `${s.help}${fallback} [env ${s.envVar}]`);
+  }
   serve.action(async (flags: Record<string, unknown>) => {
     const config = loadConfig(flags);
-    const logger = createLogger(config.logLevel);
-    const node = await startNode(config, logger);
+    const logger = createLogger(config.logLevel, 1, config.logFormat);
+    // Signals first, so a SIGTERM that lands while the node starts still stops it gracefully.
+    const node = startNode(config, logger);
     exitOnSignals({
-      shutdown: () => node.stop(),
+      shutdown: async () => (await node).stop(),
       forceAfterMs: config.shutdownGraceMs + 2_000,
       report: (event, fields) => logger[event === 'shutting down' ? 'info' : 'error'](fields, event),
     });
+    await node;
   });
 
   clientCommand(program, 'apps')
     .description('list applications and their instance counts per status')
     .action(async (flags: ClientFlags) => {
       await withClient(flags, async (client) => {
-        const snapshot = await client.listApplications();
+        const snapshot = await client.listApplications({ timeoutMs: flags.timeout });
         if (flags.json) {
           print({ revision: snapshot.revision, reconcileHash: snapshot.reconcileHash, instances: snapshot.instances.map((i) => Instance.toJSON(i)) });
         } else {
@@ -88,57 +125,131 @@ function buildProgram(): Command {
     });
 
   clientCommand(program, 'get')
-    .description("show an application's instances, or one instance in full")
+    .description(`show an application's instances, or one instance in full (exit ${EXIT.notFound} when there is none)`)
     .argument('<app>', 'application name')
     .argument('[id]', 'instance id')
     .action(async (app: string, id: string | undefined, flags: ClientFlags) => {
       await withClient(flags, async (client) => {
         if (id === undefined) {
-          const res = await client.getApplication(app);
+          const res = await client.getApplication(app, { timeoutMs: flags.timeout });
+          if (res.instances.length === 0) throw new CliError(`not found: application ${app} has no instances`, EXIT.notFound);
           if (flags.json) print(GetApplicationResponse.toJSON(res));
-          else if (res.instances.length === 0) process.stdout.write(`no instances of ${app}\n`);
           else process.stdout.write(instancesTable(res.instances));
         } else {
-          const res = await client.getInstance(app, id);
+          const res = await client.getInstance(app, id, { timeoutMs: flags.timeout });
           if (flags.json) print(GetInstanceResponse.toJSON(res));
           else if (res.instance !== undefined) process.stdout.write(instanceDetails(res.instance));
         }
       });
     });
 
+  clientCommand(program, 'vip')
+    .description(`list the instances serving a VIP (exit ${EXIT.notFound} when there is none)`)
+    .argument('<vip>', 'VIP address, matched against each instance\'s comma-separated list')
+    .option('--secure', 'match the secure VIP instead', false)
+    .action(async (vip: string, flags: ClientFlags & { secure: boolean }) => {
+      await withClient(flags, async (client) => {
+        const res = await client.listByVip(vip, flags.secure, { timeoutMs: flags.timeout });
+        if (res.instances.length === 0) throw new CliError(`not found: no instances serve ${flags.secure ? 'secure ' : ''}VIP ${vip}`, EXIT.notFound);
+        if (flags.json) print(ListByVipResponse.toJSON(res));
+        else process.stdout.write(instancesTable(res.instances));
+      });
+    });
+
   clientCommand(program, 'status')
-    .description('set an operator status override (UP, DOWN, STARTING, OUT_OF_SERVICE), or --clear it')
+    .description(`set an operator status override, or --clear it (status: ${SETTABLE_STATUSES.join(', ')})`)
     .argument('<app>', 'application name')
     .argument('<id>', 'instance id')
-    .argument('[status]', 'the status to force')
+    .argument('[status]', `the status to force: ${SETTABLE_STATUSES.join(', ')}`)
     .option('--clear', 'remove the override: the instance re-registers with its own status')
     .action(async (app: string, id: string, text: string | undefined, flags: ClientFlags & { clear?: boolean }) => {
-      if (Boolean(flags.clear) === (text !== undefined)) throw new CliError('give either STATUS or --clear', EXIT_USAGE);
+      if (Boolean(flags.clear) === (text !== undefined)) {
+        throw new CliError(`give either a status (${SETTABLE_STATUSES.join(', ')}) or --clear`, EXIT.usage);
+      }
       const forced = text === undefined ? undefined : parseStatus(text);
-      if (text !== undefined && forced === undefined) throw new CliError(`unknown status "${text}"`, EXIT_USAGE);
+      if (text !== undefined && (forced === undefined || !(SETTABLE_STATUSES as readonly string[]).includes(statusName(forced)))) {
+        throw new CliError(`unknown status "${text}": use one of ${SETTABLE_STATUSES.join(', ')}`, EXIT.usage);
+      }
       await withClient(flags, async (client) => {
         if (forced === undefined) {
-          const res = await client.clearStatusOverride(app, id);
+          const res = await client.clearStatusOverride(app, id, { timeoutMs: flags.timeout });
           if (flags.json) print(ClearStatusOverrideResponse.toJSON(res));
           else process.stdout.write(`${app}/${id}: override cleared, status ${statusName(res.instance?.status ?? 0)}\n`);
         } else {
-          const res = await client.setStatusOverride(app, id, forced);
+          const res = await client.setStatusOverride(app, id, forced, { timeoutMs: flags.timeout });
           if (flags.json) print(SetStatusOverrideResponse.toJSON(res));
           else process.stdout.write(`${app}/${id}: override ${statusName(forced)}, status ${statusName(res.instance?.status ?? 0)}\n`);
         }
       });
     });
 
+  clientCommand(program, 'cancel')
+    .description('remove an instance now (what an instance does when it shuts down)')
+    .argument('<app>', 'application name')
+    .argument('<id>', 'instance id')
+    .action(async (app: string, id: string, flags: ClientFlags) => {
+      await withClient(flags, async (client) => {
+        const res = await client.cancel(app, id, { timeoutMs: flags.timeout });
+        if (flags.json) print(CancelResponse.toJSON(res));
+        else process.stdout.write(`cancelled ${app}/${id} (revision ${res.revision})\n`);
+      });
+    });
+
+  const metadata = program.command('metadata').description("change an instance's metadata (see: metadata set --help)");
+  clientCommand(metadata, 'set')
+    .description('add or replace metadata entries')
+    .argument('<app>', 'application name')
+    .argument('<id>', 'instance id')
+    .argument('<key=value...>', 'one or more entries')
+    .action(async (app: string, id: string, entries: string[], flags: ClientFlags) => {
+      const set = entries.reduce<Record<string, string>>((into, entry) => collectMetadata(entry, into), {});
+      await withClient(flags, async (client) => {
+        const res = await client.updateMetadata(app, id, set, [], { timeoutMs: flags.timeout });
+        if (flags.json) print(UpdateMetadataResponse.toJSON(res));
+        else process.stdout.write(`${app}/${id}: metadata ${formatMetadata(res.instance?.metadata ?? {})}\n`);
+      });
+    });
+  clientCommand(metadata, 'rm')
+    .description('remove metadata entries')
+    .argument('<app>', 'application name')
+    .argument('<id>', 'instance id')
+    .argument('<key...>', 'one or more keys')
+    .action(async (app: string, id: string, keys: string[], flags: ClientFlags) => {
+      await withClient(flags, async (client) => {
+        const res = await client.updateMetadata(app, id, {}, keys, { timeoutMs: flags.timeout });
+        if (flags.json) print(UpdateMetadataResponse.toJSON(res));
+        else process.stdout.write(`${app}/${id}: metadata ${formatMetadata(res.instance?.metadata ?? {})}\n`);
+      });
+    });
+
+  clientCommand(program, 'delta')
+    .description('print the changes after a revision, from the node\'s change log')
+    .requiredOption('--since <revision>', 'changes after this revision (required; `roster apps` prints the current one)', nonNegativeInt)
+    .option('--max <n>', 'at most this many changes (server default 1000)', nonNegativeInt, 0)
+    .action(async (flags: ClientFlags & { since: number; max: number }) => {
+      await withClient(flags, async (client) => {
+        const res = await client.getDelta(flags.since, flags.max, { timeoutMs: flags.timeout });
+        if (flags.json) return print(GetDeltaResponse.toJSON(res));
+        if (res.resyncRequired) {
+          throw new CliError(`revision ${flags.since} is older than the change log (node at ${res.revision}): list again with roster apps`, EXIT.failure);
+        }
+        if (res.changes.length > 0) process.stdout.write(changeHeader() + res.changes.map(changeLine).join(''));
+        process.stdout.write(`revision ${res.revision}${res.hasMore ? ' (more: run again with --since ' + res.revision + ')' : ''}, ${res.changes.length} changes\n`);
+      });
+    });
+
   clientCommand(program, 'watch')
     .description('print changes as they happen (NDJSON with --json) until Ctrl-C')
-    .argument('[app]', 'only this application')
+    .argument('[app]', 'only this application (default: all)')
     .option('--vip <vip>', 'only instances serving this VIP')
     .option('--since <revision>', 'start after this revision (default: from now)', nonNegativeInt)
     .action(async (app: string | undefined, flags: ClientFlags & { vip?: string; since?: number }) => {
       const client = new RosterClient(flags.server, clientOptions(flags));
       const abort = new AbortController();
       exitOnSignals({ shutdown: async () => abort.abort(), forceAfterMs: 2_000 });
+      const what = `${app === undefined ? 'all applications' : `application ${app}`}${flags.vip ? ` serving VIP ${flags.vip}` : ''}`;
       let since = flags.since;
+      let headed = false;
       // Each pass ends on resync_required; bounded by the signal (the command runs until Ctrl-C).
       while (!abort.signal.aborted) {
         const changes = client.watch(
@@ -146,14 +257,21 @@ function buildProgram(): Command {
           {
             signal: abort.signal,
             onRetry: (err, delayMs) =>
-              process.stderr.write(`roster: watch stream failed (${describeError(err)}); reconnecting in ${Math.round(delayMs)} ms\n`),
+              process.stderr.write(`roster: watch stream lost (${explain(err, flags).message}); reconnecting in ${seconds(delayMs)}\n`),
           },
         );
         for await (const message of changes) {
+          if (!headed && !flags.json) {
+            // The first message comes at once (progress at the current revision, or the replay).
+            const from = since === undefined ? `revision ${message.revision} (now)` : `revision ${since}`;
+            process.stderr.write(`watching ${what} on ${flags.server} from ${from}; Ctrl-C to stop\n`);
+            process.stdout.write(changeHeader());
+            headed = true;
+          }
           if (flags.json) print(WatchResponse.toJSON(message));
           else for (const change of message.changes) process.stdout.write(changeLine(change));
           if (message.resyncRequired) {
-            process.stderr.write('roster: watch cursor is older than the change log; continuing from the current revision\n');
+            process.stderr.write(`roster: revision ${since ?? '?'} is older than the change log; continuing from revision ${message.revision}\n`);
           }
         }
         since = undefined;
@@ -163,26 +281,29 @@ function buildProgram(): Command {
 
   clientCommand(program, 'register')
     .description('register an instance and keep it alive until Ctrl-C/SIGTERM, then cancel it (a dev helper)')
-    .requiredOption('--app <app>', 'application name')
+    .requiredOption('--app <app>', 'application name (required)')
     .option('--id <id>', 'instance id (default: HOST:APP:PORT)')
     .option('--host <host>', 'host name', hostname())
     .option('--ip <ip>', 'IP address', '127.0.0.1')
     .option('--port <port>', 'plain port (0: none)', nonNegativeInt, 0)
     .option('--secure-port <port>', 'TLS port (0: none)', nonNegativeInt, 0)
-    .option('--status <status>', 'the status the instance reports', 'UP')
+    .option('--status <status>', `the status the instance reports: ${SETTABLE_STATUSES.join(', ')}`, 'UP')
     .option('--metadata <key=value>', 'a metadata entry (repeatable)', collectMetadata, {} as Record<string, string>)
     .option('--vip <vip>', 'VIP address(es), comma-separated')
     .option('--zone <zone>', 'availability zone')
-    .option('--renew-secs <secs>', 'heartbeat interval (server default when omitted)', nonNegativeInt, 0)
-    .option('--duration-secs <secs>', 'lease duration (server default when omitted)', nonNegativeInt, 0)
+    .option('--renew-secs <secs>', 'heartbeat interval (0: the server default, 30)', nonNegativeInt, 0)
+    .option('--duration-secs <secs>', 'lease duration (0: the server default, 90)', nonNegativeInt, 0)
+    .option('--attempts <n>', 'registration attempts while the server is down or unreachable', positiveInt, REGISTER_ATTEMPTS)
+    .addOption(logFormatOption())
     .action(async (flags: ClientFlags & RegisterFlags) => {
       const reported = parseStatus(flags.status);
-      if (reported === undefined) throw new CliError(`unknown status "${flags.status}"`, EXIT_USAGE);
+      if (reported === undefined) throw new CliError(`unknown status "${flags.status}": use one of ${SETTABLE_STATUSES.join(', ')}`, EXIT.usage);
       const instanceId = flags.id ?? `${flags.host}:${flags.app}:${flags.port}`;
       const client = new RosterClient(flags.server, clientOptions(flags));
       const agent = new InstanceAgent({
         client,
-        logger: createLogger('warn', 2),
+        logger: createLogger('warn', 2, flags.logFormat),
+        startAttempts: 1,
         instance: {
           app: flags.app,
           instanceId,
@@ -197,11 +318,35 @@ function buildProgram(): Command {
           lease: { renewalIntervalSecs: flags.renewSecs, durationSecs: flags.durationSecs },
         },
       });
-      let stored: Instance;
-      try {
-        stored = await agent.start();
-      } finally {
-        if (agent.registrations === 0) client.close();
+      // Signals first: Ctrl-C or SIGTERM must stop the retries below as well as the heartbeats.
+      const abort = new AbortController();
+      let stored: Instance | undefined;
+      exitOnSignals({
+        shutdown: async () => {
+          abort.abort();
+          try {
+            await agent.stop();
+            if (stored !== undefined && !flags.json) process.stdout.write(`cancelled ${stored.app}/${stored.instanceId}\n`);
+          } finally {
+            client.close();
+          }
+        },
+        forceAfterMs: 12_000,
+        report: (event, fields) => {
+          if (event !== 'shutting down') process.stderr.write(`roster: ${event}${fields.err ? `: ${explain(fields.err, flags).message}` : ''}\n`);
+        },
+      });
+      const clock = new SystemClock();
+      for (let attempt = 1; stored === undefined; attempt++) {
+        try {
+          stored = await agent.start();
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          if (!isRetryable(err) || attempt >= flags.attempts) throw explain(err, flags);
+          const delay = backoffDelay(attempt - 1, REGISTER_BACKOFF);
+          process.stderr.write(`roster: ${explain(err, flags).message}; attempt ${attempt} of ${flags.attempts}, retrying in ${seconds(delay)}\n`);
+          if (!(await sleep(clock, delay, abort.signal))) return;
+        }
       }
       if (flags.json) print(Instance.toJSON(stored));
       else {
@@ -210,29 +355,16 @@ function buildProgram(): Command {
             `heartbeating every ${stored.lease?.renewalIntervalSecs ?? flags.renewSecs}s, Ctrl-C to cancel\n`,
         );
       }
-      exitOnSignals({
-        shutdown: async () => {
-          try {
-            await agent.stop();
-            if (!flags.json) process.stdout.write(`cancelled ${stored.app}/${stored.instanceId}\n`);
-          } finally {
-            client.close();
-          }
-        },
-        forceAfterMs: 12_000,
-        report: (event, fields) => {
-          if (event !== 'shutting down') process.stderr.write(`roster: ${event}${fields.err ? `: ${describeError(fields.err)}` : ''}\n`);
-        },
-      });
     });
 
   program
     .command('peers')
-    .description("show each peer's replication state (read from the node's admin HTTP port)")
-    .addOption(new Option('--admin <host:port>', 'admin HTTP address of the node').env('ROSTER_ADMIN').default('127.0.0.1:8762'))
+    .description("show each peer's replication state (read from the node's HTTP port)")
+    .addOption(new Option('--admin <host:port>', 'HTTP address of the node').env('ROSTER_ADMIN').default('127.0.0.1:8762'))
+    .addOption(timeoutOption())
     .option('--json', 'machine-readable output')
-    .action(async (flags: { admin: string; json?: boolean }) => {
-      const report = (await fetchJson(`http://${flags.admin}/peers`)) as PeersReport;
+    .action(async (flags: { admin: string; timeout: number; json?: boolean }) => {
+      const report = (await fetchJson(`http://${flags.admin}/peers`, flags.timeout)) as PeersReport;
       if (flags.json) return print(report);
       process.stdout.write(`node ${report.nodeId} (${report.ready ? 'synced' : 'waiting for a peer snapshot'})\n`);
       const rows = report.peers.map((p) => [
@@ -263,7 +395,7 @@ function buildProgram(): Command {
       try {
         bootstrap = bootstrapConfig({ servers: flags.server, zone: flags.zone, nodeId: flags.nodeId, ...(flags.region === undefined ? {} : { region: flags.region }) });
       } catch (err) {
-        throw new CliError(err instanceof Error ? err.message : String(err), EXIT_USAGE);
+        throw new CliError(err instanceof Error ? err.message : String(err), EXIT.usage);
       }
       process.stdout.write(`${JSON.stringify(bootstrap, null, 2)}\n`);
     });
@@ -272,15 +404,15 @@ function buildProgram(): Command {
   return program;
 }
 
-
-async function fetchJson(url: string): Promise<unknown> {
+async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    throw new CliError(`cannot reach ${url}: ${err instanceof Error ? err.message : String(err)}`, EXIT_FAILURE);
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
+    throw new CliError(`cannot reach ${url} (${cause}): is the node running, and is this its HTTP port? (--admin, ROSTER_ADMIN)`, EXIT.unreachable);
   }
-  if (!res.ok) throw new CliError(`${url} answered HTTP ${res.status}`, EXIT_FAILURE);
+  if (!res.ok) throw new CliError(`${url} answered HTTP ${res.status}`, EXIT.failure);
   return res.json();
 }
 
@@ -297,23 +429,34 @@ interface RegisterFlags {
   zone?: string;
   renewSecs: number;
   durationSecs: number;
+  attempts: number;
+  logFormat: LogFormat;
 }
 
-function clientCommand(program: Command, name: string): Command {
+function timeoutOption(): Option {
+  return new Option('--timeout <duration>', 'give up on the server after this long (e.g. 500ms, 5s, 1m)').default(parseDuration(DEFAULT_TIMEOUT), DEFAULT_TIMEOUT).argParser(parseDuration);
+}
+
+function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'how the agent logs on stderr: auto (pretty on a terminal), json, pretty').choices(['auto', 'json', 'pretty']).default('auto');
+}
+
+function clientCommand(parent: Command, name: string): Command {
   return addClientSecurityOptions(
-    program
+    parent
       .command(name)
-      .addOption(new Option('--server <host:port>', 'Roster node to talk to').env('ROSTER_SERVER').default('127.0.0.1:8761'))
+      .addOption(new Option('--server <host:port>', 'gRPC address of a Roster node').env('ROSTER_SERVER').default('127.0.0.1:8761'))
+      .addOption(timeoutOption())
       .option('--json', 'machine-readable output (one JSON document; NDJSON for watch)'),
   );
 }
 
-/** TLS and token options from the flags; an unreadable file is a usage error naming the flag. */
-function clientOptions(flags: ClientSecurityFlags): ReturnType<typeof clientSecurityOptions> {
+/** The call timeout, TLS and token options from the flags; an unreadable file is a usage error naming the flag. */
+function clientOptions(flags: ClientFlags): ReturnType<typeof clientSecurityOptions> & { timeoutMs: number } {
   try {
-    return clientSecurityOptions(flags);
+    return { ...clientSecurityOptions(flags), timeoutMs: flags.timeout };
   } catch (err) {
-    throw new CliError((err as Error).message, EXIT_USAGE);
+    throw new CliError((err as Error).message, EXIT.usage);
   }
 }
 
@@ -321,8 +464,39 @@ async function withClient(flags: ClientFlags, run: (client: RosterClient) => Pro
   const client = new RosterClient(flags.server, clientOptions(flags));
   try {
     await run(client);
+  } catch (err) {
+    throw explain(err, flags);
   } finally {
     client.close();
+  }
+}
+
+/**
+ * One human line and an exit code for a failure. gRPC reports a dead server, a wrong port
+ * and a timeout with the same few codes; the details tell them apart.
+ */
+function explain(err: unknown, flags: { server: string; timeout: number }): CliError {
+  if (err instanceof CliError) return err;
+  if (!isServiceError(err)) return new CliError(err instanceof Error ? err.message : String(err), EXIT.failure);
+  const details = (err.details || err.message).replace(/\s+/g, ' ').trim();
+  switch (err.code) {
+    case grpcStatus.UNAVAILABLE:
+      if (/ECONNREFUSED/.test(details)) {
+        return new CliError(`cannot reach a Roster node at ${flags.server} (connection refused): is it running? (--server, ROSTER_SERVER)`, EXIT.unreachable);
+      }
+      if (/Protocol error|HTTP status code|http1/i.test(details)) {
+        return new CliError(`${flags.server} does not speak gRPC (an HTTP port?): give the node's gRPC port (default 8761), not its HTTP port (8762)`, EXIT.unreachable);
+      }
+      if (/ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT/.test(details)) {
+        return new CliError(`cannot reach a Roster node at ${flags.server} (${details.match(/E[A-Z_]+/)?.[0]}): check the address (--server, ROSTER_SERVER)`, EXIT.unreachable);
+      }
+      return new CliError(`${flags.server} is unavailable: ${details}`, EXIT.unreachable);
+    case grpcStatus.DEADLINE_EXCEEDED:
+      return new CliError(`no answer from ${flags.server} within ${seconds(flags.timeout)} (--timeout)`, EXIT.unreachable);
+    case grpcStatus.NOT_FOUND:
+      return new CliError(`not found: ${details}`, EXIT.notFound);
+    default:
+      return new CliError(`${grpcStatus[err.code] ?? err.code}: ${details}`, EXIT.failure);
   }
 }
 
@@ -330,8 +504,31 @@ function print(document: unknown): void {
   process.stdout.write(JSON.stringify(document) + '\n');
 }
 
+function seconds(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1).replace(/\.0$/, '')} s`;
+}
+
+function formatMetadata(metadata: Readonly<Record<string, string>>): string {
+  const keys = Object.keys(metadata).sort();
+  return keys.length === 0 ? '(none)' : keys.map((k) => `${k}=${metadata[k]}`).join(' ');
+}
+
+/** `500ms`, `5s`, `1m`, or a bare number of seconds, to milliseconds (1 ms .. 1 h). */
+function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new InvalidArgumentError('expected a duration such as 500ms, 5s or 1m');
+  const ms = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000);
+  if (ms < 1 || ms > 3_600_000) throw new InvalidArgumentError('expected a duration between 1ms and 1h');
+  return Math.round(ms);
+}
+
 function nonNegativeInt(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a non-negative integer');
+  return Number(text);
+}
+
+function positiveInt(text: string): number {
+  if (!/^[1-9]\d*$/.test(text)) throw new InvalidArgumentError('expected a positive integer');
   return Number(text);
 }
 
@@ -341,13 +538,8 @@ function collectList(value: string, into: string[]): string[] {
 
 function collectMetadata(entry: string, into: Record<string, string>): Record<string, string> {
   const eq = entry.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError('expected key=value');
+  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got "${entry}"`);
   return { ...into, [entry.slice(0, eq)]: entry.slice(eq + 1) };
-}
-
-function describeError(err: unknown): string {
-  if (isServiceError(err)) return `${grpcStatus[err.code] ?? err.code}: ${(err.details || err.message).replace(/\s+/g, ' ').trim()}`;
-  return err instanceof Error ? err.message : String(err);
 }
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -355,12 +547,12 @@ async function main(argv: readonly string[]): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT.usage;
       return;
     }
-    const exitCode = err instanceof ConfigError || (err instanceof CliError && err.exitCode === EXIT_USAGE) ? EXIT_USAGE : EXIT_FAILURE;
-    process.stderr.write(`roster: ${describeError(err)}\n`);
-    process.exit(exitCode);
+    const failure = err instanceof ConfigError ? new CliError(err.message, EXIT.usage) : explain(err, { server: '', timeout: 0 });
+    process.stderr.write(`roster: ${failure.message}\n`);
+    process.exit(failure.exitCode);
   }
 }
 

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { SystemClock } from '../core/clock.js';
@@ -16,8 +15,9 @@ import { addReplicationMetrics } from '../grpc/replication-metrics.js';
 import { createReplicationService } from '../grpc/replication-service.js';
 import { addSecurityMetrics } from '../grpc/security-metrics.js';
 import { startGrpcServer, type GrpcServerHandle } from '../grpc/server.js';
-import { PolicySource } from '../security/policy-source.js';
-import { TlsMaterial } from '../security/tls-material.js';
+import { CredentialsError } from '../security/credentials-file.js';
+import { PolicySource, SecretFileError } from '../security/policy-source.js';
+import { TlsError, TlsMaterial } from '../security/tls-material.js';
 import { dnsPeers, staticPeers } from '../replication/peers.js';
 import { Replicator, type PeersReport } from '../replication/replicator.js';
 import { createXdsService } from '../xds/service.js';
@@ -44,7 +44,7 @@ export interface RosterNode {
  * The composition root: registry, gRPC server, metrics and the admin HTTP server, wired from
  * one validated {@link Config}. Logs "roster started" with the bound ports once serving.
  */
-export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RosterNode> {
+export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel, 1, config.logFormat)): Promise<RosterNode> {
   const log = logger.child({ nodeId: config.nodeId });
   const clock = new SystemClock();
   let replicator: Replicator | undefined;
@@ -65,16 +65,21 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     maxInstancesPerApp: config.maxInstancesPerApp,
     maxMetadataBytes: config.maxMetadataBytes,
   });
-  const token = clusterToken(config);
-  const tls =
-    config.tlsCertFile !== ''
-      ? new TlsMaterial({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, ...(config.tlsCaFile !== '' ? { caFile: config.tlsCaFile } : {}) }, log)
-      : undefined;
-  const access = new PolicySource({
-    ...(config.credentialsFile !== '' ? { credentialsFile: config.credentialsFile } : {}),
-    ...(token !== undefined ? { clusterToken: token } : {}),
-    mtls: tls?.hasCa === true && config.tlsClientAuth === 'require',
-    logger: log,
+  const clusterToken = config.clusterToken === '' ? undefined : config.clusterToken;
+  // Unreadable or unusable TLS material or secrets are configuration errors (exit 2), naming the file.
+  const { tls, access } = asConfigError(() => {
+    const tls =
+      config.tlsCertFile !== ''
+        ? new TlsMaterial({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, ...(config.tlsCaFile !== '' ? { caFile: config.tlsCaFile } : {}) }, log)
+        : undefined;
+    const access = new PolicySource({
+      ...(config.credentialsFile !== '' ? { credentialsFile: config.credentialsFile } : {}),
+      ...(clusterToken !== undefined ? { clusterToken } : {}),
+      ...(config.clusterTokenFile !== '' ? { clusterTokenFile: config.clusterTokenFile } : {}),
+      mtls: tls?.hasCa === true && config.tlsClientAuth === 'require',
+      logger: log,
+    });
+    return { tls, access };
   });
   if (access.policy.open) {
     // Said once; calmly for a standalone node (a laptop, a test), loudly when peers replicate unauthenticated.
@@ -89,7 +94,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     logger: log,
     connect: (address) =>
       new GrpcPeerLink(address, {
-        token,
+        token: () => access.clusterToken,
         nodeId: config.nodeId,
         credentials: linkCredentials,
         ...(config.peerTlsServerName !== '' ? { serverName: config.peerTlsServerName } : {}),
@@ -234,19 +239,13 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   };
 }
 
-/** The cluster token from clusterTokenFile (trimmed: secrets often end in a newline) or clusterToken. */
-function clusterToken(config: Config): string | undefined {
-  if (config.clusterTokenFile !== '') {
-    let text: string;
-    try {
-      text = readFileSync(config.clusterTokenFile, 'utf8').trim();
-    } catch (err) {
-      throw new ConfigError(`cannot read clusterTokenFile ${config.clusterTokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    if (text === '') throw new ConfigError(`clusterTokenFile ${config.clusterTokenFile} is empty`);
-    return text;
+function asConfigError<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (err instanceof TlsError || err instanceof CredentialsError || err instanceof SecretFileError) throw new ConfigError(err.message);
+    throw err;
   }
-  return config.clusterToken === '' ? undefined : config.clusterToken;
 }
 
 /** Addresses that surely are this node; others are recognised by node id when dialled. */

@@ -4,6 +4,7 @@ import type { Clock, TimerHandle } from './clock.js';
 import { invalid, RegistryError, unknownInstance } from './errors.js';
 import { StringPool } from './intern.js';
 import { LeaseHeap, type HeapItem } from './lease-heap.js';
+import { ExpectedRenewals, type Expectation } from './expected-renewals.js';
 import { SlidingCounter } from './sliding-counter.js';
 import { reportedStatusOf, resolveStatus } from './status-rules.js';
 import {
@@ -90,9 +91,7 @@ export interface Tombstone {
 export type ApplyOutcome = 'applied' | 'renewed' | 'stale';
 
 /** Node-local lease state, shared by every version of an instance's entry while it lives. */
-interface Lease extends LeaseTimes, HeapItem {
-  /** Monotonic time of the first registration on this node: renewals are expected from then on. */
-  readonly registeredAt: number;
+interface Lease extends LeaseTimes, HeapItem, Expectation {
   registrationTimestamp: number;
   lastRenewalTimestamp: number;
   evictionTimestamp: number;
@@ -162,6 +161,7 @@ export class Registry implements RegistryApi {
   #revision = 0;
   /** Renewals (and registrations, which prove life as well) over the sliding minute. */
   readonly #renewals = new SlidingCounter(WINDOW_MS / 1000);
+  readonly #expected = new ExpectedRenewals(WINDOW_MS);
   /** Monotonic times of the evictions in the sliding minute, oldest first (for the cap). */
   #recentEvictions: number[] = [];
   /** Expired instances still registered at the last eviction pass (held or over the cap). */
@@ -458,7 +458,7 @@ export class Registry implements RegistryApi {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Counters for metrics and health; walks the registry once (expected renewals), so not for hot paths. */
+  /** Counters for metrics and health; O(1), so any request may ask. */
   stats(): RegistryStats {
     const now = this.#clock.now();
     return {
@@ -588,16 +588,10 @@ export class Registry implements RegistryApi {
   /**
    * Renewals the registered instances should have sent over the sliding minute: each counts
    * only for the part of the window since it registered on this node, so a fleet that
-   * registers mid-minute is not "missing" renewals it never owed.
+   * registers mid-minute is not "missing" renewals it never owed. O(1): see ExpectedRenewals.
    */
   #expectedRenewals(now: number): number {
-    let expected = 0;
-    for (const entries of this.#apps.values()) {
-      for (const e of entries.values()) {
-        expected += Math.min(WINDOW_MS, now - e.lease.registeredAt) / (e.record.renewalIntervalSecs * 1000);
-      }
-    }
-    return expected;
+    return this.#expected.at(now);
   }
 
   /**
@@ -686,8 +680,12 @@ export class Registry implements RegistryApi {
   /** Stores a new version (replacing `existing`), starts its lease and publishes the change. */
   #store(record: InstanceRecord, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
     const wall = this.#clock.wallNow();
+    const rate = 1 / (record.renewalIntervalSecs * 1000);
     const lease: Lease = existing?.lease ?? {
       registeredAt: this.#clock.now(),
+      rate,
+      matured: false,
+      counted: false,
       registrationTimestamp: wall,
       lastRenewalTimestamp: wall,
       evictionTimestamp: 0,
@@ -701,7 +699,9 @@ export class Registry implements RegistryApi {
     const entry: Entry = { record, lease, hash };
     if (existing) {
       this.#count(existing.record, -1);
+      this.#expected.setRate(lease, rate);
     } else {
+      this.#expected.add(lease);
       this.#tombstones.delete(key(record.app, record.instanceId));
       this.#sortedIds = undefined;
     }
@@ -726,6 +726,7 @@ export class Registry implements RegistryApi {
     if (entries.size === 0) this.#apps.delete(app);
     this.#sortedIds = undefined;
     this.#leases.delete(entry.lease);
+    this.#expected.remove(entry.lease);
     this.#count(entry.record, -1);
     this.#bury(app, instanceId, cancelVersion ?? lastDirtyTimestamp, cancelVersion !== undefined);
     entry.lease.evictionTimestamp = this.#clock.wallNow();

@@ -1,4 +1,4 @@
-import type { Change, InstanceStatus, InstanceView, RegistryApi } from '../core/types.js';
+import { STATUSES, type Change, type InstanceStatus, type InstanceView, type RegistryApi } from '../core/types.js';
 
 /** Counts per status, every status present (zeros included) so the UI needs no defaults. */
 export type StatusCounts = Record<InstanceStatus, number>;
@@ -9,6 +9,14 @@ export interface AppSummary {
   readonly count: number;
   readonly byStatus: StatusCounts;
   /** Instances per zone; the empty zone is reported as "". */
+  readonly byZone: Readonly<Record<string, number>>;
+}
+
+/** The whole registry as the apps page shows it. */
+export interface RegistryTotals {
+  readonly apps: number;
+  readonly instances: number;
+  readonly byStatus: StatusCounts;
   readonly byZone: Readonly<Record<string, number>>;
 }
 
@@ -27,6 +35,7 @@ export class AppIndex {
   readonly #sizes = new Map<string, number>();
   readonly #summaries = new Map<string, AppSummary>();
   #sorted: string[] | undefined;
+  #totals: RegistryTotals | undefined;
 
   constructor(registry: RegistryApi) {
     this.#registry = registry;
@@ -39,6 +48,7 @@ export class AppIndex {
     if (change.type === 'ADDED') this.#add(app, 1);
     else if (change.type === 'DELETED') this.#add(app, -1);
     this.#summaries.delete(app);
+    this.#totals = undefined;
   }
 
   get size(): number {
@@ -62,13 +72,24 @@ export class AppIndex {
     return summary;
   }
 
-  /** Instances per zone over the whole registry (from the apps' cached summaries). */
-  zones(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const app of this.#sizes.keys()) {
-      for (const [zone, n] of Object.entries(this.summary(app).byZone)) out[zone] = (out[zone] ?? 0) + n;
+  /**
+   * Counts over the whole registry, summed from the apps' summaries and kept until the next
+   * change: the apps page never asks the registry for its statistics (an O(n) call at 100k).
+   */
+  totals(): RegistryTotals {
+    if (this.#totals === undefined) {
+      const byStatus = emptyCounts();
+      const byZone: Record<string, number> = {};
+      let instances = 0;
+      for (const app of this.#sizes.keys()) {
+        const summary = this.summary(app);
+        instances += summary.count;
+        for (const status of STATUSES) byStatus[status] += summary.byStatus[status];
+        for (const [zone, n] of Object.entries(summary.byZone)) byZone[zone] = (byZone[zone] ?? 0) + n;
+      }
+      this.#totals = { apps: this.#sizes.size, instances, byStatus, byZone };
     }
-    return out;
+    return this.#totals;
   }
 
   #add(app: string, delta: 1 | -1): void {

@@ -1,7 +1,7 @@
 import { invalid, RegistryError } from '../core/errors.js';
 import { checkApp } from '../core/validate.js';
 import type { Registry } from '../core/registry.js';
-import type { Change, ChangeType, InstanceRecord, InstanceStatus, InstanceView, PortInfo, RegistrationInput } from '../core/types.js';
+import type { Change, ChangeType, InstanceRecord, RemovalCause, InstanceStatus, InstanceView, PortInfo, RegistrationInput } from '../core/types.js';
 import * as pb from '../gen/roster/v1/instance.js';
 import * as rpb from '../gen/roster/v1/replication_service.js';
 import type { ReplicationTask, TaskResult } from '../replication/link.js';
@@ -106,8 +106,18 @@ export function instanceToProto(view: InstanceView): pb.Instance {
   };
 }
 
+const REMOVAL_TO_PROTO: Readonly<Record<RemovalCause, pb.RemovalCause>> = {
+  cancelled: pb.RemovalCause.REMOVAL_CAUSE_CANCELLED,
+  evicted: pb.RemovalCause.REMOVAL_CAUSE_EVICTED,
+};
+
 export function changeToProto(change: Change): pb.Change {
-  return { revision: change.revision, type: CHANGE_TYPE_TO_PROTO[change.type], instance: instanceToProto(change.instance) };
+  return {
+    revision: change.revision,
+    type: CHANGE_TYPE_TO_PROTO[change.type],
+    instance: instanceToProto(change.instance),
+    removal: change.removal === undefined ? pb.RemovalCause.REMOVAL_CAUSE_UNSPECIFIED : REMOVAL_TO_PROTO[change.removal],
+  };
 }
 
 // Tags, length prefixes, varints of every non-string field and the enclosing Change: generous.

@@ -5,8 +5,8 @@ import type { LinkError, PeerDigest, PeerLink, PeerSnapshot, ReplicateHandlers, 
 import { recordFromProto, taskResultFromProto, taskToProto } from './convert.js';
 
 export interface GrpcPeerLinkOptions {
-  /** The cluster credential, sent as `authorization: Bearer <token>`. */
-  readonly token: string | undefined;
+  /** The cluster credential, sent as `authorization: Bearer <token>`; a function is asked on every call (the token file may be rotated). */
+  readonly token: string | undefined | (() => string | undefined);
   /** How to reach peers: {@link peerCredentials}; default plain text. */
   readonly credentials?: grpc.ChannelCredentials;
   /** The name peers' certificates must carry when it is not the dialled host (`grpc.ssl_target_name_override`). */
@@ -62,6 +62,7 @@ function linkError(err: grpc.ServiceError): LinkError {
 export class GrpcPeerLink implements PeerLink {
   readonly #client: pb.ReplicationServiceClient;
   readonly #metadata = new grpc.Metadata();
+  readonly #token: GrpcPeerLinkOptions['token'];
   readonly #timeoutMs: number;
 
   constructor(
@@ -70,13 +71,13 @@ export class GrpcPeerLink implements PeerLink {
   ) {
     const channelOptions = options.serverName !== undefined ? { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': options.serverName } : CHANNEL_OPTIONS;
     this.#client = new pb.ReplicationServiceClient(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
-    if (options.token !== undefined) this.#metadata.set('authorization', `Bearer ${options.token}`);
+    this.#token = options.token;
     if (options.nodeId !== undefined) this.#metadata.set(NODE_ID_HEADER, options.nodeId);
     this.#timeoutMs = options.callTimeoutMs ?? 10_000;
   }
 
   replicate(handlers: ReplicateHandlers): ReplicateStream {
-    const call = this.#client.replicate(this.#metadata);
+    const call = this.#client.replicate(this.#callMetadata());
     let closed = false;
     const close = (error: LinkError | undefined): void => {
       if (closed) return;
@@ -100,7 +101,7 @@ export class GrpcPeerLink implements PeerLink {
 
   digest(): Promise<PeerDigest> {
     return new Promise((resolve, reject) => {
-      this.#client.digest({}, this.#metadata, { deadline: this.#deadline() }, (err, response) => {
+      this.#client.digest({}, this.#callMetadata(), { deadline: this.#deadline() }, (err, response) => {
         if (err) return reject(err);
         resolve({ nodeId: response.nodeId, apps: new Map(response.apps.map((a) => [a.app, { count: a.count, hash: a.hash }])) });
       });
@@ -110,7 +111,7 @@ export class GrpcPeerLink implements PeerLink {
   snapshot(apps: readonly string[]): Promise<PeerSnapshot> {
     return new Promise((resolve, reject) => {
       const snapshot = { nodeId: '', records: [] as PeerSnapshot['records'][number][], tombstones: [] as PeerSnapshot['tombstones'][number][] };
-      const call = this.#client.snapshot({ apps: [...apps] }, this.#metadata, { deadline: this.#deadline(60_000) });
+      const call = this.#client.snapshot({ apps: [...apps] }, this.#callMetadata(), { deadline: this.#deadline(60_000) });
       call.on('data', (chunk: pb.SnapshotResponse) => {
         snapshot.nodeId = chunk.nodeId;
         for (const r of chunk.records) {
@@ -153,6 +154,15 @@ export class GrpcPeerLink implements PeerLink {
 
   close(): void {
     this.#client.close();
+  }
+
+  /** The fixed headers plus the current cluster token. */
+  #callMetadata(): grpc.Metadata {
+    const token = typeof this.#token === 'function' ? this.#token() : this.#token;
+    if (token === undefined) return this.#metadata;
+    const metadata = this.#metadata.clone();
+    metadata.set('authorization', `Bearer ${token}`);
+    return metadata;
   }
 
   #deadline(ms = this.#timeoutMs): Date {

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { invalid } from '../core/errors.js';
 import type { XdsResourceCache, ResourceWatcher } from './cache.js';
-import { encodeDiscoveryResponse, KIND_LABEL, kindOfTypeUrl, type DiscoveryRequest, type EncodedResource, type ResourceKind } from './protos.js';
+import { encodeResponseBody, KIND_LABEL, kindOfTypeUrl, withNonce, type DiscoveryRequest, type ResourceKind } from './protos.js';
 
 /** What a stream reports, for metrics. */
 export interface StreamObserver {
@@ -27,6 +26,8 @@ interface TypeState {
   readonly typeUrl: string;
   readonly kind: ResourceKind | undefined;
   names: ReadonlySet<string>;
+  /** `names` sorted: the key of the shared response. */
+  sortedNames: readonly string[];
   /** The nonce of the last response on this type; requests carrying another one are stale. */
   nonce: string | undefined;
   /** The version of the last response sent (accepted or not). */
@@ -38,7 +39,7 @@ interface TypeState {
 }
 
 /**
- * One state-of-the-world ADS stream (envoy `xds_protocol.rst`): a version per type (a hash of
+ * One state-of-the-world ADS stream (envoy `xds_protocol.rst`): a version per type (a digest of
  * the resources in the response, so equal content has the same version on every node) and a
  * nonce per response. Requests with a stale nonce are ignored; an ACK records the version; a
  * NACK is logged and counted and its version is held back, the client keeping the previous one.
@@ -89,7 +90,7 @@ export class AdsStream implements ResourceWatcher {
         this.#observer.unknownType();
         this.#log.info({ typeUrl }, 'xds request for a type this server does not serve: answered with no resources');
       }
-      state = { typeUrl, kind, names: new Set(), nonce: undefined, sentVersion: undefined, ackedVersion: '', rejectedVersion: undefined };
+      state = { typeUrl, kind, names: new Set(), sortedNames: [], nonce: undefined, sentVersion: undefined, ackedVersion: '', rejectedVersion: undefined };
       this.#types.set(typeUrl, state);
     }
     const type = state.kind ? KIND_LABEL[state.kind] : 'unknown';
@@ -131,31 +132,25 @@ export class AdsStream implements ResourceWatcher {
       for (const name of names) if (!state.names.has(name)) this.#cache.watch(state.kind, name, this);
     }
     state.names = names;
+    state.sortedNames = [...names].sort();
   }
 
   #respond(state: TypeState, changedAt: number | undefined): void {
-    const resources: EncodedResource[] = [];
-    if (state.kind !== undefined) {
-      for (const name of [...state.names].sort()) {
-        const resource = this.#cache.get(state.kind, name);
-        if (resource) resources.push(resource);
-      }
-    }
-    const version = versionOf(resources);
+    // A type the server does not serve holds no resources.
+    const { version, count, body } =
+      state.kind === undefined
+        ? { version: EMPTY_VERSION, count: 0, body: encodeResponseBody(state.typeUrl, EMPTY_VERSION, []) }
+        : this.#cache.response(state.kind, state.sortedNames);
     if (state.nonce !== undefined && version === state.sentVersion) return;
     if (version === state.rejectedVersion) return;
     const nonce = String(++this.#nonce);
     state.nonce = nonce;
     state.sentVersion = version;
-    this.#send(encodeDiscoveryResponse(state.typeUrl, version, nonce, resources));
-    this.#observer.sent(state.kind ? KIND_LABEL[state.kind] : 'unknown', resources.length);
+    this.#send(withNonce(body, nonce));
+    this.#observer.sent(state.kind ? KIND_LABEL[state.kind] : 'unknown', count);
     if (changedAt !== undefined) this.#observer.pushed((performance.now() - changedAt) / 1000);
   }
 }
 
-/** The response version: a digest of the names and versions of the resources it holds. */
-function versionOf(resources: readonly EncodedResource[]): string {
-  const hash = createHash('sha1');
-  for (const r of resources) hash.update(r.name).update('\n').update(r.version).update('\n');
-  return hash.digest('base64url').slice(0, 16);
-}
+/** The version of a response holding nothing. */
+const EMPTY_VERSION = 'empty';

@@ -1,8 +1,20 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Change, InstanceRecord, RegistryApi } from '../core/types.js';
-import { encodeResource, type EncodedResource, type ResourceKind } from './protos.js';
+import { encodeResource, encodeResponseBody, TYPE_URL, type EncodedResource, type ResourceKind } from './protos.js';
 import { clusterJson, listenerJson, loadAssignmentJson, routeJson, targetKey } from './resources.js';
+
+/** A response shared by the streams subscribed to the same names. */
+export interface CachedResponse {
+  readonly version: string;
+  /** Resources in it. */
+  readonly count: number;
+  /** The encoded DiscoveryResponse without its nonce. */
+  readonly body: Buffer;
+}
+
+/** Bounds the response memo; it is rebuilt on demand, so clearing it costs only time. */
+const MAX_CACHED_RESPONSES = 10_000;
 
 /** A stream's interest in a resource: told when the resource's content changes. */
 export interface ResourceWatcher {
@@ -34,6 +46,8 @@ export class XdsResourceCache {
   readonly #byKey = new Map<string, Set<Entry>>();
   /** `app/id` → endpoint entries holding that instance. */
   readonly #byMember = new Map<string, Set<Entry>>();
+  /** Responses by (kind, sorted names), valid until a resource changes: streams with the same subscription share one. */
+  readonly #responses = new Map<string, CachedResponse>();
   #pending: Change[] = [];
   #pendingSince = 0;
   #flushScheduled = false;
@@ -63,6 +77,8 @@ export class XdsResourceCache {
       const members = new Set<string>();
       entry = { kind, name, key, members, watchers: new Set(), resource: this.#build(kind, name, key, members).resource };
       this.#entries.set(id, entry);
+      // Memoised responses may hold an older build of this name (from before it was watched).
+      this.#responses.clear();
       if (kind === 'endpoint') this.#index(entry);
     }
     entry.watchers.add(watcher);
@@ -78,6 +94,28 @@ export class XdsResourceCache {
     if (entry.kind === 'endpoint') this.#unindex(entry);
   }
 
+  /**
+   * The response body (without nonce) holding every existing resource of `sortedNames`, and
+   * its version: a digest of the names and versions of those resources.
+   */
+  response(kind: ResourceKind, sortedNames: readonly string[]): CachedResponse {
+    const key = `${kind}\n${sortedNames.join('\n')}`;
+    const cached = this.#responses.get(key);
+    if (cached) return cached;
+    const resources: EncodedResource[] = [];
+    for (const name of sortedNames) {
+      const resource = this.get(kind, name);
+      if (resource) resources.push(resource);
+    }
+    const hash = createHash('sha1');
+    for (const r of resources) hash.update(r.name).update('\n').update(r.version).update('\n');
+    const version = hash.digest('base64url').slice(0, 16);
+    const response = { version, count: resources.length, body: encodeResponseBody(TYPE_URL[kind], version, resources) };
+    if (this.#responses.size >= MAX_CACHED_RESPONSES) this.#responses.clear();
+    this.#responses.set(key, response);
+    return response;
+  }
+
   /** Names currently watched, per kind (for metrics and tests). */
   get size(): number {
     return this.#entries.size;
@@ -86,6 +124,7 @@ export class XdsResourceCache {
   close(): void {
     this.#unsubscribe();
     this.#entries.clear();
+    this.#responses.clear();
     this.#byKey.clear();
     this.#byMember.clear();
     this.#pending = [];
@@ -123,6 +162,7 @@ export class XdsResourceCache {
       this.#index(entry);
       if (resource.version === entry.resource.version) continue;
       entry.resource = resource;
+      this.#responses.clear();
       for (const w of entry.watchers) notify.add(w);
     }
     for (const watcher of notify) {

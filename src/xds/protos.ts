@@ -98,10 +98,12 @@ export interface EncodedResource {
 }
 
 /**
- * A DiscoveryResponse written field by field: the resources are already encoded, so a push to
- * a thousand streams copies bytes instead of walking message trees a thousand times.
+ * A DiscoveryResponse without its nonce (fields 1 version_info, 2 resources, 4 type_url),
+ * written field by field from resources already encoded. Streams with the same subscription
+ * share it and append their own nonce ({@link withNonce}): a push to a thousand streams copies
+ * bytes instead of encoding a thousand messages.
  */
-export function encodeDiscoveryResponse(typeUrl: string, versionInfo: string, nonce: string, resources: readonly EncodedResource[]): Buffer {
+export function encodeResponseBody(typeUrl: string, versionInfo: string, resources: readonly EncodedResource[]): Buffer {
   const w = new BinaryWriter();
   w.tag(1, WireType.LengthDelimited).string(versionInfo);
   for (const r of resources) {
@@ -111,8 +113,14 @@ export function encodeDiscoveryResponse(typeUrl: string, versionInfo: string, no
     w.join();
   }
   w.tag(4, WireType.LengthDelimited).string(typeUrl);
-  w.tag(5, WireType.LengthDelimited).string(nonce);
   return Buffer.from(w.finish());
+}
+
+/** The complete DiscoveryResponse: the body and field 5, the nonce (field order is free). */
+export function withNonce(body: Buffer, nonce: string): Buffer {
+  const w = new BinaryWriter();
+  w.tag(5, WireType.LengthDelimited).string(nonce);
+  return Buffer.concat([body, w.finish()]);
 }
 
 /** Decodes a response into proto3 JSON with its resources unpacked (for tests and tools). */

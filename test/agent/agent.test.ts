@@ -141,3 +141,15 @@ test('roster agent: several applications from a file, each with its own probe (T
     await stopProcess(agent);
   }
 });
+
+test('roster agent: a configuration problem exits 2 with one line naming every bad setting', { timeout: 60_000 }, async () => {
+  const agent = spawnRoster(['agent', '--app', 'web', '--port', '70000', '--probe', 'ftp://x:1'], { ROSTER_AGENT_DRAIN_SECS: 'soon' });
+  const code = await new Promise<number | null>((resolve) => agent.once('exit', resolve));
+  assert.equal(code, 2, agent.output());
+  const lines = agent.output().trim().split('\n');
+  assert.equal(lines.length, 1, agent.output());
+  assert.match(lines[0]!, /^roster: invalid agent configuration: /);
+  for (const part of ['drainSecs="soon" (from env ROSTER_AGENT_DRAIN_SECS)', 'port="70000" (from flag --port)', 'probe="ftp://x:1"']) {
+    assert.ok(lines[0]!.includes(part), `${part} in ${lines[0]}`);
+  }
+});

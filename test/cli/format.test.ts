@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ChangeType, Instance, InstanceStatus } from '../../src/gen/roster/v1/instance.js';
-import { address, applicationsTable, changeLine, parseStatus, statusName, table } from '../../src/cli/format.js';
+import { ChangeType, Instance, InstanceStatus, RemovalCause } from '../../src/gen/roster/v1/instance.js';
+import { address, applicationsTable, changeHeader, changeLine, parseStatus, statusName, table } from '../../src/cli/format.js';
 
 test('statuses parse the way operators type them and print without the enum prefix', () => {
   assert.equal(parseStatus('up'), InstanceStatus.INSTANCE_STATUS_UP);
@@ -40,5 +40,22 @@ test('addresses and change lines', () => {
   });
   assert.equal(address(i), '10.0.0.7:8080,8443s');
   assert.equal(address(Instance.fromPartial({ hostName: 'h' })), 'h');
-  assert.equal(changeLine({ revision: 12, type: ChangeType.CHANGE_TYPE_ADDED, instance: i }), '12  ADDED     billing/i-1  UP  10.0.0.7:8080,8443s\n');
+});
+
+test('watch lines sit in aligned columns under their header and tell evictions from cancels', () => {
+  const i = Instance.fromPartial({ app: 'billing', instanceId: 'i-1', ipAddr: '10.0.0.7', port: { number: 8080, enabled: true }, status: InstanceStatus.INSTANCE_STATUS_UP });
+  const lines = [
+    changeHeader(),
+    changeLine({ revision: 12, type: ChangeType.CHANGE_TYPE_ADDED, instance: i, removal: RemovalCause.REMOVAL_CAUSE_UNSPECIFIED }),
+    changeLine({ revision: 1234, type: ChangeType.CHANGE_TYPE_DELETED, instance: i, removal: RemovalCause.REMOVAL_CAUSE_EVICTED }),
+    changeLine({ revision: 1235, type: ChangeType.CHANGE_TYPE_DELETED, instance: i, removal: RemovalCause.REMOVAL_CAUSE_CANCELLED }),
+  ];
+  assert.deepEqual(lines.map((l) => l.split(/\s{2,}/)[1]), ['CHANGE', 'ADDED', 'EVICTED', 'CANCELLED']);
+  // Every column starts at the same offset on every line.
+  for (const word of ['CHANGE', 'INSTANCE', 'STATUS', 'ADDRESS']) {
+    const at = lines[0]!.indexOf(word);
+    const cells = lines.slice(1).map((l) => l.slice(at).split(/\s{2,}/)[0]);
+    assert.ok(cells.every((c) => c !== '' && c !== undefined), `${word} column aligned: ${JSON.stringify(lines)}`);
+  }
+  assert.equal(lines[1], '12        ADDED      billing/i-1                           UP              10.0.0.7:8080\n');
 });

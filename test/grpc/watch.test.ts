@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setImmediate as nextTick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { ChangeType } from '../../src/gen/roster/v1/instance.js';
+import { ChangeType, RemovalCause } from '../../src/gen/roster/v1/instance.js';
 import type { GetDeltaResponse, WatchRequest, WatchResponse } from '../../src/gen/roster/v1/registry_service.js';
 import { registration, StreamReader, WAIT_MS, withHarness, type Harness } from './helpers.js';
 
@@ -62,6 +62,25 @@ describe('Watch', () => {
       assert.equal(deleted.changes[0]?.instance?.instanceId, 'i-1');
       assert.equal(deleted.revision, 4);
       reader.stream.cancel();
+    }));
+
+  test('watch tells evictions from cancels: both DELETED, with the removal cause', () =>
+    withHarness({}, async (h) => {
+      h.registry.start();
+      h.registry.register(registration({ instanceId: 'leaving' }));
+      h.registry.register(registration({ instanceId: 'dying', renewalIntervalSecs: 1, durationSecs: 1 }));
+      const reader = watch(h);
+      await reader.next();
+      h.registry.cancel('billing', 'leaving');
+      h.clock.advance(2000);
+      const seen: [string | undefined, ChangeType, RemovalCause][] = [];
+      while (seen.length < 2) for (const c of (await reader.next()).changes) seen.push([c.instance?.instanceId, c.type, c.removal]);
+      assert.deepEqual(seen, [
+        ['leaving', ChangeType.CHANGE_TYPE_DELETED, RemovalCause.REMOVAL_CAUSE_CANCELLED],
+        ['dying', ChangeType.CHANGE_TYPE_DELETED, RemovalCause.REMOVAL_CAUSE_EVICTED],
+      ]);
+      reader.stream.cancel();
+      h.registry.stop();
     }));
 
   test('changes made in one tick may arrive in one message', () =>

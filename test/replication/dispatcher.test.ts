@@ -151,6 +151,25 @@ describe('per-peer dispatcher', () => {
     assert.equal(link.batches.at(-1)!.tasks[0]!.action, 'heartbeat', 'the unanswered heartbeat is resent');
   });
 
+  test('the reconnect count counts reconnects: a stream that opens again, not each failed attempt', () => {
+    const { dispatcher, link, clock, open } = setup();
+    dispatcher.start();
+    for (let i = 0; i < 5; i++) {
+      // The peer is down: every attempt fails before the stream opens.
+      const before = link.opened;
+      link.handlers!.onClose({ kind: 'unavailable', message: 'connection refused' });
+      while (link.opened === before) clock.advance(1);
+    }
+    assert.deepEqual([dispatcher.stats().retries, dispatcher.stats().reconnects], [5, 0], 'never open yet: no reconnect');
+    open();
+    assert.equal(dispatcher.stats().reconnects, 0, 'the first open is a connect');
+    const before = link.opened;
+    link.handlers!.onClose({ kind: 'unavailable', message: 'gone' });
+    while (link.opened === before) clock.advance(1);
+    open();
+    assert.equal(dispatcher.stats().reconnects, 1);
+  });
+
   test('jitter spreads reconnects between half and all of the backoff ceiling', () => {
     const { dispatcher, link, clock } = setup({ random: () => 0 });
     dispatcher.start();

@@ -111,3 +111,25 @@ test('the credentials file is reloaded when it changes; a broken one keeps the p
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the cluster token file is re-read: peers present and accept the rotated token', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'roster-token-'));
+  try {
+    const path = join(dir, 'token');
+    writeFileSync(path, 'first-cluster-token\n');
+    const source = new PolicySource({ clusterTokenFile: path, mtls: false, logger: silentLogger() });
+    const replicate = { action: 'Replicate', anyOf: ['replicate'] as const };
+    assert.equal(source.clusterToken, 'first-cluster-token', 'trimmed');
+    assert.ok(source.policy.decide({ token: 'first-cluster-token' }, replicate).allowed);
+    writeFileSync(path, 'second-cluster-token\n');
+    assert.equal(await source.reload(), true);
+    assert.equal(source.clusterToken, 'second-cluster-token');
+    assert.equal(source.policy.decide({ token: 'first-cluster-token' }, replicate).allowed, false);
+    assert.ok(source.policy.decide({ token: 'second-cluster-token' }, replicate).allowed);
+    writeFileSync(path, '\n');
+    assert.equal(await source.reload(), false, 'an emptied file keeps the last token');
+    assert.equal(source.clusterToken, 'second-cluster-token');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

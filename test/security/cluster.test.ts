@@ -78,6 +78,13 @@ describe('safe defaults', () => {
     assert.throws(() => resolveConfig({ flags: { clusterToken: 'a', clusterTokenFile: '/b' } }), /not both/);
   });
 
+  test('unreadable TLS material or secrets stop the start with a configuration error naming the file', async () => {
+    const base = { port: 0, httpPort: 0, nodeId: 'broken', logLevel: 'silent' as const };
+    await assert.rejects(startNode(resolveConfig({ flags: { ...base, tlsCertFile: '/nonexistent/node.crt', tlsKeyFile: '/nonexistent/node.key' } }), pino({ level: 'silent' })), (err: unknown) => err instanceof ConfigError && /\/nonexistent\/node\.crt: ENOENT/.test(err.message));
+    await assert.rejects(startNode(resolveConfig({ flags: { ...base, credentialsFile: '/nonexistent/credentials.json' } }), pino({ level: 'silent' })), /credentials\.json: ENOENT/);
+    await assert.rejects(startNode(resolveConfig({ flags: { ...base, clusterTokenFile: '/nonexistent/token' } }), pino({ level: 'silent' })), /\/nonexistent\/token: ENOENT/);
+  });
+
   test('an open node says so once at start-up; with credentials it does not', async () => {
     const open = captureLogger();
     const node = await startNode(resolveConfig({ flags: { port: 0, httpPort: 0, nodeId: 'open', shutdownGraceMs: 0 } }), open.logger);

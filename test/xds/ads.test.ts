@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { registration } from '../core/fixtures.js';
+import { waitFor } from '../client/harness.js';
 import { bufCurl } from '../grpc/helpers.js';
 import { AdsClient, TYPE_URL, withXds, type Response } from './harness.js';
 
@@ -100,6 +101,20 @@ describe('xDS (ADS, state of the world)', () => {
       h.registry.cancel('later', 'y');
       assert.deepEqual(endpoints(await c.next()), []);
       assert.ok((await h.metric('roster_xds_push_latency_seconds_count')) >= 3);
+    });
+  });
+
+  test('a name nobody watches any more is rebuilt, not served from an old response, when watched again', async () => {
+    await withXds(async (h) => {
+      const first = h.open();
+      first.request('endpoint', ['again']);
+      assert.deepEqual(endpoints(await first.next()), []);
+      first.close();
+      await waitFor('the stream released', () => h.xds.streams === 0);
+      h.registry.register(registration({ app: 'again', instanceId: 'x', ipAddr: '10.3.0.1', zone: 'z' }));
+      const second = h.open();
+      second.request('endpoint', ['again']);
+      assert.deepEqual(endpoints(await second.next()), ['z 10.3.0.1:8080 1']);
     });
   });
 

@@ -132,6 +132,10 @@ async function loadApps() {
 
 function renderApps(page) {
   const t = page.totals;
+  // The registry card follows the change feed too (the rest of the overview comes every tick).
+  $('size').textContent = fmt(t.instances);
+  $('app-count').textContent = fmt(t.apps);
+  renderStatusBar(t.byStatus, t.instances);
   $('status-totals').replaceChildren(...STATUSES.map((s) => h('li', { className: `chip ${t.byStatus[s] === 0 ? 'zero' : ''}` }, h('span', { className: `dot s-${s}` }), `${s.replaceAll('_', ' ')} `, h('strong', {}, fmt(t.byStatus[s])))));
   const zones = Object.entries(t.byZone).sort(([a], [b]) => a.localeCompare(b));
   $('zone-totals').replaceChildren(...zones.map(([zone, n]) => h('li', { className: 'chip zone' }, `${zone || '(no zone)'} `, h('strong', {}, fmt(n)))));
@@ -324,7 +328,6 @@ function toast(text, error = false) {
 
 const refreshApps = throttle(() => run(loadApps), 250);
 const refreshInstances = throttle(() => run(loadInstances), 250);
-const refreshOverviewSoon = throttle(refreshOverview, 250);
 
 function reloadAll() {
   refreshOverview();
@@ -347,7 +350,6 @@ function connect() {
     const batch = JSON.parse(e.data);
     $('revision').textContent = fmt(batch.revision);
     refreshApps();
-    refreshOverviewSoon();
     if (state.app && (batch.omitted > 0 || batch.changes.some((c) => c.app === state.app))) refreshInstances();
   });
   events.addEventListener('overview', (e) => {

@@ -86,7 +86,7 @@ export enum ChangeType {
   CHANGE_TYPE_ADDED = 1,
   /** CHANGE_TYPE_MODIFIED - The instance's record changed (status, metadata, any field). */
   CHANGE_TYPE_MODIFIED = 2,
-  /** CHANGE_TYPE_DELETED - The instance was cancelled or evicted. */
+  /** CHANGE_TYPE_DELETED - The instance was cancelled or evicted (Change.removal says which). */
   CHANGE_TYPE_DELETED = 3,
   UNRECOGNIZED = -1,
 }
@@ -123,6 +123,52 @@ export function changeTypeToJSON(object: ChangeType): string {
     case ChangeType.CHANGE_TYPE_DELETED:
       return "CHANGE_TYPE_DELETED";
     case ChangeType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * Why an instance was removed. A removal stays a CHANGE_TYPE_DELETED change, so consumers
+ * written before this field existed keep dropping the instance; new ones can tell the two apart.
+ */
+export enum RemovalCause {
+  /** REMOVAL_CAUSE_UNSPECIFIED - Not a removal (ADDED and MODIFIED changes). */
+  REMOVAL_CAUSE_UNSPECIFIED = 0,
+  /** REMOVAL_CAUSE_CANCELLED - Cancelled: the instance said it was stopping (or an operator or a peer cancelled it). */
+  REMOVAL_CAUSE_CANCELLED = 1,
+  /** REMOVAL_CAUSE_EVICTED - Evicted: its lease expired on this node without a renewal. */
+  REMOVAL_CAUSE_EVICTED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function removalCauseFromJSON(object: any): RemovalCause {
+  switch (object) {
+    case 0:
+    case "REMOVAL_CAUSE_UNSPECIFIED":
+      return RemovalCause.REMOVAL_CAUSE_UNSPECIFIED;
+    case 1:
+    case "REMOVAL_CAUSE_CANCELLED":
+      return RemovalCause.REMOVAL_CAUSE_CANCELLED;
+    case 2:
+    case "REMOVAL_CAUSE_EVICTED":
+      return RemovalCause.REMOVAL_CAUSE_EVICTED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RemovalCause.UNRECOGNIZED;
+  }
+}
+
+export function removalCauseToJSON(object: RemovalCause): string {
+  switch (object) {
+    case RemovalCause.REMOVAL_CAUSE_UNSPECIFIED:
+      return "REMOVAL_CAUSE_UNSPECIFIED";
+    case RemovalCause.REMOVAL_CAUSE_CANCELLED:
+      return "REMOVAL_CAUSE_CANCELLED";
+    case RemovalCause.REMOVAL_CAUSE_EVICTED:
+      return "REMOVAL_CAUSE_EVICTED";
+    case RemovalCause.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -230,7 +276,11 @@ export interface Change {
   /** What happened. */
   type: ChangeType;
   /** The record after the change; for DELETED, the last record before removal. */
-  instance?: Instance | undefined;
+  instance?:
+    | Instance
+    | undefined;
+  /** For DELETED: whether the instance was cancelled or evicted (UNSPECIFIED otherwise). */
+  removal: RemovalCause;
 }
 
 function createBasePort(): Port {
@@ -1043,7 +1093,7 @@ export const Instance_MetadataEntry: MessageFns<Instance_MetadataEntry> = {
 };
 
 function createBaseChange(): Change {
-  return { revision: 0, type: 0, instance: undefined };
+  return { revision: 0, type: 0, instance: undefined, removal: 0 };
 }
 
 export const Change: MessageFns<Change> = {
@@ -1056,6 +1106,9 @@ export const Change: MessageFns<Change> = {
     }
     if (message.instance !== undefined) {
       Instance.encode(message.instance, writer.uint32(26).fork()).join();
+    }
+    if (message.removal !== 0) {
+      writer.uint32(32).int32(message.removal);
     }
     return writer;
   },
@@ -1097,6 +1150,14 @@ export const Change: MessageFns<Change> = {
             message.instance = Instance.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.removal = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1114,6 +1175,7 @@ export const Change: MessageFns<Change> = {
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
       type: isSet(object.type) ? changeTypeFromJSON(object.type) : 0,
       instance: isSet(object.instance) ? Instance.fromJSON(object.instance) : undefined,
+      removal: isSet(object.removal) ? removalCauseFromJSON(object.removal) : 0,
     };
   },
 
@@ -1128,6 +1190,9 @@ export const Change: MessageFns<Change> = {
     if (message.instance !== undefined) {
       obj.instance = Instance.toJSON(message.instance);
     }
+    if (message.removal !== 0) {
+      obj.removal = removalCauseToJSON(message.removal);
+    }
     return obj;
   },
 
@@ -1141,6 +1206,7 @@ export const Change: MessageFns<Change> = {
     message.instance = (object.instance !== undefined && object.instance !== null)
       ? Instance.fromPartial(object.instance)
       : undefined;
+    message.removal = object.removal ?? 0;
     return message;
   },
 };

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { ExpectedRenewals, type Expectation } from '../../src/core/expected-renewals.js';
+
+const WINDOW = 60_000;
+
+test('property: the O(1) expected renewals equal the sum over instances of min(window, age) × rate', () => {
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('add' as const), interval: fc.integer({ min: 1, max: 300 }) }),
+    fc.record({ kind: fc.constant('remove' as const), pick: fc.nat() }),
+    fc.record({ kind: fc.constant('rate' as const), pick: fc.nat(), interval: fc.integer({ min: 1, max: 300 }) }),
+    fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 90_000 }) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+      const expected = new ExpectedRenewals(WINDOW);
+      const live: Expectation[] = [];
+      let now = 1_000_000;
+      for (const o of ops) {
+        if (o.kind === 'add') {
+          const e: Expectation = { registeredAt: now, rate: 1 / (o.interval * 1000), matured: false, counted: false };
+          expected.add(e);
+          live.push(e);
+        } else if (o.kind === 'remove' && live.length > 0) {
+          expected.remove(live.splice(o.pick % live.length, 1)[0]!);
+        } else if (o.kind === 'rate' && live.length > 0) {
+          expected.setRate(live[o.pick % live.length]!, 1 / (o.interval * 1000));
+        } else if (o.kind === 'advance') {
+          now += o.ms;
+        }
+        const brute = live.reduce((sum, e) => sum + Math.min(WINDOW, now - e.registeredAt) * e.rate, 0);
+        assert.ok(Math.abs(expected.at(now) - brute) < 1e-6 * Math.max(1, brute), `${expected.at(now)} vs ${brute}`);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
