@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { RosterClient } from '../client/roster-client.js';
+import { clientSecurityFromEnv } from '../cli/client-security.js';
 import { createLogger } from '../cli/logging.js';
 import { exitOnSignals } from '../cli/signals.js';
 import { startHttpServer } from '../http/server.js';
@@ -29,7 +30,8 @@ export function addAgentCommand(program: Command): void {
       process.exit(EXIT_USAGE);
     }
     const logger = createLogger(config.logLevel);
-    const client = new RosterClient(config.servers, { logger, ...(config.serverDns ? { dns: config.serverDns } : {}) });
+    // TLS and token from ROSTER_TLS_CA, ROSTER_TOKEN_FILE... as the client commands take them.
+    const client = new RosterClient(config.servers, { logger, ...(config.serverDns ? { dns: config.serverDns } : {}), ...clientSecurityFromEnv(process.env) });
     const sidecar = new Sidecar({ client, apps: config.apps, drainSecs: config.drainSecs, logger });
     const http = await startHttpServer({ host: config.httpHost, port: config.httpPort, logger, mounts: [sidecar.mount()] });
     exitOnSignals({

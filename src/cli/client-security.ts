@@ -47,3 +47,19 @@ export function clientSecurityOptions(flags: ClientSecurityFlags): Pick<RosterCl
   }
   return { ...(channel ? { credentials: channel } : {}), ...(token !== undefined && token !== '' ? { token } : {}) };
 }
+
+/** The same options from the environment alone (`ROSTER_TOKEN`, `ROSTER_TOKEN_FILE`, `ROSTER_TLS`, `ROSTER_TLS_CA`, `ROSTER_TLS_CERT`, `ROSTER_TLS_KEY`), for the agent. */
+export function clientSecurityFromEnv(env: NodeJS.ProcessEnv): Pick<RosterClientOptions, 'credentials' | 'token'> {
+  const value = (name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
+  const flags: ClientSecurityFlags = {};
+  const set = <K extends keyof ClientSecurityFlags>(key: K, v: ClientSecurityFlags[K] | undefined): void => {
+    if (v !== undefined) flags[key] = v;
+  };
+  set('token', value('ROSTER_TOKEN'));
+  set('tokenFile', value('ROSTER_TOKEN_FILE'));
+  set('tls', value('ROSTER_TLS') !== undefined && !['0', 'false', 'no', 'off'].includes(value('ROSTER_TLS')!.toLowerCase()) ? true : undefined);
+  set('tlsCa', value('ROSTER_TLS_CA'));
+  set('tlsCert', value('ROSTER_TLS_CERT'));
+  set('tlsKey', value('ROSTER_TLS_KEY'));
+  return clientSecurityOptions(flags);
+}

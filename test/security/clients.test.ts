@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { RosterNode } from '../../src/cli/node.js';
 import { RosterClient } from '../../src/client/index.js';
+import { clientSecurityFromEnv } from '../../src/cli/client-security.js';
 import { startTestNode } from '../client/harness.js';
 import { protoInstance } from '../grpc/helpers.js';
 import { TestPki } from './pki.js';
@@ -77,5 +78,23 @@ describe('clients of a node with TLS and credentials', () => {
     const missing = await roster(['apps', '--server', server, '--tls-ca', join(pki.dir, 'nope.pem')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--tls-ca .*nope\.pem: ENOENT/);
+  });
+});
+
+describe('client security from the environment (the agent)', () => {
+  test('ROSTER_TOKEN_FILE and ROSTER_TLS_CA become a token and TLS credentials; nothing set stays plain', () => {
+    const pki = new TestPki();
+    try {
+      const ca = pki.ca('ca');
+      const tokenFile = join(pki.dir, 'token');
+      writeFileSync(tokenFile, 'agent-token-0123456789\n');
+      const options = clientSecurityFromEnv({ ROSTER_TOKEN_FILE: tokenFile, ROSTER_TLS_CA: ca.cert });
+      assert.equal(options.token, 'agent-token-0123456789');
+      assert.ok(options.credentials?._isSecure());
+      assert.deepEqual(clientSecurityFromEnv({}), {});
+      assert.throws(() => clientSecurityFromEnv({ ROSTER_TLS_CERT: ca.cert }), /--tls-cert and --tls-key go together/);
+    } finally {
+      pki.close();
+    }
   });
 });
