@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 
 /** Exponential backoff bounds. Defaults (100 ms to 30 s) match the replication reconnect policy. */
 export interface BackoffOptions {
@@ -35,35 +35,4 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<b
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/**
- * The system clock with timers that keep the process alive (SystemClock's are unref'd): a
- * retry in progress is work someone awaits, so a CLI must not exit in the middle of its backoff.
- */
-export class AwaitedClock implements Clock {
-  readonly #timers = new Map<number, NodeJS.Timeout>();
-  #nextId = 1;
-
-  now(): number {
-    return performance.now();
-  }
-
-  wallNow(): number {
-    return Date.now();
-  }
-
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    const id = this.#nextId++;
-    this.#timers.set(id, setTimeout(() => {
-      this.#timers.delete(id);
-      fn();
-    }, ms));
-    return { id };
-  }
-
-  clearTimeout(handle: TimerHandle): void {
-    clearTimeout(this.#timers.get(handle.id));
-    this.#timers.delete(handle.id);
-  }
 }

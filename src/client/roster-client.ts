@@ -13,7 +13,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
+import { SystemClock, type Clock } from '../core/clock.js';
 import { Instance, type DeepPartial, type InstanceStatus } from '../gen/roster/v1/instance.js';
 import {
   ListApplicationsRequest,
@@ -33,7 +33,7 @@ import {
   type UpdateMetadataResponse,
   type WatchResponse,
 } from '../gen/roster/v1/registry_service.js';
-import { AwaitedClock, backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { clientError, isRetryable, isServiceError } from './errors.js';
 import { HeartbeatStream } from './heartbeat-stream.js';
 import { InstanceAgent, type InstanceAgentOptions } from './instance-agent.js';
@@ -159,7 +159,7 @@ export class RosterClient {
     });
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? Math.max(3, 2 * this.#servers.addresses.length));
-    this.#clock = options.clock ?? new AwaitedClock();
+    this.#clock = options.clock ?? new SystemClock({ keepProcessAlive: true });
     this.#backoff = options.backoff;
   }
 

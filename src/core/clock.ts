@@ -14,10 +14,19 @@ export interface TimerHandle {
   readonly id: number;
 }
 
-/** The real clock: `performance.now()` for monotonic time, `Date.now()` for the wall. */
+/**
+ * The real clock: `performance.now()` for monotonic time, `Date.now()` for the wall. Its timers
+ * do not keep the process alive, unless `keepProcessAlive` says they are work someone awaits
+ * (a client's retry backoff: a CLI must not exit in the middle of it).
+ */
 export class SystemClock implements Clock {
   readonly #timers = new Map<number, NodeJS.Timeout>();
+  readonly #keepProcessAlive: boolean;
   #nextId = 1;
+
+  constructor(options: { readonly keepProcessAlive?: boolean } = {}) {
+    this.#keepProcessAlive = options.keepProcessAlive ?? false;
+  }
 
   now(): number {
     return performance.now();
@@ -33,7 +42,7 @@ export class SystemClock implements Clock {
       this.#timers.delete(id);
       fn();
     }, ms);
-    timer.unref();
+    if (!this.#keepProcessAlive) timer.unref();
     this.#timers.set(id, timer);
     return { id };
   }
