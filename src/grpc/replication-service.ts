@@ -83,10 +83,9 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
         }
         const now = clock.wallNow();
         const results = request.tasks.map((wire) => answerTask(wire, now, via));
-        // grpc-js hands every response to node:http2 at once (write() never reports a full
-        // buffer), so a peer that reads nothing is bounded by the batch size and the call caps,
-        // not by backpressure here. (Pausing on a full write buffer was tried: the buffer drains
-        // into node:http2 at once, so a test peer that read nothing still had every batch read.)
+        // A peer that reads nothing is bounded by the batch size and the call caps, not by
+        // backpressure here: grpc-js's write buffer drains into node:http2's queue at once, so
+        // pausing until 'drain' (tried) still read every batch of a test peer that read nothing.
         call.write({ batchId: request.batchId, results });
       });
       call.on('end', () => call.end());
