@@ -171,6 +171,20 @@ wait_for() {
 }
 
 # expect_exit NAME PID CODE: waits (at most 20 s) for a job and fails unless it exited with CODE.
+# wait_for_line FILE REGEX SECONDS: until a line of FILE matches, bounded in time; on timeout
+# calls the script's own fail (or exits 1 if it has none).
+wait_for_line() {
+  local deadline=$((SECONDS + $3))
+  until grep -Eq -- "$2" "$1" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      if declare -F fail >/dev/null; then fail "no line matching '$2' in $1 within $3 s"; fi
+      echo "FAIL: no line matching '$2' in $1 within $3 s" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
 expect_exit() {
   local name="$1" pid="$2" want="$3" code=0
   for _ in $(seq 1 200); do

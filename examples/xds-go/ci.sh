@@ -26,15 +26,6 @@ fail() {
   exit 1
 }
 
-# wait_for FILE REGEX SECONDS: until a line of FILE matches (bounded in time).
-wait_for() {
-  local deadline=$((SECONDS + $3))
-  until grep -Eq -- "$2" "$1" 2>/dev/null; do
-    ((SECONDS < deadline)) || fail "no line matching '$2' in $1 within $3 s"
-    sleep 0.2
-  done
-}
-
 go version
 build_start=$SECONDS
 go generate ./...
@@ -46,7 +37,7 @@ start_roster xds-go
 
 ./xds-example serve e1 e2 e3 e4 >"$work/serve.out" 2>&1 &
 pids+=($!)
-wait_for "$work/serve.out" '^serving e4 ' 20
+wait_for_line "$work/serve.out" '^serving e4 ' 20
 
 # register NAME: a roster CLI agent keeps the instance alive until SIGTERM, then cancels it.
 declare -A agents

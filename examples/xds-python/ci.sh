@@ -27,14 +27,6 @@ fail() {
   exit 1
 }
 
-wait_for() {
-  local deadline=$((SECONDS + $3))
-  until grep -Eq -- "$2" "$1" 2>/dev/null; do
-    ((SECONDS < deadline)) || fail "no line matching '$2' in $1 within $3 s"
-    sleep 0.2
-  done
-}
-
 "$python" -c 'import grpc; print("grpcio", grpc.__version__)'
 rm -rf gen && mkdir -p gen
 protoc -Iproto -I"$ROSTER_REPO/proto" --python_out=gen --grpc_out=gen --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin \
@@ -47,7 +39,7 @@ serve() {
   "$python" echo_server.py --roster "$ROSTER_GRPC" --name "$1" >"$work/server-$1.out" 2>&1 &
   pids+=($!)
   servers[$1]=$!
-  wait_for "$work/server-$1.out" "^serving $1 " 20
+  wait_for_line "$work/server-$1.out" "^serving $1 " 20
 }
 
 expect_calls() {
