@@ -1,4 +1,6 @@
 /**
+ * `npm run bench -- --compare eureka [--quick] [--out FILE]`: Roster side by side with the Eureka
+ * server instead (bench/compare-eureka.ts).
  * `npm run bench -- [--quick] [--out FILE] [--only ID,ID] [--server-flags JSON]`: runs the
  * scenarios of bench/scenarios.ts against a Roster node in a child process (three for the
  * replication suite), prints a table and writes the results as JSON to
@@ -12,6 +14,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RosterClient } from '../src/client/index.js';
+import { compareEureka } from './compare-eureka.js';
 import { ServerProcess } from './harness.js';
 import { CHANNEL_OPTIONS, SUITES, isClusterSuite, type Budget, type ClusterSuite, type Measurement, type Results, type Scenario, type Target } from './scenarios.js';
 
@@ -40,8 +43,10 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       only: { type: 'string' },
       'server-flags': { type: 'string', default: '{}' },
+      compare: { type: 'string' },
     },
   });
+  if (values.compare !== undefined) return compare(values.compare, values.quick, values.out);
   const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
   const budget = BUDGETS[values.quick ? 'quick' : 'full'];
   const only = values.only === undefined ? undefined : new Set(values.only.split(','));
@@ -111,6 +116,12 @@ async function main(): Promise<void> {
     writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`wrote ${path}`);
   }
+}
+
+/** `--compare SYSTEM`: a side-by-side run against another registry instead of the suites. */
+async function compare(system: string, quick: boolean, out: string | undefined): Promise<void> {
+  if (system === 'eureka') return compareEureka({ quick, ...(out === undefined ? {} : { out }) });
+  throw new Error(`--compare: unknown system ${JSON.stringify(system)} (known: eureka)`);
 }
 
 /** Runs a suite that starts its own processes once and reports the selected rows of that run. */
