@@ -1,4 +1,7 @@
 /**
+ * `npm run bench -- --compare etcd [--quick] [--out FILE] [--only SHAPE,SHAPE]`: Roster and etcd
+ * side by side instead (bench/compare/compare-etcd.ts; JSON in bench/results/compare-etcd.json).
+ *
  * `npm run bench -- [--quick] [--out FILE] [--only ID,ID] [--server-flags JSON]`: runs the
  * scenarios of bench/scenarios.ts against a Roster node in a child process (three for the
  * replication suite), prints a table and writes the results as JSON to
@@ -40,8 +43,23 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       only: { type: 'string' },
       'server-flags': { type: 'string', default: '{}' },
+      compare: { type: 'string' },
     },
   });
+  if (values.compare !== undefined) {
+    if (values.compare !== 'etcd') {
+      console.error(`--compare: only "etcd" is supported, got "${values.compare}"`);
+      process.exitCode = 2;
+      return;
+    }
+    const { runCompareEtcd } = await import('./compare/compare-etcd.js');
+    process.exitCode = await runCompareEtcd({
+      quick: values.quick,
+      ...(values.out === undefined ? {} : { out: values.out }),
+      ...(values.only === undefined ? {} : { only: values.only.split(',') }),
+    });
+    return;
+  }
   const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
   const budget = BUDGETS[values.quick ? 'quick' : 'full'];
   const only = values.only === undefined ? undefined : new Set(values.only.split(','));
