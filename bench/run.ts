@@ -1,6 +1,8 @@
 /**
  * `npm run bench -- --compare etcd [--quick] [--out FILE] [--only SHAPE,SHAPE]`: Roster and etcd
  * side by side instead (bench/compare/compare-etcd.ts; JSON in bench/results/compare-etcd.json).
+ * `npm run bench -- --compare eureka [--quick] [--out FILE]`: Roster side by side with the Eureka
+ * server instead (bench/compare-eureka.ts).
  *
  * `npm run bench -- [--quick] [--out FILE] [--only ID,ID] [--server-flags JSON]`: runs the
  * scenarios of bench/scenarios.ts against a Roster node in a child process (three for the
@@ -17,6 +19,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RosterClient } from '../src/client/index.js';
+import { compareEureka } from './compare-eureka.js';
 import { ServerProcess } from './harness.js';
 import { CHANNEL_OPTIONS, SUITES, isClusterSuite, type Budget, type ClusterSuite, type Measurement, type Results, type Scenario, type Target } from './scenarios.js';
 
@@ -52,20 +55,7 @@ async function main(): Promise<void> {
       'node-args': { type: 'string', default: '' },
     },
   });
-  if (values.compare !== undefined) {
-    if (values.compare !== 'etcd') {
-      console.error(`--compare: only "etcd" is supported, got "${values.compare}"`);
-      process.exitCode = 2;
-      return;
-    }
-    const { runCompareEtcd } = await import('./compare/compare-etcd.js');
-    process.exitCode = await runCompareEtcd({
-      quick: values.quick,
-      ...(values.out === undefined ? {} : { out: values.out }),
-      ...(values.only === undefined ? {} : { only: values.only.split(',') }),
-    });
-    return;
-  }
+  if (values.compare !== undefined) return compare(values.compare, values.quick, values.out, values.only);
   const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
   if (values.scale !== undefined) {
     const [renewalSecs, durationSecs] = values['scale-lease'].split(':').map(Number);
@@ -149,6 +139,18 @@ async function main(): Promise<void> {
     writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`wrote ${path}`);
   }
+}
+
+/** `--compare SYSTEM`: a side-by-side run against another registry instead of the suites. */
+async function compare(system: string, quick: boolean, out: string | undefined, only: string | undefined): Promise<void> {
+  if (system === 'eureka') return compareEureka({ quick, ...(out === undefined ? {} : { out }) });
+  if (system === 'etcd') {
+    // Loaded on demand; it exits 2 with the install line when etcd is missing.
+    const { runCompareEtcd } = await import('./compare/compare-etcd.js');
+    process.exitCode = await runCompareEtcd({ quick, ...(out === undefined ? {} : { out }), ...(only === undefined ? {} : { only: only.split(',') }) });
+    return;
+  }
+  throw new Error(`--compare: unknown system ${JSON.stringify(system)} (known: eureka, etcd)`);
 }
 
 /** Runs a suite that starts its own processes once and reports the selected rows of that run. */
