@@ -1,10 +1,14 @@
 /**
+ * `npm run bench -- --compare eureka [--quick] [--out FILE]`: Roster side by side with the Eureka
+ * server instead (bench/compare-eureka.ts).
  * `npm run bench -- [--quick] [--out FILE] [--only ID,ID] [--server-flags JSON]`: runs the
  * scenarios of bench/scenarios.ts against a Roster node in a child process (three for the
  * replication suite), prints a table and writes the results as JSON to
  * bench/results/latest.json (and to FILE). `--only` takes scenario ids or suite names.
  * `--server-flags` overrides `roster serve` settings of every suite (every node), e.g.
  * '{"writesPerSecond":50000}'. Targets are reported, not enforced.
+ * `--scale N` runs bench/scale.ts instead: one node filled to N instances (see there;
+ * `--scale-lease RENEW:DURATION` seconds, `--scale-stop PERCENT`, `--node-args "V8 flags"`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -12,6 +16,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RosterClient } from '../src/client/index.js';
+import { compareEureka } from './compare-eureka.js';
 import { ServerProcess } from './harness.js';
 import { CHANNEL_OPTIONS, SUITES, isClusterSuite, type Budget, type ClusterSuite, type Measurement, type Results, type Scenario, type Target } from './scenarios.js';
 
@@ -40,9 +45,29 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       only: { type: 'string' },
       'server-flags': { type: 'string', default: '{}' },
+      compare: { type: 'string' },
+      scale: { type: 'string' },
+      'scale-lease': { type: 'string', default: '30:60' },
+      'scale-stop': { type: 'string', default: '10' },
+      'node-args': { type: 'string', default: '' },
     },
   });
+  if (values.compare !== undefined) return compare(values.compare, values.quick, values.out);
   const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
+  if (values.scale !== undefined) {
+    const [renewalSecs, durationSecs] = values['scale-lease'].split(':').map(Number);
+    const { runScale } = await import('./scale.js');
+    await runScale({
+      instances: Number(values.scale),
+      renewalSecs: renewalSecs!,
+      durationSecs: durationSecs!,
+      stopPercent: Number(values['scale-stop']),
+      nodeArgs: values['node-args'].split(/\s+/).filter((a) => a !== ''),
+      serverFlags: flagOverrides,
+      ...(values.out === undefined ? {} : { out: values.out }),
+    });
+    return;
+  }
   const budget = BUDGETS[values.quick ? 'quick' : 'full'];
   const only = values.only === undefined ? undefined : new Set(values.only.split(','));
   const startedAt = new Date();
@@ -111,6 +136,12 @@ async function main(): Promise<void> {
     writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`wrote ${path}`);
   }
+}
+
+/** `--compare SYSTEM`: a side-by-side run against another registry instead of the suites. */
+async function compare(system: string, quick: boolean, out: string | undefined): Promise<void> {
+  if (system === 'eureka') return compareEureka({ quick, ...(out === undefined ? {} : { out }) });
+  throw new Error(`--compare: unknown system ${JSON.stringify(system)} (known: eureka)`);
 }
 
 /** Runs a suite that starts its own processes once and reports the selected rows of that run. */

@@ -17,7 +17,8 @@ import { flowControl } from './flow-control.js';
 import { decodeStrictUtf8, InvalidUtf8Error } from './strict-utf8.js';
 import { clientFaultsAsInvalidArgument } from './transport-errors.js';
 import { guard, type RefusalReason } from './guard.js';
-import { createRegistryService, type Limits } from './registry-service.js';
+import { createRegistryService, type Limits, type RegistryServiceOptions } from './registry-service.js';
+import { responseCompression } from './response-compression.js';
 
 export type { Limits } from './registry-service.js';
 
@@ -58,6 +59,8 @@ export interface GrpcServerOptions {
   readonly connectionLimits?: Partial<ConnectionLimits>;
   /** Told of every call refused before its handler (credentials, roles, call caps). */
   readonly onRefused?: (method: string, reason: RefusalReason) => void;
+  /** Bounds of ListApplications' encoded-snapshot cache; omitted fields take its defaults. */
+  readonly snapshotCache?: RegistryServiceOptions['snapshotCache'];
   /** A Replicate peer that reads no result for this long has its connection closed; default 30 s. */
   readonly replicateStallMs?: number;
 }
@@ -82,6 +85,8 @@ const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
 const REGISTRY_SERVICE = 'roster.v1.RegistryService';
 /** Methods whose requests are this project's ts-proto messages (xDS and health are not). */
 const ROSTER_PATHS = '/roster.v1.';
+/** Answered gzip-compressed when the request came gzip-compressed: the one large answer. */
+const COMPRESSED_METHODS: ReadonlySet<string> = new Set([`/${REGISTRY_SERVICE}/ListApplications`]);
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
 /** Reflection lists and describes itself too, as grpcurl users expect. */
 const REFLECTION_SERVICES = ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'];
@@ -115,6 +120,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ready,
     limits: options.limits,
     nodeId: options.nodeId,
+    snapshotCache: options.snapshotCache,
   });
   const extra = options.extraServices ?? [];
   const descriptors = await reflectionDescriptors();
@@ -124,7 +130,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const gate = new ConnectionGate(limits, new SystemClock(), log);
   const policy = options.policy ?? (() => OPEN);
   const interceptors = [
-    clientFaultsAsInvalidArgument(), // first: it patches grpc-js's innermost call object
+    // These two first: each must be handed grpc-js' own call (clientFaultsAsInvalidArgument
+    // passes it on unwrapped; see transport-errors.ts and response-compression.ts).
+    clientFaultsAsInvalidArgument(),
+    responseCompression(COMPRESSED_METHODS, () => log.warn('grpc-js internals for response compression are missing: answering uncompressed')),
     ...(options.observer ? [observeRpcs(options.observer)] : []),
     guard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) }),
     refuseUndecodable(),

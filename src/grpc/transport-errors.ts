@@ -15,6 +15,8 @@ const CLIENT_FAULTS: ReadonlyArray<{ readonly details: RegExp; readonly say: (de
  * compressed message, a malformed `grpc-timeout` header). grpc-js sends those statuses from its
  * innermost call object, calling its own `sendStatus`, so no interceptor's responder sees them:
  * this one replaces `sendStatus` on that object, and must therefore be the first interceptor.
+ * It passes that object on unwrapped (grpc-js only chains what an interceptor returns), so
+ * the next interceptor is handed grpc-js' own call too.
  */
 export function clientFaultsAsInvalidArgument(): grpc.ServerInterceptor {
   return (_descriptor, call) => {
@@ -25,6 +27,6 @@ export function clientFaultsAsInvalidArgument(): grpc.ServerInterceptor {
       const fault = CLIENT_FAULTS.find((f) => f.details.test(details));
       send(fault ? { ...status, code: grpc.status.INVALID_ARGUMENT, details: fault.say(details) } : status);
     };
-    return new grpc.ServerInterceptingCall(call);
+    return call as grpc.ServerInterceptingCall;
   };
 }
