@@ -58,6 +58,8 @@ const DELTA_POLL_MS = 1_000;
 /** After the writes stop, how long a consumer may take to see the last of them (Eureka: ≤ 30 s cache). */
 const DELTA_GRACE_MS = 35_000;
 const READS_AFTER_CHANGE = 8;
+/** Eureka's read-only response cache refreshes every 30 s: how long a full read may lag a fill. */
+const CACHE_LIMIT_MS = 40_000;
 const LAG_POLL_MS = 5;
 const LAG_LIMIT_MS = 10_000;
 /** The crash scenario: the client's lease settings, the consumer's poll and the bound. */
@@ -178,7 +180,7 @@ async function singleNodePhase(budget: Budget, pool: LoadPool, rows: Row[], log:
 
     // Reads and deltas first: the register rows write far more than a delta window holds.
     log(`full reads at ${POOL} ...`);
-    for (const server of servers) await checkCount(server, POOL);
+    await Promise.all(servers.map((server) => awaitCount(server, POOL)));
     await fullReads(POOL, eureka, roster, budget, pool, rows);
     await readsAfterChange(eureka, roster, pool, rows);
     log('delta under 100 writes/s ...');
@@ -217,7 +219,7 @@ async function singleNodePhase(budget: Budget, pool: LoadPool, rows: Row[], log:
         if (filled.failed > 0) throw new Error(`filling ${server.name} failed: ${filled.firstError}`);
       }
       log(`full reads at ${size} ...`);
-      for (const server of servers) await checkCount(server, size);
+      await Promise.all(servers.map((server) => awaitCount(server, size)));
       await fullReads(size, eureka, roster, budget, pool, rows);
       await readsAfterChange(eureka, roster, pool, rows, size);
       await settle();
@@ -636,13 +638,22 @@ async function startCrashFleet(cluster: readonly ServerChild[]): Promise<{ crash
   };
 }
 
-/** Reads the whole registry once (gzip), decodes it, and checks it holds `size` instances. */
-async function checkCount(server: ServerChild, size: number): Promise<void> {
-  const answer = await http(undefined, 'GET', `${server.base}/apps`, undefined, { accept: 'application/json', 'accept-encoding': 'gzip' });
-  const text = (answer.encoding === 'gzip' ? gunzipSync(answer.body) : answer.body).toString('utf8');
-  const doc = JSON.parse(text) as { applications: { application: { instance: unknown[] }[] } };
-  const count = doc.applications.application.reduce((s, a) => s + a.instance.length, 0);
-  if (count !== size) throw new Error(`${server.name} holds ${count} instances, expected ${size}`);
+/**
+ * Reads the whole registry (gzip) until it holds `size` instances: at once on Roster; on
+ * Eureka once its read-only response cache has refreshed (every 30 s), so that the reads that
+ * follow are of an unchanged registry on both. Bounded by {@link CACHE_LIMIT_MS}.
+ */
+async function awaitCount(server: ServerChild, size: number): Promise<void> {
+  const began = performance.now();
+  for (;;) {
+    const answer = await http(undefined, 'GET', `${server.base}/apps`, undefined, { accept: 'application/json', 'accept-encoding': 'gzip' });
+    const text = (answer.encoding === 'gzip' ? gunzipSync(answer.body) : answer.body).toString('utf8');
+    const doc = JSON.parse(text) as { applications: { application: { instance: unknown[] }[] } };
+    const count = doc.applications.application.reduce((s, a) => s + a.instance.length, 0);
+    if (count === size) return;
+    if (performance.now() - began > CACHE_LIMIT_MS) throw new Error(`${server.name} holds ${count} instances, expected ${size}`);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
 }
 
 /** Worker `w` of `n`'s share of `[from, to)`. */
