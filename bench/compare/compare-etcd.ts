@@ -570,7 +570,7 @@ export interface CompareOptions {
   readonly only?: readonly string[];
 }
 
-/** Runs the comparison; answers the process exit code (2: etcd missing or bad arguments). */
+/** Runs the comparison; answers the process exit code (1: a shape failed, 2: etcd missing or bad arguments). */
 export async function runCompareEtcd(options: CompareOptions): Promise<number> {
   const only = options.only ?? SHAPES;
   const unknown = only.filter((s) => !(SHAPES as readonly string[]).includes(s));
@@ -601,22 +601,37 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
   process.on('exit', cleanup);
   const comparison = new Comparison(pool, budget);
   const wants = (shape: Shape): boolean => only.includes(shape);
-  try {
-    if (wants('register') || wants('renewals') || wants('heartbeat') || wants('watch')) {
-      const [roster, etcd] = await Promise.all([startRoster(), startEtcd()]);
-      try {
-        process.stderr.write(`Roster ${roster.address} (pid ${roster.pid}), etcd ${version} ${etcd.address} (pid ${etcd.pid}); preparing ${budget.pool} renewal keys on each\n`);
-        const pair = await preparePair(comparison, roster, etcd);
-        if (wants('register')) await registerShape(comparison, pair);
-        if (wants('renewals')) await renewalsShape(comparison, pair);
-        if (wants('heartbeat')) await heartbeatShape(comparison, pair);
-        if (wants('watch')) await watchShape(comparison, pair);
-      } finally {
-        await Promise.all([roster.stop(), etcd.stop()]);
-      }
+  /** A shape that fails is reported and the run goes on with the next one; the exit code says so. */
+  const errors: { shape: string; error: string }[] = [];
+  const attempt = async (shape: string, run: () => Promise<void>): Promise<void> => {
+    process.stderr.write(`[${elapsed(startedAt)}] ${shape}\n`);
+    try {
+      await run();
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      errors.push({ shape, error });
+      process.stderr.write(`  ${shape} failed: ${error}\n`);
     }
-    if (wants('size')) await sizeShape(comparison);
-    if (wants('cluster')) await clusterShape(comparison);
+  };
+  try {
+    const singleNode = SHAPES.filter((s) => s !== 'size' && s !== 'cluster' && wants(s));
+    if (singleNode.length > 0) {
+      await attempt(singleNode.join(', '), async () => {
+        const [roster, etcd] = await Promise.all([startRoster(), startEtcd()]);
+        try {
+          process.stderr.write(`Roster ${roster.address} (pid ${roster.pid}), etcd ${version} ${etcd.address} (pid ${etcd.pid}); preparing ${budget.pool} renewal keys on each\n`);
+          const pair = await preparePair(comparison, roster, etcd);
+          if (wants('register')) await attempt('register', () => registerShape(comparison, pair));
+          if (wants('renewals')) await attempt('renewals', () => renewalsShape(comparison, pair));
+          if (wants('heartbeat')) await attempt('heartbeat', () => heartbeatShape(comparison, pair));
+          if (wants('watch')) await attempt('watch', () => watchShape(comparison, pair));
+        } finally {
+          await Promise.all([roster.stop(), etcd.stop()]);
+        }
+      });
+    }
+    if (wants('size')) await attempt('size', () => sizeShape(comparison));
+    if (wants('cluster')) await attempt('cluster', () => clusterShape(comparison));
   } finally {
     pool.stop();
     killAllSync();
@@ -641,6 +656,7 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
       loadAverageAfter: loadavg().map(round2),
     },
     rows: comparison.rows,
+    errors,
   };
   console.log(compareTable(comparison.rows));
   console.log(
@@ -652,7 +668,12 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
     writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`wrote ${path}`);
   }
-  return 0;
+  for (const { shape, error } of errors) console.error(`FAILED ${shape}: ${error}`);
+  return errors.length === 0 ? 0 : 1;
+}
+
+function elapsed(since: Date): string {
+  return `${Math.round((Date.now() - since.getTime()) / 1000)} s`;
 }
 
 function formatValue(value: number | undefined, unit: string): string {
