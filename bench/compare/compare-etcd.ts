@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { CountResult, Job, JobResult, Keys, ReadResult, System, WatchResult } from './jobs.js';
 import { LoadPool } from './load-pool.js';
-import { ETCD_BIN, etcdVersion, killAllSync, ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
+import { ETCD_BIN, etcdVersion, killAllSync, rosterRunsFrom, ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
 import { advantage, cores, median, summarize, targetMet, type Better, type CompareTarget } from './stats.js';
 
 export const SHAPES = ['register', 'renewals', 'heartbeat', 'watch', 'size', 'cluster'] as const;
@@ -218,7 +218,7 @@ class Comparison {
       serverCores: { roster: roster.serverCores, ...(etcd === undefined ? {} : { etcd: etcd.serverCores }) },
       loadCores: { roster: roster.loadCores, ...(etcd === undefined ? {} : { etcd: etcd.loadCores }) },
       target: options.target,
-      note: options.note ?? failures(roster, etcd),
+      note: [perOperation(roster, etcd), failures(roster, etcd), options.note ?? ''].filter(Boolean).join('; '),
       details: { roster, ...(etcd === undefined ? {} : { etcd }), loadProcesses: workers },
     });
     return result.etcd?.measured;
@@ -231,6 +231,15 @@ class Comparison {
   get budget(): CompareBudget {
     return this.#budget;
   }
+}
+
+/**
+ * Server CPU per operation, µs: cores ÷ rate. Steadier than the rate itself when neighbours on
+ * this shared machine leave either server short of CPU.
+ */
+function perOperation(roster: Measured, etcd: Measured | undefined): string {
+  const us = (m: Measured | undefined): string => (m === undefined || !(m.value > 0) ? '-' : ((m.serverCores / m.value) * 1e6).toFixed(0));
+  return `server CPU ${us(roster)} / ${us(etcd)} µs per op`;
 }
 
 function failures(roster: Measured, etcd: Measured | undefined): string {
@@ -547,7 +556,8 @@ async function clusterShape(comparison: Comparison): Promise<void> {
   const etcd = budget.clusterEtcd ? await measure('etcd') : undefined;
   if (roster === undefined) return;
   const describe = (m: NonNullable<typeof roster>): string =>
-    `p50 ${m.latency.p50.toFixed(1)} ms, ${Math.round(m.watch.sustainedPerSecond)} writes/s, ${Math.round(m.renewals.ok / m.renewals.seconds)} renewals/s`;
+    `p50 ${m.latency.p50.toFixed(1)} ms, max ${m.latency.max.toFixed(0)} ms, ${Math.round(m.watch.sustainedPerSecond)} writes/s, ${Math.round(m.renewals.ok / m.renewals.seconds)} renewals/s` +
+    (m.renewals.failed + (m.renewals.skipped ?? 0) > 0 ? ` (${m.renewals.failed} failed, ${m.renewals.skipped ?? 0} skipped)` : '');
   comparison.addRow({
     id: 'cluster-watch-p99',
     shape: 'cluster',
@@ -584,6 +594,8 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
     return 2;
   }
   const budget = COMPARE_BUDGETS[options.quick ? 'quick' : 'full'];
+  const runsFrom = rosterRunsFrom();
+  if (runsFrom !== 'dist') process.stderr.write('note: bin/roster.js will run src/ through tsx (dist/ is missing or older than src/); `npm run build` first to measure what `npm ci` installs\n');
   const startedAt = new Date();
   const loadBefore = loadavg();
   const pool = await LoadPool.start(2);
@@ -646,6 +658,7 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
     quick: options.quick,
     budget,
     etcdVersion: version,
+    rosterRunsFrom: runsFrom,
     loadProcesses: pool.size,
     machine: {
       cpus: cpus().length,
@@ -661,7 +674,7 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
   console.log(compareTable(comparison.rows));
   console.log(
     `\nRoster/etcd: > 1 means Roster did better (throughput Roster ÷ etcd; latency, time and memory etcd ÷ Roster). ` +
-      `Cores: server / load processes, Roster | etcd. etcd ${version}; load average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`,
+      `Cores: server / load processes, Roster | etcd. Roster from ${runsFrom}, etcd ${version}; load average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`,
   );
   for (const path of [RESULTS, ...(options.out === undefined ? [] : [options.out])]) {
     mkdirSync(dirname(path), { recursive: true });

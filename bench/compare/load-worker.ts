@@ -306,7 +306,7 @@ async function pacedRenewals(job: Extract<Job, { type: 'paced-renewals' }>): Pro
     call.end();
     call.cancel();
   }
-  return { ok, failed, seconds: job.durationMs / 1000, ...(firstError === undefined ? {} : { firstError: `${firstError}; skipped ${skipped}` }) };
+  return { ok, failed, skipped, seconds: job.durationMs / 1000, ...(firstError === undefined ? {} : { firstError }) };
 }
 
 /** The sequence number a write embeds in its instance id (`w-<seq>`), or -1. */
