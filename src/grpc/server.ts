@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
+import type * as reflection from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../core/clock.js';
@@ -14,6 +15,8 @@ import { AccessPolicy } from '../security/access.js';
 import type { TlsMaterial } from '../security/tls-material.js';
 import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections.js';
 import { flowControl } from './flow-control.js';
+import { decodeStrictUtf8, InvalidUtf8Error } from './strict-utf8.js';
+import { clientFaultsAsInvalidArgument } from './transport-errors.js';
 import { guard, type RefusalReason } from './guard.js';
 import { createRegistryService, type Limits, type RegistryServiceOptions } from './registry-service.js';
 import { responseCompression } from './response-compression.js';
@@ -81,6 +84,8 @@ export interface GrpcServerHandle {
 /** gRPC's default receive limit, kept explicit: a larger request is answered RESOURCE_EXHAUSTED. */
 const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
 const REGISTRY_SERVICE = 'roster.v1.RegistryService';
+/** Methods whose requests are this project's ts-proto messages (xDS and health are not). */
+const ROSTER_PATHS = '/roster.v1.';
 /** Answered gzip-compressed when the request came gzip-compressed: the one large answer. */
 const COMPRESSED_METHODS: ReadonlySet<string> = new Set([`/${REGISTRY_SERVICE}/ListApplications`]);
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
@@ -119,14 +124,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     snapshotCache: options.snapshotCache,
   });
   const extra = options.extraServices ?? [];
-  const descriptors = await reflectionDescriptors();
 
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits };
   // Real time, as grpc-js times idle connections: a test's fake clock must not classify them.
   const gate = new ConnectionGate(limits, new SystemClock(), log);
   const policy = options.policy ?? (() => OPEN);
   const interceptors = [
-    // First: it must be handed grpc-js' own call (see response-compression.ts).
+    // These two first: each must be handed grpc-js' own call (clientFaultsAsInvalidArgument
+    // passes it on unwrapped; see transport-errors.ts and response-compression.ts).
+    clientFaultsAsInvalidArgument(),
     responseCompression(COMPRESSED_METHODS, () => log.warn('grpc-js internals for response compression are missing: answering uncompressed')),
     ...(options.observer ? [observeRpcs(options.observer)] : []),
     guard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) }),
@@ -144,7 +150,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const health = new HealthImplementation();
   health.addToServer(server);
   const served = [REGISTRY_SERVICE, HEALTH_SERVICE, ...REFLECTION_SERVICES, ...extra.map(({ definition }) => serviceName(definition))];
-  new ReflectionService(descriptors, { services: served }).addToServer(server);
+  addLazyReflection(server, served);
 
   let wanted = true;
   let stopping = false;
@@ -212,27 +218,32 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   };
 }
 
-/** A request the generated decoder refused (e.g. an int64 beyond 2^53), held for the interceptor. */
+/** A request the generated decoder refused (e.g. an int64 beyond 2^53), held for the interceptor with the status details. */
 class Undecodable {
-  constructor(readonly reason: string) {}
+  constructor(readonly details: string) {}
 }
 
 /**
  * Codecs adapted for serving: decoders never throw (grpc-js would answer INTERNAL; the client
- * sent bad input instead), and encoders pass bytes through, so a hot handler may write a
+ * sent bad input instead), roster.v1 strings must be valid UTF-8 (ts-proto's decoders take a
+ * reader, see strict-utf8.ts), and encoders pass bytes through, so a hot handler may write a
  * message it encoded itself (see wire.ts).
  */
 function adaptCodecs<T extends grpc.ServiceDefinition>(definition: T): T {
   const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
+    const decode = method.path.startsWith(ROSTER_PATHS)
+      ? (bytes: Buffer) => decodeStrictUtf8((reader) => method.requestDeserialize(reader as unknown as Buffer), bytes)
+      : method.requestDeserialize;
     guarded[name] = {
       ...method,
       responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : method.responseSerialize(value)),
       requestDeserialize: (bytes: Buffer) => {
         try {
-          return method.requestDeserialize(bytes);
+          return decode(bytes);
         } catch (err) {
-          return new Undecodable(err instanceof Error ? err.message : String(err));
+          if (err instanceof InvalidUtf8Error) return new Undecodable(err.message);
+          return new Undecodable(`request could not be decoded: ${err instanceof Error ? err.message : String(err)}`);
         }
       },
     };
@@ -248,7 +259,7 @@ function refuseUndecodable(): grpc.ServerInterceptor {
         next({
           onReceiveMessage: (message, deliver) => {
             if (!(message instanceof Undecodable)) return deliver(message);
-            intercepted.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: `request could not be decoded: ${message.reason}` });
+            intercepted.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: message.details });
           },
         }),
     });
@@ -283,16 +294,54 @@ function observeRpcs(observer: RpcObserver): grpc.ServerInterceptor {
 }
 
 /**
+ * Server reflection, built on its first call: @grpc/reflection parses every descriptor set (and
+ * its own .proto) into protobufjs objects, megabytes of heap a node nobody inspects need not
+ * hold. The services are registered at once with codecs and handlers that build it then.
+ */
+function addLazyReflection(server: grpc.Server, served: readonly string[]): void {
+  let methods: Map<string, { definition: grpc.MethodDefinition<unknown, unknown>; handler: grpc.UntypedHandleCall }> | undefined;
+  const method = (path: string): { definition: grpc.MethodDefinition<unknown, unknown>; handler: grpc.UntypedHandleCall } => {
+    if (methods === undefined) {
+      const built = new Map<string, { definition: grpc.MethodDefinition<unknown, unknown>; handler: grpc.UntypedHandleCall }>();
+      const capture = {
+        addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+          for (const [name, definition] of Object.entries(service)) built.set(definition.path, { definition, handler: implementation[name]! });
+        },
+      };
+      const { ReflectionService } = createRequire(import.meta.url)('@grpc/reflection') as typeof reflection;
+      new ReflectionService(reflectionDescriptors(), { services: [...served] }).addToServer(capture as unknown as grpc.Server);
+      methods = built;
+    }
+    const found = methods.get(path);
+    if (found === undefined) throw new Error(`@grpc/reflection does not serve ${path}`);
+    return found;
+  };
+  for (const service of REFLECTION_SERVICES) {
+    const path = `/${service}/ServerReflectionInfo`;
+    const definition: grpc.MethodDefinition<unknown, unknown> = {
+      path,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (value) => method(path).definition.requestSerialize(value),
+      requestDeserialize: (bytes) => method(path).definition.requestDeserialize(bytes),
+      responseSerialize: (value) => method(path).definition.responseSerialize(value),
+      responseDeserialize: (bytes) => method(path).definition.responseDeserialize(bytes),
+    };
+    const handler: grpc.handleBidiStreamingCall<unknown, unknown> = (call) => (method(path).handler as grpc.handleBidiStreamingCall<unknown, unknown>)(call);
+    server.addService({ ServerReflectionInfo: definition }, { ServerReflectionInfo: handler });
+  }
+}
+
+/**
  * The roster, health, reflection and xDS descriptor sets (`npm run generate` builds them) as reflection's
  * input, each file exactly as compiled. proto-loader would rebuild them through protobufjs,
  * merging the files of a package and renaming map entries, which `buf curl` rejects.
  */
-async function reflectionDescriptors(): Promise<PackageDefinition> {
+function reflectionDescriptors(): PackageDefinition {
   const names = ['descriptors.binpb', 'health.binpb', 'reflection.binpb', 'xds.binpb'];
-  const sets = await Promise.all(names.map((name) => readFile(new URL(`../gen/${name}`, import.meta.url))));
   const files: Buffer[] = [];
-  for (const set of sets) {
-    const reader = new BinaryReader(set);
+  for (const name of names) {
+    const reader = new BinaryReader(readFileSync(new URL(`../gen/${name}`, import.meta.url)));
     while (reader.pos < reader.len) {
       const [field, wireType] = reader.tag();
       if (field === 1 && wireType === WireType.LengthDelimited) files.push(Buffer.from(reader.bytes()));
