@@ -8,12 +8,11 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../core/clock.js';
 import type { RegistryApi } from '../core/types.js';
-import { RegistryServiceService } from '../gen/roster/v1/registry_service.js';
 import { AccessPolicy } from '../security/access.js';
 import type { TlsMaterial } from '../security/tls-material.js';
 import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections.js';
 import { guard, type RefusalReason } from './guard.js';
-import { createRegistryService, type Limits } from './registry-service.js';
+import { createRegistryService, REGISTRY_SERVICE_DEFINITION, type Limits } from './registry-service.js';
 
 export type { Limits } from './registry-service.js';
 
@@ -122,7 +121,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...(limits.idleMs > 0 ? { 'grpc.max_connection_idle_ms': limits.idleMs } : {}),
     interceptors,
   });
-  server.addService(adaptCodecs(RegistryServiceService), service.implementation);
+  server.addService(adaptCodecs(REGISTRY_SERVICE_DEFINITION), service.implementation);
   for (const { definition, implementation } of extra) server.addService(adaptCodecs(definition), implementation);
   const health = new HealthImplementation();
   health.addToServer(server);
