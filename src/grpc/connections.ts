@@ -136,6 +136,11 @@ export class ConnectionGate {
     };
   }
 
+  /** Destroys the connection `remote` names (a call's connection info), if it is still open. */
+  close(remote: { readonly remoteAddress?: string; readonly remotePort?: number }): void {
+    this.#connections.get(`${remote.remoteAddress}:${remote.remotePort}`)?.socket.destroy();
+  }
+
   /** Destroys every socket (forced shutdown). */
   destroyAll(): void {
     for (const { socket } of [...this.#connections.values()]) socket.destroy();

@@ -83,9 +83,8 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
         }
         const now = clock.wallNow();
         const results = request.tasks.map((wire) => answerTask(wire, now, via));
-        // A peer that reads nothing is bounded by the batch size and the call caps, not by
-        // backpressure here: grpc-js's write buffer drains into node:http2's queue at once, so
-        // pausing until 'drain' (tried) still read every batch of a test peer that read nothing.
+        // Backpressure is the server's flow-control interceptor (flow-control.ts): the next
+        // batch is read only once this answer has left for the peer.
         call.write({ batchId: request.batchId, results });
       });
       call.on('end', () => call.end());

@@ -8,9 +8,11 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../core/clock.js';
 import type { RegistryApi } from '../core/types.js';
+import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
 import { AccessPolicy } from '../security/access.js';
 import type { TlsMaterial } from '../security/tls-material.js';
 import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections.js';
+import { flowControl } from './flow-control.js';
 import { guard, type RefusalReason } from './guard.js';
 import { createRegistryService, REGISTRY_SERVICE_DEFINITION, type Limits } from './registry-service.js';
 
@@ -53,6 +55,8 @@ export interface GrpcServerOptions {
   readonly connectionLimits?: Partial<ConnectionLimits>;
   /** Told of every call refused before its handler (credentials, roles, call caps). */
   readonly onRefused?: (method: string, reason: RefusalReason) => void;
+  /** A Replicate peer that reads no result for this long has its connection closed; default 30 s. */
+  readonly replicateStallMs?: number;
 }
 
 /** Whether the gRPC (or HTTP) port asks clients for a certificate, and whether one is required. */
@@ -77,6 +81,10 @@ const HEALTH_SERVICE = 'grpc.health.v1.Health';
 /** Reflection lists and describes itself too, as grpcurl users expect. */
 const REFLECTION_SERVICES = ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'];
 const READINESS_RECHECK_MS = 1000;
+/** Streams answering each request with one response: the next request is read once the last response is flushed. */
+const FLUSH_GATED: ReadonlySet<string> = new Set([ReplicationServiceService.replicate.path]);
+/** Long enough for a loaded peer to catch up, short enough that a hostile one pins little for long. */
+const DEFAULT_STALL_MS = 30_000;
 const DEFAULT_GRACE_MS = 5000;
 
 const SERVER_OPTIONS: grpc.ServerOptions = {
@@ -114,6 +122,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...(options.observer ? [observeRpcs(options.observer)] : []),
     guard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) }),
     refuseUndecodable(),
+    flowControl({ methods: FLUSH_GATED, stallMs: options.replicateStallMs ?? DEFAULT_STALL_MS, clock, cut: (c) => gate.close(c), logger: log }),
   ];
   const server = new grpc.Server({
     ...SERVER_OPTIONS,
