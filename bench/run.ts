@@ -5,6 +5,8 @@
  * bench/results/latest.json (and to FILE). `--only` takes scenario ids or suite names.
  * `--server-flags` overrides `roster serve` settings of every suite (every node), e.g.
  * '{"writesPerSecond":50000}'. Targets are reported, not enforced.
+ * `--scale N` runs bench/scale.ts instead: one node filled to N instances (see there;
+ * `--scale-lease RENEW:DURATION` seconds, `--scale-stop PERCENT`, `--node-args "V8 flags"`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -40,9 +42,27 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       only: { type: 'string' },
       'server-flags': { type: 'string', default: '{}' },
+      scale: { type: 'string' },
+      'scale-lease': { type: 'string', default: '30:60' },
+      'scale-stop': { type: 'string', default: '10' },
+      'node-args': { type: 'string', default: '' },
     },
   });
   const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
+  if (values.scale !== undefined) {
+    const [renewalSecs, durationSecs] = values['scale-lease'].split(':').map(Number);
+    const { runScale } = await import('./scale.js');
+    await runScale({
+      instances: Number(values.scale),
+      renewalSecs: renewalSecs!,
+      durationSecs: durationSecs!,
+      stopPercent: Number(values['scale-stop']),
+      nodeArgs: values['node-args'].split(/\s+/).filter((a) => a !== ''),
+      serverFlags: flagOverrides,
+      ...(values.out === undefined ? {} : { out: values.out }),
+    });
+    return;
+  }
   const budget = BUDGETS[values.quick ? 'quick' : 'full'];
   const only = values.only === undefined ? undefined : new Set(values.only.split(','));
   const startedAt = new Date();

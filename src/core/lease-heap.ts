@@ -47,13 +47,21 @@ export class LeaseHeap<T extends HeapItem> {
     return this.#items[0];
   }
 
-  /** Removes and returns every item whose deadline is at or before `now`, earliest first. */
-  popDue(now: number): T[] {
+  /**
+   * Every item whose deadline is at or before `now`, in no particular order, without removing
+   * any: O(due), since due items form the top of the heap (a child is never due before its parent).
+   */
+  collectDue(now: number): T[] {
     const due: T[] = [];
-    while (this.#items.length > 0 && this.#items[0]!.deadline <= now) {
-      const item = this.#items[0]!;
-      this.delete(item);
+    const pending: number[] = this.#items.length > 0 ? [0] : [];
+    while (pending.length > 0) {
+      const i = pending.pop()!;
+      const item = this.#items[i]!;
+      if (item.deadline > now) continue;
       due.push(item);
+      const l = 2 * i + 1;
+      if (l < this.#items.length) pending.push(l);
+      if (l + 1 < this.#items.length) pending.push(l + 1);
     }
     return due;
   }

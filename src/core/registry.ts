@@ -118,6 +118,12 @@ const HEALED_PEER_MEMORY_MS = 10 * 60_000;
 /** Renewal rates and the eviction cap are measured over this sliding window. */
 const WINDOW_MS = MINUTE_MS;
 
+/**
+ * Evictions per slice of a pass before yielding to the event loop: each costs some
+ * microseconds (maps, heap, change log, Watch listeners), so a slice stays a few milliseconds.
+ */
+const EVICTION_SLICE = 1000;
+
 const key = (app: string, instanceId: string): string => `${app}/${instanceId}`;
 
 /** Counts per status as "STATUS_count_" in status order: Eureka's reconcile hash format. */
@@ -162,8 +168,9 @@ export class Registry implements RegistryApi {
   /** Renewals (and registrations, which prove life as well) over the sliding minute. */
   readonly #renewals = new SlidingCounter(WINDOW_MS / 1000);
   readonly #expected = new ExpectedRenewals(WINDOW_MS);
-  /** Monotonic times of the evictions in the sliding minute, oldest first (for the cap). */
+  /** Monotonic times of the evictions in the sliding minute, oldest first from `#recentHead` (for the cap). */
   #recentEvictions: number[] = [];
+  #recentHead = 0;
   /** Expired instances still registered at the last eviction pass (held or over the cap). */
   #pendingExpired = 0;
   /** The cap is logged once per window, not on every pass. */
@@ -203,8 +210,9 @@ export class Registry implements RegistryApi {
   start(): void {
     if (this.#timer !== undefined) return;
     const evictLoop = (): void => {
-      this.#evictExpired();
-      this.#timer = this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs);
+      this.#evictExpired(() => {
+        this.#timer = this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs);
+      });
     };
     this.#timer = this.#clock.setTimeout(evictLoop, this.#opts.evictionIntervalMs);
   }
@@ -491,7 +499,7 @@ export class Registry implements RegistryApi {
     }
   }
 
-  /** Expired leases less those held for an unreachable peer (put back, still expired, for the next pass). */
+  /** Expired leases less those held for an unreachable peer (they stay expired in the heap for the next pass). */
   #holdForUnreachablePeers(due: Lease[], now: number): Lease[] {
     for (const [peer, at] of this.#healedPeers) if (now - at > HEALED_PEER_MEMORY_MS) this.#healedPeers.delete(peer);
     if (this.#unreachablePeers.size === 0 && this.#healedPeers.size === 0) {
@@ -501,12 +509,8 @@ export class Registry implements RegistryApi {
     const evictable: Lease[] = [];
     let held = 0;
     for (const lease of due) {
-      if (lease.renewedVia !== undefined && this.#peerMayBeRenewing(lease, now)) {
-        this.#leases.set(lease, now);
-        held++;
-      } else {
-        evictable.push(lease);
-      }
+      if (lease.renewedVia !== undefined && this.#peerMayBeRenewing(lease, now)) held++;
+      else evictable.push(lease);
     }
     if (held > 0 && this.#heldForPeers === 0) {
       this.#log?.warn({ held, peers: [...this.#unreachablePeers.keys()] }, 'holding expired leases renewed through peers this node cannot hear from');
@@ -531,42 +535,88 @@ export class Registry implements RegistryApi {
   }
 
   /**
-   * One eviction pass (every `evictionIntervalMs`): expired leases are removed at once unless
+   * One eviction pass (every `evictionIntervalMs`): expired leases are removed unless
    * self-preservation holds them; a mass expiry is spread by the cap (a random choice of at
-   * most 15 % of the registry per sliding minute). Also forgets old tombstones.
+   * most 15 % of the registry per sliding minute). The removals run in slices of
+   * {@link EVICTION_SLICE}, yielding to the event loop between them (100k evictions in one go
+   * blocked a node for seconds), and the pass ends with one summary log line. `done` runs when
+   * the pass is over. Also forgets old tombstones.
    */
-  #evictExpired(): void {
-    const now = this.#clock.now();
+  #evictExpired(done: () => void): void {
+    const started = this.#clock.now();
+    const now = started;
     // Tombstones sit in the map in expiry order (each is re-inserted when renewed).
     for (const [k, t] of this.#tombstones) {
       if (t.expiresAt > now) break;
       this.#tombstones.delete(k);
     }
-    while (this.#recentEvictions.length > 0 && this.#recentEvictions[0]! <= now - WINDOW_MS) this.#recentEvictions.shift();
-    const due = this.#holdForUnreachablePeers(this.#leases.popDue(now), now);
+    this.#trimRecentEvictions(now);
+    // Expired leases stay in the heap until removed: a heartbeat meanwhile gets NOT_FOUND.
+    const due = this.#holdForUnreachablePeers(this.#leases.collectDue(now), now);
     this.#pendingExpired = due.length;
     if (due.length > 0 || this.#selfPreservation) this.#assessSelfPreservation(now);
-    if (due.length === 0) return;
     const take = this.#selfPreservation ? 0 : Math.min(due.length, this.#evictionBudget());
-    // Partial Fisher–Yates: the first `take` leases become a uniform random choice.
-    for (let i = 0; i < take; i++) {
-      const j = i + Math.floor(this.#opts.random() * (due.length - i));
-      [due[i], due[j]] = [due[j]!, due[i]!];
+    if (take < due.length) {
+      // Partial Fisher–Yates: the first `take` leases become a uniform random choice.
+      for (let i = 0; i < take; i++) {
+        const j = i + Math.floor(this.#opts.random() * (due.length - i));
+        [due[i], due[j]] = [due[j]!, due[i]!];
+      }
+      if (!this.#selfPreservation && now - this.#capLoggedAt >= WINDOW_MS) {
+        this.#capLoggedAt = now;
+        this.#log?.warn({ expired: due.length, evicting: take, capPercent: this.#opts.evictionCapPercent }, 'mass expiry: eviction capped per minute');
+      }
     }
-    // The rest stay expired in the heap (a heartbeat gets NOT_FOUND) and are looked at next pass.
-    for (let i = take; i < due.length; i++) this.#leases.set(due[i]!, now);
-    for (let i = 0; i < take; i++) {
-      const entry = this.#entry(due[i]!.app, due[i]!.instanceId)!;
-      this.#remove(entry, undefined);
-      this.#evictionsTotal++;
-      this.#recentEvictions.push(now);
-      this.#log?.info({ app: entry.record.app, instanceId: entry.record.instanceId }, 'evicted expired lease');
+    if (take === 0) {
+      done();
+      return;
     }
-    this.#pendingExpired = due.length - take;
-    if (!this.#selfPreservation && take < due.length && now - this.#capLoggedAt >= WINDOW_MS) {
-      this.#capLoggedAt = now;
-      this.#log?.warn({ expired: due.length, evicted: take, capPercent: this.#opts.evictionCapPercent }, 'mass expiry: eviction capped per minute');
+    const apps = new Set<string>();
+    let evicted = 0;
+    let slices = 0;
+    let next = 0;
+    const slice = (): void => {
+      this.#timer = undefined;
+      slices++;
+      const end = Math.min(take, next + EVICTION_SLICE);
+      for (; next < end; next++) {
+        const lease = due[next]!;
+        // Renewed by a (re-)registration or removed since the pass began: not ours to evict.
+        if (lease.heapIndex < 0 || lease.deadline > now) continue;
+        const entry = this.#entry(lease.app, lease.instanceId);
+        if (entry?.lease !== lease) continue;
+        this.#remove(entry, undefined);
+        this.#evictionsTotal++;
+        this.#recentEvictions.push(now);
+        this.#pendingExpired--;
+        apps.add(lease.app);
+        evicted++;
+      }
+      if (next < take) {
+        this.#timer = this.#clock.setTimeout(slice, 0);
+        return;
+      }
+      if (evicted > 0) {
+        const fields = { evicted, apps: apps.size, expired: due.length, held: this.#heldForPeers, slices, ms: Math.round(this.#clock.now() - started) };
+        this.#log?.info(fields, 'evicted expired leases');
+      }
+      done();
+    };
+    slice();
+  }
+
+  #trimRecentEvictions(now: number): void {
+    const times = this.#recentEvictions;
+    while (this.#recentHead < times.length && times[this.#recentHead]! <= now - WINDOW_MS) this.#recentHead++;
+    if (this.#recentHead > 1024 && this.#recentHead * 2 > times.length) {
+      this.#recentEvictions = times.slice(this.#recentHead);
+      this.#recentHead = 0;
     }
+  }
+
+  /** Evictions in the sliding minute (after {@link #trimRecentEvictions}). */
+  get #recentCount(): number {
+    return this.#recentEvictions.length - this.#recentHead;
   }
 
   /**
@@ -575,14 +625,15 @@ export class Registry implements RegistryApi {
    * instances than that is not a mass expiry, so a lone one is never delayed).
    */
   #evictionBudget(): number {
-    const recent = this.#recentEvictions.length;
+    const recent = this.#recentCount;
     const share = Math.floor(((this.#size + recent) * this.#opts.evictionCapPercent) / 100);
     return Math.max(0, Math.max(share, this.#opts.selfPreservationMinLapsed) - recent);
   }
 
   /** Lapsed instances: expired and still registered, plus those evicted in the sliding minute. */
   #lapsed(now: number): number {
-    return this.#pendingExpired + this.#recentEvictions.filter((t) => t > now - WINDOW_MS).length;
+    this.#trimRecentEvictions(now);
+    return this.#pendingExpired + this.#recentCount;
   }
 
   /**

@@ -356,6 +356,36 @@ describe('prompt expiry', () => {
     clock.advance(2 * SEC);
     assert.equal(registry.stats().size, 145, '15 % of the 170 left');
   });
+
+  test('a large pass evicts in slices, yielding between them, and logs one summary line', () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const { registry, clock } = newRegistry({ selfPreservation: false, evictionCapPercent: 100, logger: pino({ level: 'info' }, sink) });
+    for (let i = 0; i < 2500; i++) registry.register(registration({ app: `app-${i % 7}`, instanceId: `i-${i}` }));
+    registry.register(registration({ instanceId: 'late', durationSecs: 300 }));
+    // An instance due in the pass that re-registers before its turn is not evicted.
+    let renewed: { app: string; instanceId: string } | undefined;
+    registry.subscribe((change) => {
+      if (change.type !== 'DELETED' || renewed !== undefined) return;
+      const i = change.instance.record.instanceId === 'i-0' ? 1 : 0;
+      renewed = { app: `app-${i % 7}`, instanceId: `i-${i}` };
+      registry.register(registration({ ...renewed, lastDirtyTimestamp: 5_000 }));
+    });
+    clock.advance(91 * SEC);
+    const summaries = lines.filter((l) => l.msg === 'evicted expired leases');
+    assert.equal(summaries.length, 1, 'one line for the pass, none per eviction');
+    assert.equal(summaries[0]!.slices, 3);
+    assert.equal(summaries[0]!.apps, 7);
+    assert.equal(registry.stats().size, 2, 'every expired lease evicted but the one re-registered during the pass');
+    assert.equal(summaries[0]!.evicted, 2499);
+    assert.equal(registry.stats().evictionsTotal, 2499);
+    assert.doesNotThrow(() => registry.get(renewed!.app, renewed!.instanceId));
+  });
 });
 
 describe('self-preservation', () => {
