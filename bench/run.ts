@@ -1,4 +1,6 @@
 /**
+ * `npm run bench -- --compare eureka [--quick] [--out FILE]`: Roster side by side with the Eureka
+ * server instead (bench/compare-eureka.ts).
  * `npm run bench -- [--quick] [--out FILE] [--only ID,ID] [--server-flags JSON]`: runs the
  * scenarios of bench/scenarios.ts against a Roster node in a child process (three for the
  * replication suite), prints a table and writes the results as JSON to
@@ -14,6 +16,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RosterClient } from '../src/client/index.js';
+import { compareEureka } from './compare-eureka.js';
 import { ServerProcess } from './harness.js';
 import { CHANNEL_OPTIONS, SUITES, isClusterSuite, type Budget, type ClusterSuite, type Measurement, type Results, type Scenario, type Target } from './scenarios.js';
 
@@ -42,12 +45,14 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       only: { type: 'string' },
       'server-flags': { type: 'string', default: '{}' },
+      compare: { type: 'string' },
       scale: { type: 'string' },
       'scale-lease': { type: 'string', default: '30:60' },
       'scale-stop': { type: 'string', default: '10' },
       'node-args': { type: 'string', default: '' },
     },
   });
+  if (values.compare !== undefined) return compare(values.compare, values.quick, values.out);
   const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
   if (values.scale !== undefined) {
     const [renewalSecs, durationSecs] = values['scale-lease'].split(':').map(Number);
@@ -131,6 +136,12 @@ async function main(): Promise<void> {
     writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`wrote ${path}`);
   }
+}
+
+/** `--compare SYSTEM`: a side-by-side run against another registry instead of the suites. */
+async function compare(system: string, quick: boolean, out: string | undefined): Promise<void> {
+  if (system === 'eureka') return compareEureka({ quick, ...(out === undefined ? {} : { out }) });
+  throw new Error(`--compare: unknown system ${JSON.stringify(system)} (known: eureka)`);
 }
 
 /** Runs a suite that starts its own processes once and reports the selected rows of that run. */

@@ -8,6 +8,8 @@ import { isServiceError } from './errors.js';
 export interface Connection {
   readonly address: string;
   readonly stub: RegistryServiceClient;
+  /** The stub full reads use: `stub` itself, or one on a second channel with {@link ServerSetOptions.readChannelOptions}. */
+  readonly reads: RegistryServiceClient;
 }
 
 /** Where the servers are and how to reach them (credentials, channel options). */
@@ -18,6 +20,8 @@ export interface ServerSetOptions {
   readonly dns?: string | undefined;
   readonly credentials: ChannelCredentials;
   readonly channelOptions: Partial<ClientOptions>;
+  /** Set: full reads go on a second channel to the same server with these options on top (e.g. gzip). */
+  readonly readChannelOptions?: Partial<ClientOptions> | undefined;
   readonly logger: Logger;
   /** Told whenever the client moves to another server. */
   readonly onFailover?: (from: string, to: string, err: ServiceError) => void;
@@ -74,8 +78,11 @@ export class ServerSet {
     if (this.#current === undefined) {
       const addresses = this.addresses;
       const address = addresses[this.#index % addresses.length]!;
-      const stub = new RegistryServiceClient(address, this.#options.credentials, this.#options.channelOptions);
-      this.#current = { address, stub };
+      const { credentials, channelOptions, readChannelOptions } = this.#options;
+      const stub = new RegistryServiceClient(address, credentials, channelOptions);
+      // Channels connect on their first call: the second one costs nothing until a full read.
+      const reads = readChannelOptions ? new RegistryServiceClient(address, credentials, { ...channelOptions, ...readChannelOptions }) : stub;
+      this.#current = { address, stub, reads };
       this.#log.debug({ server: address }, 'connecting');
     }
     return this.#current;
@@ -93,7 +100,7 @@ export class ServerSet {
   failed(conn: Connection, err: unknown): boolean {
     if (conn !== this.#current || !isServerFailure(err) || this.#closed) return false;
     this.#current = undefined;
-    conn.stub.close();
+    closeConnection(conn);
     this.#index = (this.#index + 1) % Math.max(1, this.addresses.length);
     this.#failovers++;
     if (this.#index === 0 && this.#options.dns) void this.refresh();
@@ -125,9 +132,14 @@ export class ServerSet {
 
   close(): void {
     this.#closed = true;
-    this.#current?.stub.close();
+    if (this.#current) closeConnection(this.#current);
     this.#current = undefined;
   }
+}
+
+function closeConnection(conn: Connection): void {
+  conn.stub.close();
+  if (conn.reads !== conn.stub) conn.reads.close();
 }
 
 /** Splits `host:port` or `[v6]:port`; throws naming the address when it is neither. */

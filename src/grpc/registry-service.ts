@@ -23,7 +23,6 @@ import {
 import { changeToProto, encodedSizeBound, instanceToProto, registrationFromProto, statusFromProto, statusToProto } from './convert.js';
 import { toRpcStatus, type RpcStatus } from './errors.js';
 import { TokenBucket } from './rate-limit.js';
-import { encodeListChunk } from './wire.js';
 import { ChangeEncoder, decodeHeartbeatsRequest, encodeHeartbeatsResponse, encodeRegisterResponse, encodeWatchResponse, type WatchHeader } from './write-codec.js';
 
 /**
@@ -35,6 +34,8 @@ export const REGISTRY_SERVICE_DEFINITION: typeof RegistryServiceService = {
   ...RegistryServiceService,
   heartbeats: { ...RegistryServiceService.heartbeats, requestDeserialize: (bytes: Buffer) => decodeHeartbeatsRequest(bytes) },
 };
+import { FramedMessage, frameBody, responseEncoding } from './response-compression.js';
+import { SnapshotCache, type SnapshotCacheOptions } from './snapshot-cache.js';
 
 /** Overload bounds of the client-facing API. */
 export interface Limits {
@@ -68,6 +69,8 @@ export interface RegistryServiceOptions {
   readonly ready?: () => boolean;
   /** This node's id, sent with revisions: a cursor from another node gets resync_required. */
   readonly nodeId?: string;
+  /** Bounds of ListApplications' encoded-snapshot cache (byte cap, lease timestamp age). */
+  readonly snapshotCache?: Pick<SnapshotCacheOptions, 'maxBytes' | 'maxLeaseAgeMs'>;
 }
 
 /** The RegistryService handlers, plus what shutdown needs to end the long-lived streams. */
@@ -132,20 +135,28 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
   };
 
   const listLog = log('ListApplications');
+  const snapshots = new SnapshotCache({
+    registry,
+    clock: options.clock,
+    nodeId,
+    chunkSize: CHUNK_SIZE.fallback,
+    messageBytes: MESSAGE_BYTES_BUDGET,
+    ...options.snapshotCache,
+  });
   const sendSnapshot = async (call: ServerWritableStream<ListApplicationsRequest, ListApplicationsResponse>): Promise<void> => {
     assertReady();
     const chunkSize = countParam(call.request.chunkSize, 'chunk_size', CHUNK_SIZE);
-    const snapshot = registry.snapshot();
-    const { instances } = snapshot;
-    const header = { revision: snapshot.revision, reconcileHash: snapshot.reconcileHash, totalInstances: instances.length, nodeId };
-    let start = 0;
-    do {
+    // Undefined when the call is not hooked for framed answers (see response-compression.ts).
+    const encoding = responseEncoding(call.metadata);
+    const reader = snapshots.open(chunkSize, encoding === 'gzip');
+    for (;;) {
       if (call.destroyed) return;
-      const chunk = encodeListChunk(header, instances, start, chunkSize, MESSAGE_BYTES_BUDGET);
-      start = chunk.next;
-      // Pre-encoded bytes pass the server's serializer untouched (see server.ts).
-      if (!call.write(chunk.bytes as unknown as ListApplicationsResponse) && !(await drained(call))) return;
-    } while (start < instances.length);
+      const frame = await reader.next();
+      if (frame === undefined) break;
+      // Framed bytes pass grpc-js untouched; unhooked, the message bytes pass the serializer (server.ts).
+      const message = (encoding === undefined ? frameBody(frame) : new FramedMessage(frame)) as unknown as ListApplicationsResponse;
+      if (!call.write(message) && !(await drained(call))) return;
+    }
     call.end();
   };
 

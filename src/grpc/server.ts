@@ -14,7 +14,8 @@ import type { TlsMaterial } from '../security/tls-material.js';
 import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections.js';
 import { flowControl } from './flow-control.js';
 import { guard, type RefusalReason } from './guard.js';
-import { createRegistryService, REGISTRY_SERVICE_DEFINITION, type Limits } from './registry-service.js';
+import { createRegistryService, REGISTRY_SERVICE_DEFINITION, type Limits, type RegistryServiceOptions } from './registry-service.js';
+import { responseCompression } from './response-compression.js';
 
 export type { Limits } from './registry-service.js';
 
@@ -55,6 +56,8 @@ export interface GrpcServerOptions {
   readonly connectionLimits?: Partial<ConnectionLimits>;
   /** Told of every call refused before its handler (credentials, roles, call caps). */
   readonly onRefused?: (method: string, reason: RefusalReason) => void;
+  /** Bounds of ListApplications' encoded-snapshot cache; omitted fields take its defaults. */
+  readonly snapshotCache?: RegistryServiceOptions['snapshotCache'];
   /** A Replicate peer that reads no result for this long has its connection closed; default 30 s. */
   readonly replicateStallMs?: number;
 }
@@ -77,6 +80,8 @@ export interface GrpcServerHandle {
 /** gRPC's default receive limit, kept explicit: a larger request is answered RESOURCE_EXHAUSTED. */
 const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
 const REGISTRY_SERVICE = 'roster.v1.RegistryService';
+/** Answered gzip-compressed when the request came gzip-compressed: the one large answer. */
+const COMPRESSED_METHODS: ReadonlySet<string> = new Set([`/${REGISTRY_SERVICE}/ListApplications`]);
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
 /** Reflection lists and describes itself too, as grpcurl users expect. */
 const REFLECTION_SERVICES = ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'];
@@ -110,6 +115,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ready,
     limits: options.limits,
     nodeId: options.nodeId,
+    snapshotCache: options.snapshotCache,
   });
   const extra = options.extraServices ?? [];
   const descriptors = await reflectionDescriptors();
@@ -119,6 +125,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const gate = new ConnectionGate(limits, new SystemClock(), log);
   const policy = options.policy ?? (() => OPEN);
   const interceptors = [
+    // First: it must be handed grpc-js' own call (see response-compression.ts).
+    responseCompression(COMPRESSED_METHODS, () => log.warn('grpc-js internals for response compression are missing: answering uncompressed')),
     ...(options.observer ? [observeRpcs(options.observer)] : []),
     guard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) }),
     refuseUndecodable(),

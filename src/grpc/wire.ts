@@ -1,5 +1,6 @@
 import type { InstanceView } from '../core/types.js';
 import { statusToProto } from './convert.js';
+import { frameMessage } from './response-compression.js';
 
 /**
  * A hand-written protobuf encoder for the one hot answer: ListApplications chunks. A full read
@@ -187,8 +188,35 @@ export function encodeListChunk(
   maxCount = views.length,
   maxBytes = Infinity,
 ): { bytes: Buffer; next: number } {
+  const w = new Writer(256 + Math.min(Math.min(views.length, start + maxCount) - start, 4096) * 512);
+  const next = writeListChunk(w, header, views, start, maxCount, maxBytes);
+  return { bytes: w.finish(), next };
+}
+
+/**
+ * Encoding space shared by every {@link encodeListFrame} call (encoding is synchronous): it grows
+ * to the largest chunk once, instead of a fresh half-megabyte buffer per chunk.
+ */
+const scratch = new Writer(1024 * 1024);
+
+/**
+ * The same chunk as {@link encodeListChunk}, as a gRPC message frame of exactly its size
+ * (uncompressed flag, length, bytes): what a cached snapshot keeps and writes as it is.
+ */
+export function encodeListFrame(
+  header: ChunkHeader,
+  views: readonly InstanceView[],
+  start: number,
+  maxCount: number,
+  maxBytes: number,
+): { frame: Buffer; next: number } {
+  scratch.pos = 0;
+  const next = writeListChunk(scratch, header, views, start, maxCount, maxBytes);
+  return { frame: frameMessage(scratch.finish(), false), next };
+}
+
+function writeListChunk(w: Writer, header: ChunkHeader, views: readonly InstanceView[], start: number, maxCount: number, maxBytes: number): number {
   const end = Math.min(views.length, start + maxCount);
-  const w = new Writer(256 + Math.min(end - start, 4096) * 512);
   w.uint(1, header.revision);
   w.string(2, header.reconcileHash);
   w.uint(3, header.totalInstances);
@@ -199,5 +227,5 @@ export function encodeListChunk(
     instance(w, views[i++]!);
     w.end(at, INSTANCE);
   }
-  return { bytes: w.finish(), next: i };
+  return i;
 }

@@ -1,0 +1,300 @@
+/**
+ * A load-generator process of `npm run bench -- --compare eureka` (forked by
+ * bench/compare-eureka.ts, one or two of them): it runs the jobs its parent sends over IPC
+ * against Eureka's REST API (node:http, keep-alive agents) or Roster's gRPC API (RosterClient)
+ * and answers what they achieved with its own CPU time, so a client limit shows as such.
+ *   ← {id, job}                                   runs one job
+ *   → {id, ok: true, result} | {id, ok: false, error}
+ * It exits when the parent disconnects. Every job is bounded in time or count.
+ */
+import { Agent, request as httpRequest } from 'node:http';
+import { gunzipSync } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import { HeartbeatStream, RosterClient } from '../src/client/index.js';
+import { eurekaBody, grpcInstance, recordKey } from './compare-eureka-records.js';
+
+/** Which operations a job repeats: over `[from, to)` once each, or over a pool for `durationMs`. */
+export type Span =
+  | { readonly from: number; readonly to: number }
+  /** Indices `(offset + k) % pool`, so load processes sharing a pool start apart. */
+  | { readonly pool: number; readonly durationMs: number; readonly offset: number };
+
+export type Job =
+  | { readonly kind: 'rest-register'; readonly base: string; readonly prefix: string; readonly span: Span; readonly concurrency: number }
+  | { readonly kind: 'rest-renew'; readonly base: string; readonly prefix: string; readonly span: Span; readonly concurrency: number; readonly lastDirtyTimestamp: number }
+  | { readonly kind: 'grpc-register'; readonly address: string; readonly prefix: string; readonly span: Span; readonly concurrency: number }
+  | { readonly kind: 'grpc-heartbeat'; readonly address: string; readonly prefix: string; readonly span: Span; readonly concurrency: number }
+  | {
+      readonly kind: 'grpc-stream';
+      readonly address: string;
+      readonly prefix: string;
+      readonly span: Span;
+      readonly concurrency: number;
+      /** Renewals per stream message, and messages in flight. */
+      readonly maxBatch: number;
+      readonly window: number;
+    }
+  /** `times` GETs one after the other; `marker`: count the bodies that contain it. */
+  | { readonly kind: 'rest-get'; readonly url: string; readonly gzip: boolean; readonly times: number; readonly marker?: string }
+  /** `times` whole ListApplications reads, asking for gzip message compression or not. */
+  | { readonly kind: 'grpc-list'; readonly address: string; readonly gzip: boolean; readonly times: number };
+
+export interface JobResult {
+  readonly ok: number;
+  readonly failed: number;
+  readonly seconds: number;
+  /** This process's CPU time (user + system) during the job. */
+  readonly cpuSeconds: number;
+  /** Every operation's latency, ms (reads: each read's). */
+  readonly latencies: number[];
+  readonly firstError?: string;
+  /** Reads: bytes received per read (on the wire: compressed when the answer was). */
+  readonly bytes?: number[];
+  /** Reads: the content-encoding (REST) or grpc-encoding (gRPC) the server answered with. */
+  readonly encoding?: string;
+  /** rest-get with a marker: how many bodies contained it. */
+  readonly markerHits?: number;
+}
+
+export type LoadRequest = { readonly id: number; readonly job: Job };
+export type LoadReply = { readonly id: number; readonly ok: true; readonly result: JobResult } | { readonly id: number; readonly ok: false; readonly error: string };
+
+const REQUEST_TIMEOUT_MS = 60_000;
+const CHANNEL_OPTIONS = { 'grpc.per_rpc_retry_buffer_size': 0 } as const;
+
+const agents = new Map<string, Agent>();
+const clients = new Map<string, RosterClient>();
+
+function agentFor(base: string, sockets: number): Agent {
+  const key = `${base}#${sockets}`;
+  let agent = agents.get(key);
+  if (!agent) agents.set(key, (agent = new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets })));
+  return agent;
+}
+
+function clientFor(address: string): RosterClient {
+  let client = clients.get(address);
+  if (!client) clients.set(address, (client = new RosterClient(address, { channelOptions: CHANNEL_OPTIONS, timeoutMs: REQUEST_TIMEOUT_MS })));
+  return client;
+}
+
+interface HttpAnswer {
+  readonly status: number;
+  readonly body: Buffer;
+  readonly encoding: string | undefined;
+}
+
+/** One HTTP exchange, the whole body read (wire bytes, not decompressed). */
+export function http(
+  agent: Agent | undefined,
+  method: string,
+  url: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      {
+        method,
+        ...(agent ? { agent } : {}),
+        headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) },
+        timeout: REQUEST_TIMEOUT_MS,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), encoding: res.headers['content-encoding'] }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer in ${REQUEST_TIMEOUT_MS} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+type Operation = (i: number) => Promise<boolean>;
+
+/** Keeps `concurrency` operations in flight over the span; bounded by its count or its duration. */
+async function drive(span: Span, concurrency: number, operation: Operation): Promise<JobResult> {
+  const latencies: number[] = [];
+  let ok = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  const start = performance.now();
+  const cpu = process.cpuUsage();
+  const stopAt = 'durationMs' in span ? start + span.durationMs : Number.POSITIVE_INFINITY;
+  const take = (): number | undefined => {
+    if ('durationMs' in span) return performance.now() < stopAt ? (span.offset + next++) % span.pool : undefined;
+    const i = span.from + next++;
+    return i < span.to ? i : undefined;
+  };
+  const worker = async (): Promise<void> => {
+    for (let i = take(); i !== undefined; i = take()) {
+      const began = performance.now();
+      let succeeded = false;
+      try {
+        succeeded = await operation(i);
+        if (!succeeded) firstError ??= `operation ${i} refused`;
+      } catch (err) {
+        firstError ??= err instanceof Error ? err.message : String(err);
+      }
+      latencies.push(performance.now() - began);
+      if (succeeded) ok++;
+      else failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return finish(start, cpu, { ok, failed, latencies, ...(firstError === undefined ? {} : { firstError }) });
+}
+
+function finish(start: number, cpu: NodeJS.CpuUsage, result: Omit<JobResult, 'seconds' | 'cpuSeconds'>): JobResult {
+  const used = process.cpuUsage(cpu);
+  return { ...result, seconds: (performance.now() - start) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
+}
+
+async function run(job: Job): Promise<JobResult> {
+  switch (job.kind) {
+    case 'rest-register': {
+      const agent = agentFor(job.base, job.concurrency);
+      return drive(job.span, job.concurrency, async (i) => {
+        const { app } = recordKey(i, job.prefix);
+        const answer = await http(agent, 'POST', `${job.base}/apps/${app}`, eurekaBody(i, job.prefix, Date.now()));
+        if (answer.status !== 204) throw new Error(`register answered ${answer.status}: ${answer.body.toString().slice(0, 200)}`);
+        return true;
+      });
+    }
+    case 'rest-renew': {
+      const agent = agentFor(job.base, job.concurrency);
+      return drive(job.span, job.concurrency, async (i) => {
+        const { app, instanceId } = recordKey(i, job.prefix);
+        const url = `${job.base}/apps/${app}/${encodeURIComponent(instanceId)}?status=UP&lastDirtyTimestamp=${job.lastDirtyTimestamp}`;
+        const answer = await http(agent, 'PUT', url);
+        if (answer.status !== 200) throw new Error(`renew answered ${answer.status}`);
+        return true;
+      });
+    }
+    case 'grpc-register': {
+      const client = clientFor(job.address);
+      return drive(job.span, job.concurrency, (i) => client.register(grpcInstance(i, job.prefix, Date.now())).then(() => true));
+    }
+    case 'grpc-heartbeat': {
+      const client = clientFor(job.address);
+      return drive(job.span, job.concurrency, (i) => {
+        const { app, instanceId } = recordKey(i, job.prefix);
+        return client.heartbeat(app, instanceId).then(() => true);
+      });
+    }
+    case 'grpc-stream': {
+      const stream = new HeartbeatStream(clientFor(job.address), { maxBatch: job.maxBatch, window: job.window });
+      try {
+        return await drive(job.span, job.concurrency, (i) => {
+          const { app, instanceId } = recordKey(i, job.prefix);
+          return stream.heartbeat(app, instanceId).then((r) => r.code === grpc.status.OK);
+        });
+      } finally {
+        await stream.close();
+      }
+    }
+    case 'rest-get':
+      return restGets(job);
+    case 'grpc-list':
+      return grpcLists(job);
+  }
+}
+
+async function restGets(job: Extract<Job, { kind: 'rest-get' }>): Promise<JobResult> {
+  const agent = agentFor(new URL(job.url).origin, 1);
+  const headers = { accept: 'application/json', ...(job.gzip ? { 'accept-encoding': 'gzip' } : {}) };
+  const latencies: number[] = [];
+  const bytes: number[] = [];
+  let encoding: string | undefined;
+  let markerHits = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const start = performance.now();
+  const cpu = process.cpuUsage();
+  for (let n = 0; n < job.times; n++) {
+    const began = performance.now();
+    const answer = await http(agent, 'GET', job.url, undefined, headers);
+    latencies.push(performance.now() - began);
+    if (answer.status !== 200) {
+      failed++;
+      firstError ??= `GET answered ${answer.status}`;
+      continue;
+    }
+    bytes.push(answer.body.length);
+    encoding = answer.encoding ?? 'identity';
+    if (job.marker !== undefined) {
+      const text = (answer.encoding === 'gzip' ? gunzipSync(answer.body) : answer.body).toString('utf8');
+      if (text.includes(job.marker)) markerHits++;
+    }
+  }
+  return finish(start, cpu, {
+    ok: job.times - failed,
+    failed,
+    latencies,
+    bytes,
+    ...(encoding === undefined ? {} : { encoding }),
+    ...(job.marker === undefined ? {} : { markerHits }),
+    ...(firstError === undefined ? {} : { firstError }),
+  });
+}
+
+/**
+ * Whole-registry reads through a plain grpc-js channel with undecoded messages (bytes as the
+ * application receives them, after any message decompression). Compression is asked for with
+ * `grpc.default_compression_algorithm` = 2 (gzip); whether the server used it shows in the
+ * `grpc-encoding` response header.
+ */
+async function grpcLists(job: Extract<Job, { kind: 'grpc-list' }>): Promise<JobResult> {
+  const options = { ...CHANNEL_OPTIONS, 'grpc.max_receive_message_length': 64 * 1024 * 1024, ...(job.gzip ? { 'grpc.default_compression_algorithm': 2 } : {}) };
+  const client = new grpc.Client(job.address, grpc.credentials.createInsecure(), options);
+  const latencies: number[] = [];
+  const bytes: number[] = [];
+  let encoding = 'identity';
+  const start = performance.now();
+  const cpu = process.cpuUsage();
+  try {
+    for (let n = 0; n < job.times; n++) {
+      const began = performance.now();
+      let size = 0;
+      await new Promise<void>((resolve, reject) => {
+        // An empty ListApplicationsRequest: every field at its default (one chunk size chosen by the server).
+        const call = client.makeServerStreamRequest(
+          '/roster.v1.RegistryService/ListApplications',
+          (request: Buffer) => request,
+          (response: Buffer) => response,
+          Buffer.alloc(0),
+          { deadline: Date.now() + REQUEST_TIMEOUT_MS },
+        );
+        call.on('metadata', (metadata: grpc.Metadata) => {
+          const value = metadata.get('grpc-encoding')[0];
+          if (value !== undefined) encoding = String(value);
+        });
+        call.on('data', (chunk: Buffer) => (size += chunk.length));
+        call.on('error', reject);
+        call.on('end', () => resolve());
+      });
+      latencies.push(performance.now() - began);
+      bytes.push(size);
+    }
+  } finally {
+    client.close();
+  }
+  return finish(start, cpu, { ok: job.times, failed: 0, latencies, bytes, encoding });
+}
+
+process.on('message', (message: LoadRequest) => {
+  run(message.job).then(
+    (result) => process.send?.({ id: message.id, ok: true, result } satisfies LoadReply),
+    (err: unknown) => process.send?.({ id: message.id, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies LoadReply),
+  );
+});
+process.on('disconnect', () => {
+  for (const client of clients.values()) void client.close();
+  for (const agent of agents.values()) agent.destroy();
+  process.exit(0);
+});

@@ -1,0 +1,224 @@
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import type { Clock } from '../core/clock.js';
+import type { InstanceView, RegistryApi, Snapshot } from '../core/types.js';
+import { encodedSizeBound } from './convert.js';
+import { frameBody, frameMessage } from './response-compression.js';
+import { encodeListFrame, type ChunkHeader } from './wire.js';
+
+const gzip = promisify(gzipCallback);
+
+export interface SnapshotCacheOptions {
+  readonly registry: Pick<RegistryApi, 'revision' | 'snapshot'>;
+  /** Ages cached lease timestamps (monotonic `now()`). */
+  readonly clock: Clock;
+  readonly nodeId: string;
+  /** Instances per chunk of the kept form: ListApplications' default. Other sizes are encoded per read. */
+  readonly chunkSize: number;
+  /** A chunk stops growing once it passes this many bytes (a client's receive limit minus headroom). */
+  readonly messageBytes: number;
+  /** A revision whose frames would take more than this is encoded per read and not kept. */
+  readonly maxBytes?: number;
+  /** Cached lease timestamps (last renewal) are at most this old: an older entry is rebuilt. */
+  readonly maxLeaseAgeMs?: number;
+}
+
+/**
+ * 64 MiB holds ~150k instances of ~400 bytes with their gzip form; beyond that, reads are
+ * encoded per request as before (a million instances would pin ~400 MB otherwise).
+ */
+export const DEFAULT_SNAPSHOT_CACHE_BYTES = 64 * 1024 * 1024;
+/**
+ * One default renewal interval: a cached full read shows each lease's last renewal at most
+ * one renewal late. Membership, status and metadata are never stale (they move the revision).
+ */
+export const DEFAULT_MAX_LEASE_AGE_MS = 30_000;
+/**
+ * Level 3, not zlib's default 6: on 100k bench instances (39 MB of chunks) it compressed in a
+ * third of the time (99 vs 311 ms on one core) for 3 % more bytes (4.16 vs 4.03 MB).
+ */
+const GZIP_LEVEL = 3;
+/** gzip frames are counted at this share of the plain ones when sizing (measured: ~10 %). */
+const GZIP_SHARE = 0.15;
+/** Instances whose size bound samples a registry's bytes per instance. */
+const SIZE_SAMPLE = 64;
+/** Chunks compressed ahead of a gzip reader (on libuv's threads, while it writes). */
+const GZIP_LOOKAHEAD = 2;
+
+/** One reader's walk through a snapshot's frames. */
+export interface SnapshotReader {
+  /** The revision the frames show. */
+  readonly revision: number;
+  /** The next gRPC message frame (gzip-compressed when asked), undefined after the last. */
+  next(): Promise<Buffer | undefined>;
+}
+
+/** What the cache did, for tests and diagnostics. */
+export interface SnapshotCacheStats {
+  /** Snapshots taken and encoded (kept or per read). */
+  readonly builds: number;
+  /** Reads served from the kept entry. */
+  readonly hits: number;
+  /** The kept entry: its revision and the bytes of its frames so far, plain and gzip. */
+  readonly kept: { readonly revision: number; readonly plainBytes: number; readonly gzipBytes: number } | undefined;
+}
+
+/**
+ * ListApplications' encoded snapshot of the current revision, built once on first demand, a
+ * chunk at a time as readers need it, and shared by every reader of that revision, concurrent
+ * or later; gzip frames are compressed once too, when a client first asks. It holds one
+ * revision at most and is replaced as soon as the revision moves, so a read after a change
+ * always reflects it. Lease timestamps in it are those of the moment each chunk was encoded,
+ * at most `maxLeaseAgeMs` before the read. A revision larger than `maxBytes` (estimated from
+ * each record's size bound) and any other chunk size are encoded per read and dropped as sent.
+ * Encoding is done chunk by chunk between writes, so no read blocks the event loop for more
+ * than one chunk (~2 ms for 1,000 instances here).
+ */
+export class SnapshotCache {
+  readonly #options: SnapshotCacheOptions;
+  readonly #maxBytes: number;
+  readonly #maxLeaseAgeMs: number;
+  #kept: EncodedSnapshot | undefined;
+  #builds = 0;
+  #hits = 0;
+
+  constructor(options: SnapshotCacheOptions) {
+    this.#options = options;
+    this.#maxBytes = options.maxBytes ?? DEFAULT_SNAPSHOT_CACHE_BYTES;
+    this.#maxLeaseAgeMs = options.maxLeaseAgeMs ?? DEFAULT_MAX_LEASE_AGE_MS;
+  }
+
+  /** A walk through the current revision's chunks of `chunkSize` instances, gzip frames if `compressed`. */
+  open(chunkSize: number, compressed: boolean): SnapshotReader {
+    const entry = this.#entryFor(chunkSize);
+    let index = 0;
+    let ended = false;
+    return {
+      revision: entry.revision,
+      next: async () => {
+        if (ended) return undefined;
+        const i = index++;
+        if (compressed) for (let ahead = 1; ahead <= GZIP_LOOKAHEAD; ahead++) entry.prefetch(i + ahead);
+        const frame = await entry.frame(i, compressed);
+        if (frame === undefined) ended = true;
+        return frame;
+      },
+    };
+  }
+
+  stats(): SnapshotCacheStats {
+    const kept = this.#kept;
+    return {
+      builds: this.#builds,
+      hits: this.#hits,
+      kept: kept && { revision: kept.revision, plainBytes: kept.plainBytes, gzipBytes: kept.gzipBytes },
+    };
+  }
+
+  #entryFor(chunkSize: number): EncodedSnapshot {
+    const { registry, clock } = this.#options;
+    const kept = this.#kept;
+    if (kept && (kept.revision !== registry.revision || clock.now() - kept.createdAt > this.#maxLeaseAgeMs)) this.#kept = undefined;
+    const usual = chunkSize === this.#options.chunkSize;
+    if (usual && this.#kept) {
+      this.#hits++;
+      return this.#kept;
+    }
+    const snapshot = registry.snapshot();
+    const keep = usual && estimatedBytes(snapshot.instances) <= this.#maxBytes;
+    const entry = new EncodedSnapshot(snapshot, this.#options, chunkSize, clock.now(), keep);
+    this.#builds++;
+    if (keep) this.#kept = entry;
+    return entry;
+  }
+}
+
+/** Plain plus gzip frames of `instances`, from the size bound of a sample of them. */
+function estimatedBytes(instances: readonly InstanceView[]): number {
+  if (instances.length === 0) return 0;
+  const step = Math.max(1, Math.floor(instances.length / SIZE_SAMPLE));
+  let sampled = 0;
+  let bytes = 0;
+  for (let i = 0; i < instances.length; i += step, sampled++) bytes += encodedSizeBound(instances[i]!.record);
+  return (bytes / sampled) * instances.length * (1 + GZIP_SHARE);
+}
+
+/**
+ * The frames of one snapshot: plain ones encoded in order on demand, gzip ones compressed
+ * from them on demand. A kept entry holds every frame for later readers; a per-read one
+ * releases each frame once its one reader took it.
+ */
+class EncodedSnapshot {
+  readonly revision: number;
+  readonly createdAt: number;
+  plainBytes = 0;
+  gzipBytes = 0;
+  readonly #header: ChunkHeader;
+  readonly #chunkSize: number;
+  readonly #messageBytes: number;
+  readonly #keep: boolean;
+  /** The snapshot's instances until every plain frame is encoded (then the old records may go). */
+  #instances: readonly InstanceView[] | undefined;
+  #nextStart = 0;
+  readonly #plain: (Buffer | undefined)[] = [];
+  readonly #gzip: (Promise<Buffer> | undefined)[] = [];
+
+  constructor(snapshot: Snapshot, options: SnapshotCacheOptions, chunkSize: number, now: number, keep: boolean) {
+    this.revision = snapshot.revision;
+    this.createdAt = now;
+    this.#header = { revision: snapshot.revision, reconcileHash: snapshot.reconcileHash, totalInstances: snapshot.instances.length, nodeId: options.nodeId };
+    this.#instances = snapshot.instances;
+    this.#chunkSize = chunkSize;
+    this.#messageBytes = options.messageBytes;
+    this.#keep = keep;
+  }
+
+  /** Frame `i`, undefined past the last one. */
+  async frame(i: number, compressed: boolean): Promise<Buffer | undefined> {
+    const frame = compressed ? await this.#gzipAt(i) : this.#plainAt(i);
+    if (!this.#keep) {
+      this.#plain[i] = undefined;
+      this.#gzip[i] = undefined;
+    }
+    return frame;
+  }
+
+  /** Starts compressing frame `i` if it exists, for a gzip reader that will want it soon. */
+  prefetch(i: number): void {
+    this.#gzipAt(i).catch(() => {
+      // The reader that takes frame i gets this failure.
+    });
+  }
+
+  #plainAt(i: number): Buffer | undefined {
+    while (this.#plain.length <= i && this.#instances !== undefined) this.#encodeNext(this.#instances);
+    if (i >= this.#plain.length) return undefined;
+    const frame = this.#plain[i];
+    if (frame === undefined) throw new Error(`snapshot frame ${i} was already sent and released`);
+    return frame;
+  }
+
+  #gzipAt(i: number): Promise<Buffer | undefined> {
+    const pending = this.#gzip[i];
+    if (pending) return pending;
+    const plain = this.#plainAt(i);
+    if (plain === undefined) return Promise.resolve(undefined);
+    const compressing = gzip(frameBody(plain), { level: GZIP_LEVEL }).then((bytes) => {
+      this.gzipBytes += bytes.length;
+      return frameMessage(bytes, true);
+    });
+    this.#gzip[i] = compressing;
+    compressing.catch(() => {
+      if (this.#gzip[i] === compressing) this.#gzip[i] = undefined;
+    });
+    return compressing;
+  }
+
+  #encodeNext(instances: readonly InstanceView[]): void {
+    const { frame, next } = encodeListFrame(this.#header, instances, this.#nextStart, this.#chunkSize, this.#messageBytes);
+    this.#plain.push(frame);
+    this.plainBytes += frame.length;
+    this.#nextStart = next;
+    if (next >= instances.length) this.#instances = undefined;
+  }
+}
