@@ -1,6 +1,9 @@
 /**
+ * `npm run bench -- --compare etcd [--quick] [--out FILE] [--only SHAPE,SHAPE]`: Roster and etcd
+ * side by side instead (bench/compare/compare-etcd.ts; JSON in bench/results/compare-etcd.json).
  * `npm run bench -- --compare eureka [--quick] [--out FILE]`: Roster side by side with the Eureka
  * server instead (bench/compare-eureka.ts).
+ *
  * `npm run bench -- [--quick] [--out FILE] [--only ID,ID] [--server-flags JSON]`: runs the
  * scenarios of bench/scenarios.ts against a Roster node in a child process (three for the
  * replication suite), prints a table and writes the results as JSON to
@@ -52,7 +55,7 @@ async function main(): Promise<void> {
       'node-args': { type: 'string', default: '' },
     },
   });
-  if (values.compare !== undefined) return compare(values.compare, values.quick, values.out);
+  if (values.compare !== undefined) return compare(values.compare, values.quick, values.out, values.only);
   const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
   if (values.scale !== undefined) {
     const [renewalSecs, durationSecs] = values['scale-lease'].split(':').map(Number);
@@ -139,9 +142,15 @@ async function main(): Promise<void> {
 }
 
 /** `--compare SYSTEM`: a side-by-side run against another registry instead of the suites. */
-async function compare(system: string, quick: boolean, out: string | undefined): Promise<void> {
+async function compare(system: string, quick: boolean, out: string | undefined, only: string | undefined): Promise<void> {
   if (system === 'eureka') return compareEureka({ quick, ...(out === undefined ? {} : { out }) });
-  throw new Error(`--compare: unknown system ${JSON.stringify(system)} (known: eureka)`);
+  if (system === 'etcd') {
+    // Loaded on demand; it exits 2 with the install line when etcd is missing.
+    const { runCompareEtcd } = await import('./compare/compare-etcd.js');
+    process.exitCode = await runCompareEtcd({ quick, ...(out === undefined ? {} : { out }), ...(only === undefined ? {} : { only: only.split(',') }) });
+    return;
+  }
+  throw new Error(`--compare: unknown system ${JSON.stringify(system)} (known: eureka, etcd)`);
 }
 
 /** Runs a suite that starts its own processes once and reports the selected rows of that run. */

@@ -3,8 +3,8 @@ import { ChangeLog } from './change-log.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { invalid, RegistryError, unknownInstance } from './errors.js';
 import { StringPool } from './intern.js';
-import { LeaseHeap, type HeapItem } from './lease-heap.js';
-import { ExpectedRenewals, type Expectation } from './expected-renewals.js';
+import { LeaseTable } from './lease-table.js';
+import { ExpectedRenewals } from './expected-renewals.js';
 import { SlidingCounter } from './sliding-counter.js';
 import { reportedStatusOf, resolveStatus } from './status-rules.js';
 import {
@@ -90,26 +90,57 @@ export interface Tombstone {
 /** The outcome of applying a peer's record. */
 export type ApplyOutcome = 'applied' | 'renewed' | 'stale';
 
-/** Node-local lease state, shared by every version of an instance's entry while it lives. */
-interface Lease extends LeaseTimes, HeapItem, Expectation {
-  registrationTimestamp: number;
-  lastRenewalTimestamp: number;
-  evictionTimestamp: number;
-  serviceUpTimestamp: number;
-  readonly app: string;
-  readonly instanceId: string;
-  /** The peer whose replicated write last renewed this lease; undefined when a client did. */
-  renewedVia: string | undefined;
-}
-
 /**
- * One version of an instance as this node holds it. It is also the view readers get: a new
- * version is a new entry (sharing the lease), so a view or a change keeps the record it had.
+ * One version of an instance as this node holds it, and the view readers get: a new version
+ * is a new entry, so a view or a change keeps the record it had. Its lease lives in the
+ * registry's {@link LeaseTable} at `slot` (shared by the versions of one instance); the
+ * current version reads its lease times live from there, a replaced or removed one keeps the
+ * times it had then (the slot may be reused).
  */
-interface Entry extends InstanceView {
-  readonly record: InstanceRecord;
-  readonly lease: Lease;
-  readonly hash: number;
+class Entry implements InstanceView, LeaseTimes {
+  #leases: LeaseTable<Entry> | undefined;
+  #kept: LeaseTimes | undefined;
+
+  constructor(
+    readonly record: InstanceRecord,
+    readonly hash: number,
+    readonly slot: number,
+    leases: LeaseTable<Entry>,
+  ) {
+    this.#leases = leases;
+  }
+
+  get lease(): LeaseTimes {
+    return this.#kept ?? this;
+  }
+
+  get registrationTimestamp(): number {
+    return this.#leases!.registrationTimestamp(this.slot);
+  }
+
+  get lastRenewalTimestamp(): number {
+    return this.#leases!.lastRenewalTimestamp(this.slot);
+  }
+
+  get serviceUpTimestamp(): number {
+    return this.#leases!.serviceUpTimestamp(this.slot);
+  }
+
+  get evictionTimestamp(): number {
+    return 0;
+  }
+
+  /** Keeps the lease times as they are now: this version was replaced or removed. */
+  detach(evictionTimestamp: number): void {
+    if (this.#kept !== undefined) return;
+    this.#kept = {
+      registrationTimestamp: this.registrationTimestamp,
+      lastRenewalTimestamp: this.lastRenewalTimestamp,
+      serviceUpTimestamp: this.serviceUpTimestamp,
+      evictionTimestamp,
+    };
+    this.#leases = undefined;
+  }
 }
 
 const MINUTE_MS = 60_000;
@@ -146,7 +177,7 @@ export class Registry implements RegistryApi {
   readonly #opts: Required<Omit<RegistryOptions, 'clock' | 'logger' | 'onLocalWrite'>>;
   readonly #onLocalWrite: ((write: LocalWrite) => void) | undefined;
   readonly #apps = new Map<string, Map<string, Entry>>();
-  readonly #leases = new LeaseHeap<Lease>();
+  readonly #leases = new LeaseTable<Entry>();
   readonly #strings = new StringPool();
   /** Instance ids per app in sorted order, rebuilt only after instances come or go. */
   #sortedIds: Array<[app: string, ids: string[]]> | undefined;
@@ -258,7 +289,7 @@ export class Registry implements RegistryApi {
     }
     this.#checkCapacity(candidate, existing?.record);
     const entry = this.#store(candidate, hash, existing, candidate.durationSecs * 1000);
-    entry.lease.renewedVia = undefined;
+    this.#leases.setRenewedVia(entry.slot, undefined);
     this.#emitLocal({ action: 'register', record: candidate });
     this.#log?.debug({ app: candidate.app, instanceId: candidate.instanceId, status: candidate.status }, 'registered');
     return { view: entry, revision: this.#revision };
@@ -271,7 +302,7 @@ export class Registry implements RegistryApi {
     if (origin === 'client') this.#checkSkew(lastDirtyTimestamp, 'last_dirty_timestamp');
     const entry = this.#entry(app, instanceId);
     if (!entry) return { kind: 'not_found', reason: 'unknown' };
-    if (this.#clock.now() >= entry.lease.deadline) return { kind: 'not_found', reason: 'expired' };
+    if (this.#clock.now() >= this.#leases.deadline(entry.slot)) return { kind: 'not_found', reason: 'expired' };
     if (entry.record.status === 'UNKNOWN') return { kind: 'not_found', reason: 'status_unknown' };
     if (lastDirtyTimestamp > entry.record.lastDirtyTimestamp) return { kind: 'not_found', reason: 'caller_newer' };
     this.#renew(entry, via);
@@ -348,13 +379,13 @@ export class Registry implements RegistryApi {
     const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
     if (order < 0) return 'stale';
     if (order === 0 && existing) {
-      const lease = existing.lease;
-      this.#leases.set(lease, Math.max(lease.deadline, this.#clock.now() + remaining));
-      lease.lastRenewalTimestamp = this.#clock.wallNow();
-      lease.renewedVia = via;
+      const slot = existing.slot;
+      this.#leases.setDeadline(slot, Math.max(this.#leases.deadline(slot), this.#clock.now() + remaining));
+      this.#leases.setLastRenewalTimestamp(slot, this.#clock.wallNow());
+      this.#leases.setRenewedVia(slot, via);
       return 'renewed';
     }
-    this.#store(incoming, hash, existing, remaining).lease.renewedVia = via;
+    this.#leases.setRenewedVia(this.#store(incoming, hash, existing, remaining).slot, via);
     return 'applied';
   }
 
@@ -394,7 +425,7 @@ export class Registry implements RegistryApi {
     const names = apps.length > 0 ? new Set(apps.map((a) => a.toLowerCase())) : [...this.#apps.keys()];
     for (const app of names) {
       for (const e of this.#apps.get(app)?.values() ?? []) {
-        yield { record: e.record, leaseRemainingMs: e.lease.deadline - this.#clock.now() };
+        yield { record: e.record, leaseRemainingMs: this.#leases.deadline(e.slot) - this.#clock.now() };
       }
     }
   }
@@ -500,17 +531,17 @@ export class Registry implements RegistryApi {
   }
 
   /** Expired leases less those held for an unreachable peer (they stay expired in the heap for the next pass). */
-  #holdForUnreachablePeers(due: Lease[], now: number): Lease[] {
+  #holdForUnreachablePeers(due: number[], now: number): number[] {
     for (const [peer, at] of this.#healedPeers) if (now - at > HEALED_PEER_MEMORY_MS) this.#healedPeers.delete(peer);
     if (this.#unreachablePeers.size === 0 && this.#healedPeers.size === 0) {
       this.#heldForPeers = 0;
       return due;
     }
-    const evictable: Lease[] = [];
+    const evictable: number[] = [];
     let held = 0;
-    for (const lease of due) {
-      if (lease.renewedVia !== undefined && this.#peerMayBeRenewing(lease, now)) held++;
-      else evictable.push(lease);
+    for (const slot of due) {
+      if (this.#leases.renewedVia(slot) !== undefined && this.#peerMayBeRenewing(slot, now)) held++;
+      else evictable.push(slot);
     }
     if (held > 0 && this.#heldForPeers === 0) {
       this.#log?.warn({ held, peers: [...this.#unreachablePeers.keys()] }, 'holding expired leases renewed through peers this node cannot hear from');
@@ -520,17 +551,17 @@ export class Registry implements RegistryApi {
   }
 
   /**
-   * Whether renewals of `lease` may still be on their way through its peer: the peer is
+   * Whether renewals of the lease in `slot` may still be on their way through its peer: the peer is
    * unreachable (for up to `peerHoldMs`), or was heard from again less than one renewal
    * interval ago (its backlog of heartbeats is still arriving).
    */
-  #peerMayBeRenewing(lease: Lease, now: number): boolean {
-    const via = lease.renewedVia!;
+  #peerMayBeRenewing(slot: number, now: number): boolean {
+    const via = this.#leases.renewedVia(slot)!;
     const since = this.#unreachablePeers.get(via);
     if (since !== undefined) return now - since < this.#opts.peerHoldMs;
     const healedAt = this.#healedPeers.get(via);
     if (healedAt === undefined) return false;
-    const interval = (this.#entry(lease.app, lease.instanceId)?.record.renewalIntervalSecs ?? 0) * 1000;
+    const interval = this.#leases.owner(slot).record.renewalIntervalSecs * 1000;
     return now - healedAt < interval;
   }
 
@@ -580,16 +611,15 @@ export class Registry implements RegistryApi {
       slices++;
       const end = Math.min(take, next + EVICTION_SLICE);
       for (; next < end; next++) {
-        const lease = due[next]!;
-        // Renewed by a (re-)registration or removed since the pass began: not ours to evict.
-        if (lease.heapIndex < 0 || lease.deadline > now) continue;
-        const entry = this.#entry(lease.app, lease.instanceId);
-        if (entry?.lease !== lease) continue;
+        const slot = due[next]!;
+        // Renewed by a (re-)registration, or removed (its slot perhaps reused) since the pass began.
+        if (!this.#leases.scheduled(slot) || this.#leases.deadline(slot) > now) continue;
+        const entry = this.#leases.owner(slot);
         this.#remove(entry, undefined);
         this.#evictionsTotal++;
         this.#recentEvictions.push(now);
         this.#pendingExpired--;
-        apps.add(lease.app);
+        apps.add(entry.record.app);
         evicted++;
       }
       if (next < take) {
@@ -722,9 +752,9 @@ export class Registry implements RegistryApi {
   }
 
   #renew(entry: Entry, via?: string): void {
-    entry.lease.renewedVia = via;
-    this.#leases.set(entry.lease, this.#clock.now() + entry.record.durationSecs * 1000);
-    entry.lease.lastRenewalTimestamp = this.#clock.wallNow();
+    this.#leases.setRenewedVia(entry.slot, via);
+    this.#leases.setDeadline(entry.slot, this.#clock.now() + entry.record.durationSecs * 1000);
+    this.#leases.setLastRenewalTimestamp(entry.slot, this.#clock.wallNow());
     this.#renewals.add(this.#clock.now());
   }
 
@@ -732,36 +762,29 @@ export class Registry implements RegistryApi {
   #store(record: InstanceRecord, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
     const wall = this.#clock.wallNow();
     const rate = 1 / (record.renewalIntervalSecs * 1000);
-    const lease: Lease = existing?.lease ?? {
-      registeredAt: this.#clock.now(),
-      rate,
-      matured: false,
-      counted: false,
-      registrationTimestamp: wall,
-      lastRenewalTimestamp: wall,
-      evictionTimestamp: 0,
-      serviceUpTimestamp: 0,
-      deadline: 0,
-      heapIndex: -1,
-      app: record.app,
-      instanceId: record.instanceId,
-      renewedVia: undefined,
-    };
-    const entry: Entry = { record, lease, hash };
+    const leases = this.#leases;
+    let entry: Entry;
     if (existing) {
+      entry = new Entry(record, hash, existing.slot, leases);
+      existing.detach(0);
+      leases.setOwner(entry.slot, entry);
       this.#count(existing.record, -1);
-      this.#expected.setRate(lease, rate);
+      this.#expected.setRate(entry.slot, rate);
     } else {
-      this.#expected.add(lease);
+      const slot = leases.allocate();
+      entry = new Entry(record, hash, slot, leases);
+      leases.setOwner(slot, entry);
+      leases.setRegistrationTimestamp(slot, wall);
+      this.#expected.add(slot, this.#clock.now(), rate);
       this.#tombstones.delete(key(record.app, record.instanceId));
       this.#sortedIds = undefined;
     }
     let app = this.#apps.get(record.app);
     if (!app) this.#apps.set(record.app, (app = new Map()));
     app.set(record.instanceId, entry);
-    if (record.status === 'UP' && lease.serviceUpTimestamp === 0) lease.serviceUpTimestamp = wall;
-    lease.lastRenewalTimestamp = wall;
-    this.#leases.set(lease, this.#clock.now() + leaseMs);
+    if (record.status === 'UP' && leases.serviceUpTimestamp(entry.slot) === 0) leases.setServiceUpTimestamp(entry.slot, wall);
+    leases.setLastRenewalTimestamp(entry.slot, wall);
+    leases.setDeadline(entry.slot, this.#clock.now() + leaseMs);
     // A (re-)registration proves life like a renewal.
     this.#renewals.add(this.#clock.now());
     this.#count(record, +1);
@@ -776,11 +799,11 @@ export class Registry implements RegistryApi {
     entries.delete(instanceId);
     if (entries.size === 0) this.#apps.delete(app);
     this.#sortedIds = undefined;
-    this.#leases.delete(entry.lease);
-    this.#expected.remove(entry.lease);
+    entry.detach(this.#clock.wallNow());
+    this.#leases.free(entry.slot);
+    this.#expected.remove(entry.slot);
     this.#count(entry.record, -1);
     this.#bury(app, instanceId, cancelVersion ?? lastDirtyTimestamp, cancelVersion !== undefined);
-    entry.lease.evictionTimestamp = this.#clock.wallNow();
     this.#publish('DELETED', entry, cancelVersion === undefined ? 'evicted' : 'cancelled');
   }
 
@@ -810,7 +833,7 @@ export class Registry implements RegistryApi {
       lastUpdatedTimestamp: wall,
     });
     this.#checkCapacity(record, entry.record);
-    const updated = this.#store(record, contentHash(record), entry, Math.max(entry.lease.deadline - this.#clock.now(), 0));
+    const updated = this.#store(record, contentHash(record), entry, Math.max(this.#leases.deadline(entry.slot) - this.#clock.now(), 0));
     this.#emitLocal({ action: 'register', record });
     return updated;
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { ExpectedRenewals, type Expectation } from '../../src/core/expected-renewals.js';
+import { ExpectedRenewals } from '../../src/core/expected-renewals.js';
 
 const WINDOW = 60_000;
 
@@ -15,17 +15,24 @@ test('property: the O(1) expected renewals equal the sum over instances of min(w
   fc.assert(
     fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
       const expected = new ExpectedRenewals(WINDOW);
-      const live: Expectation[] = [];
+      // Slots as the registry hands them out: a removed one is reused first (often at the same time).
+      const live: { slot: number; registeredAt: number; rate: number }[] = [];
+      const free: number[] = [];
+      let nextSlot = 0;
       let now = 1_000_000;
       for (const o of ops) {
         if (o.kind === 'add') {
-          const e: Expectation = { registeredAt: now, rate: 1 / (o.interval * 1000), matured: false, counted: false };
-          expected.add(e);
+          const e = { slot: free.pop() ?? nextSlot++, registeredAt: now, rate: 1 / (o.interval * 1000) };
+          expected.add(e.slot, e.registeredAt, e.rate);
           live.push(e);
         } else if (o.kind === 'remove' && live.length > 0) {
-          expected.remove(live.splice(o.pick % live.length, 1)[0]!);
+          const [e] = live.splice(o.pick % live.length, 1);
+          expected.remove(e!.slot);
+          free.push(e!.slot);
         } else if (o.kind === 'rate' && live.length > 0) {
-          expected.setRate(live[o.pick % live.length]!, 1 / (o.interval * 1000));
+          const e = live[o.pick % live.length]!;
+          e.rate = 1 / (o.interval * 1000);
+          expected.setRate(e.slot, e.rate);
         } else if (o.kind === 'advance') {
           now += o.ms;
         }

@@ -1,39 +1,57 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { LeaseHeap } from '../../src/core/lease-heap.js';
+import { LeaseTable } from '../../src/core/lease-table.js';
 import { newRegistry, registration } from './fixtures.js';
 
-test('property: the lease heap finds exactly the due keys and agrees with a model', () => {
+test('property: the lease table finds exactly the due slots and agrees with a model', () => {
   const op = fc.oneof(
-    fc.record({ kind: fc.constant('set' as const), key: fc.integer({ min: 0, max: 30 }), deadline: fc.integer({ min: 0, max: 1000 }) }),
-    fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 30 }) }),
-    fc.record({ kind: fc.constant('pop' as const), now: fc.integer({ min: 0, max: 1000 }) }),
+    fc.record({ kind: fc.constant('add' as const), deadline: fc.integer({ min: 0, max: 1000 }) }),
+    fc.record({ kind: fc.constant('set' as const), pick: fc.nat(), deadline: fc.integer({ min: 0, max: 1000 }) }),
+    fc.record({ kind: fc.constant('free' as const), pick: fc.nat() }),
+    fc.record({ kind: fc.constant('evict' as const), now: fc.integer({ min: 0, max: 1000 }) }),
   );
   fc.assert(
     fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
-      const heap = new LeaseHeap<{ name: string; deadline: number; heapIndex: number }>();
-      const items = Array.from({ length: 31 }, (_, i) => ({ name: `k${i}`, deadline: 0, heapIndex: -1 }));
-      const model = new Map<string, number>();
+      const table = new LeaseTable<string>();
+      // slot -> [owner, deadline]; freed slots are reused by the table.
+      const model = new Map<number, [string, number]>();
+      let names = 0;
       for (const o of ops) {
-        if (o.kind === 'set') {
-          heap.set(items[o.key]!, o.deadline);
-          model.set(`k${o.key}`, o.deadline);
-        } else if (o.kind === 'delete') {
-          assert.equal(heap.delete(items[o.key]!), model.delete(`k${o.key}`));
-        } else {
-          // What an eviction pass does: find the due items, then delete them one by one.
-          const due = heap.collectDue(o.now);
-          const expected = [...model].filter(([, d]) => d <= o.now).map(([k]) => k).sort();
-          assert.deepEqual(due.map((item) => item.name).sort(), expected);
-          for (const item of due) {
-            assert.equal(heap.delete(item), true);
-            model.delete(item.name);
+        const slots = [...model.keys()];
+        if (o.kind === 'add') {
+          const slot = table.allocate();
+          assert.equal(model.has(slot), false, 'a live slot is never handed out again');
+          const name = `k${names++}`;
+          table.setOwner(slot, name);
+          table.setDeadline(slot, o.deadline);
+          model.set(slot, [name, o.deadline]);
+        } else if (o.kind === 'set' && slots.length > 0) {
+          const slot = slots[o.pick % slots.length]!;
+          table.setDeadline(slot, o.deadline);
+          model.get(slot)![1] = o.deadline;
+        } else if (o.kind === 'free' && slots.length > 0) {
+          const slot = slots[o.pick % slots.length]!;
+          table.free(slot);
+          model.delete(slot);
+        } else if (o.kind === 'evict') {
+          // What an eviction pass does: find the due slots, then free them one by one.
+          const due = table.collectDue(o.now);
+          const expected = [...model].filter(([, [, d]]) => d <= o.now).map(([, [name]]) => name).sort();
+          assert.deepEqual(due.map((slot) => table.owner(slot)).sort(), expected);
+          for (const slot of due) {
+            table.free(slot);
+            model.delete(slot);
           }
         }
-        assert.equal(heap.size, model.size);
-        const min = Math.min(...model.values());
-        assert.equal(heap.peek()?.deadline, model.size === 0 ? undefined : min);
+        assert.equal(table.size, model.size);
+        for (const [slot, [name, deadline]] of model) {
+          assert.equal(table.owner(slot), name);
+          assert.equal(table.deadline(slot), deadline);
+          assert.equal(table.scheduled(slot), true);
+        }
+        const min = Math.min(...[...model.values()].map(([, d]) => d));
+        assert.equal(table.earliest(), model.size === 0 ? undefined : min);
       }
     }),
     { numRuns: 300 },

@@ -1,0 +1,609 @@
+/**
+ * A load process of the Roster-vs-etcd comparison, forked by bench/compare/load-pool.ts and
+ * driven over IPC (bench/compare/jobs.ts). Both systems are called the same way: plain grpc-js
+ * channels with the same options, messages (de)serialized by @grpc/proto-loader with the same
+ * options, from Roster's protos and etcd's (trimmed, bench/etcd/). Every loop stops at its
+ * deadline, and every wait has a bound.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { runInFlight, type LoadResult } from '../harness.js';
+import { benchInstance, benchKey } from '../instances.js';
+import { prefixEnd } from './stats.js';
+import type { CountResult, Job, JobResult, Keys, ReadResult, WatchResult, WorkerMessage, WorkerRequest } from './jobs.js';
+
+const MiB = 1024 * 1024;
+const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
+const COMPARE_DIR = fileURLToPath(new URL('.', import.meta.url));
+const ETCD_DIR = fileURLToPath(new URL('../etcd', import.meta.url));
+
+/** int64 as strings: etcd lease ids use all 63 bits. Enums by name, no default values filled in. */
+const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: false, oneofs: true };
+
+/**
+ * The same for both systems: no per-call retry buffer (grpc-js copies it per streamed message),
+ * room for etcd's single Range answer of 100k records, and the 8 MiB HTTP/2 window RosterClient uses.
+ */
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.per_rpc_retry_buffer_size': 0,
+  'grpc.max_receive_message_length': 512 * MiB,
+  'grpc-node.flow_control_window': 8 * MiB,
+};
+/** A lease as long as the benchmark instances' (bench/instances.ts): nothing expires during a run. */
+const LEASE_TTL_SECONDS = 3_600;
+const CALL_DEADLINE_MS = 30_000;
+const READ_DEADLINE_MS = 120_000;
+/** After a timed window: how long answers and events still in flight are waited for. */
+const DRAIN_MS = 5_000;
+const WATCH_SETUP_MS = 5_000;
+/** Open-loop pacing: each tick sends what is due since the start. */
+const TICK_MS = 5;
+/** Beyond this many unanswered paced writes, due writes are skipped (and counted) rather than queued. */
+const MAX_OUTSTANDING_WRITES = 2_000;
+/** Background renewals: per stream, beyond this many un-acknowledged renewals due ones are skipped. */
+const MAX_PACED_OUTSTANDING = 20_000;
+
+type Message = Record<string, unknown>;
+type Method = protoLoader.MethodDefinition<Message, Message>;
+
+const rosterDefinition = protoLoader.loadSync(['roster/v1/registry_service.proto', 'codec.proto'], {
+  ...LOADER_OPTIONS,
+  includeDirs: [PROTO_DIR, COMPARE_DIR],
+});
+const etcdDefinition = protoLoader.loadSync('rpc.proto', { ...LOADER_OPTIONS, includeDirs: [ETCD_DIR] });
+
+function method(definition: protoLoader.PackageDefinition, service: string, name: string): Method {
+  const found = (definition[service] as protoLoader.ServiceDefinition | undefined)?.[name];
+  if (found === undefined) throw new Error(`no method ${service}/${name} in the loaded protos`);
+  return found as unknown as Method;
+}
+
+const roster = {
+  register: method(rosterDefinition, 'roster.v1.RegistryService', 'Register'),
+  heartbeat: method(rosterDefinition, 'roster.v1.RegistryService', 'Heartbeat'),
+  heartbeats: method(rosterDefinition, 'roster.v1.RegistryService', 'Heartbeats'),
+  watch: method(rosterDefinition, 'roster.v1.RegistryService', 'Watch'),
+  list: method(rosterDefinition, 'roster.v1.RegistryService', 'ListApplications'),
+};
+const etcd = {
+  put: method(etcdDefinition, 'etcdserverpb.KV', 'Put'),
+  range: method(etcdDefinition, 'etcdserverpb.KV', 'Range'),
+  watch: method(etcdDefinition, 'etcdserverpb.Watch', 'Watch'),
+  grant: method(etcdDefinition, 'etcdserverpb.Lease', 'LeaseGrant'),
+  keepAlive: method(etcdDefinition, 'etcdserverpb.Lease', 'LeaseKeepAlive'),
+};
+/** roster.v1.Instance ↔ bytes, with proto-loader's codec (see codec.proto): an etcd value. */
+const instanceCodec = method(rosterDefinition, 'roster.bench.InstanceCodec', 'Encode');
+
+/** All keys of an etcd registry live under this prefix: /registry/<app>/<instance id>. */
+const ETCD_PREFIX = '/registry/';
+
+/** One channel per server address for the life of the process, as a client application keeps. */
+const clients = new Map<string, grpc.Client>();
+function clientFor(address: string): grpc.Client {
+  let client = clients.get(address);
+  if (client === undefined) {
+    client = new grpc.Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    clients.set(address, client);
+  }
+  return client;
+}
+
+function unary(address: string, m: Method, request: Message, deadlineMs = CALL_DEADLINE_MS): Promise<Message> {
+  return new Promise((resolve, reject) => {
+    clientFor(address).makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, { deadline: Date.now() + deadlineMs }, (err, response) => {
+      if (err !== null || response === undefined) reject(err ?? new Error('no response'));
+      else resolve(response);
+    });
+  });
+}
+
+function etcdKey(app: string, instanceId: string): Buffer {
+  return Buffer.from(`${ETCD_PREFIX}${app}/${instanceId}`);
+}
+
+/** The record of `benchInstance(i, prefix)` written the way each system stores it. */
+function writeRecord(system: 'roster' | 'etcd', address: string, instance: Message & { app: string; instanceId: string }, lease: string | undefined): Promise<Message> {
+  if (system === 'roster') return unary(address, roster.register, { instance });
+  return unary(address, etcd.put, {
+    key: etcdKey(instance.app, instance.instanceId),
+    value: instanceCodec.requestSerialize(instance),
+    ...(lease === undefined ? {} : { lease }),
+  });
+}
+
+function benchRecord(i: number, prefix: string): Message & { app: string; instanceId: string } {
+  const instance = benchInstance(i, prefix);
+  return { ...instance, app: instance.app!, instanceId: instance.instanceId! } as Message & { app: string; instanceId: string };
+}
+
+function etcdLeases(keys: Keys): readonly string[] {
+  if (keys.system !== 'etcd' || keys.leases.length === 0) throw new Error('an etcd job needs granted leases');
+  return keys.leases;
+}
+
+function rosterPool(keys: Keys): { prefix: string; size: number } {
+  if (keys.system !== 'roster' || keys.size <= 0) throw new Error('a Roster job needs a registered pool');
+  return keys;
+}
+
+function countResult(result: LoadResult): CountResult {
+  return { ok: result.ok, failed: result.failed, seconds: result.seconds, ...(result.firstError === undefined ? {} : { firstError: result.firstError }) };
+}
+
+async function register(job: Extract<Job, { type: 'register' }>): Promise<CountResult> {
+  const leases = job.system === 'etcd' ? etcdLeases(job.keys) : undefined;
+  return countResult(
+    await runInFlight({
+      concurrency: job.concurrency,
+      durationMs: job.durationMs,
+      operation: (i) => writeRecord(job.system, job.address, benchRecord(i, job.prefix), leases?.[i % leases.length]).then(() => true),
+    }),
+  );
+}
+
+async function heartbeat(job: Extract<Job, { type: 'heartbeat' }>): Promise<CountResult> {
+  const pool = rosterPool(job.keys);
+  return countResult(
+    await runInFlight({
+      concurrency: job.concurrency,
+      durationMs: job.durationMs,
+      operation: (i) => {
+        const { app, instanceId } = benchKey(i % pool.size, pool.prefix);
+        return unary(job.address, roster.heartbeat, { app, instanceId }).then(() => true);
+      },
+    }),
+  );
+}
+
+/** Builds renewal stream messages and reads their answers, for either system. */
+interface RenewalCodec {
+  readonly method: Method;
+  /** The message renewing keys next … next + perMessage - 1 (modulo the pool). */
+  message(next: number, perMessage: number, batchId: number): Message;
+  /** Renewals an answer acknowledges: [ok, failed]. */
+  acknowledged(answer: Message): [number, number];
+}
+
+function renewalCodec(system: 'roster' | 'etcd', keys: Keys): RenewalCodec {
+  if (system === 'roster') {
+    const pool = rosterPool(keys);
+    return {
+      method: roster.heartbeats,
+      message: (next, perMessage, batchId) => ({
+        batchId: String(batchId),
+        heartbeats: Array.from({ length: perMessage }, (_, k) => {
+          const { app, instanceId } = benchKey((next + k) % pool.size, pool.prefix);
+          return { app, instanceId };
+        }),
+      }),
+      acknowledged: (answer) => {
+        const results = (answer['results'] as { code?: number }[] | undefined) ?? [];
+        const ok = results.filter((r) => (r.code ?? 0) === 0).length;
+        return [ok, results.length - ok];
+      },
+    };
+  }
+  const leases = etcdLeases(keys);
+  return {
+    method: etcd.keepAlive,
+    message: (next) => ({ ID: leases[next % leases.length] }),
+    // etcd answers TTL -1 for a lease it does not know.
+    acknowledged: (answer) => (Number(answer['TTL'] ?? 0) > 0 ? [1, 0] : [0, 1]),
+  };
+}
+
+/**
+ * `streams` renewal streams for `durationMs`, each keeping at most `window` renewals
+ * un-acknowledged: a message is written whenever the window has room, answers free it.
+ * Renewals acknowledged before the deadline count.
+ */
+async function renewals(job: Extract<Job, { type: 'renewals' }>): Promise<CountResult> {
+  const codec = renewalCodec(job.system, job.keys);
+  const client = clientFor(job.address);
+  const start = performance.now();
+  const stopAt = start + job.durationMs;
+  let ok = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const stream = (index: number): Promise<void> =>
+    new Promise((resolve) => {
+      const call = client.makeBidiStreamRequest(codec.method.path, codec.method.requestSerialize, codec.method.responseDeserialize, {
+        deadline: Date.now() + job.durationMs + DRAIN_MS + CALL_DEADLINE_MS,
+      });
+      let next = index * 7_919;
+      let batchId = 0;
+      let outstanding = 0;
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(guard);
+        call.end();
+        call.cancel();
+        resolve();
+      };
+      const guard = setTimeout(end, job.durationMs + DRAIN_MS);
+      const fill = (): void => {
+        while (!ended && outstanding + job.perMessage <= job.window && performance.now() < stopAt) {
+          call.write(codec.message(next, job.perMessage, batchId++));
+          next += job.perMessage;
+          outstanding += job.perMessage;
+        }
+      };
+      call.on('data', (answer: Message) => {
+        const [good, bad] = codec.acknowledged(answer);
+        outstanding -= good + bad;
+        if (performance.now() < stopAt) {
+          ok += good;
+          failed += bad;
+          fill();
+        } else {
+          end();
+        }
+      });
+      call.on('error', (err: Error) => {
+        if (!ended) firstError ??= err.message;
+        end();
+      });
+      call.on('end', end);
+      fill();
+    });
+  await Promise.all(Array.from({ length: job.streams }, (_, i) => stream(i)));
+  return { ok, failed, seconds: job.durationMs / 1000, ...(firstError === undefined ? {} : { firstError }) };
+}
+
+/** Renewals paced at `perSecond` in total over one stream per address: background load, not a measurement. */
+async function pacedRenewals(job: Extract<Job, { type: 'paced-renewals' }>): Promise<CountResult> {
+  const codec = renewalCodec(job.system, job.keys);
+  let ok = 0;
+  let failed = 0;
+  let skipped = 0;
+  let firstError: string | undefined;
+  const calls = job.addresses.map((address) => {
+    const call = clientFor(address).makeBidiStreamRequest(codec.method.path, codec.method.requestSerialize, codec.method.responseDeserialize, {
+      deadline: Date.now() + job.durationMs + DRAIN_MS + CALL_DEADLINE_MS,
+    });
+    const state = { call, outstanding: 0 };
+    call.on('data', (answer: Message) => {
+      const [good, bad] = codec.acknowledged(answer);
+      state.outstanding -= good + bad;
+      ok += good;
+      failed += bad;
+    });
+    call.on('error', (err: Error) => {
+      firstError ??= err.message;
+    });
+    return state;
+  });
+  const start = performance.now();
+  let sentMessages = 0;
+  let next = 0;
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = performance.now() - start;
+      if (elapsed >= job.durationMs) {
+        clearInterval(timer);
+        resolve();
+        return;
+      }
+      const due = Math.floor((elapsed * job.perSecond) / 1000 / job.perMessage);
+      for (; sentMessages < due; sentMessages++) {
+        const state = calls[sentMessages % calls.length]!;
+        if (state.outstanding > MAX_PACED_OUTSTANDING) {
+          skipped += job.perMessage;
+          continue;
+        }
+        state.call.write(codec.message(next, job.perMessage, sentMessages));
+        next += job.perMessage;
+        state.outstanding += job.perMessage;
+      }
+    }, TICK_MS);
+  });
+  for (const { call } of calls) {
+    call.end();
+    call.cancel();
+  }
+  return { ok, failed, seconds: job.durationMs / 1000, ...(firstError === undefined ? {} : { firstError: `${firstError}; skipped ${skipped}` }) };
+}
+
+/** The sequence number a write embeds in its instance id (`w-<seq>`), or -1. */
+function sequenceOf(instanceId: string): number {
+  const at = instanceId.lastIndexOf('w-');
+  return at < 0 ? -1 : Number(instanceId.slice(at + 2));
+}
+
+/** A watch on one app (Roster: Watch filtered by app; etcd: a prefix watch) reporting each write's sequence number. */
+function openWatch(job: Extract<Job, { type: 'watch-latency' }>, onSequence: (seq: number) => void): { close(): void; established: Promise<void> } {
+  const client = clientFor(job.watchAddress);
+  const options = { deadline: Date.now() + job.durationMs + DRAIN_MS + WATCH_SETUP_MS + CALL_DEADLINE_MS };
+  if (job.system === 'roster') {
+    const call = client.makeServerStreamRequest(roster.watch.path, roster.watch.requestSerialize, roster.watch.responseDeserialize, { app: job.app }, options);
+    call.on('data', (answer: Message) => {
+      for (const change of (answer['changes'] as { instance?: { instanceId?: string } }[] | undefined) ?? []) {
+        onSequence(sequenceOf(change.instance?.instanceId ?? ''));
+      }
+    });
+    call.on('error', () => {});
+    // Roster's Watch is live once the call is accepted; the first write's event proves it.
+    return { close: () => call.cancel(), established: Promise.resolve() };
+  }
+  const call = client.makeBidiStreamRequest(etcd.watch.path, etcd.watch.requestSerialize, etcd.watch.responseDeserialize, options);
+  const prefix = Buffer.from(`${ETCD_PREFIX}${job.app}/`);
+  const established = new Promise<void>((resolve, reject) => {
+    call.on('data', (answer: Message) => {
+      if (answer['created'] === true) resolve();
+      for (const event of (answer['events'] as { kv?: { key?: Buffer } }[] | undefined) ?? []) {
+        onSequence(sequenceOf(event.kv?.key?.toString('utf8') ?? ''));
+      }
+    });
+    call.on('error', reject);
+  });
+  established.catch(() => {});
+  call.write({ createRequest: { key: prefix, rangeEnd: prefixEnd(prefix) } });
+  return {
+    close: () => {
+      call.end();
+      call.cancel();
+    },
+    established,
+  };
+}
+
+/**
+ * Open-loop writes paced by a timer at `perSecond` (sent whether or not earlier ones were
+ * answered, up to {@link MAX_OUTSTANDING_WRITES}), each a new instance `w-<seq>` of the app; a
+ * watcher in this same process timestamps each one's event. Latency = event arrival − write send.
+ * Write 0, sent before the paced window until its event arrives, proves the watch is live.
+ */
+async function watchLatency(job: Extract<Job, { type: 'watch-latency' }>): Promise<WatchResult> {
+  const leases = job.system === 'etcd' ? etcdLeases(job.keys) : undefined;
+  const capacity = Math.ceil((job.perSecond * job.durationMs) / 1000) + 2;
+  const sentAt = new Float64Array(capacity).fill(Number.NaN);
+  const seen = new Uint8Array(capacity);
+  const latencies: number[] = [];
+  let events = 0;
+  let firstSeen: (() => void) | undefined;
+  const watch = openWatch(job, (seq) => {
+    if (!(seq >= 0 && seq < capacity) || seen[seq] === 1) return;
+    seen[seq] = 1;
+    if (seq === 0) {
+      firstSeen?.();
+      return;
+    }
+    events++;
+    latencies.push(performance.now() - sentAt[seq]!);
+  });
+  let ok = 0;
+  let failed = 0;
+  let okInWindow = 0;
+  let outstanding = 0;
+  let firstError: string | undefined;
+  /** Resolves whether the write succeeded (failures are counted, never thrown). */
+  const write = (seq: number): Promise<boolean> => {
+    const record = { ...benchRecord(seq, job.app), app: job.app, instanceId: `w-${seq}` };
+    outstanding++;
+    sentAt[seq] = performance.now();
+    return writeRecord(job.system, job.writeAddress, record, leases?.[seq % leases.length]).then(
+      () => {
+        outstanding--;
+        ok++;
+        return true;
+      },
+      (err: unknown) => {
+        outstanding--;
+        failed++;
+        firstError ??= err instanceof Error ? err.message : String(err);
+        return false;
+      },
+    );
+  };
+  try {
+    await withTimeout(watch.established, WATCH_SETUP_MS, 'watch not created');
+    const live = new Promise<void>((resolve) => {
+      firstSeen = resolve;
+    });
+    if (!(await write(0))) throw new Error(`the first write failed: ${firstError}`);
+    await withTimeout(live, WATCH_SETUP_MS, 'the first write produced no watch event');
+
+    let issued = 1;
+    let skipped = 0;
+    const start = performance.now();
+    const stopAt = start + job.durationMs;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const now = performance.now();
+        const due = Math.min(capacity - 1, 1 + Math.floor(((Math.min(now, stopAt) - start) * job.perSecond) / 1000));
+        while (issued < due) {
+          if (outstanding >= MAX_OUTSTANDING_WRITES) {
+            skipped += due - issued;
+            issued = due;
+            break;
+          }
+          void write(issued++).then((succeeded) => {
+            if (succeeded && performance.now() <= stopAt) okInWindow++;
+          });
+        }
+        if (now >= stopAt) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, TICK_MS);
+    });
+    const writesIssued = issued - 1 - skipped;
+    // Events still in flight: wait for every sent write's event, within a bound.
+    const drainUntil = performance.now() + DRAIN_MS;
+    while ((outstanding > 0 || events < ok - 1) && performance.now() < drainUntil) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return {
+      ok: ok - 1,
+      failed,
+      seconds: job.durationMs / 1000,
+      issued: writesIssued,
+      skipped,
+      events,
+      latenciesMs: latencies,
+      sustainedPerSecond: okInWindow / (job.durationMs / 1000),
+      ...(firstError === undefined ? {} : { firstError }),
+    };
+  } finally {
+    watch.close();
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Registers instances [from, to), `concurrency` at a time; etcd grants each its own lease first. */
+async function fill(job: Extract<Job, { type: 'fill' }>): Promise<CountResult> {
+  let next = job.from;
+  let ok = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const start = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < job.to) {
+      const i = next++;
+      try {
+        let lease: string | undefined;
+        if (job.system === 'etcd') lease = String((await unary(job.address, etcd.grant, { TTL: LEASE_TTL_SECONDS }))['ID']);
+        await writeRecord(job.system, job.address, benchRecord(i, job.prefix), lease);
+        ok++;
+      } catch (err) {
+        failed++;
+        firstError ??= err instanceof Error ? err.message : String(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: job.concurrency }, worker));
+  return { ok, failed, seconds: (performance.now() - start) / 1000, ...(firstError === undefined ? {} : { firstError }) };
+}
+
+async function grant(job: Extract<Job, { type: 'grant' }>): Promise<string[]> {
+  const leases: string[] = [];
+  let remaining = job.count;
+  const worker = async (): Promise<void> => {
+    while (remaining > 0) {
+      remaining--;
+      const answer = await unary(job.address, etcd.grant, { TTL: LEASE_TTL_SECONDS });
+      leases.push(String(answer['ID']));
+    }
+  };
+  await Promise.all(Array.from({ length: job.concurrency }, worker));
+  return leases;
+}
+
+const EMPTY = Buffer.alloc(0);
+const identity = (bytes: Buffer): Buffer => bytes;
+
+/** One whole-registry read: Roster's ListApplications stream or one etcd Range over the prefix. */
+async function readOnce(job: Extract<Job, { type: 'full-read' }>): Promise<{ bytes: number; records: number; valueDecodeMs?: number }> {
+  const client = clientFor(job.address);
+  const options = { deadline: Date.now() + READ_DEADLINE_MS };
+  if (job.system === 'roster') {
+    const m = roster.list;
+    const call = job.decode
+      ? client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, {}, options)
+      : client.makeServerStreamRequest(m.path, identity, identity, EMPTY, options);
+    let bytes = 0;
+    let records = 0;
+    for await (const chunk of call as AsyncIterable<Message | Buffer>) {
+      if (Buffer.isBuffer(chunk)) bytes += chunk.length;
+      else records += (chunk['instances'] as unknown[] | undefined)?.length ?? 0;
+    }
+    return { bytes, records };
+  }
+  const prefix = Buffer.from(ETCD_PREFIX);
+  const request = { key: prefix, rangeEnd: prefixEnd(prefix) };
+  if (!job.decode) {
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      client.makeUnaryRequest(etcd.range.path, identity, identity, etcd.range.requestSerialize(request), options, (err, response) => {
+        if (err !== null || response === undefined) reject(err ?? new Error('no response'));
+        else resolve(response);
+      });
+    });
+    return { bytes: answer.length, records: 0 };
+  }
+  const answer = await unary(job.address, etcd.range, request, READ_DEADLINE_MS);
+  const kvs = (answer['kvs'] as { value?: Buffer }[] | undefined) ?? [];
+  const decodeStart = performance.now();
+  let records = 0;
+  for (const kv of kvs) {
+    instanceCodec.responseDeserialize(kv.value ?? EMPTY);
+    records++;
+  }
+  return { bytes: 0, records, valueDecodeMs: performance.now() - decodeStart };
+}
+
+/** One untimed read, then `times` timed; a decoded read must return every record. */
+async function fullRead(job: Extract<Job, { type: 'full-read' }>): Promise<ReadResult> {
+  const check = (got: { records: number }): void => {
+    if (job.decode && got.records !== job.expected) throw new Error(`${job.system} read returned ${got.records} of ${job.expected} records`);
+  };
+  check(await readOnce(job));
+  const durationsMs: number[] = [];
+  const valueDecodeMs: number[] = [];
+  let last = { bytes: 0, records: 0 };
+  for (let i = 0; i < job.times; i++) {
+    const start = performance.now();
+    const got = await readOnce(job);
+    durationsMs.push(performance.now() - start);
+    check(got);
+    if (got.valueDecodeMs !== undefined) valueDecodeMs.push(got.valueDecodeMs);
+    last = got;
+  }
+  return { durationsMs, bytes: last.bytes, records: last.records, ...(valueDecodeMs.length > 0 ? { valueDecodeMs } : {}) };
+}
+
+async function run(job: Job): Promise<JobResult> {
+  switch (job.type) {
+    case 'register':
+      return { type: 'count', result: await register(job) };
+    case 'heartbeat':
+      return { type: 'count', result: await heartbeat(job) };
+    case 'renewals':
+      return { type: 'count', result: await renewals(job) };
+    case 'paced-renewals':
+      return { type: 'count', result: await pacedRenewals(job) };
+    case 'watch-latency':
+      return { type: 'watch', result: await watchLatency(job) };
+    case 'fill':
+      return { type: 'count', result: await fill(job) };
+    case 'grant':
+      return { type: 'leases', leases: await grant(job) };
+    case 'full-read':
+      return { type: 'read', result: await fullRead(job) };
+  }
+}
+
+const send = (message: WorkerMessage): void => {
+  process.send?.(message);
+};
+
+if (process.send !== undefined) {
+  process.on('message', (request: WorkerRequest) => {
+    run(request.job).then(
+      (result) => send({ id: request.id, ok: true, result }),
+      (err: unknown) => send({ id: request.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
+    );
+  });
+  process.on('disconnect', () => {
+    for (const client of clients.values()) client.close();
+    process.exit(0);
+  });
+  send({ type: 'ready' });
+}
