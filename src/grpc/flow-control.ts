@@ -36,8 +36,8 @@ export interface FlowControlOptions {
 export function flowControl(options: FlowControlOptions): grpc.ServerInterceptor {
   const log = options.logger.child({ component: 'flow-control' });
   return (descriptor, call) => {
-    // grpc-js wants its own class back; with no responder it only passes everything on.
-    if (!options.methods.has(descriptor.path)) return new grpc.ServerInterceptingCall(call);
+    // Other methods get the call itself, not a wrapper per call (grpc-js only chains the result).
+    if (!options.methods.has(descriptor.path)) return call as grpc.ServerInterceptingCall;
     const gated = new FlushGatedCall(call, (connection) => {
       options.onStalled?.(descriptor.path);
       log.warn({ method: descriptor.path, peer: call.getPeer(), stallMs: options.stallMs }, 'peer read no response for too long; closing its connection');

@@ -13,6 +13,8 @@ import { AccessPolicy } from '../security/access.js';
 import type { TlsMaterial } from '../security/tls-material.js';
 import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections.js';
 import { flowControl } from './flow-control.js';
+import { decodeStrictUtf8, InvalidUtf8Error } from './strict-utf8.js';
+import { clientFaultsAsInvalidArgument } from './transport-errors.js';
 import { guard, type RefusalReason } from './guard.js';
 import { createRegistryService, REGISTRY_SERVICE_DEFINITION, type Limits, type RegistryServiceOptions } from './registry-service.js';
 import { responseCompression } from './response-compression.js';
@@ -80,6 +82,8 @@ export interface GrpcServerHandle {
 /** gRPC's default receive limit, kept explicit: a larger request is answered RESOURCE_EXHAUSTED. */
 const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
 const REGISTRY_SERVICE = 'roster.v1.RegistryService';
+/** Methods whose requests are this project's ts-proto messages (xDS and health are not). */
+const ROSTER_PATHS = '/roster.v1.';
 /** Answered gzip-compressed when the request came gzip-compressed: the one large answer. */
 const COMPRESSED_METHODS: ReadonlySet<string> = new Set([`/${REGISTRY_SERVICE}/ListApplications`]);
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
@@ -125,7 +129,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const gate = new ConnectionGate(limits, new SystemClock(), log);
   const policy = options.policy ?? (() => OPEN);
   const interceptors = [
-    // First: it must be handed grpc-js' own call (see response-compression.ts).
+    // These two first: each must be handed grpc-js' own call (clientFaultsAsInvalidArgument
+    // passes it on unwrapped; see transport-errors.ts and response-compression.ts).
+    clientFaultsAsInvalidArgument(),
     responseCompression(COMPRESSED_METHODS, () => log.warn('grpc-js internals for response compression are missing: answering uncompressed')),
     ...(options.observer ? [observeRpcs(options.observer)] : []),
     guard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) }),
@@ -211,27 +217,32 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   };
 }
 
-/** A request the generated decoder refused (e.g. an int64 beyond 2^53), held for the interceptor. */
+/** A request the generated decoder refused (e.g. an int64 beyond 2^53), held for the interceptor with the status details. */
 class Undecodable {
-  constructor(readonly reason: string) {}
+  constructor(readonly details: string) {}
 }
 
 /**
  * Codecs adapted for serving: decoders never throw (grpc-js would answer INTERNAL; the client
- * sent bad input instead), and encoders pass bytes through, so a hot handler may write a
+ * sent bad input instead), roster.v1 strings must be valid UTF-8 (ts-proto's decoders take a
+ * reader, see strict-utf8.ts), and encoders pass bytes through, so a hot handler may write a
  * message it encoded itself (see wire.ts).
  */
 function adaptCodecs<T extends grpc.ServiceDefinition>(definition: T): T {
   const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
+    const decode = method.path.startsWith(ROSTER_PATHS)
+      ? (bytes: Buffer) => decodeStrictUtf8((reader) => method.requestDeserialize(reader as unknown as Buffer), bytes)
+      : method.requestDeserialize;
     guarded[name] = {
       ...method,
       responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : method.responseSerialize(value)),
       requestDeserialize: (bytes: Buffer) => {
         try {
-          return method.requestDeserialize(bytes);
+          return decode(bytes);
         } catch (err) {
-          return new Undecodable(err instanceof Error ? err.message : String(err));
+          if (err instanceof InvalidUtf8Error) return new Undecodable(err.message);
+          return new Undecodable(`request could not be decoded: ${err instanceof Error ? err.message : String(err)}`);
         }
       },
     };
@@ -247,7 +258,7 @@ function refuseUndecodable(): grpc.ServerInterceptor {
         next({
           onReceiveMessage: (message, deliver) => {
             if (!(message instanceof Undecodable)) return deliver(message);
-            intercepted.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: `request could not be decoded: ${message.reason}` });
+            intercepted.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: message.details });
           },
         }),
     });
