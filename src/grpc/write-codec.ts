@@ -1,3 +1,4 @@
+import { BinaryReader } from '@bufbuild/protobuf/wire';
 import type { Change, InstanceView } from '../core/types.js';
 import * as pb from '../gen/roster/v1/instance.js';
 import { HeartbeatsRequest, HeartbeatsResponse, type HeartbeatRequest, type HeartbeatResult } from '../gen/roster/v1/registry_service.js';
@@ -19,10 +20,17 @@ const MAX_FAST_VARINT_BYTES = 7;
  * Reads `HeartbeatsRequest` messages of the common shape (known fields with their wire types,
  * ASCII strings, varints below 2^49) by hand; anything else (unknown fields, non-ASCII text,
  * large or negative numbers, malformed bytes) goes to the generated decoder, so the result
- * and the errors are exactly the generated decoder's.
+ * and the errors are exactly the generated decoder's. Like it, it takes a reader too (the
+ * server's strict UTF-8 decoding passes one): a fresh reader's bytes are read by hand (ASCII
+ * is valid UTF-8, so nothing strict is skipped), anything else goes to the reader.
  */
-export function decodeHeartbeatsRequest(bytes: Uint8Array): HeartbeatsRequest {
-  return fastHeartbeatsRequest(bytes) ?? HeartbeatsRequest.decode(bytes);
+export function decodeHeartbeatsRequest(input: Uint8Array | BinaryReader): HeartbeatsRequest {
+  if (!(input instanceof BinaryReader)) return fastHeartbeatsRequest(input) ?? HeartbeatsRequest.decode(input);
+  // The reader's bytes are a private field of @bufbuild/protobuf's BinaryReader: checked, so
+  // a release without it only loses the fast path.
+  const bytes = (input as unknown as { readonly buf?: unknown }).buf;
+  const whole = bytes instanceof Uint8Array && input.pos === 0 && input.len === bytes.length;
+  return (whole ? fastHeartbeatsRequest(bytes) : undefined) ?? HeartbeatsRequest.decode(input);
 }
 
 // The fast reader's state: module-level, as decoding never re-enters.
