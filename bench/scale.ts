@@ -167,13 +167,14 @@ class ScaleNode {
 }
 
 /**
- * Renews instances [0, limit) over one Heartbeats stream, paced so each is renewed once per
- * renewal interval (limit / interval renewals per second), skipping the stopped ones. At most
- * {@link RENEW_WINDOW} batches await their answer: a stalled server slows the renewer down
+ * Renews every registered instance once per renewal interval over one Heartbeats stream, each
+ * on its own schedule: an instance is queued when its registration completes, due one interval
+ * later, and queued again for the next interval when renewed (a FIFO, since every instance has
+ * the same interval). Stopped instances leave the queue. At most {@link RENEW_WINDOW} batches
+ * await their answer: a stalled server delays renewals (which then go out late, all at once)
  * instead of piling up messages in the bench.
  */
 class Renewer {
-  limit = 0;
   stopped: (i: number) => boolean = () => false;
   ok = 0;
   notFound = 0;
@@ -181,36 +182,51 @@ class Renewer {
   streamErrors: string[] = [];
   /** Round trips of the batches answered in the current window (ms). */
   roundTrips: number[] = [];
-  #cursor = 0;
-  #due = 0;
+  /** Renewals sent later than due by more than a tick, and the worst lateness (ms). */
+  late = 0;
+  maxLateMs = 0;
+  /** A ring of instance indexes in due order, with when each is due (performance.now() ms). */
+  readonly #queue: Int32Array;
+  readonly #dueAt: Float64Array;
+  #head = 0;
+  #length = 0;
   #batchId = 0;
   readonly #sent = new Map<number, number>();
   #stream: grpc.ClientDuplexStream<HeartbeatsRequest, HeartbeatsResponse> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #last = performance.now();
 
   constructor(
     private readonly client: RosterClient,
-    private readonly renewalSecs: number,
-  ) {}
+    private readonly renewalMs: number,
+    capacity: number,
+  ) {
+    this.#queue = new Int32Array(capacity);
+    this.#dueAt = new Float64Array(capacity);
+  }
 
   start(): void {
     this.#open();
-    this.#last = performance.now();
     this.#timer = setInterval(() => this.#tick(), RENEW_TICK_MS);
   }
 
+  /** Instance `i` was just registered: its first renewal is due one interval from now. */
+  registered(i: number): void {
+    this.#push(i, performance.now() + this.renewalMs);
+  }
+
   /** Counters and round trips of the window so far; starts a new one. */
-  window(): { ok: number; notFound: number; otherErrors: number; roundTripP99Ms: number; roundTripMaxMs: number } {
+  window(): { ok: number; notFound: number; otherErrors: number; late: number; maxLateMs: number; roundTripP99Ms: number; roundTripMaxMs: number } {
     const sorted = this.roundTrips.sort((a, b) => a - b);
     const out = {
       ok: this.ok,
       notFound: this.notFound,
       otherErrors: this.otherErrors,
+      late: this.late,
+      maxLateMs: round(this.maxLateMs),
       roundTripP99Ms: round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? Number.NaN),
       roundTripMaxMs: round(sorted.at(-1) ?? Number.NaN),
     };
-    this.ok = this.notFound = this.otherErrors = 0;
+    this.ok = this.notFound = this.otherErrors = this.late = this.maxLateMs = 0;
     this.roundTrips = [];
     return out;
   }
@@ -219,6 +235,13 @@ class Renewer {
     clearInterval(this.#timer);
     this.#stream?.end();
     this.#stream = undefined;
+  }
+
+  #push(i: number, dueAt: number): void {
+    const at = (this.#head + this.#length) % this.#queue.length;
+    this.#queue[at] = i;
+    this.#dueAt[at] = dueAt;
+    this.#length++;
   }
 
   #open(): void {
@@ -242,40 +265,37 @@ class Renewer {
   }
 
   #tick(): void {
-    const now = performance.now();
-    this.#due += ((now - this.#last) / 1000) * (this.limit / this.renewalSecs);
-    this.#last = now;
     if (this.#stream === undefined) {
       if (this.streamErrors.length < 10) this.#open();
       return;
     }
-    while (this.#due >= 1 && this.#sent.size < RENEW_WINDOW && this.limit > 0) {
-      const positions = Math.min(BATCH, Math.floor(this.#due));
+    const now = performance.now();
+    while (this.#length > 0 && this.#dueAt[this.#head]! <= now && this.#sent.size < RENEW_WINDOW) {
       const heartbeats: HeartbeatsRequest['heartbeats'] = [];
-      let covered = 0;
-      while (covered < positions && heartbeats.length < BATCH) {
-        const i = this.#cursor;
-        this.#cursor = (this.#cursor + 1) % this.limit;
-        covered++;
+      while (this.#length > 0 && this.#dueAt[this.#head]! <= now && heartbeats.length < BATCH) {
+        const i = this.#queue[this.#head]!;
+        const lateMs = now - this.#dueAt[this.#head]!;
+        this.#head = (this.#head + 1) % this.#queue.length;
+        this.#length--;
         if (this.stopped(i)) continue;
+        if (lateMs > RENEW_TICK_MS) {
+          this.late++;
+          this.maxLateMs = Math.max(this.maxLateMs, lateMs);
+        }
         const { app, instanceId } = benchKey(i, PREFIX);
         heartbeats.push({ app, instanceId, lastDirtyTimestamp: 0 });
+        this.#push(i, now + this.renewalMs);
       }
-      this.#due -= covered;
       if (heartbeats.length === 0) continue;
       const batchId = ++this.#batchId;
       this.#sent.set(batchId, performance.now());
       this.#stream.write({ batchId, heartbeats });
     }
-    // Behind by more than a window's worth: the server (or this bench) cannot keep the pace.
-    this.#due = Math.min(this.#due, BATCH * RENEW_WINDOW);
   }
 }
 
-/** Registers [0, n) with `inFlight` calls at a time; `onPrefix` learns how many leading ones are done. */
-async function fill(client: RosterClient, n: number, lease: { renewalIntervalSecs: number; durationSecs: number }, onPrefix: (done: number) => void): Promise<{ failed: number; firstError?: string }> {
-  const done = new Uint8Array(n);
-  let prefix = 0;
+/** Registers [0, n) with {@link FILL_IN_FLIGHT} calls at a time; `onRegistered` learns of each success. */
+async function fill(client: RosterClient, n: number, lease: { renewalIntervalSecs: number; durationSecs: number }, onRegistered: (i: number) => void): Promise<{ failed: number; firstError?: string }> {
   let next = 0;
   let failed = 0;
   let firstError: string | undefined;
@@ -284,13 +304,11 @@ async function fill(client: RosterClient, n: number, lease: { renewalIntervalSec
       const i = next++;
       try {
         await client.register({ ...benchInstance(i, PREFIX), lease });
+        onRegistered(i);
       } catch (err) {
         failed++;
         firstError ??= err instanceof Error ? err.message : String(err);
       }
-      done[i] = 1;
-      while (prefix < n && done[prefix] === 1) prefix++;
-      onPrefix(prefix);
     }
   };
   await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, worker));
@@ -359,7 +377,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     ...options.serverFlags,
   });
   const client = new RosterClient(node.address, { channelOptions: CHANNEL_OPTIONS, timeoutMs: 60_000 });
-  const renewer = new Renewer(client, options.renewalSecs);
+  const renewer = new Renewer(client, options.renewalSecs * 1000, n);
   const phases: Record<string, Phase> = {};
   let selfPreservationSeen = false;
   let phaseStart = performance.now();
@@ -412,17 +430,19 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     renewer.start();
     const fillStart = performance.now();
     let lastReport = fillStart;
-    const filled = await fill(client, n, lease, (prefix) => {
-      renewer.limit = prefix;
+    let registered = 0;
+    const filled = await fill(client, n, lease, (i) => {
+      renewer.registered(i);
+      registered++;
       if (performance.now() - lastReport > 10_000) {
         lastReport = performance.now();
-        process.stderr.write(`scale: ${prefix} registered\n`);
+        process.stderr.write(`scale: ${registered} registered\n`);
       }
     });
     const fillSeconds = (performance.now() - fillStart) / 1000;
     const fillPhase = await endPhase('fill');
+    // Fewer than n: registers failed, or renewals could not keep the pace and leases expired.
     const afterFill = await node.health();
-    if (afterFill.instances !== n) throw new Error(`scale: the node holds ${afterFill.instances} of ${n} instances after the fill (${filled.failed} failed: ${filled.firstError})`);
 
     // 2. One full read, renewals flowing.
     await beginPhase();
@@ -441,6 +461,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     let stopping = 0;
     for (let i = 0; i < n; i++) if (stopEvery(i)) stopping++;
     await beginPhase();
+    const held = (await node.health()).instances;
     renewer.stopped = stopEvery;
     let firstEvictionMs: number | undefined;
     let allEvictedMs: number | undefined;
@@ -450,7 +471,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       () => allEvictedMs !== undefined,
       maxWaitMs,
       (h, elapsed) => {
-        const evicted = n - h.instances;
+        const evicted = held - h.instances;
         if (evicted > 0) firstEvictionMs ??= elapsed;
         if (evicted >= stopping) allEvictedMs ??= elapsed;
         if (h.expectedRenewalsPerMinute > 0) minRenewalRatio = Math.min(minRenewalRatio, h.renewalsLastMinute / h.expectedRenewalsPerMinute);
@@ -468,7 +489,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       stopPercent: options.stopPercent,
       nodeArgs: options.nodeArgs,
       rssEmptyMiB: empty.rssMiB,
-      fill: { seconds: round(fillSeconds), perSecond: Math.round(n / fillSeconds), failed: filled.failed },
+      fill: { seconds: round(fillSeconds), perSecond: Math.round(n / fillSeconds), failed: filled.failed, ...(filled.firstError === undefined ? {} : { firstError: filled.firstError }), heldAfter: afterFill.instances, renewalsNotFound: fillPhase.renewals.notFound },
       afterFill: { rssMiB: fillPhase.rssMiB, heapUsedMiB: fillPhase.heapUsedMiB },
       fullRead: read,
       steady: {
@@ -483,7 +504,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
         allEvictedSeconds: allEvictedMs === undefined ? null : round(allEvictedMs / 1000),
         expectedWithinSeconds: options.durationSecs + options.renewalSecs,
         remaining: finalHealth.instances,
-        liveEvicted: Math.max(0, n - stopping - finalHealth.instances),
+        liveEvicted: Math.max(0, held - stopping - finalHealth.instances),
         liveRenewalsNotFound: expiry.renewals.notFound,
         minRenewalRatio: round2(minRenewalRatio),
         selfPreservationEngaged: selfPreservationSeen,
@@ -496,10 +517,11 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     const worstLoop = Math.max(...Object.values(phases).map((p) => p.eventLoop.maxMs));
     const peak = Math.max(...Object.values(phases).map((p) => p.peakRssMiB));
     const targets = [
+      ['every instance registered and held after the fill', afterFill.instances === n, `${afterFill.instances} of ${n}`],
       ['peak RSS ≤ 1024 MiB', peak <= 1024, `${peak} MiB`],
       ['no event-loop stall > 100 ms', worstLoop <= 100, `max ${worstLoop} ms`],
       ['renewals flowing (steady ≥ 95 % of needed, no live NOT_FOUND)', results.steady.renewalsPerSecond >= 0.95 * results.steady.neededPerSecond && results.expiry.liveRenewalsNotFound === 0 && steady.renewals.notFound === 0, `${results.steady.renewalsPerSecond}/s of ${results.steady.neededPerSecond}/s`],
-      ['stopped instances all evicted, no live one', allEvictedMs !== undefined && results.expiry.liveEvicted === 0, `${n - finalHealth.instances} of ${stopping} evicted, ${results.expiry.liveEvicted} live lost`],
+      ['stopped instances all evicted, no live one', allEvictedMs !== undefined && results.expiry.liveEvicted === 0, `${held - finalHealth.instances} of ${stopping} evicted, ${results.expiry.liveEvicted} live lost`],
       [`self-preservation not engaged (${options.stopPercent} % stopping)`, !selfPreservationSeen, String(selfPreservationSeen)],
     ] as const;
     const report = {
@@ -533,7 +555,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
 }
 
 function scaleTable(results: { fill: { perSecond: number }; fullRead: { ms: number; bytes: number } }, phases: Record<string, Phase>): string {
-  const header = ['phase', 's', 'loop p50/p99/max ms', 'GC count/total/max ms (major)', 'GC (minor)', 'renewals ok/s', 'NOT_FOUND', 'RSS MiB', 'heap MiB', 'server/bench cores', 'load'];
+  const header = ['phase', 's', 'loop p50/p99/max ms', 'GC count/total/max ms (major)', 'GC (minor)', 'renewals ok/s', 'NOT_FOUND', 'late renewals (max ms)', 'RSS MiB', 'heap MiB', 'server/bench cores', 'load'];
   const gcCell = (g: Phase['gc'][string] | undefined): string => (g === undefined ? '-' : `${g.count} / ${g.totalMs} / ${g.maxMs}`);
   const rows = Object.entries(phases).map(([name, p]) => [
     name,
@@ -543,6 +565,7 @@ function scaleTable(results: { fill: { perSecond: number }; fullRead: { ms: numb
     gcCell(p.gc.minor),
     String(Math.round(p.renewals.ok / p.seconds)),
     String(p.renewals.notFound),
+    `${p.renewals.late} (${p.renewals.maxLateMs})`,
     `${p.rssMiB} (peak ${p.peakRssMiB})`,
     String(p.heapUsedMiB),
     `${p.serverCores} / ${p.benchCores}`,

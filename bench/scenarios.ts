@@ -7,12 +7,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { HeartbeatStream, RosterClient } from '../src/client/index.js';
-import { runInFlight, median, timeEach, type LoadResult, type ServerProcess } from './harness.js';
+import { runInFlight, median, type LoadResult, type ServerProcess } from './harness.js';
 import { benchInstance, benchKey } from './instances.js';
 import { dashboardFilter, dashboardFirstPage } from './dashboard.js';
 import { REPLICATION_SUITE } from './replication.js';
 import { DEPLOYMENT_SUITE } from './deployment.js';
 import { manyWatchers, pausedWatcher } from './watchers.js';
+import { timedFullReads, type FullReadOptions } from './full-reads.js';
 import { XDS_SUITE } from './xds.js';
 import { tlsSuite } from './tls.js';
 import { registerFromProcesses, renewalsPerMessage, watchLatency } from './writepath.js';
@@ -99,6 +100,13 @@ const STREAM_OUTSTANDING = 10_000;
 /** Instances the heartbeat scenarios renew. */
 const HEARTBEAT_POOL = 10_000;
 const MiB = 1024 * 1024;
+
+/**
+ * The Eureka server's cached full read measured on this machine (issue #16: Spring Cloud
+ * Netflix 4.3, same records, `Accept-Encoding: gzip`): p50 ms and bytes on the wire.
+ */
+const EUREKA_CACHED_GZIP_READ_MS = { '10k': 2.3, '100k': 26 } as const;
+const EUREKA_GZIP_BYTES = { '10k': 1.15e6, '100k': 11.7e6 } as const;
 
 /**
  * The write path is measured, not the write rate limiter: its default (50k writes/s, burst
@@ -189,7 +197,27 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
         id: 'read-10k',
         title: 'e. full read (ListApplications, 4 MiB client limit), 10k instances',
         unit: 'ms',
-        run: (ctx) => fullRead(ctx, 10_000),
+        run: readAt(10_000),
+      },
+      {
+        id: 'read-10k-gzip',
+        title: 'e. full read, client asks gzip, 10k instances, unchanged registry (RosterClient, decoded)',
+        unit: 'ms',
+        run: readAt(10_000, { compression: 'gzip' }),
+      },
+      {
+        id: 'read-10k-gzip-raw',
+        title: 'e. the same read, bytes received but neither inflated nor decoded (as a REST load generator reads)',
+        unit: 'ms',
+        target: () => ({ atMost: EUREKA_CACHED_GZIP_READ_MS['10k'], note: "Eureka's cached gzip read (#16)" }),
+        run: readAt(10_000, { compression: 'gzip', decoder: 'wire' }),
+      },
+      {
+        id: 'read-10k-gzip-mib',
+        title: 'e. bytes of that gzip read, 10k instances',
+        unit: 'MiB',
+        target: () => ({ atMost: (1.2 * EUREKA_GZIP_BYTES['10k']) / MiB, note: "1.2 × Eureka's gzip bytes (#16)" }),
+        run: async (ctx) => ({ value: detail(ctx.results, 'read-10k-gzip', 'mib') }),
       },
       {
         id: 'rss-100k-idle',
@@ -206,7 +234,45 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
         title: 'e. full read (ListApplications, 4 MiB client limit), 100k instances',
         unit: 'ms',
         target: () => ({ atMost: 300 }),
-        run: (ctx) => fullRead(ctx, 100_000),
+        run: readAt(100_000),
+      },
+      {
+        id: 'read-100k-gzip',
+        title: 'e. full read, client asks gzip, 100k instances, unchanged registry (RosterClient, decoded)',
+        unit: 'ms',
+        run: readAt(100_000, { compression: 'gzip' }),
+      },
+      {
+        id: 'read-100k-gzip-raw',
+        title: 'e. the same read, bytes received but neither inflated nor decoded (as a REST load generator reads)',
+        unit: 'ms',
+        target: () => ({ atMost: EUREKA_CACHED_GZIP_READ_MS['100k'], note: "Eureka's cached gzip read (#16)" }),
+        run: readAt(100_000, { compression: 'gzip', decoder: 'wire' }),
+      },
+      {
+        id: 'read-100k-gzip-mib',
+        title: 'e. bytes of that gzip read, 100k instances',
+        unit: 'MiB',
+        target: () => ({ atMost: (1.2 * EUREKA_GZIP_BYTES['100k']) / MiB, note: "1.2 × Eureka's gzip bytes (#16)" }),
+        run: async (ctx) => ({ value: detail(ctx.results, 'read-100k-gzip', 'mib') }),
+      },
+      {
+        id: 'read-100k-after-change',
+        title: 'e. first full read after a change (nothing cached), 100k instances',
+        unit: 'ms',
+        run: readAt(100_000, { afterChange: true }),
+      },
+      {
+        id: 'read-100k-gzip-after-change',
+        title: 'e. first full read after a change, client asks gzip, 100k instances',
+        unit: 'ms',
+        run: readAt(100_000, { compression: 'gzip', afterChange: true }),
+      },
+      {
+        id: 'read-100k-proto-loader',
+        title: 'e. full read decoded by a @grpc/proto-loader client, 100k instances',
+        unit: 'ms',
+        run: readAt(100_000, { decoder: 'proto-loader' }),
       },
       {
         id: 'rss-100k',
@@ -417,18 +483,11 @@ async function serverMemory(ctx: Context): Promise<Measurement> {
   };
 }
 
-/** Fills the server to `total` instances, then times whole-registry reads: the median. */
-async function fullRead(ctx: Context, total: number): Promise<Measurement> {
-  await fill(ctx, total);
-  const read = async (): Promise<void> => {
-    const snapshot = await ctx.client.listApplications();
-    if (snapshot.instances.length !== total) throw new Error(`read ${snapshot.instances.length} of ${total} instances`);
-  };
-  await read(); // warm-up
-  const durations = await timeEach(ctx.budget.reads, read);
-  return {
-    value: median(durations),
-    details: { reads: durations.length, minMs: round(Math.min(...durations)), maxMs: round(Math.max(...durations)) },
+/** A full-read scenario at `total` instances (the suite's server grown to them first). */
+function readAt(total: number, options?: FullReadOptions): (ctx: Context) => Promise<Measurement> {
+  return async (ctx) => {
+    await fill(ctx, total);
+    return timedFullReads(ctx, total, options);
   };
 }
 

@@ -1,6 +1,7 @@
+import { createRequire } from 'node:module';
 import { isatty } from 'node:tty';
 import { pino, stdSerializers, type Logger } from 'pino';
-import { PinoPretty } from 'pino-pretty';
+import type * as prettyModule from 'pino-pretty';
 import { isServiceError } from '../client/errors.js';
 import type { LogFormat, LogLevel } from './config.js';
 
@@ -19,6 +20,8 @@ export function createLogger(level: LogLevel, fd: 1 | 2 = 1, format: LogFormat =
     serializers: { err: serializeError },
   };
   if (!pretty) return pino(options, pino.destination({ dest: fd, sync: true }));
+  // Loaded only for a terminal: a node logging JSON (a container, a service) never holds it.
+  const { PinoPretty } = createRequire(import.meta.url)('pino-pretty') as typeof prettyModule;
   return pino(
     // pino-pretty prints the error key as a block under the line; components log errors as
     // `err`, so naming another key keeps each event on one line.

@@ -10,6 +10,7 @@ import type { PortInfo } from './types.js';
 export class StringPool {
   readonly #pool = new Map<string, string>();
   readonly #ports = new Map<number, PortInfo>();
+  readonly #metadata = new Map<string, Readonly<Record<string, string>>>();
 
   constructor(
     readonly maxEntries = 100_000,
@@ -31,6 +32,25 @@ export class StringPool {
     if (pooled === undefined) {
       pooled = Object.freeze({ number: p.number, enabled: p.enabled });
       if (this.#ports.size < this.maxEntries) this.#ports.set(key, pooled);
+    }
+    return pooled;
+  }
+
+  /**
+   * One frozen object per distinct metadata map (keys sorted, strings pooled): instances of a
+   * deployment mostly carry the same few entries, and a shared object saves ~50 bytes and a
+   * heap object per instance. Bounded like the strings; past the bound a fresh object is made.
+   */
+  metadata(m: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+    const keys = Object.keys(m).sort();
+    let id = '';
+    for (const k of keys) id += `${k.length}:${k}${m[k]!.length}:${m[k]}`;
+    let pooled = this.#metadata.get(id);
+    if (pooled === undefined) {
+      const built: Record<string, string> = {};
+      for (const k of keys) built[this.intern(k)] = this.intern(m[k]!);
+      pooled = Object.freeze(built);
+      if (id.length <= this.maxLength * 4 && this.#metadata.size < this.maxEntries) this.#metadata.set(id, pooled);
     }
     return pooled;
   }

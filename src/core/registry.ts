@@ -714,15 +714,14 @@ export class Registry implements RegistryApi {
   /**
    * A stored record: always the same literal shape (spread-built objects can each get a hidden
    * class of their own: tens of MB at 100k instances), repeating strings pooled, metadata keys
-   * sorted (equal metadata is equal however it was built).
+   * sorted (equal metadata is equal however it was built) and equal metadata maps shared (frozen).
    */
   #build(
     r: RegistrationInput,
     version: Pick<InstanceRecord, 'status' | 'overriddenStatus' | 'lastDirtyTimestamp' | 'lastUpdatedTimestamp'>,
   ): InstanceRecord {
     const pool = this.#strings;
-    const metadata: Record<string, string> = {};
-    for (const k of Object.keys(r.metadata).sort()) metadata[pool.intern(k)] = pool.intern(r.metadata[k]!);
+    const metadata = pool.metadata(r.metadata);
     return {
       app: pool.intern(r.app),
       instanceId: r.instanceId,

@@ -1,5 +1,6 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { invalid } from '../core/errors.js';
+import type { DocumentShape } from './gzip-document.js';
 import { STATUSES, type ChangeType, type InstanceStatus, type InstanceView, type PortInfo, type RegistrationInput } from '../core/types.js';
 
 /**
@@ -56,47 +57,59 @@ export function groupByApp(views: readonly InstanceView[]): AppGroup[] {
 }
 
 /**
- * `{"applications": {...}}` (the registry, a delta or a VIP's instances) in pieces: the head,
- * then one piece per instance, then the tail. `versions__delta` is the node's revision and
+ * The fixed text of an `{"applications": {...}}` document (the registry, a delta or a VIP's
+ * instances) around its instances: `versions__delta` is the node's revision and
  * `apps__hashcode` the counts per status, both written as strings.
  */
-export function* applicationsParts(groups: Iterable<AppGroup>, revision: number, appsHashcode: string, format: EurekaFormat): Generator<string> {
-  if (format === 'json') {
-    yield `{"applications":{"versions__delta":"${revision}","apps__hashcode":${JSON.stringify(appsHashcode)},"application":[`;
-    let firstApp = true;
-    for (const group of groups) {
-      yield* appParts(group, format, firstApp ? '' : ',');
-      firstApp = false;
-    }
-    yield ']}}';
-  } else {
-    yield `<applications><versions__delta>${revision}</versions__delta>${xmlElement('apps__hashcode', appsHashcode)}`;
-    for (const group of groups) yield* appParts(group, format, '');
-    yield '</applications>';
-  }
+export function applicationsShape(revision: number, appsHashcode: string, format: EurekaFormat): DocumentShape {
+  return format === 'json'
+    ? {
+        head: `{"applications":{"versions__delta":"${revision}","apps__hashcode":${JSON.stringify(appsHashcode)},"application":[`,
+        appOpen: (app, first) => `${first ? '' : ','}{"name":${JSON.stringify(app.toUpperCase())},"instance":[`,
+        separator: ',',
+        appClose: ']}',
+        tail: ']}}',
+      }
+    : {
+        head: `<applications><versions__delta>${revision}</versions__delta>${xmlElement('apps__hashcode', appsHashcode)}`,
+        appOpen: (app) => `<application><name>${xmlText(app.toUpperCase())}</name>`,
+        separator: '',
+        appClose: '</application>',
+        tail: '</applications>',
+      };
 }
 
-function* appParts(group: AppGroup, format: EurekaFormat, separator: string): Generator<string> {
-  const name = group.app.toUpperCase();
-  if (format === 'json') {
-    yield `${separator}{"name":${JSON.stringify(name)},"instance":[`;
-    let first = true;
-    for (const { view, actionType } of group.instances) {
-      yield (first ? '' : ',') + instanceJson(view, actionType);
-      first = false;
-    }
-    yield ']}';
-  } else {
-    yield `<application><name>${xmlText(name)}</name>`;
-    for (const { view, actionType } of group.instances) yield instanceXml(view, actionType);
-    yield '</application>';
+/** One instance as an element of an application's list (what {@link applicationsShape} surrounds). */
+export function instanceElement(view: InstanceView, format: EurekaFormat, actionType?: ChangeType): string {
+  return format === 'json' ? instanceJson(view, actionType) : instanceXml(view, actionType);
+}
+
+/** A document of {@link applicationsShape} in pieces: the head, one piece per instance, the tail. */
+export function* applicationsParts(groups: Iterable<AppGroup>, revision: number, appsHashcode: string, format: EurekaFormat): Generator<string> {
+  const shape = applicationsShape(revision, appsHashcode, format);
+  yield shape.head;
+  let firstApp = true;
+  for (const group of groups) {
+    yield* appParts(group, format, shape, firstApp);
+    firstApp = false;
   }
+  yield shape.tail;
+}
+
+function* appParts(group: AppGroup, format: EurekaFormat, shape: DocumentShape, first: boolean): Generator<string> {
+  yield shape.appOpen(group.app, first);
+  let firstInstance = true;
+  for (const { view, actionType } of group.instances) {
+    yield (firstInstance ? '' : shape.separator) + instanceElement(view, format, actionType);
+    firstInstance = false;
+  }
+  yield shape.appClose;
 }
 
 /** `{"application": {"name": ..., "instance": [...]}}` / `<application>`, in pieces. */
 export function* applicationParts(group: AppGroup, format: EurekaFormat): Generator<string> {
   if (format === 'json') yield '{"application":';
-  yield* appParts(group, format, '');
+  yield* appParts(group, format, applicationsShape(0, '', format), true);
   if (format === 'json') yield '}';
 }
 

@@ -1,6 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import { Counter, type Registry as PromRegistry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
@@ -11,17 +9,18 @@ import { BodyTooLarge, readBody, type HttpMount, type RouteParams } from '../htt
 import {
   applicationParts,
   applicationsParts,
+  applicationsShape,
   decodeDoc,
   encodeInstance,
   groupByApp,
+  instanceElement,
   integer,
   registrationFromDoc,
   type AppGroup,
   type EurekaFormat,
 } from './codec.js';
 import { DeltaWindow } from './delta-window.js';
-
-const gzip = promisify(gzipCallback);
+import { GzipDocument } from './gzip-document.js';
 
 /** Spring Cloud clients use `/eureka/...`, eureka-js-client `/eureka/v2/...`: both are served. */
 export const EUREKA_PREFIXES = ['/eureka', '/eureka/v2'] as const;
@@ -116,6 +115,10 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
   const window = new DeltaWindow(options.clock, options.deltaWindowMs ?? DEFAULTS.deltaWindowMs);
   registry.subscribe((change: Change) => window.note(change.revision));
   const fullReads = new FullReadCache();
+  // Rebuilt after a change by compressing only the segments that changed (see GzipDocument).
+  const gzipDocuments: Readonly<Record<EurekaFormat, GzipDocument>> = { json: new GzipDocument(), xml: new GzipDocument() };
+  // Deltas too: a poll compresses only the segments with changes since the last one.
+  const deltaDocuments: Readonly<Record<EurekaFormat, GzipDocument>> = { json: new GzipDocument(), xml: new GzipDocument() };
   const requests = options.metrics
     ? new Counter({
         name: 'roster_eureka_requests_total',
@@ -210,7 +213,17 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
             const snapshot = registry.snapshot();
             return encodeSliced(applicationsParts(groupByApp(snapshot.instances), snapshot.revision, snapshot.reconcileHash, format));
           });
-        const body = acceptsGzip ? await fullReads.get(revision, `${format}+gzip`, async () => gzip(await plain())) : await plain();
+        const gzipped = (): Promise<Buffer> =>
+          fullReads.get(revision, `${format}+gzip`, () => {
+            const snapshot = registry.snapshot();
+            const shape = applicationsShape(snapshot.revision, snapshot.reconcileHash, format);
+            return gzipDocuments[format].build(
+              snapshot.instances.map((view) => ({ view })),
+              shape,
+              (item) => instanceElement(item.view, format),
+            );
+          });
+        const body = acceptsGzip ? await gzipped() : await plain();
         return { ...reply(body, format), gzipped: acceptsGzip };
       },
     },
@@ -222,8 +235,16 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
         assertReady();
         const groups = recentChanges(registry, window.since(registry.revision));
         const hash = reconcileHash(registry.stats().byStatus);
-        const body = await encodeSliced(applicationsParts(groups, registry.revision, hash, format));
-        return acceptsGzip ? { ...reply(await gzip(body), format), gzipped: true } : reply(body, format);
+        if (acceptsGzip) {
+          // Sorted, so that the same changes make the same segments from one poll to the next.
+          const items = groups
+            .sort((a, b) => compare(a.app, b.app))
+            .flatMap((group) => [...group.instances].sort((a, b) => compare(a.view.record.instanceId, b.view.record.instanceId)));
+          const shape = applicationsShape(registry.revision, hash, format);
+          const body = await deltaDocuments[format].build(items, shape, (item) => instanceElement(item.view, format, item.actionType));
+          return { ...reply(body, format), gzipped: true };
+        }
+        return reply(await encodeSliced(applicationsParts(groups, registry.revision, hash, format)), format);
       },
     },
     {
@@ -326,6 +347,10 @@ function recentChanges(registry: RegistryApi, since: number): AppGroup[] {
   }));
 }
 
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function hashOf(instances: readonly InstanceView[]): string {
   const byStatus: Record<InstanceStatus, number> = { UP: 0, DOWN: 0, STARTING: 0, OUT_OF_SERVICE: 0, UNKNOWN: 0 };
   for (const view of instances) byStatus[view.record.status]++;
@@ -336,8 +361,9 @@ function hashOf(instances: readonly InstanceView[]): string {
  * `GET apps` bodies of the current revision (JSON, XML, each plain or gzip), built once on
  * first demand and shared by every reader; all dropped when the revision moves, so a read
  * after a change is never stale. Holds the bodies of one revision only, plain ones only up to
- * {@link PLAIN_CACHE_MAX_BYTES} (at 100k instances: about 2 MB per gzip body). Lease timestamps
- * in them are those of the revision's first read (renewals do not move the revision).
+ * {@link PLAIN_CACHE_MAX_BYTES} (at 100k instances: about 5 MB per gzip body, built from the
+ * reusable compressed segments of a {@link GzipDocument}). Lease timestamps in them are those
+ * of when that part was last encoded: renewals move neither the revision nor a segment.
  */
 class FullReadCache {
   #revision = -1;

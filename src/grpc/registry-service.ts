@@ -90,10 +90,12 @@ const MAX_CHANGES = { fallback: 1000, max: 5000 };
 const PAGE_SIZE = { fallback: 1000, max: 5000 };
 const WATCH_PAGE = 1000;
 /**
- * A Watch message stays under this: a client that stops reading pins at most one message in
- * its stream's buffer (plus the HTTP/2 window), so thousands of paused watchers stay bounded.
+ * A Watch message stays under this: a client that stops reading pins at most WATCH_UNFLUSHED
+ * messages (plus the HTTP/2 window), so thousands of paused watchers stay bounded.
  */
 const WATCH_PAGE_BYTES = 256 * 1024;
+/** Watch messages a stream may have in flight to its client (see WatchStream's #write); two absorb a burst while one flushes. */
+const WATCH_UNFLUSHED = 2;
 const NOT_READY = 'node is starting: not yet synchronised with its peers';
 
 /**
@@ -458,6 +460,8 @@ class WatchStream {
   #live = false;
   #queue: Change[] = [];
   #blocked = false;
+  /** Messages written whose bytes have not left for the client yet. */
+  #unflushed = 0;
   #closed = false;
   #sentSinceTick = false;
   #pumpSoon: NodeJS.Immediate | undefined;
@@ -545,13 +549,20 @@ class WatchStream {
     return this.#queue.splice(0, batchEnd(this.#queue, 0, WATCH_PAGE, (change) => change.instance.record, WATCH_PAGE_BYTES));
   }
 
+  /**
+   * Writes one message; blocks while {@link WATCH_UNFLUSHED} have not left for the client.
+   * node:http2 completes a write only once it fits the client's flow-control window, so a
+   * paused client pins that many messages, not the 16 a stream buffers before `write()`
+   * reports it full (with 16, 300 paused watchers exhausted a 256 MB heap: test/grpc/heap-limit.test.ts).
+   * Pre-encoded bytes pass the server's serializer untouched (see server.ts).
+   */
   #write(changes: readonly Buffer[], header: Omit<WatchHeader, 'nodeId'>): void {
     this.#sentSinceTick = true;
-    // Pre-encoded bytes pass the server's serializer untouched (see server.ts).
+    if (++this.#unflushed >= WATCH_UNFLUSHED) this.#blocked = true;
     const bytes = encodeWatchResponse(changes, { ...header, nodeId: this.#deps.nodeId });
-    if (this.#call.write(bytes as unknown as WatchResponse)) return;
-    this.#blocked = true;
-    this.#call.once('drain', () => {
+    this.#call.write(bytes as unknown as WatchResponse, () => {
+      this.#unflushed--;
+      if (!this.#blocked) return;
       this.#blocked = false;
       this.#pump();
     });

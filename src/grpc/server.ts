@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
+import type * as reflection from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../core/clock.js';
@@ -122,7 +123,6 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     snapshotCache: options.snapshotCache,
   });
   const extra = options.extraServices ?? [];
-  const descriptors = await reflectionDescriptors();
 
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits };
   // Real time, as grpc-js times idle connections: a test's fake clock must not classify them.
@@ -149,7 +149,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const health = new HealthImplementation();
   health.addToServer(server);
   const served = [REGISTRY_SERVICE, HEALTH_SERVICE, ...REFLECTION_SERVICES, ...extra.map(({ definition }) => serviceName(definition))];
-  new ReflectionService(descriptors, { services: served }).addToServer(server);
+  addLazyReflection(server, served);
 
   let wanted = true;
   let stopping = false;
@@ -293,16 +293,54 @@ function observeRpcs(observer: RpcObserver): grpc.ServerInterceptor {
 }
 
 /**
+ * Server reflection, built on its first call: @grpc/reflection parses every descriptor set (and
+ * its own .proto) into protobufjs objects, megabytes of heap a node nobody inspects need not
+ * hold. The services are registered at once with codecs and handlers that build it then.
+ */
+function addLazyReflection(server: grpc.Server, served: readonly string[]): void {
+  let methods: Map<string, { definition: grpc.MethodDefinition<unknown, unknown>; handler: grpc.UntypedHandleCall }> | undefined;
+  const method = (path: string): { definition: grpc.MethodDefinition<unknown, unknown>; handler: grpc.UntypedHandleCall } => {
+    if (methods === undefined) {
+      const built = new Map<string, { definition: grpc.MethodDefinition<unknown, unknown>; handler: grpc.UntypedHandleCall }>();
+      const capture = {
+        addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+          for (const [name, definition] of Object.entries(service)) built.set(definition.path, { definition, handler: implementation[name]! });
+        },
+      };
+      const { ReflectionService } = createRequire(import.meta.url)('@grpc/reflection') as typeof reflection;
+      new ReflectionService(reflectionDescriptors(), { services: [...served] }).addToServer(capture as unknown as grpc.Server);
+      methods = built;
+    }
+    const found = methods.get(path);
+    if (found === undefined) throw new Error(`@grpc/reflection does not serve ${path}`);
+    return found;
+  };
+  for (const service of REFLECTION_SERVICES) {
+    const path = `/${service}/ServerReflectionInfo`;
+    const definition: grpc.MethodDefinition<unknown, unknown> = {
+      path,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (value) => method(path).definition.requestSerialize(value),
+      requestDeserialize: (bytes) => method(path).definition.requestDeserialize(bytes),
+      responseSerialize: (value) => method(path).definition.responseSerialize(value),
+      responseDeserialize: (bytes) => method(path).definition.responseDeserialize(bytes),
+    };
+    const handler: grpc.handleBidiStreamingCall<unknown, unknown> = (call) => (method(path).handler as grpc.handleBidiStreamingCall<unknown, unknown>)(call);
+    server.addService({ ServerReflectionInfo: definition }, { ServerReflectionInfo: handler });
+  }
+}
+
+/**
  * The roster, health, reflection and xDS descriptor sets (`npm run generate` builds them) as reflection's
  * input, each file exactly as compiled. proto-loader would rebuild them through protobufjs,
  * merging the files of a package and renaming map entries, which `buf curl` rejects.
  */
-async function reflectionDescriptors(): Promise<PackageDefinition> {
+function reflectionDescriptors(): PackageDefinition {
   const names = ['descriptors.binpb', 'health.binpb', 'reflection.binpb', 'xds.binpb'];
-  const sets = await Promise.all(names.map((name) => readFile(new URL(`../gen/${name}`, import.meta.url))));
   const files: Buffer[] = [];
-  for (const set of sets) {
-    const reader = new BinaryReader(set);
+  for (const name of names) {
+    const reader = new BinaryReader(readFileSync(new URL(`../gen/${name}`, import.meta.url)));
     while (reader.pos < reader.len) {
       const [field, wireType] = reader.tag();
       if (field === 1 && wireType === WireType.LengthDelimited) files.push(Buffer.from(reader.bytes()));

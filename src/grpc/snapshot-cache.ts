@@ -2,7 +2,6 @@ import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { Clock } from '../core/clock.js';
 import type { InstanceView, RegistryApi, Snapshot } from '../core/types.js';
-import { encodedSizeBound } from './convert.js';
 import { frameBody, frameMessage } from './response-compression.js';
 import { encodeListFrame, type ChunkHeader } from './wire.js';
 
@@ -40,8 +39,6 @@ export const DEFAULT_MAX_LEASE_AGE_MS = 30_000;
 const GZIP_LEVEL = 3;
 /** gzip frames are counted at this share of the plain ones when sizing (measured: ~10 %). */
 const GZIP_SHARE = 0.15;
-/** Instances whose size bound samples a registry's bytes per instance. */
-const SIZE_SAMPLE = 64;
 /** Chunks compressed ahead of a gzip reader (on libuv's threads, while it writes). */
 const GZIP_LOOKAHEAD = 2;
 
@@ -69,8 +66,8 @@ export interface SnapshotCacheStats {
  * or later; gzip frames are compressed once too, when a client first asks. It holds one
  * revision at most and is replaced as soon as the revision moves, so a read after a change
  * always reflects it. Lease timestamps in it are those of the moment each chunk was encoded,
- * at most `maxLeaseAgeMs` before the read. A revision larger than `maxBytes` (estimated from
- * each record's size bound) and any other chunk size are encoded per read and dropped as sent.
+ * at most `maxLeaseAgeMs` before the read. A revision larger than `maxBytes` (projected from
+ * its first chunk) and any other chunk size are encoded per read and dropped as sent.
  * Encoding is done chunk by chunk between writes, so no read blocks the event loop for more
  * than one chunk (~2 ms for 1,000 instances here).
  */
@@ -124,23 +121,14 @@ export class SnapshotCache {
       this.#hits++;
       return this.#kept;
     }
-    const snapshot = registry.snapshot();
-    const keep = usual && estimatedBytes(snapshot.instances) <= this.#maxBytes;
-    const entry = new EncodedSnapshot(snapshot, this.#options, chunkSize, clock.now(), keep);
+    const entry = new EncodedSnapshot(registry.snapshot(), this.#options, chunkSize, clock.now());
     this.#builds++;
-    if (keep) this.#kept = entry;
+    if (usual && entry.projectedBytes() <= this.#maxBytes) {
+      entry.keep();
+      this.#kept = entry;
+    }
     return entry;
   }
-}
-
-/** Plain plus gzip frames of `instances`, from the size bound of a sample of them. */
-function estimatedBytes(instances: readonly InstanceView[]): number {
-  if (instances.length === 0) return 0;
-  const step = Math.max(1, Math.floor(instances.length / SIZE_SAMPLE));
-  let sampled = 0;
-  let bytes = 0;
-  for (let i = 0; i < instances.length; i += step, sampled++) bytes += encodedSizeBound(instances[i]!.record);
-  return (bytes / sampled) * instances.length * (1 + GZIP_SHARE);
 }
 
 /**
@@ -156,21 +144,36 @@ class EncodedSnapshot {
   readonly #header: ChunkHeader;
   readonly #chunkSize: number;
   readonly #messageBytes: number;
-  readonly #keep: boolean;
+  #keep = false;
   /** The snapshot's instances until every plain frame is encoded (then the old records may go). */
   #instances: readonly InstanceView[] | undefined;
   #nextStart = 0;
   readonly #plain: (Buffer | undefined)[] = [];
   readonly #gzip: (Promise<Buffer> | undefined)[] = [];
 
-  constructor(snapshot: Snapshot, options: SnapshotCacheOptions, chunkSize: number, now: number, keep: boolean) {
+  constructor(snapshot: Snapshot, options: SnapshotCacheOptions, chunkSize: number, now: number) {
     this.revision = snapshot.revision;
     this.createdAt = now;
     this.#header = { revision: snapshot.revision, reconcileHash: snapshot.reconcileHash, totalInstances: snapshot.instances.length, nodeId: options.nodeId };
     this.#instances = snapshot.instances;
     this.#chunkSize = chunkSize;
     this.#messageBytes = options.messageBytes;
-    this.#keep = keep;
+  }
+
+  /** Holds every frame from now on, for later readers (else each is released once taken). */
+  keep(): void {
+    this.#keep = true;
+  }
+
+  /**
+   * The bytes all frames will take, plain and gzip, extrapolated from the first chunk (encoded
+   * now, as its first reader would at once): records of one registry are much alike.
+   */
+  projectedBytes(): number {
+    const total = this.#header.totalInstances;
+    this.#plainAt(0);
+    const encoded = this.#instances === undefined ? total : this.#nextStart;
+    return encoded === 0 ? 0 : (this.plainBytes / encoded) * total * (1 + GZIP_SHARE);
   }
 
   /** Frame `i`, undefined past the last one. */

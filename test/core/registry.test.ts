@@ -103,6 +103,41 @@ describe('register', () => {
   });
 });
 
+describe('compact records', () => {
+  test('equal metadata maps are one frozen object, whatever the key order; an update makes a new one', () => {
+    const { registry } = newRegistry();
+    const a = registry.register(registration({ instanceId: 'a', metadata: { zone: 'z1', version: '1' } })).view.record;
+    const b = registry.register(registration({ instanceId: 'b', metadata: { version: '1', zone: 'z1' } })).view.record;
+    const c = registry.register(registration({ instanceId: 'c', metadata: { version: '2', zone: 'z1' } })).view.record;
+    assert.equal(a.metadata, b.metadata);
+    assert.notEqual(a.metadata, c.metadata);
+    assert.ok(Object.isFrozen(a.metadata));
+    assert.deepEqual(Object.keys(b.metadata), ['version', 'zone']);
+    const updated = registry.updateMetadata('billing', 'a', { team: 'x' }, ['zone']).record;
+    assert.deepEqual(updated.metadata, { team: 'x', version: '1' });
+    assert.deepEqual(registry.get('billing', 'b').record.metadata, { version: '1', zone: 'z1' }, 'the shared object is untouched');
+  });
+
+  test('a replaced version keeps the lease times it had; the current one reads them live', () => {
+    const { registry, clock } = newRegistry();
+    const first = registry.register(registration()).view;
+    const registeredAt = first.lease.registrationTimestamp;
+    clock.advance(10_000);
+    registry.heartbeat('billing', 'i-1');
+    assert.equal(first.lease.lastRenewalTimestamp, registeredAt + 10_000, 'live while current');
+    const second = registry.register(registration({ lastDirtyTimestamp: 2_000 })).view;
+    clock.advance(10_000);
+    registry.heartbeat('billing', 'i-1');
+    assert.equal(first.lease.lastRenewalTimestamp, registeredAt + 10_000, 'kept once replaced');
+    assert.equal(second.lease.lastRenewalTimestamp, registeredAt + 20_000);
+    assert.equal(second.lease.registrationTimestamp, registeredAt, 'one lease for all versions');
+    registry.cancel('billing', 'i-1');
+    registry.register(registration({ instanceId: 'other' }));
+    assert.equal(second.lease.evictionTimestamp, registeredAt + 20_000, 'a removed version keeps its times, though its slot is reused');
+    assert.equal(second.lease.registrationTimestamp, registeredAt);
+  });
+});
+
 describe('status override rules', () => {
   test('rule 1: an instance reporting DOWN, STARTING or UNKNOWN keeps that status despite an override', () => {
     const { registry, clock } = newRegistry();

@@ -11,7 +11,10 @@ import * as rpb from '../../src/gen/roster/v1/replication_service.js';
 import { recordFromProto } from '../../src/grpc/convert.js';
 import { createReplicationService } from '../../src/grpc/replication-service.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../src/grpc/server.js';
+import { deflateSync, gzipSync } from 'node:zlib';
+import * as rs from '../../src/gen/roster/v1/registry_service.js';
 import { newClient, silentLogger } from './helpers.js';
+import { grpcFrame, rawCall } from './raw-http2.js';
 
 /**
  * Random well-formed requests with values at the edges, against every RegistryService and
@@ -123,6 +126,61 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
   op('digest', fc.constant({}), false),
 );
 
+/**
+ * Requests as raw bytes, for what no client sends: strings that are not UTF-8 (SPOT's bytes
+ * are overwritten after encoding), compressed and corrupt-compressed frames, and malformed
+ * `grpc-timeout` headers. Each of those must be INVALID_ARGUMENT and change nothing.
+ */
+const SPOT = 'QQQQ';
+const NOT_UTF8 = [
+  [0x80, 0xff, 0x51, 0x51],
+  [0xc0, 0xaf, 0x51, 0x51],
+  [0xed, 0xa0, 0x80, 0x51],
+  [0xf4, 0x90, 0x80, 0x80],
+  [0x51, 0x51, 0x51, 0xe2],
+];
+const spotted = fc.oneof({ weight: 3, arbitrary: fc.constantFrom('billing', 'orders') }, fc.constant(SPOT));
+const spottedId = fc.oneof({ weight: 3, arbitrary: fc.constantFrom('i-1', 'i-2') }, fc.constant(SPOT));
+type RawOp = { readonly path: string; readonly bytes: Uint8Array; readonly writes: boolean };
+const raw = (path: string, encode: fc.Arbitrary<Uint8Array>, writes: boolean): fc.Arbitrary<RawOp> => encode.map((bytes) => ({ path, bytes, writes }));
+const rawRequests: fc.Arbitrary<RawOp> = fc.oneof(
+  raw(
+    rs.RegistryServiceService.register.path,
+    fc.tuple(storableInstance, spotted, spotted).map(([i, host, value]) => rs.RegisterRequest.encode({ instance: { ...i, hostName: host, metadata: { ...i.metadata, k: value } } }).finish()),
+    true,
+  ),
+  raw(rs.RegistryServiceService.heartbeat.path, fc.record({ app: spotted, instanceId: spottedId, lastDirtyTimestamp: int64 }).map((r) => rs.HeartbeatRequest.encode(r).finish()), true),
+  raw(rs.RegistryServiceService.cancel.path, fc.record({ app: spotted, instanceId: spottedId }).map((r) => rs.CancelRequest.encode(r).finish()), true),
+  raw(
+    rs.RegistryServiceService.updateMetadata.path,
+    fc.record({ app: spotted, instanceId: spottedId, set: fc.dictionary(spotted, spotted, { maxKeys: 2 }), remove: fc.array(spotted, { maxLength: 2 }) }).map((r) => rs.UpdateMetadataRequest.encode(r).finish()),
+    true,
+  ),
+  raw(rs.RegistryServiceService.getInstance.path, fc.record({ app: spotted, instanceId: spottedId }).map((r) => rs.GetInstanceRequest.encode(r).finish()), false),
+  raw(rs.RegistryServiceService.getApplication.path, fc.record({ app: spotted, pageSize: u32, pageToken: fc.constantFrom('', SPOT) }).map((r) => rs.GetApplicationRequest.encode(r).finish()), false),
+  raw(rs.RegistryServiceService.listByVip.path, fc.record({ vip: spotted, secure: fc.boolean(), pageSize: u32, pageToken: fc.constant('') }).map((r) => rs.ListByVipRequest.encode(r).finish()), false),
+  raw(
+    rs.RegistryServiceService.heartbeats.path,
+    fc.array(fc.record({ app: spotted, instanceId: spottedId, lastDirtyTimestamp: int64 }), { minLength: 1, maxLength: 3 }).map((heartbeats) => rs.HeartbeatsRequest.encode({ batchId: 1, heartbeats }).finish()),
+    true,
+  ),
+  raw(
+    rpb.ReplicationServiceService.replicate.path,
+    fc
+      .array(fc.tuple(storableInstance, spotted), { minLength: 1, maxLength: 3 })
+      .map((tasks) => rpb.ReplicateRequest.encode({ batchId: 1, tasks: tasks.map(([i, zone]) => ({ action: rpb.ReplicationAction.REPLICATION_ACTION_REGISTER, instance: { ...i, zone }, originTimestamp: 0 })) }).finish()),
+    true,
+  ),
+  raw(rpb.ReplicationServiceService.snapshot.path, fc.array(spotted, { maxLength: 3 }).map((apps) => rpb.SnapshotRequest.encode({ apps }).finish()), false),
+);
+const rawOps = fc.record({
+  request: rawRequests,
+  notUtf8: fc.constantFrom(...NOT_UTF8),
+  corruptStrings: fc.boolean(),
+  encoding: fc.constantFrom('identity', 'gzip', 'deflate', 'corrupt-gzip', 'corrupt-deflate'),
+  timeout: fc.constantFrom(undefined, '5S', '2000m', '1x', 'S', 'soon', '99999999999'),
+});
+
 describe('fuzz: every method of both services, values at the edges', () => {
   let registry: Registry;
   let server: GrpcServerHandle;
@@ -220,6 +278,32 @@ describe('fuzz: every method of both services, values at the edges', () => {
         assert.deepEqual(copy.digest(), registry.digest());
       }),
       { seed: SEED, numRuns: 60, interruptAfterTimeLimit: 60_000, verbose: 1 },
+    );
+  });
+
+  test('raw bytes: strings that are not UTF-8, corrupt compression and malformed grpc-timeout are INVALID_ARGUMENT and change nothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(rawOps, { minLength: 1, maxLength: 10 }), async (sequence) => {
+        for (const { request, notUtf8, corruptStrings, encoding, timeout } of sequence) {
+          const bytes = Buffer.from(request.bytes);
+          let spots = 0;
+          if (corruptStrings) for (let at = bytes.indexOf(SPOT); at >= 0; at = bytes.indexOf(SPOT, at + 1), spots++) bytes.set(notUtf8, at);
+          const [name, corrupt] = encoding.startsWith('corrupt-') ? [encoding.slice(8), true] : [encoding, false];
+          const body = corrupt ? Buffer.from('not a compressed message') : name === 'gzip' ? gzipSync(bytes) : name === 'deflate' ? deflateSync(bytes) : bytes;
+          const headers = { ...(name !== 'identity' ? { 'grpc-encoding': name } : {}), ...(timeout !== undefined ? { 'grpc-timeout': timeout } : {}) };
+          const badTimeout = timeout !== undefined && !/^\d{1,8}[HMSmun]$/.test(timeout);
+          const before = registry.revision;
+          const status = await rawCall(server.port, request.path, [grpcFrame(body, name !== 'identity')], headers);
+          const what = `${request.path} (${spots} strings not UTF-8, ${encoding}, grpc-timeout ${timeout}): ${grpc.status[status.code]} ${status.details}`;
+          assert.ok(status.code !== grpc.status.INTERNAL && status.code !== grpc.status.UNKNOWN, what);
+          if (spots > 0 || corrupt || badTimeout) {
+            assert.equal(status.code, grpc.status.INVALID_ARGUMENT, what);
+            assert.equal(registry.revision, before, `a refusal changed the registry: ${what}`);
+          }
+          if (request.writes && status.code === grpc.status.INVALID_ARGUMENT) assert.equal(registry.revision, before, `a refusal changed the registry: ${what}`);
+        }
+      }),
+      { seed: SEED, numRuns: 40, interruptAfterTimeLimit: 60_000, verbose: 1 },
     );
   });
 });

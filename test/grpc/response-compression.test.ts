@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { connect as http2Connect, type IncomingHttpHeaders } from 'node:http2';
-import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { deflateSync, gunzipSync, gzipSync } from 'node:zlib';
 import { RosterClient } from '../../src/client/index.js';
 import { GetInstanceRequest, GetInstanceResponse, ListApplicationsRequest, ListApplicationsResponse } from '../../src/gen/roster/v1/registry_service.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { registration, WAIT_MS, withHarness } from './helpers.js';
 
 const LIST = '/roster.v1.RegistryService/ListApplications';
@@ -104,14 +104,14 @@ describe('gzip-compressed responses', () => {
   test("RosterClient's compression: 'gzip' reads the same snapshot in a fraction of the bytes", () =>
     withHarness({}, async ({ registry, server }) => {
       for (let i = 0; i < 3000; i++) registry.register(registration({ app: `app-${i % 5}`, instanceId: `i-${pad(i)}`, metadata: { index: String(i) } }));
-      const counter = await ByteCounter.start(server.port);
+      const counter = await TcpProxy.start(server.port);
       const plainClient = new RosterClient(counter.address, { compression: 'identity' });
       const gzipClient = new RosterClient(counter.address, { compression: 'gzip' });
       try {
         const plain = await plainClient.listApplications();
-        const plainBytes = counter.take();
+        const plainBytes = counter.takeBytesDown();
         const zipped = await gzipClient.listApplications();
-        const zippedBytes = counter.take();
+        const zippedBytes = counter.takeBytesDown();
         assert.deepEqual(zipped, plain);
         assert.equal(zipped.instances.length, 3000);
         assert.ok(zippedBytes * 4 < plainBytes, `gzip read ${zippedBytes} bytes, plain read ${plainBytes}`);
@@ -128,45 +128,3 @@ describe('gzip-compressed responses', () => {
     assert.throws(() => new RosterClient('127.0.0.1:1', { compression: 'br' as 'gzip' }), /compression must be 'gzip' or 'identity', got "br"/);
   });
 });
-
-/** A TCP relay to a local port that counts the bytes flowing back to clients. */
-class ByteCounter {
-  #down = 0;
-  readonly #sockets = new Set<Socket>();
-
-  private constructor(readonly server: ReturnType<typeof createServer>) {}
-
-  static async start(port: number): Promise<ByteCounter> {
-    const server = createServer();
-    const counter = new ByteCounter(server);
-    server.on('connection', (client) => {
-      const upstream = netConnect(port, '127.0.0.1');
-      for (const socket of [client, upstream]) {
-        counter.#sockets.add(socket);
-        socket.on('error', () => socket.destroy());
-        socket.on('close', () => counter.#sockets.delete(socket));
-      }
-      upstream.on('data', (chunk: Buffer) => (counter.#down += chunk.length));
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return counter;
-  }
-
-  get address(): string {
-    return `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  /** Bytes sent to clients since the last call. */
-  take(): number {
-    const down = this.#down;
-    this.#down = 0;
-    return down;
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}

@@ -8,6 +8,7 @@ export class TcpProxy {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   #refusing = false;
+  #bytesDown = 0;
 
   private constructor(server: Server) {
     this.#server = server;
@@ -43,6 +44,13 @@ export class TcpProxy {
     for (const s of this.#sockets) s.pause();
   }
 
+  /** Bytes relayed from the upstream port back to clients since the last call (what a reader received). */
+  takeBytesDown(): number {
+    const bytes = this.#bytesDown;
+    this.#bytesDown = 0;
+    return bytes;
+  }
+
   /** Forwards new connections again. */
   accept(): void {
     this.#refusing = false;
@@ -59,6 +67,7 @@ export class TcpProxy {
       return;
     }
     const upstream = connect(upstreamPort, '127.0.0.1');
+    upstream.on('data', (chunk: Buffer) => (this.#bytesDown += chunk.length));
     for (const [a, b] of [
       [client, upstream],
       [upstream, client],
