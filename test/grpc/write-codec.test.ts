@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { BinaryReader } from '@bufbuild/protobuf/wire';
 import fc from 'fast-check';
 import { STATUSES, type Change, type InstanceRecord, type InstanceView } from '../../src/core/types.js';
 import { HeartbeatsRequest, HeartbeatsResponse, RegisterResponse, WatchResponse } from '../../src/gen/roster/v1/registry_service.js';
@@ -74,11 +75,16 @@ function generated(bytes: Uint8Array): HeartbeatsRequest | 'throws' {
 }
 
 function fast(bytes: Uint8Array): HeartbeatsRequest | 'throws' {
+  let decoded: HeartbeatsRequest;
   try {
-    return decodeHeartbeatsRequest(bytes);
+    decoded = decodeHeartbeatsRequest(bytes);
   } catch {
+    assert.throws(() => decodeHeartbeatsRequest(new BinaryReader(bytes)), 'a reader over the same bytes is refused too');
     return 'throws';
   }
+  // The server hands it a reader (strict UTF-8): the same answer either way.
+  assert.deepEqual(decodeHeartbeatsRequest(new BinaryReader(bytes)), decoded);
+  return decoded;
 }
 
 test('property: Heartbeats batches decode by hand exactly as the generated decoder decodes them', () => {
@@ -86,6 +92,7 @@ test('property: Heartbeats batches decode by hand exactly as the generated decod
     fc.property(heartbeats, (message) => {
       const bytes = HeartbeatsRequest.encode(message).finish();
       assert.deepEqual(decodeHeartbeatsRequest(bytes), HeartbeatsRequest.decode(bytes));
+      assert.deepEqual(decodeHeartbeatsRequest(new BinaryReader(bytes)), HeartbeatsRequest.decode(bytes));
     }),
     { numRuns: 2_000 },
   );
