@@ -8,14 +8,15 @@
  * The run, in order (see BENCHMARKS.md, "Roster and the Eureka server"):
  *  1. one Eureka server and one Roster node; RSS empty; both filled with the same 10k records
  *     over REST (`POST /eureka/apps/APP`), which also warms the JVM; RSS at 10k;
- *  2. register and renew rows: `warmupMs` of each operation, then `rounds` rounds of
+ *  2. full reads of the unchanged registry (JSON, gzip and not; Roster's gRPC ListApplications
+ *     too), alternating Eureka and Roster read by read; then a write and 8 reads right after
+ *     it: how many reflect it;
+ *  3. 100 writes/s for `deltaWriteMs` on both at once, a consumer polling `GET apps/delta`
+ *     every second on each, and a Watch on Roster: write → visible (before step 4, whose
+ *     writes would fill both delta windows);
+ *  4. register and renew rows: `warmupMs` of each operation, then `rounds` rounds of
  *     `roundMs` per operation in turn, 64 callers over 2 forked load processes; the median
  *     round is the result, p50/p99 over every measured call;
- *  3. full reads of the unchanged registry (JSON, gzip and not; Roster's gRPC ListApplications
- *     too), alternating Eureka and Roster read by read; then a write and `reads` reads right
- *     after it: how many reflect it;
- *  4. 100 writes/s for `deltaWriteMs` on both at once, a consumer polling `GET apps/delta`
- *     every second on each, and a Watch on Roster: write → visible;
  *  5. (full run) fill to 100k, the reads again, RSS at 100k;
  *  6. three Eureka servers peered through defaultZone and three Roster nodes with --peers:
  *     register at A, poll B's `GET apps/APP/ID` every 5 ms: replication lag; (full run) an
@@ -57,6 +58,8 @@ const DELTA_POLL_MS = 1_000;
 /** After the writes stop, how long a consumer may take to see the last of them (Eureka: ≤ 30 s cache). */
 const DELTA_GRACE_MS = 35_000;
 const READS_AFTER_CHANGE = 8;
+/** Eureka's read-only response cache refreshes every 30 s: how long a full read may lag a fill. */
+const CACHE_LIMIT_MS = 40_000;
 const LAG_POLL_MS = 5;
 const LAG_LIMIT_MS = 10_000;
 /** The crash scenario: the client's lease settings, the consumer's poll and the bound. */
@@ -175,6 +178,14 @@ async function singleNodePhase(budget: Budget, pool: LoadPool, rows: Row[], log:
     await settle();
     rss('RSS, 10k instances');
 
+    // Reads and deltas first: the register rows write far more than a delta window holds.
+    log(`full reads at ${POOL} ...`);
+    await Promise.all(servers.map((server) => awaitCount(server, POOL)));
+    await fullReads(POOL, eureka, roster, budget, pool, rows);
+    await readsAfterChange(eureka, roster, pool, rows);
+    log('delta under 100 writes/s ...');
+    await deltaRows(eureka, roster, budget, rows);
+
     log('register rows ...');
     const registerModes: LoadMode[] = [
       { system: 'Eureka', variant: 'REST POST', server: eureka, job: (span, n) => ({ kind: 'rest-register', base: eureka.base, prefix: PREFIX, span, concurrency: CALLERS / n }) },
@@ -201,26 +212,18 @@ async function singleNodePhase(budget: Budget, pool: LoadPool, rows: Row[], log:
     rows.push(compare(renewals[3]!, renewals[0]!, 'higher', 'Roster leads today: keep ≥ 1'));
     rows.push(compare(renewals[4]!, renewals[0]!, 'higher', '≥ 1'));
 
-    for (const size of budget.sizes) {
-      if (size > POOL) {
-        for (const server of servers) {
-          log(`filling ${server.name} to ${size} records over REST ...`);
-          const filled = await pool.run((w, n) => ({ kind: 'rest-register', base: server.base, prefix: PREFIX, span: share(POOL, size, w, n), concurrency: CALLERS / n }));
-          if (filled.failed > 0) throw new Error(`filling ${server.name} failed: ${filled.firstError}`);
-        }
+    for (const size of budget.sizes.filter((n) => n > POOL)) {
+      for (const server of servers) {
+        log(`filling ${server.name} to ${size} records over REST ...`);
+        const filled = await pool.run((w, n) => ({ kind: 'rest-register', base: server.base, prefix: PREFIX, span: share(POOL, size, w, n), concurrency: CALLERS / n }));
+        if (filled.failed > 0) throw new Error(`filling ${server.name} failed: ${filled.firstError}`);
       }
       log(`full reads at ${size} ...`);
-      for (const server of servers) await checkCount(server, size);
+      await Promise.all(servers.map((server) => awaitCount(server, size)));
       await fullReads(size, eureka, roster, budget, pool, rows);
-      if (size === POOL) {
-        await readsAfterChange(eureka, roster, pool, rows);
-        log('delta under 100 writes/s ...');
-        await deltaRows(eureka, roster, budget, rows);
-      }
-      if (size > POOL) {
-        await settle();
-        rss(`RSS, ${size / 1000}k instances`, size === 100_000 ? 'Roster leads today: keep ≥ 1' : undefined);
-      }
+      await readsAfterChange(eureka, roster, pool, rows, size);
+      await settle();
+      rss(`RSS, ${size / 1000}k instances`, size === 100_000 ? 'Roster leads today: keep ≥ 1' : undefined);
     }
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
@@ -346,8 +349,8 @@ async function fullReads(size: number, eureka: ServerChild, roster: ServerChild,
 }
 
 /** A register with a marker, then reads right after it: how many of them carry the marker. */
-async function readsAfterChange(eureka: ServerChild, roster: ServerChild, pool: LoadPool, rows: Row[]): Promise<void> {
-  const measure = `GET apps (gzip) right after a change: reads that reflect it`;
+async function readsAfterChange(eureka: ServerChild, roster: ServerChild, pool: LoadPool, rows: Row[], size = POOL): Promise<void> {
+  const measure = `GET apps (gzip), ${size / 1000}k, right after a change: reads that reflect it`;
   const row = async (server: ServerChild): Promise<Row> => {
     const marker = `change-${server.name}-${Date.now()}`;
     const { app } = recordKey(1, PREFIX);
@@ -381,6 +384,8 @@ interface DeltaStats {
   readonly watchVisibleMs: number[];
   readonly pollMs: number[];
   readonly pollBytes: number[];
+  /** Polls answered 403 (the window reaches past the change log). */
+  readonly refused: number;
   readonly serverCores: number;
 }
 
@@ -395,7 +400,7 @@ async function deltaRows(eureka: ServerChild, roster: ServerChild, budget: Budge
     p50: median(stats.pollMs),
     p99: percentile(stats.pollMs, 99),
     serverCpu: `${stats.serverCores} cores`,
-    details: { polls: stats.pollMs.length, writes: stats.writes, writesPerSecond: round1(stats.writesPerSecond) },
+    details: { polls: stats.pollMs.length, refused: stats.refused, writes: stats.writes, writesPerSecond: round1(stats.writesPerSecond) },
   });
   const visible = (server: ServerChild, variant: string, stats: DeltaStats, ms: number[]): Row => ({
     measure: 'write → visible to a consumer',
@@ -454,6 +459,7 @@ async function deltaPhase(server: ServerChild, writeMs: number, watch: boolean):
   const cpuBefore = server.cpuSeconds();
   const began = performance.now();
   let writes = 0;
+  let refused = 0;
   let inFlight = 0;
   let writeError: unknown;
   const writer = setInterval(() => {
@@ -478,6 +484,12 @@ async function deltaPhase(server: ServerChild, writeMs: number, watch: boolean):
       const pollStart = performance.now();
       const answer = await http(agent, 'GET', `${server.base}/apps/delta`, undefined, { accept: 'application/json', 'accept-encoding': 'gzip' });
       const at = performance.now();
+      if (answer.status === 403) {
+        // The window holds more changes than the change log: a client fetches everything instead.
+        refused++;
+        await new Promise((resolve) => setTimeout(resolve, DELTA_POLL_MS));
+        continue;
+      }
       if (answer.status !== 200) throw new Error(`${server.name}: GET apps/delta answered ${answer.status}`);
       pollMs.push(at - pollStart);
       pollBytes.push(answer.body.length);
@@ -504,6 +516,7 @@ async function deltaPhase(server: ServerChild, writeMs: number, watch: boolean):
     watchVisibleMs: [...watchSeen.values()],
     pollMs,
     pollBytes,
+    refused,
     serverCores: round2((server.cpuSeconds() - cpuBefore) / seconds),
   };
 }
@@ -625,13 +638,22 @@ async function startCrashFleet(cluster: readonly ServerChild[]): Promise<{ crash
   };
 }
 
-/** Reads the whole registry once (gzip), decodes it, and checks it holds `size` instances. */
-async function checkCount(server: ServerChild, size: number): Promise<void> {
-  const answer = await http(undefined, 'GET', `${server.base}/apps`, undefined, { accept: 'application/json', 'accept-encoding': 'gzip' });
-  const text = (answer.encoding === 'gzip' ? gunzipSync(answer.body) : answer.body).toString('utf8');
-  const doc = JSON.parse(text) as { applications: { application: { instance: unknown[] }[] } };
-  const count = doc.applications.application.reduce((s, a) => s + a.instance.length, 0);
-  if (count !== size) throw new Error(`${server.name} holds ${count} instances, expected ${size}`);
+/**
+ * Reads the whole registry (gzip) until it holds `size` instances: at once on Roster; on
+ * Eureka once its read-only response cache has refreshed (every 30 s), so that the reads that
+ * follow are of an unchanged registry on both. Bounded by {@link CACHE_LIMIT_MS}.
+ */
+async function awaitCount(server: ServerChild, size: number): Promise<void> {
+  const began = performance.now();
+  for (;;) {
+    const answer = await http(undefined, 'GET', `${server.base}/apps`, undefined, { accept: 'application/json', 'accept-encoding': 'gzip' });
+    const text = (answer.encoding === 'gzip' ? gunzipSync(answer.body) : answer.body).toString('utf8');
+    const doc = JSON.parse(text) as { applications: { application: { instance: unknown[] }[] } };
+    const count = doc.applications.application.reduce((s, a) => s + a.instance.length, 0);
+    if (count === size) return;
+    if (performance.now() - began > CACHE_LIMIT_MS) throw new Error(`${server.name} holds ${count} instances, expected ${size}`);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
 }
 
 /** Worker `w` of `n`'s share of `[from, to)`. */

@@ -216,6 +216,33 @@ instance_id() {
   [[ "$1" =~ [[:space:]]--?id[=[:space:]]+([^[:space:]]+) ]] && printf '%s\n' "${BASH_REMATCH[1]}"
 }
 
+# check_compressed_snapshot RUN ID HTTP: the client (README command RUN, instance ID) registers on
+# the node, then a second one (ID-z) starts: its snapshot, which the examples read gzip-compressed,
+# must list the first, and the node's metrics must count gzip answers (it answers gzip only to a
+# request that came compressed).
+check_compressed_snapshot() {
+  local run="$1" id="$2" http="$3" peer="$2-z" gzip_reads
+  README_JOBS=()
+  readme_job "$id" "$run"
+  wait_for "$id" "^registered app=billing id=$id status=UP"
+  readme_job "$peer" "${run/-id $id /-id $peer }"
+  wait_for "$peer" "^listed instance=billing/$id status=UP$"
+  wait_for "$peer" "^snapshot revision=[0-9]+ instances=1 node="
+  gzip_reads="$(node -e '
+    fetch(`http://${process.argv[1]}/metrics`).then((r) => r.text()).then((text) => {
+      const counts = [...text.matchAll(/^roster_full_reads_total\{encoding="gzip",cache="\w+"\} (\d+)$/gm)];
+      console.log(counts.reduce((sum, m) => sum + Number(m[1]), 0));
+    })' "$http")"
+  if ((gzip_reads < 2)); then
+    echo "FAIL: the node answered $gzip_reads full reads in gzip, expected both clients' snapshots (2)" >&2
+    return 1
+  fi
+  echo "ok: both snapshots were answered gzip-compressed ($gzip_reads gzip full reads on the node)"
+  kill -INT "${README_JOBS[0]}" "${README_JOBS[1]}"
+  expect_exit "$id" "${README_JOBS[0]}" 0
+  expect_exit "$peer" "${README_JOBS[1]}" 0
+}
+
 # check_registry_client TAG: runs a registry client example the way the README shows it, and
 # checks what it prints. The README has three blocks for it:
 #   ```sh ci:TAG          the build commands, then the command that runs the client (until Ctrl-C)
@@ -266,6 +293,9 @@ check_registry_client() {
     return 1
   fi
   echo "ok: billing/$id is gone from the node"
+
+  printf '\n-- %s: a snapshot read gzip-compressed lists what the node holds --\n' "$tag"
+  check_compressed_snapshot "$run" "$id" "$ROSTER_HTTP"
 
   printf '\n-- %s: the node goes away: the client fails with exit 1 --\n' "$tag"
   README_JOBS=()

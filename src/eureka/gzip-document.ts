@@ -40,8 +40,10 @@ export class GzipDocument {
    * `items` come grouped by app (as the registry's snapshot orders them); `encode` writes one.
    */
   async build(live: readonly DocumentItem[], shape: DocumentShape, encode: (item: DocumentItem) => string): Promise<Buffer> {
-    // The registry's entries change in place: hold on to the records of this moment.
-    const views: DocumentItem[] = live.map(({ view, actionType }) => ({ view: { record: view.record, lease: view.lease }, actionType }));
+    // The registry's entries change in place: hold on to the records of this moment (lease
+    // times are read when encoding, through the entry, which keeps them when it is replaced).
+    const views: Frozen[] = live.map(({ view, actionType }) => ({ entry: view, record: view.record, actionType }));
+    const encodeFrozen = (f: Frozen): string => encode({ view: { record: f.record, lease: f.entry.lease }, actionType: f.actionType });
     const out = new GzipAssembler();
     const pending: Promise<void>[] = [];
     let glue = shape.head;
@@ -51,11 +53,11 @@ export class GzipDocument {
     let segments = 0;
     let compressed = 0;
     for (let start = 0; start < views.length; ) {
-      const app = views[start]!.view.record.app;
+      const app = views[start]!.record.app;
       glue += shape.appOpen(app, firstApp);
       firstApp = false;
       let firstSegment = true;
-      while (start < views.length && views[start]!.view.record.app === app) {
+      while (start < views.length && views[start]!.record.app === app) {
         const end = segmentEnd(views, start);
         if (!firstSegment) glue += shape.separator;
         firstSegment = false;
@@ -64,7 +66,7 @@ export class GzipDocument {
         glue = '';
         const slot = out.reserve();
         segments++;
-        const records = views.slice(start, end).map((v) => v.view.record);
+        const records = views.slice(start, end).map((v) => v.record);
         const actions = views.slice(start, end).map((v) => v.actionType);
         const cached = this.#segments.get(records[0]!);
         if (cached !== undefined && cached.dictionary === dictionary && same(cached.records, records) && same(cached.actions, actions)) {
@@ -72,7 +74,7 @@ export class GzipDocument {
           previous = cached.last;
         } else {
           compressed++;
-          const texts = views.slice(start, end).map(encode);
+          const texts = views.slice(start, end).map(encodeFrozen);
           const text = Buffer.from(texts.join(shape.separator));
           const last = tailOf(texts, shape.separator);
           previous = last;
@@ -112,6 +114,13 @@ export interface DocumentItem {
   readonly actionType?: ChangeType | undefined;
 }
 
+/** An item with its record as it was when the build started. */
+interface Frozen {
+  readonly entry: InstanceView;
+  readonly record: InstanceRecord;
+  readonly actionType: ChangeType | undefined;
+}
+
 interface Segment {
   readonly records: readonly InstanceRecord[];
   readonly actions: readonly (ChangeType | undefined)[];
@@ -139,11 +148,11 @@ const BOUNDARY_MODULUS = 128;
 const MAX_SEGMENT = 1024;
 
 /** Where the segment starting at `start` ends (exclusive): an id boundary, the app's end, or the cap. */
-function segmentEnd(views: readonly DocumentItem[], start: number): number {
-  const app = views[start]!.view.record.app;
+function segmentEnd(views: readonly Frozen[], start: number): number {
+  const app = views[start]!.record.app;
   let end = start;
-  while (end < views.length && end - start < MAX_SEGMENT && views[end]!.view.record.app === app) {
-    if (fnv1a(views[end++]!.view.record.instanceId) % BOUNDARY_MODULUS === 0) break;
+  while (end < views.length && end - start < MAX_SEGMENT && views[end]!.record.app === app) {
+    if (fnv1a(views[end++]!.record.instanceId) % BOUNDARY_MODULUS === 0) break;
   }
   return end;
 }

@@ -115,6 +115,13 @@ export function createMetrics(registry: RegistryApi, build: BuildInfo = { versio
     registers: [register],
   });
 
+  const fullReads = new Counter({
+    name: 'roster_full_reads_total',
+    help: 'ListApplications reads served, by answer encoding (gzip when the client asked) and whether the encoded snapshot was already kept (hit) or encoded for it (miss).',
+    labelNames: ['encoding', 'cache'],
+    registers: [register],
+  });
+
   return {
     registry: register,
     observer: {
@@ -127,6 +134,9 @@ export function createMetrics(registry: RegistryApi, build: BuildInfo = { versio
       },
       streamClosed(method) {
         openStreams.dec({ method });
+      },
+      fullRead(encoding, cached) {
+        fullReads.inc({ encoding, cache: cached ? 'hit' : 'miss' });
       },
     },
     render: () => register.metrics(),

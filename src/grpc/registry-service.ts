@@ -71,6 +71,8 @@ export interface RegistryServiceOptions {
   readonly nodeId?: string;
   /** Bounds of ListApplications' encoded-snapshot cache (byte cap, lease timestamp age). */
   readonly snapshotCache?: Pick<SnapshotCacheOptions, 'maxBytes' | 'maxLeaseAgeMs'>;
+  /** Told of every ListApplications read: its answer's encoding, and whether the encoded snapshot was kept already. */
+  readonly onFullRead?: (encoding: 'gzip' | 'identity', cached: boolean) => void;
 }
 
 /** The RegistryService handlers, plus what shutdown needs to end the long-lived streams. */
@@ -151,6 +153,7 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
     // Undefined when the call is not hooked for framed answers (see response-compression.ts).
     const encoding = responseEncoding(call.metadata);
     const reader = snapshots.open(chunkSize, encoding === 'gzip');
+    options.onFullRead?.(encoding ?? 'identity', reader.cached);
     for (;;) {
       if (call.destroyed) return;
       const frame = await reader.next();

@@ -28,6 +28,8 @@ export interface RpcObserver {
   /** A streaming call started (then exactly one {@link streamClosed} when it ends). */
   streamOpened?(method: string): void;
   streamClosed?(method: string): void;
+  /** A ListApplications read started: its answer's encoding, and whether the encoded snapshot was kept already. */
+  fullRead?(encoding: 'gzip' | 'identity', cached: boolean): void;
 }
 
 export interface GrpcServerOptions {
@@ -121,6 +123,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     limits: options.limits,
     nodeId: options.nodeId,
     snapshotCache: options.snapshotCache,
+    ...(options.observer?.fullRead ? { onFullRead: options.observer.fullRead.bind(options.observer) } : {}),
   });
   const extra = options.extraServices ?? [];
 

@@ -46,6 +46,8 @@ const GZIP_LOOKAHEAD = 2;
 export interface SnapshotReader {
   /** The revision the frames show. */
   readonly revision: number;
+  /** Whether the frames come from the kept entry, encoded for an earlier read. */
+  readonly cached: boolean;
   /** The next gRPC message frame (gzip-compressed when asked), undefined after the last. */
   next(): Promise<Buffer | undefined>;
 }
@@ -87,11 +89,13 @@ export class SnapshotCache {
 
   /** A walk through the current revision's chunks of `chunkSize` instances, gzip frames if `compressed`. */
   open(chunkSize: number, compressed: boolean): SnapshotReader {
+    const hitsBefore = this.#hits;
     const entry = this.#entryFor(chunkSize);
     let index = 0;
     let ended = false;
     return {
       revision: entry.revision,
+      cached: this.#hits > hitsBefore,
       next: async () => {
         if (ended) return undefined;
         const i = index++;

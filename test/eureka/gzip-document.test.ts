@@ -94,6 +94,19 @@ describe('GzipDocument', () => {
     assert.equal(document.lastBuild.compressed, 0);
   });
 
+  test('a body being built is of the moment it started, while the registry changes underneath', async () => {
+    const registry = new Registry({ clock: new FakeClock() });
+    for (let i = 0; i < 3000; i++) registry.register(registration(`app-${i % 3}`, `i-${i}`, 'v0'));
+    const expected = plain(registry, 'json');
+    const building = gzipped(new GzipDocument(), registry, 'json');
+    // While segments are compressed off the event loop: replace and remove versions it holds.
+    for (let i = 0; i < 3000; i += 7) registry.register(registration(`app-${i % 3}`, `i-${i}`, 'v1'));
+    for (let i = 1; i < 3000; i += 11) registry.cancel(`app-${i % 3}`, `i-${i}`, 'client');
+    // Records as they were; lease times as the entries keep them (a removed one has its eviction time).
+    const withoutEviction = (text: string): string => text.replace(/"evictionTimestamp":\d+/g, '"evictionTimestamp":0');
+    assert.equal(withoutEviction(gunzipSync(await building).toString('utf8')), withoutEviction(expected));
+  });
+
   test('crc32Combine gives the CRC-32 of the concatenation', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 300 }), (a, b) => {

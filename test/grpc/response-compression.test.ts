@@ -3,6 +3,9 @@ import { connect as http2Connect, type IncomingHttpHeaders } from 'node:http2';
 import { describe, test } from 'node:test';
 import { deflateSync, gunzipSync, gzipSync } from 'node:zlib';
 import { RosterClient } from '../../src/client/index.js';
+import { FakeClock } from '../../src/core/clock.js';
+import { Registry } from '../../src/core/registry.js';
+import { createMetrics } from '../../src/grpc/metrics.js';
 import { GetInstanceRequest, GetInstanceResponse, ListApplicationsRequest, ListApplicationsResponse } from '../../src/gen/roster/v1/registry_service.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { registration, WAIT_MS, withHarness } from './helpers.js';
@@ -123,6 +126,27 @@ describe('gzip-compressed responses', () => {
         await counter.close();
       }
     }));
+
+  test('full reads are counted by answer encoding and cache hit or miss', async () => {
+    const clock = new FakeClock();
+    const registry = new Registry({ clock });
+    const metrics = createMetrics(registry);
+    await withHarness({ observer: metrics.observer, prebuilt: { clock, registry } }, async ({ address }) => {
+      registry.register(registration({ app: 'billing', instanceId: 'i-1' }));
+      await rawCall(address, LIST, listRequest);
+      await rawCall(address, LIST, listRequest, 'gzip');
+      await rawCall(address, LIST, listRequest, 'gzip');
+      registry.register(registration({ app: 'billing', instanceId: 'i-2' }));
+      await rawCall(address, LIST, listRequest, 'gzip');
+      const text = await metrics.render();
+      const count = (encoding: string, cache: string): number =>
+        Number(new RegExp(`^roster_full_reads_total\\{encoding="${encoding}",cache="${cache}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+      assert.deepEqual(
+        { identityMiss: count('identity', 'miss'), gzipHit: count('gzip', 'hit'), gzipMiss: count('gzip', 'miss') },
+        { identityMiss: 1, gzipHit: 2, gzipMiss: 1 },
+      );
+    });
+  });
 
   test('RosterClient refuses an unknown compression', () => {
     assert.throws(() => new RosterClient('127.0.0.1:1', { compression: 'br' as 'gzip' }), /compression must be 'gzip' or 'identity', got "br"/);
