@@ -126,9 +126,9 @@ export class ServerGroup {
   }
 }
 
-/** Whether Debian's etcd is installed, and its version line. */
-export function etcdVersion(): string | undefined {
-  const result = spawnSync(ETCD_BIN, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+/** The version of Debian's etcd (`etcd --version`), or undefined when it is not installed. */
+export function etcdVersion(bin = ETCD_BIN): string | undefined {
+  const result = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   if (result.error !== undefined || result.status !== 0) return undefined;
   return /etcd Version: (\S+)/.exec(result.stdout)?.[1];
 }
