@@ -121,9 +121,19 @@ export async function compareEureka(options: CompareOptions): Promise<void> {
   log(`server logs: ${LOG_DIR}`);
 
   const pool = LoadPool.start(LOAD_PROCESSES);
+  // A phase that fails (e.g. a JVM that does not start in time) is reported; the others' rows stay.
+  const phase = async (name: string, run: () => Promise<void>): Promise<void> => {
+    try {
+      await run();
+    } catch (err) {
+      log(`${name} failed: ${err instanceof Error ? err.stack : String(err)}`);
+      rows.push({ measure: `${name}: not measured`, system: 'Roster', variant: '', value: `failed: ${err instanceof Error ? err.message : String(err)}`, unit: '' });
+      process.exitCode = 1;
+    }
+  };
   try {
-    await singleNodePhase(budget, pool, rows, log);
-    await clusterPhase(budget, rows, log);
+    await phase('single-node phase', () => singleNodePhase(budget, pool, rows, log));
+    await phase('three-node phase', () => clusterPhase(budget, rows, log));
   } finally {
     await pool.stop();
   }
