@@ -454,9 +454,12 @@ async function deltaPhase(server: ServerChild, writeMs: number, watch: boolean):
   if (watch) {
     client = new RosterClient(server.grpcAddress!, { channelOptions: { 'grpc.per_rpc_retry_buffer_size': 0 } });
     const stream = client.watch({}, { signal: aborter.signal });
+    let started: () => void = () => undefined;
+    const first = new Promise<void>((resolve) => (started = resolve));
     watching = (async () => {
       try {
         for await (const message of stream) {
+          started(); // the first message (progress) says the server is watching: writes may begin
           const at = performance.now();
           for (const change of message.changes) {
             if (change.instance !== undefined) note(watchSeen, change.instance.instanceId, change.instance.lastDirtyTimestamp, at);
@@ -466,6 +469,7 @@ async function deltaPhase(server: ServerChild, writeMs: number, watch: boolean):
         if (!aborter.signal.aborted) throw err;
       }
     })();
+    await Promise.race([first, watching, new Promise((resolve) => setTimeout(resolve, 10_000))]);
   }
   const cpuBefore = server.cpuSeconds();
   const began = performance.now();
