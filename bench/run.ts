@@ -11,7 +11,7 @@
  * `--server-flags` overrides `roster serve` settings of every suite (every node), e.g.
  * '{"writesPerSecond":50000}'. Targets are reported, not enforced.
  * `--scale N` runs bench/scale.ts instead: one node filled to N instances (see there;
- * `--scale-lease RENEW:DURATION` seconds, `--scale-stop PERCENT`, `--node-args "V8 flags"`).
+ * `--scale-lease RENEW:DURATION` seconds, `--scale-stop PERCENT`, `--node-args="V8 flags"`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';

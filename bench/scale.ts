@@ -357,6 +357,9 @@ interface Phase {
   readonly rssMiB: number;
   readonly peakRssMiB: number;
   readonly heapUsedMiB: number;
+  /** What V8 reserved for the heap, and memory outside it (Buffers, typed arrays): with heapUsed, where RSS goes. */
+  readonly heapTotalMiB: number;
+  readonly externalMiB: number;
   readonly renewals: ReturnType<Renewer['window']>;
 }
 
@@ -404,6 +407,8 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       loadAverage: round2(loadavg()[0]!),
       ...node.rss(),
       heapUsedMiB: round(probe.memory.heapUsed / MiB),
+      heapTotalMiB: round(probe.memory.heapTotal / MiB),
+      externalMiB: round(probe.memory.external / MiB),
       renewals: renewer.window(),
     };
     phases[name] = phase;
@@ -555,7 +560,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
 }
 
 function scaleTable(results: { fill: { perSecond: number }; fullRead: { ms: number; bytes: number } }, phases: Record<string, Phase>): string {
-  const header = ['phase', 's', 'loop p50/p99/max ms', 'GC count/total/max ms (major)', 'GC (minor)', 'renewals ok/s', 'NOT_FOUND', 'late renewals (max ms)', 'RSS MiB', 'heap MiB', 'server/bench cores', 'load'];
+  const header = ['phase', 's', 'loop p50/p99/max ms', 'GC count/total/max ms (major)', 'GC (minor)', 'renewals ok/s', 'NOT_FOUND', 'late renewals (max ms)', 'RSS MiB', 'heap used / total, external MiB', 'server/bench cores', 'load'];
   const gcCell = (g: Phase['gc'][string] | undefined): string => (g === undefined ? '-' : `${g.count} / ${g.totalMs} / ${g.maxMs}`);
   const rows = Object.entries(phases).map(([name, p]) => [
     name,
@@ -567,7 +572,7 @@ function scaleTable(results: { fill: { perSecond: number }; fullRead: { ms: numb
     String(p.renewals.notFound),
     `${p.renewals.late} (${p.renewals.maxLateMs})`,
     `${p.rssMiB} (peak ${p.peakRssMiB})`,
-    String(p.heapUsedMiB),
+    `${p.heapUsedMiB} / ${p.heapTotalMiB}, ${p.externalMiB}`,
     `${p.serverCores} / ${p.benchCores}`,
     String(p.loadAverage),
   ]);

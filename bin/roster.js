@@ -3,7 +3,7 @@
 // runs through `prepare`) when it was built after the last change to src/: an empty node then
 // needs about 40 MiB less than with tsx compiling TypeScript in memory. Otherwise (a checkout
 // edited since, or never built) it runs src/ through tsx, so stale code is never run.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -17,8 +17,9 @@ function builtAt() {
   }
 }
 
-/** Whether some file under src/ changed (or appeared) after `time`. */
+/** Whether some file under src/ changed (or appeared) after `time`; false without src/ (dist only). */
 function changedSince(time) {
+  if (!existsSync(`${root}src`)) return false;
   for (const entry of readdirSync(`${root}src`, { recursive: true, withFileTypes: true })) {
     if (entry.isFile() && statSync(`${entry.parentPath}/${entry.name}`).mtimeMs > time) return true;
   }

@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { CountResult, Job, JobResult, Keys, ReadResult, System, WatchResult } from './jobs.js';
 import { LoadPool } from './load-pool.js';
-import { ETCD_BIN, etcdVersion, killAllSync, ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
+import { ETCD_BIN, etcdVersion, killAllSync, rosterRunsFrom, ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
 import { advantage, cores, median, summarize, targetMet, type Better, type CompareTarget } from './stats.js';
 
 export const SHAPES = ['register', 'renewals', 'heartbeat', 'watch', 'size', 'cluster'] as const;
@@ -218,7 +218,7 @@ class Comparison {
       serverCores: { roster: roster.serverCores, ...(etcd === undefined ? {} : { etcd: etcd.serverCores }) },
       loadCores: { roster: roster.loadCores, ...(etcd === undefined ? {} : { etcd: etcd.loadCores }) },
       target: options.target,
-      note: options.note ?? failures(roster, etcd),
+      note: [perOperation(roster, etcd), failures(roster, etcd), options.note ?? ''].filter(Boolean).join('; '),
       details: { roster, ...(etcd === undefined ? {} : { etcd }), loadProcesses: workers },
     });
     return result.etcd?.measured;
@@ -231,6 +231,15 @@ class Comparison {
   get budget(): CompareBudget {
     return this.#budget;
   }
+}
+
+/**
+ * Server CPU per operation, µs: cores ÷ rate. Steadier than the rate itself when neighbours on
+ * this shared machine leave either server short of CPU.
+ */
+function perOperation(roster: Measured, etcd: Measured | undefined): string {
+  const us = (m: Measured | undefined): string => (m === undefined || !(m.value > 0) ? '-' : ((m.serverCores / m.value) * 1e6).toFixed(0));
+  return `server CPU ${us(roster)} / ${us(etcd)} µs per op`;
 }
 
 function failures(roster: Measured, etcd: Measured | undefined): string {
@@ -547,7 +556,8 @@ async function clusterShape(comparison: Comparison): Promise<void> {
   const etcd = budget.clusterEtcd ? await measure('etcd') : undefined;
   if (roster === undefined) return;
   const describe = (m: NonNullable<typeof roster>): string =>
-    `p50 ${m.latency.p50.toFixed(1)} ms, ${Math.round(m.watch.sustainedPerSecond)} writes/s, ${Math.round(m.renewals.ok / m.renewals.seconds)} renewals/s`;
+    `p50 ${m.latency.p50.toFixed(1)} ms, max ${m.latency.max.toFixed(0)} ms, ${Math.round(m.watch.sustainedPerSecond)} writes/s, ${Math.round(m.renewals.ok / m.renewals.seconds)} renewals/s` +
+    (m.renewals.failed + (m.renewals.skipped ?? 0) > 0 ? ` (${m.renewals.failed} failed, ${m.renewals.skipped ?? 0} skipped)` : '');
   comparison.addRow({
     id: 'cluster-watch-p99',
     shape: 'cluster',
@@ -570,7 +580,7 @@ export interface CompareOptions {
   readonly only?: readonly string[];
 }
 
-/** Runs the comparison; answers the process exit code (2: etcd missing or bad arguments). */
+/** Runs the comparison; answers the process exit code (1: a shape failed, 2: etcd missing or bad arguments). */
 export async function runCompareEtcd(options: CompareOptions): Promise<number> {
   const only = options.only ?? SHAPES;
   const unknown = only.filter((s) => !(SHAPES as readonly string[]).includes(s));
@@ -584,6 +594,8 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
     return 2;
   }
   const budget = COMPARE_BUDGETS[options.quick ? 'quick' : 'full'];
+  const runsFrom = rosterRunsFrom();
+  if (runsFrom !== 'dist') process.stderr.write('note: bin/roster.js will run src/ through tsx (dist/ is missing or older than src/); `npm run build` first to measure what `npm ci` installs\n');
   const startedAt = new Date();
   const loadBefore = loadavg();
   const pool = await LoadPool.start(2);
@@ -601,22 +613,37 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
   process.on('exit', cleanup);
   const comparison = new Comparison(pool, budget);
   const wants = (shape: Shape): boolean => only.includes(shape);
-  try {
-    if (wants('register') || wants('renewals') || wants('heartbeat') || wants('watch')) {
-      const [roster, etcd] = await Promise.all([startRoster(), startEtcd()]);
-      try {
-        process.stderr.write(`Roster ${roster.address} (pid ${roster.pid}), etcd ${version} ${etcd.address} (pid ${etcd.pid}); preparing ${budget.pool} renewal keys on each\n`);
-        const pair = await preparePair(comparison, roster, etcd);
-        if (wants('register')) await registerShape(comparison, pair);
-        if (wants('renewals')) await renewalsShape(comparison, pair);
-        if (wants('heartbeat')) await heartbeatShape(comparison, pair);
-        if (wants('watch')) await watchShape(comparison, pair);
-      } finally {
-        await Promise.all([roster.stop(), etcd.stop()]);
-      }
+  /** A shape that fails is reported and the run goes on with the next one; the exit code says so. */
+  const errors: { shape: string; error: string }[] = [];
+  const attempt = async (shape: string, run: () => Promise<void>): Promise<void> => {
+    process.stderr.write(`[${elapsed(startedAt)}] ${shape}\n`);
+    try {
+      await run();
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      errors.push({ shape, error });
+      process.stderr.write(`  ${shape} failed: ${error}\n`);
     }
-    if (wants('size')) await sizeShape(comparison);
-    if (wants('cluster')) await clusterShape(comparison);
+  };
+  try {
+    const singleNode = SHAPES.filter((s) => s !== 'size' && s !== 'cluster' && wants(s));
+    if (singleNode.length > 0) {
+      await attempt(singleNode.join(', '), async () => {
+        const [roster, etcd] = await Promise.all([startRoster(), startEtcd()]);
+        try {
+          process.stderr.write(`Roster ${roster.address} (pid ${roster.pid}), etcd ${version} ${etcd.address} (pid ${etcd.pid}); preparing ${budget.pool} renewal keys on each\n`);
+          const pair = await preparePair(comparison, roster, etcd);
+          if (wants('register')) await attempt('register', () => registerShape(comparison, pair));
+          if (wants('renewals')) await attempt('renewals', () => renewalsShape(comparison, pair));
+          if (wants('heartbeat')) await attempt('heartbeat', () => heartbeatShape(comparison, pair));
+          if (wants('watch')) await attempt('watch', () => watchShape(comparison, pair));
+        } finally {
+          await Promise.all([roster.stop(), etcd.stop()]);
+        }
+      });
+    }
+    if (wants('size')) await attempt('size', () => sizeShape(comparison));
+    if (wants('cluster')) await attempt('cluster', () => clusterShape(comparison));
   } finally {
     pool.stop();
     killAllSync();
@@ -631,6 +658,7 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
     quick: options.quick,
     budget,
     etcdVersion: version,
+    rosterRunsFrom: runsFrom,
     loadProcesses: pool.size,
     machine: {
       cpus: cpus().length,
@@ -641,18 +669,24 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
       loadAverageAfter: loadavg().map(round2),
     },
     rows: comparison.rows,
+    errors,
   };
   console.log(compareTable(comparison.rows));
   console.log(
     `\nRoster/etcd: > 1 means Roster did better (throughput Roster ÷ etcd; latency, time and memory etcd ÷ Roster). ` +
-      `Cores: server / load processes, Roster | etcd. etcd ${version}; load average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`,
+      `Cores: server / load processes, Roster | etcd. Roster from ${runsFrom}, etcd ${version}; load average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`,
   );
   for (const path of [RESULTS, ...(options.out === undefined ? [] : [options.out])]) {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
     console.log(`wrote ${path}`);
   }
-  return 0;
+  for (const { shape, error } of errors) console.error(`FAILED ${shape}: ${error}`);
+  return errors.length === 0 ? 0 : 1;
+}
+
+function elapsed(since: Date): string {
+  return `${Math.round((Date.now() - since.getTime()) / 1000)} s`;
 }
 
 function formatValue(value: number | undefined, unit: string): string {

@@ -36,11 +36,13 @@ export interface CountResult {
   readonly ok: number;
   readonly failed: number;
   readonly seconds: number;
+  /** Paced jobs: operations that fell due while too many were outstanding, so were not sent. */
+  readonly skipped?: number;
   readonly firstError?: string;
 }
 
 export interface WatchResult extends CountResult {
-  /** Writes issued, answered OK, skipped because too many were outstanding, and their events seen. */
+  /** Writes issued and, of those answered OK, the events seen. */
   readonly issued: number;
   readonly skipped: number;
   readonly events: number;

@@ -306,7 +306,7 @@ async function pacedRenewals(job: Extract<Job, { type: 'paced-renewals' }>): Pro
     call.end();
     call.cancel();
   }
-  return { ok, failed, seconds: job.durationMs / 1000, ...(firstError === undefined ? {} : { firstError: `${firstError}; skipped ${skipped}` }) };
+  return { ok, failed, skipped, seconds: job.durationMs / 1000, ...(firstError === undefined ? {} : { firstError }) };
 }
 
 /** The sequence number a write embeds in its instance id (`w-<seq>`), or -1. */
@@ -321,14 +321,19 @@ function openWatch(job: Extract<Job, { type: 'watch-latency' }>, onSequence: (se
   const options = { deadline: Date.now() + job.durationMs + DRAIN_MS + WATCH_SETUP_MS + CALL_DEADLINE_MS };
   if (job.system === 'roster') {
     const call = client.makeServerStreamRequest(roster.watch.path, roster.watch.requestSerialize, roster.watch.responseDeserialize, { app: job.app }, options);
-    call.on('data', (answer: Message) => {
-      for (const change of (answer['changes'] as { instance?: { instanceId?: string } }[] | undefined) ?? []) {
-        onSequence(sequenceOf(change.instance?.instanceId ?? ''));
-      }
+    // A Watch from now answers a progress message once it is subscribed: until then a write
+    // (even one at another node, replicated here) could land before it and never be seen.
+    const established = new Promise<void>((resolve, reject) => {
+      call.on('data', (answer: Message) => {
+        resolve();
+        for (const change of (answer['changes'] as { instance?: { instanceId?: string } }[] | undefined) ?? []) {
+          onSequence(sequenceOf(change.instance?.instanceId ?? ''));
+        }
+      });
+      call.on('error', reject);
     });
-    call.on('error', () => {});
-    // Roster's Watch is live once the call is accepted; the first write's event proves it.
-    return { close: () => call.cancel(), established: Promise.resolve() };
+    established.catch(() => {});
+    return { close: () => call.cancel(), established };
   }
   const call = client.makeBidiStreamRequest(etcd.watch.path, etcd.watch.requestSerialize, etcd.watch.responseDeserialize, options);
   const prefix = Buffer.from(`${ETCD_PREFIX}${job.app}/`);

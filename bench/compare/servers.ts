@@ -7,12 +7,13 @@
  * them (and remove etcd's data directories) from an exit or signal handler.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { cpuSecondsFromStat, statusBytes } from './stats.js';
 
-const ROSTER_BIN = fileURLToPath(new URL('../../bin/roster.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROSTER_BIN = `${ROOT}bin/roster.js`;
 export const ETCD_BIN = '/usr/bin/etcd';
 /** etcd's data lives in memory, so neither side waits on a disk (Roster keeps none). */
 const DATA_PARENT = '/dev/shm';
@@ -125,9 +126,9 @@ export class ServerGroup {
   }
 }
 
-/** Whether Debian's etcd is installed, and its version line. */
-export function etcdVersion(): string | undefined {
-  const result = spawnSync(ETCD_BIN, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+/** The version of Debian's etcd (`etcd --version`), or undefined when it is not installed. */
+export function etcdVersion(bin = ETCD_BIN): string | undefined {
+  const result = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   if (result.error !== undefined || result.status !== 0) return undefined;
   return /etcd Version: (\S+)/.exec(result.stdout)?.[1];
 }
@@ -152,6 +153,24 @@ export async function freePorts(count: number): Promise<number[]> {
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
+}
+
+/**
+ * What `bin/roster.js` will run, by the same rule it applies: `dist/` when its build stamp is
+ * newer than every file under `src/` (what `npm ci` leaves, through `prepare`), else `src/`
+ * through tsx (an empty node then needs about 40 MiB more). Reported with the results.
+ */
+export function rosterRunsFrom(): 'dist' | 'src (tsx)' {
+  let built = 0;
+  try {
+    built = statSync(`${ROOT}dist/.build-stamp`).mtimeMs;
+  } catch {
+    return 'src (tsx)';
+  }
+  for (const entry of readdirSync(`${ROOT}src`, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile() && statSync(`${entry.parentPath}/${entry.name}`).mtimeMs > built) return 'src (tsx)';
+  }
+  return 'dist';
 }
 
 /** One Roster node: `node bin/roster.js serve` with silent logs and the write limit lifted. */

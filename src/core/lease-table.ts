@@ -3,8 +3,9 @@
  * slot number, with the min-heap of deadlines over slots (etcd's lease_queue.go: a heap by
  * deadline plus an index by id, updated in place). At a million instances an object per lease
  * with its boxed numbers was seven heap objects and ~220 bytes per instance for the garbage
- * collector to trace on every major GC; here a lease is ~50 bytes the collector never looks
- * into. Slots are reused after {@link free}; `owner` maps a slot back to its instance.
+ * collector to trace on every major GC; here a lease is ~60 bytes of columns the collector
+ * never looks into, plus the owner pointer. Slots are reused after {@link free}; `owner` maps
+ * a slot back to its instance.
  */
 export class LeaseTable<Owner> {
   #capacity = 0;
@@ -14,6 +15,8 @@ export class LeaseTable<Owner> {
   #registrationTimestamp = new Float64Array(0);
   #lastRenewalTimestamp = new Float64Array(0);
   #serviceUpTimestamp = new Float64Array(0);
+  /** The owner's content hash (53 bits: a boxed number on the heap if kept on the owner). */
+  #hash = new Float64Array(0);
   #owners: (Owner | undefined)[] = [];
   /** The peer whose replicated write last renewed a slot; absent when a client did (most slots). */
   readonly #renewedVia = new Map<number, string>();
@@ -129,6 +132,14 @@ export class LeaseTable<Owner> {
     this.#serviceUpTimestamp[slot] = wall;
   }
 
+  hash(slot: number): number {
+    return this.#hash[slot]!;
+  }
+
+  setHash(slot: number, hash: number): void {
+    this.#hash[slot] = hash;
+  }
+
   renewedVia(slot: number): string | undefined {
     return this.#renewedVia.get(slot);
   }
@@ -198,6 +209,7 @@ export class LeaseTable<Owner> {
     this.#registrationTimestamp = grown(this.#registrationTimestamp, (n) => new Float64Array(n));
     this.#lastRenewalTimestamp = grown(this.#lastRenewalTimestamp, (n) => new Float64Array(n));
     this.#serviceUpTimestamp = grown(this.#serviceUpTimestamp, (n) => new Float64Array(n));
+    this.#hash = grown(this.#hash, (n) => new Float64Array(n));
     this.#heap = grown(this.#heap, (n) => new Int32Array(n));
     this.#capacity = capacity;
   }

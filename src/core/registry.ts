@@ -103,11 +103,15 @@ class Entry implements InstanceView, LeaseTimes {
 
   constructor(
     readonly record: InstanceRecord,
-    readonly hash: number,
     readonly slot: number,
     leases: LeaseTable<Entry>,
   ) {
     this.#leases = leases;
+  }
+
+  /** The record's content hash (see version.ts); only the current version is ever compared. */
+  get hash(): number {
+    return this.#leases!.hash(this.slot);
   }
 
   get lease(): LeaseTimes {
@@ -576,9 +580,11 @@ export class Registry implements RegistryApi {
   #evictExpired(done: () => void): void {
     const started = this.#clock.now();
     const now = started;
-    // Tombstones sit in the map in expiry order (each is re-inserted when renewed).
+    // Tombstones sit in the map in expiry order (each is re-inserted when renewed). A mass
+    // eviction's tombstones all expire together: a bounded number go per pass, the rest next time.
+    let forgotten = 0;
     for (const [k, t] of this.#tombstones) {
-      if (t.expiresAt > now) break;
+      if (t.expiresAt > now || forgotten++ >= EVICTION_SLICE * 10) break;
       this.#tombstones.delete(k);
     }
     this.#trimRecentEvictions(now);
@@ -764,14 +770,14 @@ export class Registry implements RegistryApi {
     const leases = this.#leases;
     let entry: Entry;
     if (existing) {
-      entry = new Entry(record, hash, existing.slot, leases);
+      entry = new Entry(record, existing.slot, leases);
       existing.detach(0);
       leases.setOwner(entry.slot, entry);
       this.#count(existing.record, -1);
       this.#expected.setRate(entry.slot, rate);
     } else {
       const slot = leases.allocate();
-      entry = new Entry(record, hash, slot, leases);
+      entry = new Entry(record, slot, leases);
       leases.setOwner(slot, entry);
       leases.setRegistrationTimestamp(slot, wall);
       this.#expected.add(slot, this.#clock.now(), rate);
@@ -781,6 +787,7 @@ export class Registry implements RegistryApi {
     let app = this.#apps.get(record.app);
     if (!app) this.#apps.set(record.app, (app = new Map()));
     app.set(record.instanceId, entry);
+    leases.setHash(entry.slot, hash);
     if (record.status === 'UP' && leases.serviceUpTimestamp(entry.slot) === 0) leases.setServiceUpTimestamp(entry.slot, wall);
     leases.setLastRenewalTimestamp(entry.slot, wall);
     leases.setDeadline(entry.slot, this.#clock.now() + leaseMs);

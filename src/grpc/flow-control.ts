@@ -7,8 +7,10 @@ type Listener = Parameters<Call['start']>[0];
 type ConnectionInfo = ReturnType<Call['getConnectionInfo']>;
 
 export interface FlowControlOptions {
-  /** Method paths (`/pkg.Service/Method`) whose reads wait for their responses to flush. */
+  /** Method paths (`/pkg.Service/Method`) of streams answering each request with one response. */
   readonly methods: ReadonlySet<string>;
+  /** Requests a call may have read whose responses have not flushed; its reads wait beyond. */
+  readonly window: number;
   /** A response that has waited this long for the peer's window cuts the call's connection. */
   readonly stallMs: number;
   /** Drives the stall timer (a test's fake clock). */
@@ -24,14 +26,15 @@ export interface FlowControlOptions {
 }
 
 /**
- * Request-for-response streams (Replicate: one result message per batch) read their next
- * request only once the previous response has been flushed into the peer's HTTP/2
- * flow-control window. node:http2 fires a stream write's callback only when its bytes have
- * left for the socket, so a peer that sends batches and never reads its results fills its
- * window, then this call holds one response and stops reading: the peer's own window fills
- * and it cannot send more. The node keeps one response per such call, not one per batch.
- * A call held for `stallMs` is cut with its connection. Reading before the flush instead lets
- * grpc-js's write queue grow without bound (~0.9 KB per result, measured).
+ * Request-for-response streams (Replicate: one result message per batch) read a request only
+ * while fewer than `window` earlier ones still have a response waiting to flush into the
+ * peer's HTTP/2 flow-control window. node:http2 fires a stream write's callback only when its
+ * bytes have left for the socket, so a peer that sends batches and never reads its results
+ * fills its window, then the call holds at most `window` responses and stops reading: the
+ * peer's own window fills and it cannot send more. A response waiting `stallMs` cuts the
+ * call's connection. Without this, grpc-js's write queue grows by every batch's results
+ * (~0.9 KB per result, measured); pausing on `write() === false` is not enough either, as
+ * the stream then still reads the 16 requests it buffers.
  */
 export function flowControl(options: FlowControlOptions): grpc.ServerInterceptor {
   const log = options.logger.child({ component: 'flow-control' });
@@ -47,15 +50,18 @@ export function flowControl(options: FlowControlOptions): grpc.ServerInterceptor
   };
 }
 
-/** Delegates to `next`, holding each read while a response it sent has not been flushed. */
+/** Delegates to `next`, holding reads while `window` requests read still await a flushed response. */
 class FlushGatedCall implements Call {
   readonly #next: Call;
   readonly #onStall: (connection: ConnectionInfo) => void;
   readonly #clock: Clock;
   readonly #stallMs: number;
+  readonly #window: number;
+  /** Requests read whose response has not flushed yet. */
+  #outstanding = 0;
   /** Responses handed to grpc-js whose write callback has not fired. */
   #unflushed = 0;
-  /** A read the handler asked for while a response was unflushed. */
+  /** A read the handler asked for while the window was full. */
   #readWanted = false;
   #stallTimer: TimerHandle | undefined;
   #ended = false;
@@ -65,12 +71,16 @@ class FlushGatedCall implements Call {
     this.#onStall = onStall;
     this.#clock = options.clock;
     this.#stallMs = options.stallMs;
+    this.#window = options.window;
   }
 
   start(listener: Listener): void {
     this.#next.start({
       onReceiveMetadata: (metadata) => listener.onReceiveMetadata(metadata),
-      onReceiveMessage: (message) => listener.onReceiveMessage(message),
+      onReceiveMessage: (message) => {
+        this.#outstanding++;
+        listener.onReceiveMessage(message);
+      },
       onReceiveHalfClose: () => listener.onReceiveHalfClose(),
       onCancel: () => {
         this.#end();
@@ -86,12 +96,11 @@ class FlushGatedCall implements Call {
   sendMessage(message: unknown, callback: () => void): void {
     if (this.#unflushed++ === 0 && !this.#ended) this.#stallTimer = this.#clock.setTimeout(() => this.#stalled(), this.#stallMs);
     this.#next.sendMessage(message, () => {
-      if (--this.#unflushed === 0) {
-        this.#clearTimer();
-        if (this.#readWanted) {
-          this.#readWanted = false;
-          this.#next.startRead();
-        }
+      if (--this.#unflushed === 0) this.#clearTimer();
+      this.#outstanding = Math.max(0, this.#outstanding - 1);
+      if (this.#readWanted && this.#outstanding < this.#window) {
+        this.#readWanted = false;
+        this.#next.startRead();
       }
       callback();
     });
@@ -103,7 +112,7 @@ class FlushGatedCall implements Call {
   }
 
   startRead(): void {
-    if (this.#unflushed > 0) this.#readWanted = true;
+    if (this.#outstanding >= this.#window) this.#readWanted = true;
     else this.#next.startRead();
   }
 

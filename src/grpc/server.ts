@@ -94,8 +94,13 @@ const HEALTH_SERVICE = 'grpc.health.v1.Health';
 /** Reflection lists and describes itself too, as grpcurl users expect. */
 const REFLECTION_SERVICES = ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'];
 const READINESS_RECHECK_MS = 1000;
-/** Streams answering each request with one response: the next request is read once the last response is flushed. */
+/** Streams answering each request with one response: requests are read only while few responses wait to flush. */
 const FLUSH_GATED: ReadonlySet<string> = new Set([ReplicationServiceService.replicate.path]);
+/**
+ * Responses a Replicate peer may leave unflushed before its batches wait (each ≤ 1,000
+ * results): with 4, replication throughput matched ungated reading (BENCHMARKS.md).
+ */
+const REPLICATE_WINDOW = 4;
 /** Long enough for a loaded peer to catch up, short enough that a hostile one pins little for long. */
 const DEFAULT_STALL_MS = 30_000;
 const DEFAULT_GRACE_MS = 5000;
@@ -140,7 +145,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...(options.observer ? [observeRpcs(options.observer)] : []),
     guard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) }),
     refuseUndecodable(),
-    flowControl({ methods: FLUSH_GATED, stallMs: options.replicateStallMs ?? DEFAULT_STALL_MS, clock, cut: (c) => gate.close(c), logger: log }),
+    flowControl({ methods: FLUSH_GATED, window: REPLICATE_WINDOW, stallMs: options.replicateStallMs ?? DEFAULT_STALL_MS, clock, cut: (c) => gate.close(c), logger: log }),
   ];
   const server = new grpc.Server({
     ...SERVER_OPTIONS,

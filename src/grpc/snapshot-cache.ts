@@ -70,8 +70,8 @@ export interface SnapshotCacheStats {
  * always reflects it. Lease timestamps in it are those of the moment each chunk was encoded,
  * at most `maxLeaseAgeMs` before the read. A revision larger than `maxBytes` (projected from
  * its first chunk) and any other chunk size are encoded per read and dropped as sent.
- * Encoding is done chunk by chunk between writes, so no read blocks the event loop for more
- * than one chunk (~2 ms for 1,000 instances here).
+ * Encoding is done one chunk per turn of the event loop, so no read blocks it for more than
+ * one chunk (~2 ms for 1,000 instances here).
  */
 export class SnapshotCache {
   readonly #options: SnapshotCacheOptions;
@@ -180,9 +180,15 @@ class EncodedSnapshot {
     return encoded === 0 ? 0 : (this.plainBytes / encoded) * total * (1 + GZIP_SHARE);
   }
 
-  /** Frame `i`, undefined past the last one. */
+  /**
+   * Frame `i`, undefined past the last one. When it had to be encoded now, the event loop turns
+   * once before it is returned: a reader whose writes are all accepted at once (grpc-js buffers
+   * 16 messages) would otherwise encode chunk after chunk in one turn.
+   */
   async frame(i: number, compressed: boolean): Promise<Buffer | undefined> {
+    const encoding = i >= this.#plain.length && this.#instances !== undefined;
     const frame = compressed ? await this.#gzipAt(i) : this.#plainAt(i);
+    if (encoding) await new Promise<void>((resolve) => setImmediate(resolve));
     if (!this.#keep) {
       this.#plain[i] = undefined;
       this.#gzip[i] = undefined;

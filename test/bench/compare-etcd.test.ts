@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compareTable, type CompareRow } from '../../bench/compare/compare-etcd.js';
+import { compareTable, runCompareEtcd, type CompareRow } from '../../bench/compare/compare-etcd.js';
+import { etcdVersion } from '../../bench/compare/servers.js';
 import { advantage, cores, cpuSecondsFromStat, median, percentile, prefixEnd, statusBytes, summarize, targetMet } from '../../bench/compare/stats.js';
 
 describe('compare-etcd arithmetic', () => {
@@ -79,5 +80,18 @@ describe('compare-etcd arithmetic', () => {
     assert.equal(lines.length, 3);
     assert.match(lines[0]!, /^\| shape .*Roster\/etcd/);
     assert.match(lines[2]!, /\| 12,000 +\| 6,000 +\| writes\/s +\| 2\.00× +\| 0\.90 \\\| 0\.80 +\| 1\.00 \\\| 0\.70 +\| ≥ 2× +\| yes +\| - +\|$/);
+  });
+
+  it('says etcd is missing rather than failing later, and refuses unknown shapes before starting anything', async () => {
+    assert.equal(etcdVersion('/nonexistent/etcd'), undefined);
+    const errors: string[] = [];
+    const original = console.error;
+    console.error = (message: string) => errors.push(message);
+    try {
+      assert.equal(await runCompareEtcd({ quick: true, only: ['register', 'nope'] }), 2);
+    } finally {
+      console.error = original;
+    }
+    assert.match(errors.join('\n'), /unknown shape\(s\) nope; shapes are register, renewals, heartbeat, watch, size, cluster/);
   });
 });

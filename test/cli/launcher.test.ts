@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * bin/roster.js in a scratch checkout whose dist/ and src/ entry points only say which one ran,
+ * so the choice is seen without building anything.
+ */
+function checkout(): { dir: string; run: () => string; touch: (path: string, at: Date) => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'roster-launcher-'));
+  mkdirSync(join(dir, 'bin'));
+  mkdirSync(join(dir, 'dist', 'cli'), { recursive: true });
+  mkdirSync(join(dir, 'src', 'cli'), { recursive: true });
+  copyFileSync(join(REPO, 'bin', 'roster.js'), join(dir, 'bin', 'roster.js'));
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
+  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(join(dir, 'dist', 'cli', 'main.js'), "console.log('dist');\n");
+  writeFileSync(join(dir, 'src', 'cli', 'main.ts'), "const from: string = 'src';\nconsole.log(from);\n");
+  const touch = (path: string, at: Date): void => utimesSync(join(dir, path), at, at);
+  return { dir, run: () => execFileSync(process.execPath, [join(dir, 'bin', 'roster.js')], { encoding: 'utf8' }).trim(), touch };
+}
+
+describe('bin/roster.js', () => {
+  const dirs: string[] = [];
+  after(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('runs dist/ when it was built after the last change to src/, the sources through tsx otherwise', () => {
+    const { dir, run, touch } = checkout();
+    dirs.push(dir);
+    const built = new Date(Date.now() - 60_000);
+    const before = new Date(built.getTime() - 60_000);
+    touch('src/cli/main.ts', before);
+    assert.equal(run(), 'src', 'never built: the sources');
+    writeFileSync(join(dir, 'dist', '.build-stamp'), `${built.toISOString()}\n`);
+    touch('dist/.build-stamp', built);
+    assert.equal(run(), 'dist', 'built after every change');
+    touch('src/cli/main.ts', new Date(built.getTime() + 1000));
+    assert.equal(run(), 'src', 'a source edited since the build: never the stale dist/');
+    touch('src/cli/main.ts', before);
+    writeFileSync(join(dir, 'src', 'cli', 'added.ts'), 'export {};\n');
+    assert.equal(run(), 'src', 'a file added since the build');
+  });
+});
