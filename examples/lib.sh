@@ -221,10 +221,11 @@ instance_id() {
 # must list the first, and the node's metrics must count gzip answers (it answers gzip only to a
 # request that came compressed).
 check_compressed_snapshot() {
-  local run="$1" id="$2" http="$3" peer="$2-z" gzip_reads
+  # Logs under names of their own: an earlier run's log of "$id" would satisfy wait_for at once.
+  local run="$1" id="$2" http="$3" first="$2-gz" peer="$2-z" gzip_reads
   README_JOBS=()
-  readme_job "$id" "$run"
-  wait_for "$id" "^registered app=billing id=$id status=UP"
+  readme_job "$first" "$run"
+  wait_for "$first" "^registered app=billing id=$id status=UP"
   readme_job "$peer" "${run/-id $id /-id $peer }"
   wait_for "$peer" "^listed instance=billing/$id status=UP$"
   wait_for "$peer" "^snapshot revision=[0-9]+ instances=1 node="
@@ -239,7 +240,7 @@ check_compressed_snapshot() {
   fi
   echo "ok: both snapshots were answered gzip-compressed ($gzip_reads gzip full reads on the node)"
   kill -INT "${README_JOBS[0]}" "${README_JOBS[1]}"
-  expect_exit "$id" "${README_JOBS[0]}" 0
+  expect_exit "$first" "${README_JOBS[0]}" 0
   expect_exit "$peer" "${README_JOBS[1]}" 0
 }
 
