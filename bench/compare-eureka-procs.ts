@@ -19,7 +19,8 @@ export const EUREKA_JAR = join(EUREKA_PROJECT, 'target', 'roster-bench-eureka-se
 const LOAD_SCRIPT = fileURLToPath(new URL('./compare-eureka-load.ts', import.meta.url));
 /** USER_HZ, the unit of /proc CPU times (100 on every Linux platform Node runs on). */
 const CLOCK_TICKS_PER_SECOND = 100;
-const START_TIMEOUT_MS = 120_000;
+/** Three JVMs starting at once on a busy 2-core machine took over 2 minutes. */
+const START_TIMEOUT_MS = 300_000;
 const STOP_TIMEOUT_MS = 10_000;
 const MAVEN_TIMEOUT_MS = 15 * 60_000;
 

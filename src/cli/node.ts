@@ -106,7 +106,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     startupWaitMs: config.startupWaitSecs * 1000,
     // Health says SERVING the moment reads may be served, not at the next periodic recheck.
     onReady: () => grpcHandle?.setServing(serving),
-    dispatcher: { maxQueue: config.replicationQueueSize },
+    // Batches leave at the end of the I/O turn that queued them: no timer added to the lag.
+    dispatcher: { maxQueue: config.replicationQueueSize, flushDelayMs: 0 },
   });
   const metrics = createMetrics(registry, { version: ROSTER_VERSION });
   const observeLag = addReplicationMetrics(metrics, replicator);

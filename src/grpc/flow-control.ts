@@ -20,8 +20,6 @@ export interface FlowControlOptions {
    * and a status cannot reach a peer that reads nothing (trailers queue behind the held data).
    */
   readonly cut: (connection: ConnectionInfo) => void;
-  /** Told of every call held past `stallMs` and cut. */
-  readonly onStalled?: (method: string) => void;
   readonly logger: Logger;
 }
 
@@ -33,7 +31,7 @@ export interface FlowControlOptions {
  * fills its window, then the call holds at most `window` responses and stops reading: the
  * peer's own window fills and it cannot send more. A response waiting `stallMs` cuts the
  * call's connection. Without this, grpc-js's write queue grows by every batch's results
- * (~0.9 KB per result, measured); pausing on `write() === false` is not enough either, as
+ * (~0.9 KB per result, as issue #13 measured); pausing on `write() === false` is not enough either, as
  * the stream then still reads the 16 requests it buffers.
  */
 export function flowControl(options: FlowControlOptions): grpc.ServerInterceptor {
@@ -42,7 +40,6 @@ export function flowControl(options: FlowControlOptions): grpc.ServerInterceptor
     // Other methods get the call itself, not a wrapper per call (grpc-js only chains the result).
     if (!options.methods.has(descriptor.path)) return call as grpc.ServerInterceptingCall;
     const gated = new FlushGatedCall(call, (connection) => {
-      options.onStalled?.(descriptor.path);
       log.warn({ method: descriptor.path, peer: call.getPeer(), stallMs: options.stallMs }, 'peer read no response for too long; closing its connection');
       options.cut(connection);
     }, options);
