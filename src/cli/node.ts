@@ -136,6 +136,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     port: config.port,
     clock,
     limits: { writesPerSecond: config.writesPerSecond, writeBurst: config.writeBurst, maxWatchers: config.maxWatchers },
+    snapshotCache: { maxBytes: config.fullReadCacheMib * 1024 * 1024 },
     ready: () => serving && replicator.ready,
     // Revisions start over when the node restarts: a cursor from before must not match.
     nodeId: `${config.nodeId}@${randomBytes(4).toString('hex')}`,

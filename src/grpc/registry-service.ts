@@ -23,6 +23,8 @@ import {
 import { changeToProto, encodedSizeBound, instanceToProto, registrationFromProto, statusFromProto, statusToProto } from './convert.js';
 import { toRpcStatus, type RpcStatus } from './errors.js';
 import { TokenBucket } from './rate-limit.js';
+import { FramedMessage, frameBody, responseEncoding } from './response-compression.js';
+import { SnapshotCache, type SnapshotCacheOptions } from './snapshot-cache.js';
 import { ChangeEncoder, decodeHeartbeatsRequest, encodeHeartbeatsResponse, encodeRegisterResponse, encodeWatchResponse, type WatchHeader } from './write-codec.js';
 
 /**
@@ -34,8 +36,6 @@ export const REGISTRY_SERVICE_DEFINITION: typeof RegistryServiceService = {
   ...RegistryServiceService,
   heartbeats: { ...RegistryServiceService.heartbeats, requestDeserialize: (bytes: Buffer) => decodeHeartbeatsRequest(bytes) },
 };
-import { FramedMessage, frameBody, responseEncoding } from './response-compression.js';
-import { SnapshotCache, type SnapshotCacheOptions } from './snapshot-cache.js';
 
 /** Overload bounds of the client-facing API. */
 export interface Limits {
