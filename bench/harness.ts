@@ -100,7 +100,7 @@ export class ServerProcess {
 
   static async start(flags: Readonly<Record<string, unknown>> = {}): Promise<ServerProcess> {
     const child = fork(SERVER_SCRIPT, [JSON.stringify(flags)], {
-      execArgv: ['--import', 'tsx', '--expose-gc'],
+      execArgv: ['--import', 'tsx', '--expose-gc', ...serverNodeArgs()],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const ports = await new Promise<{ port: number; httpPort: number }>((resolve, reject) => {
@@ -174,6 +174,15 @@ export class ServerProcess {
       this.#child.send({ ...request, id });
     });
   }
+}
+
+/**
+ * Extra Node flags for server processes from ROSTER_BENCH_NODE_ARGS (space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server while a scenario runs (Node
+ * refuses --cpu-prof in NODE_OPTIONS, and the load generator must not be profiled with it).
+ */
+function serverNodeArgs(): string[] {
+  return (process.env.ROSTER_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg.length > 0);
 }
 
 function procKiB(status: string, field: string): number {

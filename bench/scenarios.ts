@@ -16,6 +16,7 @@ import { manyWatchers, pausedWatcher } from './watchers.js';
 import { timedFullReads, type FullReadOptions } from './full-reads.js';
 import { XDS_SUITE } from './xds.js';
 import { tlsSuite } from './tls.js';
+import { registerFromProcesses, renewalsPerMessage, watchLatency } from './writepath.js';
 
 /** What one scenario measured: the headline number and whatever explains it. */
 export interface Measurement {
@@ -320,6 +321,51 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
         title: 'h. server RSS with 5,000 Watch streams reading, 1,000 writes/s',
         unit: 'MiB',
         run: (ctx) => manyWatchers(ctx, 5_000),
+      },
+    ],
+  },
+  {
+    name: 'writepath',
+    serverFlags: UNLIMITED_WRITES,
+    setup: async (server) => {
+      await server.populate(0, HEARTBEAT_POOL, 'wphb');
+    },
+    scenarios: [
+      {
+        id: 'wp-register-1proc',
+        title: 'w. Register, 64 in flight, 1 load process',
+        unit: 'registers/s',
+        run: (ctx) => registerFromProcesses(ctx, 1),
+      },
+      {
+        id: 'wp-register-2proc',
+        title: 'w. Register, 64 in flight per process, 2 load processes',
+        unit: 'registers/s',
+        run: (ctx) => registerFromProcesses(ctx, 2),
+      },
+      {
+        id: 'wp-renewals-1stream',
+        title: 'w. renewals, one per message, 1 Heartbeats stream',
+        unit: 'renewals/s',
+        run: (ctx) => renewalsPerMessage(ctx, 1, HEARTBEAT_POOL, 'wphb'),
+      },
+      {
+        id: 'wp-renewals-4streams',
+        title: 'w. renewals, one per message, 4 Heartbeats streams',
+        unit: 'renewals/s',
+        run: (ctx) => renewalsPerMessage(ctx, 4, HEARTBEAT_POOL, 'wphb'),
+      },
+      {
+        id: 'wp-watch-1000',
+        title: 'w. Register → Watch event at 1,000 writes/s (open loop), p99',
+        unit: 'ms',
+        run: (ctx) => watchLatency(ctx, 1_000),
+      },
+      {
+        id: 'wp-watch-2000',
+        title: 'w. Register → Watch event at 2,000 writes/s (open loop), p99',
+        unit: 'ms',
+        run: (ctx) => watchLatency(ctx, 2_000),
       },
     ],
   },

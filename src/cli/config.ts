@@ -75,6 +75,7 @@ const SETTINGS = {
   writesPerSecond: int(1, 10_000_000, 50_000, 'client write rate limit (RESOURCE_EXHAUSTED beyond)'),
   writeBurst: int(1, 10_000_000, 20_000, 'client write burst allowance'),
   maxWatchers: int(0, 1_000_000, 10_000, 'concurrent Watch streams allowed'),
+  fullReadCacheMib: int(0, 65_536, 64, 'ListApplications chunks of the current revision kept for later reads, plain and gzip, in MiB (0: encode every read)'),
   shutdownGraceMs: int(0, 600_000, 5000, 'how long shutdown waits for calls and streams to finish'),
   peers: text(z.string().regex(PEER_LIST, 'must be host:port[,host:port...]'), () => '', 'static peers, host:port,host:port (this node is skipped)'),
   peersDns: text(z.string().regex(DNS_PEERS, 'must be name:port'), () => '', 'peers from a DNS name, name:port (e.g. a Kubernetes headless service)'),

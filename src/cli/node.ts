@@ -106,7 +106,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     startupWaitMs: config.startupWaitSecs * 1000,
     // Health says SERVING the moment reads may be served, not at the next periodic recheck.
     onReady: () => grpcHandle?.setServing(serving),
-    dispatcher: { maxQueue: config.replicationQueueSize },
+    // Batches leave at the end of the I/O turn that queued them: no timer added to the lag.
+    dispatcher: { maxQueue: config.replicationQueueSize, flushDelayMs: 0 },
   });
   const metrics = createMetrics(registry, { version: ROSTER_VERSION });
   const observeLag = addReplicationMetrics(metrics, replicator);
@@ -135,6 +136,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     port: config.port,
     clock,
     limits: { writesPerSecond: config.writesPerSecond, writeBurst: config.writeBurst, maxWatchers: config.maxWatchers },
+    snapshotCache: { maxBytes: config.fullReadCacheMib * 1024 * 1024 },
     ready: () => serving && replicator.ready,
     // Revisions start over when the node restarts: a cursor from before must not match.
     nodeId: `${config.nodeId}@${randomBytes(4).toString('hex')}`,

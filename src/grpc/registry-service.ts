@@ -7,21 +7,35 @@ import { reconcileHash } from '../core/registry.js';
 import type { Change, HeartbeatOutcome, InstanceRecord, InstanceStatus, InstanceView, RegistryApi } from '../core/types.js';
 import { checkApp } from '../core/validate.js';
 import { type Instance, InstanceStatus as PbInstanceStatus } from '../gen/roster/v1/instance.js';
-import type {
-  HeartbeatRequest,
-  HeartbeatResult,
-  HeartbeatsRequest,
-  ListApplicationsRequest,
-  ListApplicationsResponse,
-  RegistryServiceServer,
-  WatchRequest,
-  WatchResponse,
+import {
+  RegistryServiceService,
+  type HeartbeatRequest,
+  type HeartbeatResult,
+  type HeartbeatsRequest,
+  type HeartbeatsResponse,
+  type ListApplicationsRequest,
+  type ListApplicationsResponse,
+  type RegisterResponse,
+  type RegistryServiceServer,
+  type WatchRequest,
+  type WatchResponse,
 } from '../gen/roster/v1/registry_service.js';
 import { changeToProto, encodedSizeBound, instanceToProto, registrationFromProto, statusFromProto, statusToProto } from './convert.js';
 import { toRpcStatus, type RpcStatus } from './errors.js';
 import { TokenBucket } from './rate-limit.js';
 import { FramedMessage, frameBody, responseEncoding } from './response-compression.js';
 import { SnapshotCache, type SnapshotCacheOptions } from './snapshot-cache.js';
+import { ChangeEncoder, decodeHeartbeatsRequest, encodeHeartbeatsResponse, encodeRegisterResponse, encodeWatchResponse, type WatchHeader } from './write-codec.js';
+
+/**
+ * RegistryService as served: the generated definition with the hand-written decoder for
+ * Heartbeats batches (see write-codec.ts). Responses the handlers encode themselves pass the
+ * server's serializer as bytes (server.ts).
+ */
+export const REGISTRY_SERVICE_DEFINITION: typeof RegistryServiceService = {
+  ...RegistryServiceService,
+  heartbeats: { ...RegistryServiceService.heartbeats, requestDeserialize: (bytes: Buffer) => decodeHeartbeatsRequest(bytes) },
+};
 
 /** Overload bounds of the client-facing API. */
 export interface Limits {
@@ -99,6 +113,7 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
   const foreign = (cursorNode: string): boolean => cursorNode !== '' && cursorNode !== nodeId;
   const bucket = new TokenBucket({ ratePerSecond: limits.writesPerSecond, burst: limits.writeBurst, clock: options.clock });
   const watchers = new Set<WatchStream>();
+  const changeEncoder = new ChangeEncoder();
   const heartbeatStreams = new Set<Writable>();
   const log = (method: string): Logger => logger.child({ method });
 
@@ -155,7 +170,8 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
     register: unary(log('Register'), (req) => {
       takeWriteToken();
       const { view, revision } = registry.register(registrationFromProto(req.instance));
-      return { instance: instanceToProto(view), revision };
+      // Pre-encoded bytes pass the server's serializer untouched (see server.ts).
+      return encodeRegisterResponse(view, revision) as unknown as RegisterResponse;
     }),
 
     heartbeat: unary(log('Heartbeat'), (req) => ({ status: statusToProto(renew(req)) })),
@@ -173,7 +189,8 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
           failStream(call, invalid('heartbeats', `must hold 1..${MAX_BATCH_HEARTBEATS} heartbeats, got ${count}`), heartbeatsLog);
           return;
         }
-        const written = call.write({ batchId: request.batchId, results: request.heartbeats.map(heartbeatResult) });
+        const response = encodeHeartbeatsResponse(request.batchId, request.heartbeats.map(heartbeatResult));
+        const written = call.write(response as unknown as HeartbeatsResponse);
         if (!written && !awaitingDrain) {
           awaitingDrain = true;
           call.pause();
@@ -262,6 +279,7 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
           maxBacklog: limits.maxWatchBacklog,
           logger: watchLog,
           nodeId,
+          encoder: changeEncoder,
         });
         // Counted until the stream is really gone: a watcher told to resync still holds its
         // buffered answers until its client reads them or goes away.
@@ -429,6 +447,7 @@ interface WatchDeps {
   readonly maxBacklog: number;
   readonly logger: Logger;
   readonly nodeId: string;
+  readonly encoder: ChangeEncoder;
 }
 
 /**
@@ -466,7 +485,7 @@ class WatchStream {
     if (since === undefined) {
       this.#cursor = this.#deps.registry.revision;
       this.#live = true;
-      this.#write({ changes: [], revision: this.#cursor, progress: true, resyncRequired: false });
+      this.#write([], { revision: this.#cursor, progress: true, resyncRequired: false });
     } else {
       this.#cursor = since;
       this.#pump();
@@ -502,10 +521,9 @@ class WatchStream {
           if (this.#live || !this.#replayPage()) return;
           continue;
         }
-        const end = batchEnd(this.#queue, 0, WATCH_PAGE, (change) => change.instance.record, WATCH_PAGE_BYTES);
-        const changes = this.#queue.splice(0, end).map(changeToProto);
+        const changes = this.#takePage();
         const revision = this.#queue.length === 0 ? this.#cursor : changes.at(-1)!.revision;
-        this.#write({ changes, revision, progress: false, resyncRequired: false });
+        this.#write(changes.map((change) => this.#deps.encoder.bytes(change)), { revision, progress: false, resyncRequired: false });
       }
       if (this.#queue.length > this.#deps.maxBacklog) this.#resync();
     } catch (err) {
@@ -527,16 +545,25 @@ class WatchStream {
     return true;
   }
 
+  /** The next page of the queue: at most {@link WATCH_PAGE} changes within {@link WATCH_PAGE_BYTES}, never empty. */
+  #takePage(): Change[] {
+    // A live watcher usually has one change waiting: no bound to compute.
+    if (this.#queue.length === 1) return this.#queue.splice(0, 1);
+    return this.#queue.splice(0, batchEnd(this.#queue, 0, WATCH_PAGE, (change) => change.instance.record, WATCH_PAGE_BYTES));
+  }
+
   /**
    * Writes one message; blocks while {@link WATCH_UNFLUSHED} have not left for the client.
    * node:http2 completes a write only once it fits the client's flow-control window, so a
    * paused client pins that many messages, not the 16 a stream buffers before `write()`
    * reports it full (with 16, 300 paused watchers exhausted a 256 MB heap: test/grpc/heap-limit.test.ts).
+   * Pre-encoded bytes pass the server's serializer untouched (see server.ts).
    */
-  #write(message: Omit<WatchResponse, 'nodeId'>): void {
+  #write(changes: readonly Buffer[], header: Omit<WatchHeader, 'nodeId'>): void {
     this.#sentSinceTick = true;
     if (++this.#unflushed >= WATCH_UNFLUSHED) this.#blocked = true;
-    this.#call.write({ ...message, nodeId: this.#deps.nodeId }, () => {
+    const bytes = encodeWatchResponse(changes, { ...header, nodeId: this.#deps.nodeId });
+    this.#call.write(bytes as unknown as WatchResponse, () => {
       this.#unflushed--;
       if (!this.#blocked) return;
       this.#blocked = false;
@@ -550,7 +577,7 @@ class WatchStream {
       this.#sentSinceTick = false;
       return;
     }
-    this.#write({ changes: [], revision: this.#cursor, progress: true, resyncRequired: false });
+    this.#write([], { revision: this.#cursor, progress: true, resyncRequired: false });
     this.#sentSinceTick = false;
   }
 

@@ -9,7 +9,6 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../core/clock.js';
 import type { RegistryApi } from '../core/types.js';
-import { RegistryServiceService } from '../gen/roster/v1/registry_service.js';
 import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
 import { AccessPolicy } from '../security/access.js';
 import type { TlsMaterial } from '../security/tls-material.js';
@@ -18,7 +17,7 @@ import { flowControl } from './flow-control.js';
 import { decodeStrictUtf8, InvalidUtf8Error } from './strict-utf8.js';
 import { clientFaultsAsInvalidArgument } from './transport-errors.js';
 import { guard, type RefusalReason } from './guard.js';
-import { createRegistryService, type Limits, type RegistryServiceOptions } from './registry-service.js';
+import { createRegistryService, REGISTRY_SERVICE_DEFINITION, type Limits, type RegistryServiceOptions } from './registry-service.js';
 import { responseCompression } from './response-compression.js';
 
 export type { Limits } from './registry-service.js';
@@ -153,7 +152,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...(limits.idleMs > 0 ? { 'grpc.max_connection_idle_ms': limits.idleMs } : {}),
     interceptors,
   });
-  server.addService(adaptCodecs(RegistryServiceService), service.implementation);
+  server.addService(adaptCodecs(REGISTRY_SERVICE_DEFINITION), service.implementation);
   for (const { definition, implementation } of extra) server.addService(adaptCodecs(definition), implementation);
   const health = new HealthImplementation();
   health.addToServer(server);

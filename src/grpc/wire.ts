@@ -9,7 +9,7 @@ import { frameMessage } from './response-compression.js';
  * the same message (roster.v1.ListApplicationsResponse); a property test decodes them with
  * the generated decoder.
  */
-class Writer {
+export class Writer {
   buf: Buffer;
   pos = 0;
 
@@ -83,6 +83,15 @@ class Writer {
     this.pos += this.buf.write(s, this.pos, bytes, 'utf8');
   }
 
+  /** A length-delimited field holding bytes encoded elsewhere (an embedded message). */
+  bytes(field: number, bytes: Uint8Array): void {
+    this.tag(field, 2);
+    this.varint(bytes.length);
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
   /** Opens a length-delimited sub-message, leaving `room` bytes for its length; see {@link end}. */
   begin(field: number, room: number): number {
     this.tag(field, 2);
@@ -115,7 +124,8 @@ const SMALL = 1;
 const ENTRY = 2;
 const INSTANCE = 3;
 
-function instance(w: Writer, view: InstanceView): void {
+/** Writes the fields of one roster.v1.Instance (a view: record plus this node's lease times). */
+export function instance(w: Writer, view: InstanceView): void {
   const r = view.record;
   const l = view.lease;
   w.string(1, r.app);

@@ -8,7 +8,11 @@ export interface DispatcherOptions {
   maxQueue: number;
   /** Tasks per batch (the peer answers each batch with one result per task). */
   maxBatch: number;
-  /** How long a task may wait for companions before its batch leaves. */
+  /**
+   * How long a task may wait for companions before its batch leaves, on the injected clock.
+   * 0: at the end of the current I/O turn (setImmediate), so tasks written in one turn
+   * leave together without adding a timer's millisecond or more to replication lag.
+   */
   flushDelayMs: number;
   /** Batches sent but not yet answered. */
   maxBatchesInFlight: number;
@@ -91,6 +95,7 @@ export class PeerDispatcher {
   #nextBatchId = 1;
   #attempt = 0;
   #flushTimer: TimerHandle | undefined;
+  #flushImmediate: NodeJS.Immediate | undefined;
   #reconnectTimer: TimerHandle | undefined;
   #cancelReachable: (() => void) | undefined;
   #pausedUntil = 0;
@@ -151,9 +156,9 @@ export class PeerDispatcher {
 
   stop(): void {
     this.#stopped = true;
-    if (this.#flushTimer) this.clock.clearTimeout(this.#flushTimer);
+    this.#cancelFlush();
     if (this.#reconnectTimer) this.clock.clearTimeout(this.#reconnectTimer);
-    this.#flushTimer = this.#reconnectTimer = undefined;
+    this.#reconnectTimer = undefined;
     this.#cancelReachable?.();
     const stream = this.#stream;
     this.#stream = undefined;
@@ -191,13 +196,26 @@ export class PeerDispatcher {
   }
 
   #scheduleFlush(): void {
-    if (this.#flushTimer || !this.#connected || this.#stopped || this.#queue.size === 0) return;
+    if (this.#flushTimer || this.#flushImmediate || !this.#connected || this.#stopped || this.#queue.size === 0) return;
     if (this.#inFlight.size >= this.#opts.maxBatchesInFlight) return;
     const delay = Math.max(this.#opts.flushDelayMs, this.#pausedUntil - this.clock.now());
+    if (delay <= 0) {
+      this.#flushImmediate = setImmediate(() => {
+        this.#flushImmediate = undefined;
+        this.#flush();
+      });
+      return;
+    }
     this.#flushTimer = this.clock.setTimeout(() => {
       this.#flushTimer = undefined;
       this.#flush();
     }, delay);
+  }
+
+  #cancelFlush(): void {
+    if (this.#flushTimer) this.clock.clearTimeout(this.#flushTimer);
+    if (this.#flushImmediate) clearImmediate(this.#flushImmediate);
+    this.#flushTimer = this.#flushImmediate = undefined;
   }
 
   #flush(): void {
@@ -272,8 +290,7 @@ export class PeerDispatcher {
       this.#stats.poisoned += poisoned;
       this.#log?.error({ tasks: poisoned, failures: MAX_TASK_FAILURES }, 'dropped tasks that were in flight on every broken stream');
     }
-    if (this.#flushTimer) this.clock.clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
+    this.#cancelFlush();
     if (this.#stopped) return;
     this.#lastError = error?.message ?? 'stream closed by peer';
     this.#stats.retries++;

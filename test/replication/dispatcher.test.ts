@@ -48,6 +48,22 @@ describe('per-peer dispatcher', () => {
     );
   });
 
+  test('flushDelayMs 0: tasks queued in one turn leave together at the end of it, no timer', async () => {
+    const { dispatcher, link, clock, open } = setup({ flushDelayMs: 0 });
+    dispatcher.start();
+    open();
+    for (const id of ['a', 'b', 'c']) dispatcher.enqueue(heartbeat(id));
+    assert.equal(link.batches.length, 0, 'nothing leaves inside the turn that queued it');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(link.batches.length, 1);
+    assert.deepEqual(link.batches[0]!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId), ['a', 'b', 'c']);
+    assert.equal(clock.pendingTimers, 0, 'the flush used no clock timer');
+    dispatcher.enqueue(heartbeat('d'));
+    dispatcher.stop();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(link.batches.length, 1, 'a stopped dispatcher flushes nothing');
+  });
+
   test('drop-oldest: a full queue drops its oldest task and counts it', () => {
     const { dispatcher, link, clock, open } = setup({ maxQueue: 3 });
     dispatcher.start();

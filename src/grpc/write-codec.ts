@@ -1,0 +1,217 @@
+import { BinaryReader } from '@bufbuild/protobuf/wire';
+import type { Change, InstanceView } from '../core/types.js';
+import * as pb from '../gen/roster/v1/instance.js';
+import { HeartbeatsRequest, HeartbeatsResponse, type HeartbeatRequest, type HeartbeatResult } from '../gen/roster/v1/registry_service.js';
+import { instance, Writer } from './wire.js';
+
+/**
+ * Hand-written codecs for the write path's hottest messages: Heartbeats batches (decoded and
+ * answered once per stream message), Register's answer, and Watch's changes (encoded once per
+ * change, shared by every watcher). The generated code builds a reader, tracks recursion on
+ * it, and converts each int64 through a string; per renewal that was a measurable share of
+ * the server's CPU. The bytes are the same messages: property tests check both directions
+ * against the generated codecs.
+ */
+
+/** Longest varint the fast path reads: 7 bytes hold 49 bits, always a safe integer. */
+const MAX_FAST_VARINT_BYTES = 7;
+
+/**
+ * Reads `HeartbeatsRequest` messages of the common shape (known fields with their wire types,
+ * ASCII strings, varints below 2^49) by hand; anything else (unknown fields, non-ASCII text,
+ * large or negative numbers, malformed bytes) goes to the generated decoder, so the result
+ * and the errors are exactly the generated decoder's. Like it, it takes a reader too (the
+ * server's strict UTF-8 decoding passes one): a fresh reader's bytes are read by hand (ASCII
+ * is valid UTF-8, so nothing strict is skipped), anything else goes to the reader.
+ */
+export function decodeHeartbeatsRequest(input: Uint8Array | BinaryReader): HeartbeatsRequest {
+  if (!(input instanceof BinaryReader)) return fastHeartbeatsRequest(input) ?? HeartbeatsRequest.decode(input);
+  // The reader's bytes are a private field of @bufbuild/protobuf's BinaryReader: checked, so
+  // a release without it only loses the fast path.
+  const bytes = (input as unknown as { readonly buf?: unknown }).buf;
+  const whole = bytes instanceof Uint8Array && input.pos === 0 && input.len === bytes.length;
+  return (whole ? fastHeartbeatsRequest(bytes) : undefined) ?? HeartbeatsRequest.decode(input);
+}
+
+// The fast reader's state: module-level, as decoding never re-enters.
+let buf: Uint8Array = new Uint8Array(0);
+let pos = 0;
+
+/** A varint of at most {@link MAX_FAST_VARINT_BYTES} bytes ending by `end`, or -1. */
+function varint(end: number): number {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < MAX_FAST_VARINT_BYTES && pos < end; i++) {
+    const byte = buf[pos++]!;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return value;
+    scale *= 128;
+  }
+  return -1;
+}
+
+/** An ASCII string of `length` bytes at `pos` ending by `end`, or undefined. */
+function ascii(length: number, end: number): string | undefined {
+  const stop = pos + length;
+  if (stop > end) return undefined;
+  let s = '';
+  for (let i = pos; i < stop; i++) {
+    const byte = buf[i]!;
+    if (byte >= 0x80) return undefined;
+    s += String.fromCharCode(byte);
+  }
+  pos = stop;
+  return s;
+}
+
+function fastHeartbeat(end: number): HeartbeatRequest | undefined {
+  const hb: HeartbeatRequest = { app: '', instanceId: '', lastDirtyTimestamp: 0 };
+  while (pos < end) {
+    const tag = buf[pos++]!;
+    if (tag === 24) {
+      const n = varint(end);
+      if (n < 0) return undefined;
+      hb.lastDirtyTimestamp = n;
+      continue;
+    }
+    if (tag !== 10 && tag !== 18) return undefined;
+    const length = varint(end);
+    if (length < 0) return undefined;
+    const s = ascii(length, end);
+    if (s === undefined) return undefined;
+    if (tag === 10) hb.app = s;
+    else hb.instanceId = s;
+  }
+  return pos === end ? hb : undefined;
+}
+
+function fastHeartbeatsRequest(bytes: Uint8Array): HeartbeatsRequest | undefined {
+  buf = bytes;
+  pos = 0;
+  const end = bytes.length;
+  const message: HeartbeatsRequest = { batchId: 0, heartbeats: [] };
+  try {
+    while (pos < end) {
+      const tag = buf[pos++]!;
+      if (tag === 8) {
+        const n = varint(end);
+        if (n < 0) return undefined;
+        message.batchId = n;
+        continue;
+      }
+      if (tag !== 18) return undefined;
+      const length = varint(end);
+      if (length < 0 || pos + length > end) return undefined;
+      const hb = fastHeartbeat(pos + length);
+      if (hb === undefined) return undefined;
+      message.heartbeats.push(hb);
+    }
+    return message;
+  } finally {
+    buf = EMPTY;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+/** Room for a result's length: a result carries an error message of at most this many bytes here. */
+const RESULT_ROOM = 2;
+const MAX_FAST_MESSAGE_CHARS = 4_000;
+
+/**
+ * Encodes a `HeartbeatsResponse`. Codes are gRPC codes (0..16); a negative code or a very
+ * long message (never produced here) takes the generated encoder.
+ */
+export function encodeHeartbeatsResponse(batchId: number, results: readonly HeartbeatResult[]): Buffer {
+  for (const r of results) {
+    if (r.code < 0 || r.message.length > MAX_FAST_MESSAGE_CHARS) return Buffer.from(HeartbeatsResponse.encode({ batchId, results: [...results] }).finish());
+  }
+  const w = new Writer(16 + results.length * 8);
+  w.uint(1, batchId);
+  for (const r of results) {
+    const at = w.begin(2, r.message.length === 0 ? 1 : RESULT_ROOM);
+    w.uint(1, r.code);
+    w.string(2, r.message);
+    w.uint(3, r.status);
+    w.end(at, r.message.length === 0 ? 1 : RESULT_ROOM);
+  }
+  return w.finish();
+}
+
+/** Room for an instance's length (validation keeps an instance under 2 MiB). */
+const INSTANCE_ROOM = 3;
+
+/** Encodes a `RegisterResponse` (the stored view and the registry revision). */
+export function encodeRegisterResponse(view: InstanceView, revision: number): Buffer {
+  const w = new Writer(1024);
+  const at = w.begin(1, INSTANCE_ROOM);
+  instance(w, view);
+  w.end(at, INSTANCE_ROOM);
+  w.uint(2, revision);
+  return w.finish();
+}
+
+const CHANGE_TYPE: Readonly<Record<Change['type'], pb.ChangeType>> = {
+  ADDED: pb.ChangeType.CHANGE_TYPE_ADDED,
+  MODIFIED: pb.ChangeType.CHANGE_TYPE_MODIFIED,
+  DELETED: pb.ChangeType.CHANGE_TYPE_DELETED,
+};
+const REMOVAL: Readonly<Record<NonNullable<Change['removal']>, pb.RemovalCause>> = {
+  cancelled: pb.RemovalCause.REMOVAL_CAUSE_CANCELLED,
+  evicted: pb.RemovalCause.REMOVAL_CAUSE_EVICTED,
+};
+
+/** Encodes one `roster.v1.Change` (the instance with its lease times as they are now). */
+export function encodeChange(change: Change): Buffer {
+  const w = new Writer(1024);
+  w.uint(1, change.revision);
+  w.uint(2, CHANGE_TYPE[change.type]);
+  const at = w.begin(3, INSTANCE_ROOM);
+  instance(w, change.instance);
+  w.end(at, INSTANCE_ROOM);
+  if (change.removal !== undefined) w.uint(4, REMOVAL[change.removal]);
+  return w.finish();
+}
+
+/**
+ * Encoded changes of the current event-loop turn, shared by every watcher that sends them in
+ * it: N watchers of one change cost one encoding. Kept until the next turn only, so the
+ * change log never pins encoded bytes.
+ */
+export class ChangeEncoder {
+  #turn = new Map<Change, Buffer>();
+  #clearing: NodeJS.Immediate | undefined;
+
+  bytes(change: Change): Buffer {
+    let encoded = this.#turn.get(change);
+    if (encoded === undefined) {
+      encoded = encodeChange(change);
+      this.#turn.set(change, encoded);
+      this.#clearing ??= setImmediate(() => {
+        this.#clearing = undefined;
+        this.#turn = new Map();
+      });
+    }
+    return encoded;
+  }
+}
+
+/** What a Watch message carries besides its changes. */
+export interface WatchHeader {
+  readonly revision: number;
+  readonly progress: boolean;
+  readonly resyncRequired: boolean;
+  readonly nodeId: string;
+}
+
+/** Encodes a `WatchResponse` from already encoded changes. */
+export function encodeWatchResponse(changes: readonly Buffer[], header: WatchHeader): Buffer {
+  let size = 64 + header.nodeId.length * 3;
+  for (const c of changes) size += c.length + 4;
+  const w = new Writer(size);
+  for (const c of changes) w.bytes(1, c);
+  w.uint(2, header.revision);
+  w.bool(3, header.progress);
+  w.bool(4, header.resyncRequired);
+  w.string(5, header.nodeId);
+  return w.finish();
+}
