@@ -8,7 +8,8 @@
  * It exits when the parent disconnects. Every job is bounded in time or count.
  */
 import { Agent, request as httpRequest } from 'node:http';
-import { gunzipSync } from 'node:zlib';
+import { connect } from 'node:http2';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { HeartbeatStream, RosterClient } from '../src/client/index.js';
 import { eurekaBody, grpcInstance, recordKey } from './compare-eureka-records.js';
@@ -36,7 +37,7 @@ export type Job =
     }
   /** `times` GETs one after the other; `marker`: count the bodies that contain it. */
   | { readonly kind: 'rest-get'; readonly url: string; readonly gzip: boolean; readonly times: number; readonly marker?: string }
-  /** `times` whole ListApplications reads, asking for gzip message compression or not. */
+  /** `times` whole ListApplications reads (raw HTTP/2), asking for gzip message compression or not. */
   | { readonly kind: 'grpc-list'; readonly address: string; readonly gzip: boolean; readonly times: number };
 
 export interface JobResult {
@@ -244,14 +245,21 @@ async function restGets(job: Extract<Job, { kind: 'rest-get' }>): Promise<JobRes
 }
 
 /**
- * Whole-registry reads through a plain grpc-js channel with undecoded messages (bytes as the
- * application receives them, after any message decompression). Compression is asked for with
- * `grpc.default_compression_algorithm` = 2 (gzip); whether the server used it shows in the
- * `grpc-encoding` response header.
+ * Whole-registry reads over a raw HTTP/2 gRPC call (node:http2), so that the wire is visible:
+ * grpc-js' client hides the response's `grpc-encoding` header and decompresses before any
+ * application code sees a message. With `gzip`, the request is sent as gzip clients send it
+ * (`grpc-encoding: gzip`, the message compressed and flagged) and the server may answer in
+ * gzip; the answer's `grpc-encoding` header says whether it did. `bytes` are on the wire.
  */
 async function grpcLists(job: Extract<Job, { kind: 'grpc-list' }>): Promise<JobResult> {
-  const options = { ...CHANNEL_OPTIONS, 'grpc.max_receive_message_length': 64 * 1024 * 1024, ...(job.gzip ? { 'grpc.default_compression_algorithm': 2 } : {}) };
-  const client = new grpc.Client(job.address, grpc.credentials.createInsecure(), options);
+  const session = connect(`http://${job.address}`);
+  session.on('error', () => undefined);
+  const empty = Buffer.alloc(0); // ListApplicationsRequest with every field at its default
+  const message = job.gzip ? gzipSync(empty) : empty;
+  const frame = Buffer.alloc(5 + message.length);
+  frame[0] = job.gzip ? 1 : 0;
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
   const latencies: number[] = [];
   const bytes: number[] = [];
   let encoding = 'identity';
@@ -260,29 +268,31 @@ async function grpcLists(job: Extract<Job, { kind: 'grpc-list' }>): Promise<JobR
   try {
     for (let n = 0; n < job.times; n++) {
       const began = performance.now();
-      let size = 0;
-      await new Promise<void>((resolve, reject) => {
-        // An empty ListApplicationsRequest: every field at its default (one chunk size chosen by the server).
-        const call = client.makeServerStreamRequest(
-          '/roster.v1.RegistryService/ListApplications',
-          (request: Buffer) => request,
-          (response: Buffer) => response,
-          Buffer.alloc(0),
-          { deadline: Date.now() + REQUEST_TIMEOUT_MS },
-        );
-        call.on('metadata', (metadata: grpc.Metadata) => {
-          const value = metadata.get('grpc-encoding')[0];
-          if (value !== undefined) encoding = String(value);
+      const size = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/roster.v1.RegistryService/ListApplications',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          'grpc-accept-encoding': 'identity,gzip',
+          ...(job.gzip ? { 'grpc-encoding': 'gzip' } : {}),
         });
-        call.on('data', (chunk: Buffer) => (size += chunk.length));
-        call.on('error', reject);
-        call.on('end', () => resolve());
+        let received = 0;
+        stream.setTimeout(REQUEST_TIMEOUT_MS, () => stream.close());
+        stream.on('response', (headers) => (encoding = String(headers['grpc-encoding'] ?? 'identity')));
+        stream.on('trailers', (trailers) => {
+          if (String(trailers['grpc-status']) !== '0') reject(new Error(`ListApplications: grpc-status ${String(trailers['grpc-status'])} ${String(trailers['grpc-message'] ?? '')}`));
+        });
+        stream.on('data', (chunk: Buffer) => (received += chunk.length));
+        stream.on('error', reject);
+        stream.on('close', () => resolve(received));
+        stream.end(frame);
       });
       latencies.push(performance.now() - began);
       bytes.push(size);
     }
   } finally {
-    client.close();
+    session.close();
   }
   return finish(start, cpu, { ok: job.times, failed: 0, latencies, bytes, encoding });
 }

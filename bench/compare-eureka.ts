@@ -347,7 +347,7 @@ async function fullReads(size: number, eurekaServed: number, eureka: ServerChild
     rows.push({
       measure: `full read gRPC ListApplications, ${label}${gzip ? ', gzip asked' : ''}`,
       system: 'Roster',
-      variant: served ? `${(median(result.results[0]!.bytes ?? []) / MiB).toFixed(2)} MiB decoded, grpc-encoding ${encoding}` : 'n/a: the server answered uncompressed',
+      variant: served ? `${(median(result.results[0]!.bytes ?? []) / MiB).toFixed(2)} MiB on the wire, grpc-encoding ${encoding}` : 'n/a: the server answered uncompressed',
       value: served ? median(result.latencies) : 'n/a',
       unit: 'ms',
       p50: median(result.latencies),
