@@ -25,12 +25,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { RosterClient } from '../src/client/index.js';
+import { describeMachine } from './harness.js';
 import { http, type Job, type Span } from './compare-eureka-load.js';
 import { eurekaBody, recordKey, type Lease } from './compare-eureka-records.js';
 import {
@@ -145,14 +146,7 @@ export async function compareEureka(options: CompareOptions): Promise<void> {
     budget,
     roster: { command: 'node bin/roster.js serve', flags: ROSTER_LIFTED_LIMITS.join(' ') },
     eureka: { jar: 'bench/eureka-server (Spring Boot 3.5.7, spring-cloud-dependencies 2025.0.0)', jvm: 'java -jar, JVM defaults' },
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
-      loadAverageBefore: loadBefore.map(round2),
-      loadAverageAfter: loadavg().map(round2),
-    },
+    machine: describeMachine(loadBefore),
     rows,
   };
   console.log(table(rows));

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ServerMessage, ServerRequest } from './server.js';
 
@@ -189,4 +190,26 @@ function procKiB(status: string, field: string): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
   if (match === null) throw new Error(`no ${field} in /proc status`);
   return Number(match[1]);
+}
+
+export interface MachineDescription {
+  readonly cpus: number;
+  readonly cpuModel: string;
+  readonly memoryGiB: number;
+  readonly node: string;
+  readonly loadAverageBefore: number[];
+  readonly loadAverageAfter: number[];
+}
+
+/** The machine a benchmark ran on, for its JSON: load averages before and after say how quiet it was. */
+export function describeMachine(loadAverageBefore: readonly number[]): MachineDescription {
+  const round2 = (n: number): number => Math.round(n * 100) / 100;
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    loadAverageBefore: loadAverageBefore.map(round2),
+    loadAverageAfter: loadavg().map(round2),
+  };
 }

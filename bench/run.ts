@@ -14,13 +14,13 @@
  * `--scale-lease RENEW:DURATION` seconds, `--scale-stop PERCENT`, `--node-args="V8 flags"`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RosterClient } from '../src/client/index.js';
 import { compareEureka } from './compare-eureka.js';
-import { ServerProcess } from './harness.js';
+import { ServerProcess, describeMachine } from './harness.js';
 import { CHANNEL_OPTIONS, SUITES, isClusterSuite, type Budget, type ClusterSuite, type Measurement, type Results, type Scenario, type Target } from './scenarios.js';
 
 interface Row {
@@ -122,14 +122,7 @@ async function main(): Promise<void> {
     seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
     budget,
     serverFlags: flagOverrides,
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
-      loadAverageBefore: loadBefore.map((n) => Math.round(n * 100) / 100),
-      loadAverageAfter: loadavg().map((n) => Math.round(n * 100) / 100),
-    },
+    machine: describeMachine(loadBefore),
     rows,
   };
   console.log(table(rows));

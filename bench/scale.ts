@@ -9,7 +9,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { flagOf } from '../src/cli/config.js';
 import type { HeartbeatsRequest, HeartbeatsResponse } from '../src/gen/roster/v1/registry_service.js';
 import { ListApplicationsRequest, ListApplicationsResponse } from '../src/gen/roster/v1/registry_service.js';
 import { benchInstance, benchKey } from './instances.js';
+import { describeMachine } from './harness.js';
 import { CHANNEL_OPTIONS } from './scenarios.js';
 
 export interface ScaleOptions {
@@ -532,14 +533,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     const report = {
       startedAt: startedAt.toISOString(),
       seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model ?? 'unknown',
-        memoryGiB: Math.round(totalmem() / 2 ** 30),
-        node: process.version,
-        loadAverageBefore: loadBefore.map(round2),
-        loadAverageAfter: loadavg().map(round2),
-      },
+      machine: describeMachine(loadBefore),
       results,
       targets: targets.map(([target, met, value]) => ({ target, met, value })),
     };

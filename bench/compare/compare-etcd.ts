@@ -12,11 +12,12 @@
  * cluster; `--only` takes a comma-separated subset of these names.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { CountResult, Job, JobResult, Keys, ReadResult, System, WatchResult } from './jobs.js';
+import { describeMachine } from '../harness.js';
 import { LoadPool } from './load-pool.js';
 import { ETCD_BIN, etcdVersion, killAllSync, rosterRunsFrom, ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
 import { advantage, cores, median, summarize, targetMet, type Better, type CompareTarget } from './stats.js';
@@ -660,14 +661,7 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
     etcdVersion: version,
     rosterRunsFrom: runsFrom,
     loadProcesses: pool.size,
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
-      loadAverageBefore: loadBefore.map(round2),
-      loadAverageAfter: loadavg().map(round2),
-    },
+    machine: describeMachine(loadBefore),
     rows: comparison.rows,
     errors,
   };
