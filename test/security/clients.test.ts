@@ -1,33 +1,19 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { RosterNode } from '../../src/cli/node.js';
 import { RosterClient } from '../../src/client/index.js';
 import { clientSecurityFromEnv } from '../../src/cli/client-security.js';
 import { startTestNode } from '../client/harness.js';
+import { run } from '../cli/process.js';
 import { protoInstance } from '../grpc/helpers.js';
 import { TestPki } from './pki.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const READ = 'cli-read-token-0123456789';
 const WRITE = 'cli-register-token-0123456789';
 
-/** Runs `roster ARGS` as a process (bounded to 20 s); env holds only what the test gives plus PATH. */
-async function roster(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
 
 describe('clients of a node with TLS and credentials', () => {
   const pki = new TestPki();
@@ -67,15 +53,15 @@ describe('clients of a node with TLS and credentials', () => {
   });
 
   test('the CLI: --tls-ca with the token from a file or ROSTER_TOKEN; refused without one', async () => {
-    const withFile = await roster(['apps', '--server', server, '--tls-ca', ca.cert, '--token-file', join(pki.dir, 'read.token'), '--json']);
+    const withFile = await run(['apps', '--server', server, '--tls-ca', ca.cert, '--token-file', join(pki.dir, 'read.token'), '--json']);
     assert.equal(withFile.code, 0, withFile.stderr);
     assert.match(withFile.stdout, /"instanceId":"b-1"/);
-    const fromEnv = await roster(['get', 'billing', 'b-1', '--server', server, '--json'], { ROSTER_TLS_CA: ca.cert, ROSTER_TOKEN: READ });
+    const fromEnv = await run(['get', 'billing', 'b-1', '--server', server, '--json'], { ROSTER_TLS_CA: ca.cert, ROSTER_TOKEN: READ });
     assert.equal(fromEnv.code, 0, fromEnv.stderr);
-    const refused = await roster(['apps', '--server', server, '--tls-ca', ca.cert]);
+    const refused = await run(['apps', '--server', server, '--tls-ca', ca.cert]);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /requires a credential with role read/);
-    const missing = await roster(['apps', '--server', server, '--tls-ca', join(pki.dir, 'nope.pem')]);
+    const missing = await run(['apps', '--server', server, '--tls-ca', join(pki.dir, 'nope.pem')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--tls-ca .*nope\.pem: ENOENT/);
   });
