@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { createFileRegistry, fromBinary, fromJson, toBinary, toJson, type DescMessage, type JsonValue, type Registry } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
-import type * as grpc from '@grpc/grpc-js';
+
+// With the messages, for clients that build requests (bench/xds.ts).
+export { AGGREGATED_DISCOVERY_SERVICE } from './definition.js';
 
 /**
  * The xDS messages, from the vendored Envoy protos (third_party/xds-api) compiled into
@@ -139,31 +141,3 @@ export function decodeDiscoveryResponse(bytes: Uint8Array): {
     resources: ((json['resources'] as JsonValue[] | undefined) ?? []) as Array<Record<string, JsonValue>>,
   };
 }
-
-const ADS = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
-const identity = (b: Buffer): Buffer => b;
-
-/**
- * The ADS service definition with raw-byte codecs: requests are decoded by the handler (so a
- * malformed one is answered, not dropped by grpc-js) and responses are written pre-encoded.
- */
-export const AGGREGATED_DISCOVERY_SERVICE: grpc.ServiceDefinition = {
-  StreamAggregatedResources: {
-    path: `/${ADS}/StreamAggregatedResources`,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-  DeltaAggregatedResources: {
-    path: `/${ADS}/DeltaAggregatedResources`,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-};

@@ -3,9 +3,10 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry as MetricsRegistry } from 'prom-client';
 import type { RegistryApi } from '../core/types.js';
 import { toRpcStatus, type RpcStatus } from '../grpc/errors.js';
-import { AdsStream, type StreamObserver } from './ads-stream.js';
-import { XdsResourceCache } from './cache.js';
-import { AGGREGATED_DISCOVERY_SERVICE, decodeDiscoveryRequest } from './protos.js';
+import type { AdsStream, StreamObserver } from './ads-stream.js';
+import type { XdsResourceCache } from './cache.js';
+import { AGGREGATED_DISCOVERY_SERVICE } from './definition.js';
+import type { decodeDiscoveryRequest } from './protos.js';
 
 export interface XdsServiceOptions {
   readonly registry: RegistryApi;
@@ -29,6 +30,18 @@ export interface XdsService {
  */
 const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
 const PUSH_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+const SHUTTING_DOWN: RpcStatus = { code: grpc.status.UNAVAILABLE, details: 'server shutting down' };
+
+/**
+ * What serving streams takes besides the definition. Loaded with the first stream: its modules
+ * bring @bufbuild/protobuf's reflection, about 2 MiB of heap a node no xDS client talks to need
+ * not hold, and the resource cache follows the registry only from then on.
+ */
+interface Engine {
+  readonly cache: XdsResourceCache;
+  readonly AdsStream: typeof AdsStream;
+  readonly decode: typeof decodeDiscoveryRequest;
+}
 
 /**
  * envoy.service.discovery.v3.AggregatedDiscoveryService on the gRPC port: proxyless gRPC
@@ -37,17 +50,34 @@ const PUSH_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0
  */
 export function createXdsService(options: XdsServiceOptions): XdsService {
   const log = options.logger.child({ component: 'xds' });
-  const cache = new XdsResourceCache({ registry: options.registry, logger: log });
   const observer = createObserver(options.metrics);
   const open = new Set<grpc.ServerDuplexStream<Buffer, Buffer>>();
   let closed = false;
+  let cache: XdsResourceCache | undefined;
+  let engine: Promise<Engine> | undefined;
+  const load = (): Promise<Engine> =>
+    (engine ??= Promise.all([import('./cache.js'), import('./ads-stream.js'), import('./protos.js')]).then(([c, a, p]) => {
+      cache = new c.XdsResourceCache({ registry: options.registry, logger: log });
+      if (closed) cache.close();
+      return { cache, AdsStream: a.AdsStream, decode: p.decodeDiscoveryRequest };
+    }));
 
   const end = (call: grpc.ServerDuplexStream<Buffer, Buffer>, status: RpcStatus): void => {
     if (!call.destroyed && !call.writableEnded) call.emit('error', status);
   };
 
   const stream = (call: grpc.ServerDuplexStream<Buffer, Buffer>): void => {
-    if (closed) return end(call, { code: grpc.status.UNAVAILABLE, details: 'server shutting down' });
+    if (closed) return end(call, SHUTTING_DOWN);
+    // Requests wait in the call's buffer meanwhile.
+    load().then(
+      (loaded) => serve(loaded, call),
+      (err: unknown) => end(call, toRpcStatus(err, log)),
+    );
+  };
+
+  const serve = ({ cache, AdsStream, decode }: Engine, call: grpc.ServerDuplexStream<Buffer, Buffer>): void => {
+    if (closed) return end(call, SHUTTING_DOWN);
+    if (call.cancelled || call.destroyed) return;
     const ads = new AdsStream({
       cache,
       logger: log,
@@ -74,7 +104,7 @@ export function createXdsService(options: XdsServiceOptions): XdsService {
     call.on('data', (bytes: Buffer) => {
       let request;
       try {
-        request = decodeDiscoveryRequest(bytes);
+        request = decode(bytes);
       } catch (err) {
         end(call, { code: grpc.status.INVALID_ARGUMENT, details: `DiscoveryRequest could not be decoded: ${err instanceof Error ? err.message : String(err)}` });
         return finish();
@@ -107,7 +137,7 @@ export function createXdsService(options: XdsServiceOptions): XdsService {
     close(status: RpcStatus): void {
       closed = true;
       for (const call of [...open]) end(call, status);
-      cache.close();
+      cache?.close();
     },
   };
 }
