@@ -33,11 +33,11 @@ function changedSince(time) {
  * had grown to 16 MiB, pages an idle node kept for the next 15 s or so (until V8's memory reducer).
  * So the young generation keeps its initial size while the program loads and starts, and grows
  * again as usual from then on (V8 reads the factor each time it grows; 2 is its default). A
- * growth factor given on the command line or in NODE_OPTIONS is left alone.
+ * growth factor given on node's command line is left alone (NODE_OPTIONS cannot carry one).
  */
 const YOUNG_GROWTH_FLAG = '--semi-space-growth-factor';
 const V8_DEFAULT_YOUNG_GROWTH = 2;
-const userGrowth = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => /semi[-_]space[-_]growth[-_]factor/.test(arg));
+const userGrowth = process.execArgv.some((arg) => /semi[-_]space[-_]growth[-_]factor/.test(arg));
 if (!userGrowth) setFlagsFromString(`${YOUNG_GROWTH_FLAG}=1`);
 try {
   const built = builtAt();

@@ -12,7 +12,7 @@ const REPO = fileURLToPath(new URL('../../', import.meta.url));
  * bin/roster.js in a scratch checkout whose dist/ and src/ entry points only say which one ran,
  * so the choice is seen without building anything.
  */
-function checkout(): { dir: string; run: () => string; touch: (path: string, at: Date) => void } {
+function checkout(): { dir: string; run: (nodeArgs?: readonly string[]) => string; touch: (path: string, at: Date) => void } {
   const dir = mkdtempSync(join(tmpdir(), 'roster-launcher-'));
   mkdirSync(join(dir, 'bin'));
   mkdirSync(join(dir, 'dist', 'cli'), { recursive: true });
@@ -23,7 +23,8 @@ function checkout(): { dir: string; run: () => string; touch: (path: string, at:
   writeFileSync(join(dir, 'dist', 'cli', 'main.js'), "console.log('dist');\n");
   writeFileSync(join(dir, 'src', 'cli', 'main.ts'), "const from: string = 'src';\nconsole.log(from);\n");
   const touch = (path: string, at: Date): void => utimesSync(join(dir, path), at, at);
-  return { dir, run: () => execFileSync(process.execPath, [join(dir, 'bin', 'roster.js')], { encoding: 'utf8' }).trim(), touch };
+  const run = (nodeArgs: readonly string[] = []): string => execFileSync(process.execPath, [...nodeArgs, join(dir, 'bin', 'roster.js')], { encoding: 'utf8' }).trim();
+  return { dir, run, touch };
 }
 
 describe('bin/roster.js', () => {
@@ -47,5 +48,31 @@ describe('bin/roster.js', () => {
     touch('src/cli/main.ts', before);
     writeFileSync(join(dir, 'src', 'cli', 'added.ts'), 'export {};\n');
     assert.equal(run(), 'src', 'a file added since the build');
+  });
+
+  test('keeps the young generation at its initial size while the program loads, lets it grow once loaded', () => {
+    const { dir, run, touch } = checkout();
+    dirs.push(dir);
+    // Survivors of a few scavenges: enough for V8 to double the young generation up to its maximum.
+    const program = `
+      import { getHeapSpaceStatistics } from 'node:v8';
+      const young = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+      const survivors = [];
+      const fill = () => { for (let i = 0; i < 400_000; i++) survivors.push({ i, s: 'x' + i }); };
+      fill();
+      const loading = young();
+      setImmediate(() => { fill(); console.log(JSON.stringify({ loading, loaded: young() })); });
+    `;
+    writeFileSync(join(dir, 'dist', 'cli', 'main.js'), program);
+    const built = new Date(Date.now() - 60_000);
+    touch('src/cli/main.ts', new Date(built.getTime() - 60_000));
+    writeFileSync(join(dir, 'dist', '.build-stamp'), `${built.toISOString()}\n`);
+    touch('dist/.build-stamp', built);
+    const MiB = 1024 * 1024;
+    const { loading, loaded } = JSON.parse(run()) as { loading: number; loaded: number };
+    assert.ok(loading <= 2 * MiB, `young generation while loading: ${loading / MiB} MiB`);
+    assert.ok(loaded > 2 * MiB, `young generation once loaded: ${loaded / MiB} MiB`);
+    const own = JSON.parse(run(['--semi-space-growth-factor=2'])) as { loading: number };
+    assert.ok(own.loading > 2 * MiB, `a growth factor given to node is left alone: ${own.loading / MiB} MiB`);
   });
 });
