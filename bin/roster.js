@@ -28,17 +28,21 @@ function changedSince(time) {
 }
 
 /**
- * Loading the modules makes most of what they allocate survive, and V8 doubles its young
- * generation each time that much has survived: by the time a node listened, its two semi-spaces
- * had grown to 16 MiB, pages an idle node kept for the next 15 s or so (until V8's memory reducer).
- * So the young generation keeps its initial size while the program loads and starts, and grows
- * again as usual from then on (V8 reads the factor each time it grows; 2 is its default). A
- * growth factor given on node's command line is left alone (NODE_OPTIONS cannot carry one).
+ * Two V8 settings hold while the program loads and starts, and go back to V8's defaults once it
+ * runs (V8 reads both each time it decides; execArgv giving either keeps it as given):
+ * - the young generation keeps its initial size: loading makes most of what it allocates
+ *   survive, and V8 doubles the young generation each time that much has survived, so by the
+ *   time a node listened its semi-spaces had grown to 16 MiB, pages an idle node then kept for
+ *   the next 15 s or so (until V8's memory reducer), 12 MiB of its RSS;
+ * - no function is optimised: module loading made a few dozen of node's own functions hot
+ *   enough for TurboFan, whose compiler code, paged in for them, stayed 4-5 MiB of an idle
+ *   node's RSS. Start-up took the same CPU time without it (about 0.4 s).
  */
-const YOUNG_GROWTH_FLAG = '--semi-space-growth-factor';
-const V8_DEFAULT_YOUNG_GROWTH = 2;
-const userGrowth = process.execArgv.some((arg) => /semi[-_]space[-_]growth[-_]factor/.test(arg));
-if (!userGrowth) setFlagsFromString(`${YOUNG_GROWTH_FLAG}=1`);
+const LOADING_FLAGS = [
+  { given: /^--semi[-_]space[-_]growth[-_]factor=/, loading: '--semi-space-growth-factor=1', running: '--semi-space-growth-factor=2' },
+  { given: /^--(no-)?(turbofan|opt)$/, loading: '--no-turbofan', running: '--turbofan' },
+].filter(({ given }) => !process.execArgv.some((arg) => given.test(arg)));
+for (const flag of LOADING_FLAGS) setFlagsFromString(flag.loading);
 try {
   const built = builtAt();
   if (built > 0 && !changedSince(built)) {
@@ -50,5 +54,5 @@ try {
   }
 } finally {
   // main.js resolves once the command is done, for `serve` once the node is serving.
-  if (!userGrowth) setFlagsFromString(`${YOUNG_GROWTH_FLAG}=${V8_DEFAULT_YOUNG_GROWTH}`);
+  for (const flag of LOADING_FLAGS) setFlagsFromString(flag.running);
 }

@@ -27,6 +27,15 @@ function checkout(): { dir: string; run: (nodeArgs?: readonly string[]) => strin
   return { dir, run, touch };
 }
 
+/** Makes `program` the checkout's dist/ entry point, built after the last change to src/. */
+function builtWith(dir: string, touch: (path: string, at: Date) => void, program: string): void {
+  writeFileSync(join(dir, 'dist', 'cli', 'main.js'), program);
+  const built = new Date(Date.now() - 60_000);
+  touch('src/cli/main.ts', new Date(built.getTime() - 60_000));
+  writeFileSync(join(dir, 'dist', '.build-stamp'), `${built.toISOString()}\n`);
+  touch('dist/.build-stamp', built);
+}
+
 describe('bin/roster.js', () => {
   const dirs: string[] = [];
   after(() => {
@@ -63,16 +72,31 @@ describe('bin/roster.js', () => {
       const loading = young();
       setImmediate(() => { fill(); console.log(JSON.stringify({ loading, loaded: young() })); });
     `;
-    writeFileSync(join(dir, 'dist', 'cli', 'main.js'), program);
-    const built = new Date(Date.now() - 60_000);
-    touch('src/cli/main.ts', new Date(built.getTime() - 60_000));
-    writeFileSync(join(dir, 'dist', '.build-stamp'), `${built.toISOString()}\n`);
-    touch('dist/.build-stamp', built);
+    builtWith(dir, touch, program);
     const MiB = 1024 * 1024;
     const { loading, loaded } = JSON.parse(run()) as { loading: number; loaded: number };
     assert.ok(loading <= 2 * MiB, `young generation while loading: ${loading / MiB} MiB`);
     assert.ok(loaded > 2 * MiB, `young generation once loaded: ${loaded / MiB} MiB`);
     const own = JSON.parse(run(['--semi-space-growth-factor=2'])) as { loading: number };
     assert.ok(own.loading > 2 * MiB, `a growth factor given to node is left alone: ${own.loading / MiB} MiB`);
+  });
+
+  test('optimises no function while the program loads, as usual once loaded', () => {
+    const { dir, run, touch } = checkout();
+    dirs.push(dir);
+    // %GetOptimizationStatus (with --allow-natives-syntax): bit 64 is "optimised by TurboFan";
+    // optimising on the main thread makes that known right after the hot loop.
+    const program = `
+      function hot(x) { let s = 0; for (let i = 0; i < 100; i++) s += (x * i) % 7; return s; }
+      const optimised = () => (%GetOptimizationStatus(hot) & 64) !== 0;
+      const spin = () => { let t = 0; for (let i = 0; i < 200_000; i++) t += hot(i); return t; };
+      spin();
+      const loading = optimised();
+      setImmediate(() => { spin(); console.log(JSON.stringify({ loading, loaded: optimised() })); });
+    `;
+    builtWith(dir, touch, program);
+    const nodeArgs = ['--allow-natives-syntax', '--no-concurrent-recompilation'];
+    assert.deepEqual(JSON.parse(run(nodeArgs)), { loading: false, loaded: true });
+    assert.deepEqual(JSON.parse(run([...nodeArgs, '--turbofan'])), { loading: true, loaded: true }, '--turbofan given to node is left alone');
   });
 });
