@@ -158,7 +158,7 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: 
     if (undecodable !== undefined) return finish(grpc.status.INVALID_ARGUMENT, undecodable);
     const refusal = admitted.check(request);
     if (refusal !== undefined) return finish(refusal.code, refusal.details);
-    const call = unaryCall(request, headers, caller);
+    const call = new FastUnaryCall(request, headers, caller.peer) as unknown as grpc.ServerUnaryCall<unknown, unknown>;
     try {
       method.handler(call, (err, value) => {
         if (err) return finish(typeof err.code === 'number' ? err.code : grpc.status.UNKNOWN, err.details ?? (err as { message?: string }).message ?? '');
@@ -190,17 +190,25 @@ function frame(message: Buffer): Buffer {
 }
 
 /** What a grpc-js unary handler may read of its call: the request, the metadata (built on demand), the peer. */
-function unaryCall(request: unknown, headers: IncomingHttpHeaders, caller: Caller): grpc.ServerUnaryCall<unknown, unknown> {
-  let metadata: grpc.Metadata | undefined;
-  const call = {
-    request,
-    cancelled: false,
-    get metadata(): grpc.Metadata {
-      return (metadata ??= grpc.Metadata.fromHttp2Headers(headers));
-    },
-    getPeer: caller.peer,
-    getDeadline: () => Infinity,
-    getPath: () => headers[':path'],
-  };
-  return call as unknown as grpc.ServerUnaryCall<unknown, unknown>;
+class FastUnaryCall {
+  readonly cancelled = false;
+  #metadata: grpc.Metadata | undefined;
+
+  constructor(
+    readonly request: unknown,
+    readonly headers: IncomingHttpHeaders,
+    readonly getPeer: () => string,
+  ) {}
+
+  get metadata(): grpc.Metadata {
+    return (this.#metadata ??= grpc.Metadata.fromHttp2Headers(this.headers));
+  }
+
+  getDeadline(): number {
+    return Infinity;
+  }
+
+  getPath(): string | undefined {
+    return this.headers[':path'];
+  }
 }
