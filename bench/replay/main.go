@@ -14,6 +14,10 @@
 // taken in order, each once; running out before the duration ends is an error, so a write
 // benchmark never turns into re-writes of the same record. Connections are kept per target for
 // the life of the process, as a client application keeps its channel.
+//
+// A job with "load":true only reads and parses its file (answering "loaded", the request count)
+// and keeps the requests for the next job naming that file, so a harness can load before it
+// starts timing and remove the file at once: the timed job then neither reads nor parses.
 package main
 
 import (
@@ -46,6 +50,7 @@ type job struct {
 	Concurrency int    `json:"concurrency"`
 	DurationMs  int    `json:"durationMs"`
 	DeadlineMs  int    `json:"deadlineMs"`
+	Load        bool   `json:"load"`
 }
 
 type result struct {
@@ -55,6 +60,7 @@ type result struct {
 	Seconds    float64   `json:"seconds"`
 	CPUSeconds float64   `json:"cpuSeconds"`
 	Latencies  []float64 `json:"latencies"`
+	Loaded     int       `json:"loaded,omitempty"`
 	FirstError string    `json:"firstError,omitempty"`
 	Error      string    `json:"error,omitempty"`
 }
@@ -76,7 +82,23 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 }
 func (rawCodec) Name() string { return "proto" }
 
+// requests are one file's, parsed for its kind: gRPC messages or HTTP requests.
+type requests struct {
+	kind   string
+	frames [][]byte
+	http   []httpRequest
+}
+
+func (r *requests) len() int {
+	if r.kind == "http" {
+		return len(r.http)
+	}
+	return len(r.frames)
+}
+
 var (
+	// loaded holds requests of "load" jobs until the job that replays them, by file name.
+	loaded     = map[string]*requests{}
 	conns      = map[string]*grpc.ClientConn{}
 	httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0, DisableCompression: true}}
 )
@@ -90,6 +112,8 @@ func main() {
 		var r result
 		if err := json.Unmarshal(in.Bytes(), &j); err != nil {
 			r.Error = fmt.Sprintf("bad job: %v", err)
+		} else if j.Load {
+			r = preload(j)
 		} else {
 			r = run(j)
 		}
@@ -100,10 +124,48 @@ func main() {
 	}
 }
 
-func run(j job) result {
-	frames, err := readFrames(j.File)
+func preload(j job) result {
+	reqs, err := load(j)
 	if err != nil {
 		return result{Error: err.Error()}
+	}
+	loaded[j.File] = reqs
+	return result{Loaded: reqs.len(), Latencies: []float64{}}
+}
+
+func load(j job) (*requests, error) {
+	frames, err := readFrames(j.File)
+	if err != nil {
+		return nil, err
+	}
+	switch j.Kind {
+	case "grpc":
+		return &requests{kind: j.Kind, frames: frames}, nil
+	case "http":
+		parsed := make([]httpRequest, len(frames))
+		for i, f := range frames {
+			if err := json.Unmarshal(f, &parsed[i]); err != nil {
+				return nil, fmt.Errorf("request %d: %v", i, err)
+			}
+		}
+		return &requests{kind: j.Kind, http: parsed}, nil
+	default:
+		return nil, fmt.Errorf("unknown kind %q", j.Kind)
+	}
+}
+
+func run(j job) result {
+	reqs, found := loaded[j.File]
+	if found {
+		delete(loaded, j.File)
+		if reqs.kind != j.Kind {
+			return result{Error: fmt.Sprintf("%s was loaded as %s, replayed as %s", j.File, reqs.kind, j.Kind)}
+		}
+	} else {
+		var err error
+		if reqs, err = load(j); err != nil {
+			return result{Error: err.Error()}
+		}
 	}
 	if j.Concurrency < 1 || j.DurationMs < 1 {
 		return result{Error: "concurrency and durationMs must be positive"}
@@ -113,8 +175,7 @@ func run(j job) result {
 		deadline = 30 * time.Second
 	}
 	var call func(i int) error
-	switch j.Kind {
-	case "grpc":
+	if reqs.kind == "grpc" {
 		conn, err := connFor(j.Target)
 		if err != nil {
 			return result{Error: err.Error()}
@@ -123,24 +184,16 @@ func run(j job) result {
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			var reply []byte
-			return conn.Invoke(ctx, j.Method, frames[i], &reply, grpc.ForceCodec(rawCodec{}))
+			return conn.Invoke(ctx, j.Method, reqs.frames[i], &reply, grpc.ForceCodec(rawCodec{}))
 		}
-	case "http":
-		requests := make([]httpRequest, len(frames))
-		for i, f := range frames {
-			if err := json.Unmarshal(f, &requests[i]); err != nil {
-				return result{Error: fmt.Sprintf("request %d: %v", i, err)}
-			}
-		}
-		call = func(i int) error { return doHTTP(j.Target, requests[i], deadline) }
-	default:
-		return result{Error: fmt.Sprintf("unknown kind %q", j.Kind)}
+	} else {
+		call = func(i int) error { return doHTTP(j.Target, reqs.http[i], deadline) }
 	}
-	return drive(frames, j, call)
+	return drive(reqs.len(), j, call)
 }
 
 // drive runs `concurrency` callers until the duration ends, each taking the next request.
-func drive(frames [][]byte, j job, call func(i int) error) result {
+func drive(count int, j job, call func(i int) error) result {
 	var next, ok, failed atomic.Int64
 	var firstError atomic.Value
 	latencies := make([][]float64, j.Concurrency)
@@ -154,8 +207,8 @@ func drive(frames [][]byte, j job, call func(i int) error) result {
 			defer wg.Done()
 			for time.Now().Before(stop) {
 				i := int(next.Add(1) - 1)
-				if i >= len(frames) {
-					firstError.CompareAndSwap(nil, fmt.Sprintf("ran out of requests after %d: the harness must encode more", len(frames)))
+				if i >= count {
+					firstError.CompareAndSwap(nil, fmt.Sprintf("ran out of requests after %d: the harness must encode more", count))
 					failed.Add(1)
 					return
 				}
