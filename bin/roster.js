@@ -28,19 +28,21 @@ function changedSince(time) {
 }
 
 /**
- * Two V8 settings hold while the program loads and starts, and go back to V8's defaults once it
- * runs (V8 reads both each time it decides; execArgv giving either keeps it as given):
+ * Three V8 settings hold while the program loads and starts, and go back to V8's defaults once
+ * it runs (V8 reads each whenever it decides; one given to node on its command line is kept):
  * - the young generation keeps its initial size: loading makes most of what it allocates
  *   survive, and V8 doubles the young generation each time that much has survived, so by the
  *   time a node listened its semi-spaces had grown to 16 MiB, pages an idle node then kept for
  *   the next 15 s or so (until V8's memory reducer), 12 MiB of its RSS;
- * - no function is optimised: module loading made a few dozen of node's own functions hot
- *   enough for TurboFan, whose compiler code, paged in for them, stayed 4-5 MiB of an idle
- *   node's RSS. Start-up took the same CPU time without it (about 0.4 s).
+ * - no function is compiled beyond bytecode: module loading made a few dozen of node's own
+ *   functions hot enough for TurboFan, whose compiler code, paged in for them, stayed 4-5 MiB
+ *   of an idle node's RSS, and Sparkplug's code for them about 1 MiB more. Start-up took the
+ *   same CPU time without either (about 0.4 s).
  */
 const LOADING_FLAGS = [
   { given: /^--semi[-_]space[-_]growth[-_]factor=/, loading: '--semi-space-growth-factor=1', running: '--semi-space-growth-factor=2' },
   { given: /^--(no-)?(turbofan|opt)$/, loading: '--no-turbofan', running: '--turbofan' },
+  { given: /^--(no-)?sparkplug$/, loading: '--no-sparkplug', running: '--sparkplug' },
 ].filter(({ given }) => !process.execArgv.some((arg) => given.test(arg)));
 for (const flag of LOADING_FLAGS) setFlagsFromString(flag.loading);
 try {
