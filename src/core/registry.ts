@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { ChangeLog } from './change-log.js';
+import { Entry, recordFields, type VersionFields } from './entry.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { invalid, RegistryError, unknownInstance } from './errors.js';
 import { StringPool } from './intern.js';
@@ -17,7 +18,6 @@ import {
   type InstanceRecord,
   type InstanceStatus,
   type InstanceView,
-  type LeaseTimes,
   type LocalWrite,
   type RegistrationInput,
   type RegistryApi,
@@ -89,63 +89,6 @@ export interface Tombstone {
 
 /** The outcome of applying a peer's record. */
 export type ApplyOutcome = 'applied' | 'renewed' | 'stale';
-
-/**
- * One version of an instance as this node holds it, and the view readers get: a new version
- * is a new entry, so a view or a change keeps the record it had. Its lease lives in the
- * registry's {@link LeaseTable} at `slot` (shared by the versions of one instance); the
- * current version reads its lease times live from there, a replaced or removed one keeps the
- * times it had then (the slot may be reused).
- */
-class Entry implements InstanceView, LeaseTimes {
-  #leases: LeaseTable<Entry> | undefined;
-  #kept: LeaseTimes | undefined;
-
-  constructor(
-    readonly record: InstanceRecord,
-    readonly slot: number,
-    leases: LeaseTable<Entry>,
-  ) {
-    this.#leases = leases;
-  }
-
-  /** The record's content hash (see version.ts); only the current version is ever compared. */
-  get hash(): number {
-    return this.#leases!.hash(this.slot);
-  }
-
-  get lease(): LeaseTimes {
-    return this.#kept ?? this;
-  }
-
-  get registrationTimestamp(): number {
-    return this.#leases!.registrationTimestamp(this.slot);
-  }
-
-  get lastRenewalTimestamp(): number {
-    return this.#leases!.lastRenewalTimestamp(this.slot);
-  }
-
-  get serviceUpTimestamp(): number {
-    return this.#leases!.serviceUpTimestamp(this.slot);
-  }
-
-  get evictionTimestamp(): number {
-    return 0;
-  }
-
-  /** Keeps the lease times as they are now: this version was replaced or removed. */
-  detach(evictionTimestamp: number): void {
-    if (this.#kept !== undefined) return;
-    this.#kept = {
-      registrationTimestamp: this.registrationTimestamp,
-      lastRenewalTimestamp: this.lastRenewalTimestamp,
-      serviceUpTimestamp: this.serviceUpTimestamp,
-      evictionTimestamp,
-    };
-    this.#leases = undefined;
-  }
-}
 
 const MINUTE_MS = 60_000;
 /** Healed peers are forgotten after this (far longer than any renewal interval). */
@@ -377,7 +320,12 @@ export class Registry implements RegistryApi {
     if (remaining <= 0) return 'stale';
     const tomb = this.#tombstones.get(key(app, instanceId));
     if (tomb?.cancelled && tomb.lastDirtyTimestamp >= record.lastDirtyTimestamp) return 'stale';
-    const incoming = this.#build(checked, { ...record, lastUpdatedTimestamp: this.#clock.wallNow() });
+    const incoming = this.#build(checked, {
+      status: record.status,
+      overriddenStatus: record.overriddenStatus,
+      lastDirtyTimestamp: record.lastDirtyTimestamp,
+      lastUpdatedTimestamp: this.#clock.wallNow(),
+    });
     const hash = contentHash(incoming);
     const existing = this.#entry(app, instanceId);
     const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
@@ -717,39 +665,9 @@ export class Registry implements RegistryApi {
     }
   }
 
-  /**
-   * A stored record: always the same literal shape (spread-built objects can each get a hidden
-   * class of their own: tens of MB at 100k instances), repeating strings pooled, metadata keys
-   * sorted (equal metadata is equal however it was built) and equal metadata maps shared (frozen).
-   */
-  #build(
-    r: RegistrationInput,
-    version: Pick<InstanceRecord, 'status' | 'overriddenStatus' | 'lastDirtyTimestamp' | 'lastUpdatedTimestamp'>,
-  ): InstanceRecord {
-    const pool = this.#strings;
-    const metadata = pool.metadata(r.metadata);
-    return {
-      app: pool.intern(r.app),
-      instanceId: r.instanceId,
-      hostName: r.hostName,
-      ipAddr: r.ipAddr,
-      port: pool.port(r.port),
-      securePort: pool.port(r.securePort),
-      status: version.status,
-      overriddenStatus: version.overriddenStatus,
-      vipAddress: pool.intern(r.vipAddress),
-      secureVipAddress: pool.intern(r.secureVipAddress),
-      zone: pool.intern(r.zone),
-      region: pool.intern(r.region),
-      metadata,
-      homePageUrl: r.homePageUrl,
-      statusPageUrl: r.statusPageUrl,
-      healthCheckUrl: r.healthCheckUrl,
-      renewalIntervalSecs: r.renewalIntervalSecs,
-      durationSecs: r.durationSecs,
-      lastDirtyTimestamp: version.lastDirtyTimestamp,
-      lastUpdatedTimestamp: version.lastUpdatedTimestamp,
-    };
+  /** A candidate version: repeating strings pooled, equal metadata maps shared (see {@link Entry}). */
+  #build(r: RegistrationInput, version: VersionFields): Entry {
+    return new Entry(r, version, this.#strings);
   }
 
   #entry(app: string, instanceId: string): Entry | undefined {
@@ -764,21 +682,19 @@ export class Registry implements RegistryApi {
   }
 
   /** Stores a new version (replacing `existing`), starts its lease and publishes the change. */
-  #store(record: InstanceRecord, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
+  #store(entry: Entry, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
+    const record = entry.record;
     const wall = this.#clock.wallNow();
     const rate = 1 / (record.renewalIntervalSecs * 1000);
     const leases = this.#leases;
-    let entry: Entry;
     if (existing) {
-      entry = new Entry(record, existing.slot, leases);
       existing.detach(0);
-      leases.setOwner(entry.slot, entry);
+      entry.attach(existing.slot, leases);
       this.#count(existing.record, -1);
       this.#expected.setRate(entry.slot, rate);
     } else {
       const slot = leases.allocate();
-      entry = new Entry(record, slot, leases);
-      leases.setOwner(slot, entry);
+      entry.attach(slot, leases);
       leases.setRegistrationTimestamp(slot, wall);
       this.#expected.add(slot, this.#clock.now(), rate);
       this.#tombstones.delete(key(record.app, record.instanceId));
@@ -831,7 +747,7 @@ export class Registry implements RegistryApi {
     if (!patch) return entry;
     const wall = this.#clock.wallNow();
     // A server-side change is a new version of the record, so it replicates and wins like any other.
-    const next = { ...entry.record, ...patch };
+    const next = { ...recordFields(entry.record), ...patch };
     const record = this.#build(next, {
       status: next.status,
       overriddenStatus: next.overriddenStatus,
