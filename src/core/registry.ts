@@ -101,6 +101,12 @@ const WINDOW_MS = MINUTE_MS;
  * microseconds (maps, heap, change log, Watch listeners), so a slice stays a few milliseconds.
  */
 const EVICTION_SLICE = 1000;
+/**
+ * A slice also ends after this long, whatever it got through: on a busy or starved node an
+ * eviction (with its listeners) can cost far more than usual, and the event loop must not
+ * stall for it (the bound is 100 ms; this leaves room for what else runs in the turn).
+ */
+const EVICTION_SLICE_MS = 10;
 
 const key = (app: string, instanceId: string): string => `${app}/${instanceId}`;
 
@@ -521,8 +527,9 @@ export class Registry implements RegistryApi {
    * One eviction pass (every `evictionIntervalMs`): expired leases are removed unless
    * self-preservation holds them; a mass expiry is spread by the cap (a random choice of at
    * most 15 % of the registry per sliding minute). The removals run in slices of
-   * {@link EVICTION_SLICE}, yielding to the event loop between them (100k evictions in one go
-   * blocked a node for seconds), and the pass ends with one summary log line. `done` runs when
+   * {@link EVICTION_SLICE} or {@link EVICTION_SLICE_MS}, yielding to the event loop between them
+   * (100k evictions in one go blocked a node for seconds), and the pass ends with one summary
+   * log line. `done` runs when
    * the pass is over. Also forgets old tombstones.
    */
   #evictExpired(done: () => void): void {
@@ -559,12 +566,14 @@ export class Registry implements RegistryApi {
     const apps = new Set<string>();
     let evicted = 0;
     let slices = 0;
+    let longestSliceMs = 0;
     let next = 0;
     const slice = (): void => {
       this.#timer = undefined;
       slices++;
+      const sliceStart = this.#clock.now();
       const end = Math.min(take, next + EVICTION_SLICE);
-      for (; next < end; next++) {
+      for (; next < end && this.#clock.now() - sliceStart < EVICTION_SLICE_MS; next++) {
         const slot = due[next]!;
         // Renewed by a (re-)registration, or removed (its slot perhaps reused) since the pass began.
         if (!this.#leases.scheduled(slot) || this.#leases.deadline(slot) > now) continue;
@@ -576,12 +585,21 @@ export class Registry implements RegistryApi {
         apps.add(entry.record.app);
         evicted++;
       }
+      longestSliceMs = Math.max(longestSliceMs, this.#clock.now() - sliceStart);
       if (next < take) {
         this.#timer = this.#clock.setTimeout(slice, 0);
         return;
       }
       if (evicted > 0) {
-        const fields = { evicted, apps: apps.size, expired: due.length, held: this.#heldForPeers, slices, ms: Math.round(this.#clock.now() - started) };
+        const fields = {
+          evicted,
+          apps: apps.size,
+          expired: due.length,
+          held: this.#heldForPeers,
+          slices,
+          longestSliceMs: Math.round(longestSliceMs),
+          ms: Math.round(this.#clock.now() - started),
+        };
         this.#log?.info(fields, 'evicted expired leases');
       }
       done();
