@@ -18,22 +18,21 @@ const NO_LEASE: LeaseTimes = Object.freeze({ registrationTimestamp: 0, lastRenew
 /**
  * One version of an instance: the record, and once stored the view readers get (record and
  * lease in one object). A million instances are a million of these, so it is compact: one
- * object with the instance's own strings (id, host name, address), pooled strings and ports,
- * the URLs as pooled forms over the host name or address when they contain it (a
- * registration's URLs almost always do), timestamps as small integers, and the lease in the
- * registry's {@link LeaseTable} at `slot`. That is 4 heap objects per instance instead of 10
- * (a record, a view, two boxed timestamps and six strings), which both shrinks the heap and
- * shortens every major GC, whose marking visits each object.
+ * object with the instance id string, pooled strings and ports, the host name as a length
+ * when the id begins with it (Spring's `host:app:port`; Eureka's default id is the host name),
+ * an IPv4 address as a number, the URLs as pooled forms over the host name or address when
+ * they contain it (a registration's URLs almost always do), timestamps as small integers, and
+ * the lease in the registry's {@link LeaseTable} at `slot`. That is 2 heap objects per
+ * instance instead of 10 (a record, a view, two boxed timestamps and six strings), which both
+ * shrinks the heap and shortens every major GC, whose marking visits each object.
  *
  * While stored, the lease times are read live from the table; a replaced or removed version
- * keeps the times it had then (the slot may be reused). The URL and timestamp fields are
- * getters, so `{...record}` does not copy them: use {@link recordFields}.
+ * keeps the times it had then (the slot may be reused). The host, address, URL and timestamp
+ * fields are getters, so `{...record}` does not copy them: use {@link recordFields}.
  */
 export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
   readonly app: string;
   readonly instanceId: string;
-  readonly hostName: string;
-  readonly ipAddr: string;
   readonly port: PortInfo;
   readonly securePort: PortInfo;
   readonly status: InstanceStatus;
@@ -45,6 +44,10 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
   readonly metadata: Readonly<Record<string, string>>;
   readonly renewalIntervalSecs: number;
   readonly durationSecs: number;
+  /** The host name, or its length when it is how the instance id begins (`host:app:port` ids). */
+  readonly #hostName: string | number;
+  /** The address, or a dotted IPv4 address as its 32 bits (a signed small integer). */
+  readonly #ipAddr: string | number;
   readonly #homePageUrl: string | UrlForm;
   readonly #statusPageUrl: string | UrlForm;
   readonly #healthCheckUrl: string | UrlForm;
@@ -60,8 +63,8 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
   constructor(r: RegistrationInput, version: VersionFields, pool: StringPool) {
     this.app = pool.intern(r.app);
     this.instanceId = r.instanceId;
-    this.hostName = r.hostName;
-    this.ipAddr = r.ipAddr;
+    this.#hostName = r.hostName.length > 0 && r.instanceId.startsWith(r.hostName) ? r.hostName.length : r.hostName;
+    this.#ipAddr = packIpv4(r.ipAddr) ?? r.ipAddr;
     this.port = pool.port(r.port);
     this.securePort = pool.port(r.securePort);
     this.status = version.status;
@@ -80,6 +83,16 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
     this.#dirtyLow = version.lastDirtyTimestamp - this.#dirtyHigh * SPLIT;
     this.#updatedHigh = Math.floor(version.lastUpdatedTimestamp / SPLIT);
     this.#updatedLow = version.lastUpdatedTimestamp - this.#updatedHigh * SPLIT;
+  }
+
+  get hostName(): string {
+    const h = this.#hostName;
+    return typeof h === 'number' ? this.instanceId.slice(0, h) : h;
+  }
+
+  get ipAddr(): string {
+    const a = this.#ipAddr;
+    return typeof a === 'number' ? `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}` : a;
   }
 
   get homePageUrl(): string {
@@ -160,6 +173,29 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
       evictionTimestamp,
     };
   }
+}
+
+/** A dotted IPv4 address in its canonical form (no leading zeros) as 32 bits, else undefined. */
+function packIpv4(s: string): number | undefined {
+  if (s.length < 7 || s.length > 15) return undefined;
+  let packed = 0;
+  let part = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 255) return undefined;
+      packed = (packed << 8) | part;
+      parts++;
+      part = digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return undefined;
+      part = part * 10 + (c - 48);
+      digits++;
+    } else return undefined;
+  }
+  return parts === 4 ? packed : undefined;
 }
 
 /** A record's fields as a plain object (what `{...record}` was before records became compact). */
