@@ -2,8 +2,8 @@ import type { PortInfo } from './types.js';
 
 /**
  * Shares one copy of strings that repeat across instances (app names, zones, VIP lists,
- * metadata keys and common values) and of port objects: at 100k instances each duplicate
- * costs tens of bytes.
+ * metadata keys and common values), of port objects, metadata maps and URL forms: at 1M
+ * instances each duplicate costs tens of megabytes.
  * Bounded, so high-cardinality input cannot grow it without limit; past the bound strings
  * are simply kept as they are.
  */

@@ -529,8 +529,7 @@ export class Registry implements RegistryApi {
    * most 15 % of the registry per sliding minute). The removals run in slices of
    * {@link EVICTION_SLICE} or {@link EVICTION_SLICE_MS}, yielding to the event loop between them
    * (100k evictions in one go blocked a node for seconds), and the pass ends with one summary
-   * log line. `done` runs when
-   * the pass is over. Also forgets old tombstones.
+   * log line. `done` runs when the pass is over. Also forgets old tombstones.
    */
   #evictExpired(done: () => void): void {
     const started = this.#clock.now();
