@@ -286,6 +286,18 @@ describe('heartbeat', () => {
   });
 });
 
+/** A log destination that parses each JSON line into `lines`. */
+function jsonLogSink(): { lines: Record<string, unknown>[]; sink: Writable } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, sink };
+}
+
 describe('leases and eviction', () => {
   /** Ten instances heartbeating every 30 s except those listed as dead; log lines land in `logs`. */
   function fleet(dead: number) {
@@ -395,13 +407,7 @@ describe('prompt expiry', () => {
   });
 
   test('a large pass evicts in slices, yielding between them, and logs one summary line', () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
+    const { lines, sink } = jsonLogSink();
     const { registry, clock } = newRegistry({ selfPreservation: false, evictionCapPercent: 100, logger: pino({ level: 'info' }, sink) });
     for (let i = 0; i < 2500; i++) registry.register(registration({ app: `app-${i % 7}`, instanceId: `i-${i}` }));
     registry.register(registration({ instanceId: 'late', durationSecs: 300 }));
@@ -425,13 +431,7 @@ describe('prompt expiry', () => {
   });
 
   test('a slice also ends after 10 ms, so evictions that run slow never hold the event loop for long', () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
+    const { lines, sink } = jsonLogSink();
     // Every eviction takes 3 ms of monotonic time: a slice fits 4 (at 0, 3, 6 and 9 ms).
     const fake = new FakeClock();
     let spent = 0;
