@@ -3,6 +3,9 @@
  * bench/compare-eureka.ts, one or two of them): it runs the jobs its parent sends over IPC
  * against Eureka's REST API (node:http, keep-alive agents) or Roster's gRPC API (RosterClient)
  * and answers what they achieved with its own CPU time, so a client limit shows as such.
+ * The register and renew rows' unary calls are replayed by this process's bench/replay child
+ * (Go) from requests encoded here, untimed, by a `prepare` job just before: a node:http or
+ * grpc-js caller would take a whole core at these rates. Their CPU time includes the child's.
  *   ← {id, job}                                   runs one job
  *   → {id, ok: true, result} | {id, ok: false, error}
  * It exits when the parent disconnects. Every job is bounded in time or count.
@@ -12,19 +15,39 @@ import { connect } from 'node:http2';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { HeartbeatStream, RosterClient } from '../src/client/index.js';
+import { Instance } from '../src/gen/roster/v1/instance.js';
+import { RegistryServiceService } from '../src/gen/roster/v1/registry_service.js';
 import { eurekaBody, grpcInstance, recordKey } from './compare-eureka-records.js';
+import { httpFrame, PreparedReplay, requestsFor, type HttpFrame, type ReplayTarget } from './replay.js';
 
 /** Which operations a job repeats: over `[from, to)` once each, or over a pool for `durationMs`. */
 export type Span =
   | { readonly from: number; readonly to: number }
   /** Indices `(offset + k) % pool`, so load processes sharing a pool start apart. */
-  | { readonly pool: number; readonly durationMs: number; readonly offset: number };
+  | TimedSpan;
+export type TimedSpan = { readonly pool: number; readonly durationMs: number; readonly offset: number };
+
+/** The unary operations of the register and renew rows (REST: Eureka's API, on Eureka or Roster's face). */
+export type UnaryOperation = 'rest-register' | 'rest-renew' | 'grpc-register' | 'grpc-heartbeat';
+
+/** A register or renew row's calls, replayed by bench/replay; `target` is a REST base URL or a gRPC address. */
+export type ReplayJob = {
+  readonly kind: 'replay';
+  readonly operation: UnaryOperation;
+  readonly target: string;
+  readonly prefix: string;
+  readonly span: TimedSpan;
+  readonly concurrency: number;
+  /** rest-renew: the registrations' lastDirtyTimestamp, sent with each renewal. */
+  readonly lastDirtyTimestamp?: number;
+};
 
 export type Job =
+  /** Registers over node:http, each index of the span once (fills). */
   | { readonly kind: 'rest-register'; readonly base: string; readonly prefix: string; readonly span: Span; readonly concurrency: number }
-  | { readonly kind: 'rest-renew'; readonly base: string; readonly prefix: string; readonly span: Span; readonly concurrency: number; readonly lastDirtyTimestamp: number }
-  | { readonly kind: 'grpc-register'; readonly address: string; readonly prefix: string; readonly span: Span; readonly concurrency: number }
-  | { readonly kind: 'grpc-heartbeat'; readonly address: string; readonly prefix: string; readonly span: Span; readonly concurrency: number }
+  | ReplayJob
+  /** Encodes a replay job's requests and has the replay child load them; that job must come next. `ok`: requests encoded. */
+  | { readonly kind: 'prepare'; readonly job: ReplayJob }
   | {
       readonly kind: 'grpc-stream';
       readonly address: string;
@@ -65,6 +88,7 @@ const CHANNEL_OPTIONS = { 'grpc.per_rpc_retry_buffer_size': 0 } as const;
 
 const agents = new Map<string, Agent>();
 const clients = new Map<string, RosterClient>();
+const replay = new PreparedReplay();
 
 function agentFor(base: string, sockets: number): Agent {
   const key = `${base}#${sockets}`;
@@ -156,38 +180,86 @@ function finish(start: number, cpu: NodeJS.CpuUsage, result: Omit<JobResult, 'se
   return { ...result, seconds: (performance.now() - start) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
 }
 
+/** Eureka's register of the `i`-th record (`POST apps/APP`), as node:http sends it and a replay frame carries it. */
+function restRegister(i: number, prefix: string): HttpFrame {
+  const { app } = recordKey(i, prefix);
+  return { method: 'POST', path: `/apps/${app}`, headers: { 'content-type': 'application/json' }, body: eurekaBody(i, prefix, Date.now()) };
+}
+
+/** The request of the `k`-th call of a replay job, and where such requests go. */
+function replayRequests(job: ReplayJob): { target: ReplayTarget; frame: (k: number) => Uint8Array } {
+  const indexOf = (k: number): number => (job.span.offset + k) % job.span.pool;
+  switch (job.operation) {
+    case 'rest-register':
+      return { target: { kind: 'http', target: job.target }, frame: (k) => httpFrame(restRegister(indexOf(k), job.prefix)) };
+    case 'rest-renew':
+      return {
+        target: { kind: 'http', target: job.target },
+        frame: (k) => {
+          const { app, instanceId } = recordKey(indexOf(k), job.prefix);
+          const path = `/apps/${app}/${encodeURIComponent(instanceId)}?status=UP&lastDirtyTimestamp=${job.lastDirtyTimestamp ?? 0}`;
+          return httpFrame({ method: 'PUT', path, headers: {}, body: '' });
+        },
+      };
+    case 'grpc-register': {
+      const m = RegistryServiceService.register;
+      // As RosterClient.register sends it.
+      return { target: { kind: 'grpc', target: job.target, method: m.path }, frame: (k) => m.requestSerialize({ instance: Instance.fromPartial(grpcInstance(indexOf(k), job.prefix, Date.now())) }) };
+    }
+    case 'grpc-heartbeat': {
+      const m = RegistryServiceService.heartbeat;
+      return {
+        target: { kind: 'grpc', target: job.target, method: m.path },
+        frame: (k) => {
+          const { app, instanceId } = recordKey(indexOf(k), job.prefix);
+          return m.requestSerialize({ app, instanceId, lastDirtyTimestamp: 0 });
+        },
+      };
+    }
+  }
+}
+
+/** A prepared job is matched with the job that runs it by its JSON. */
+const keyOf = (job: ReplayJob): string => JSON.stringify(job);
+
+async function prepare(job: ReplayJob): Promise<JobResult> {
+  const start = performance.now();
+  const cpu = process.cpuUsage();
+  const { target, frame } = replayRequests(job);
+  const encoded = await replay.prepare(keyOf(job), target, requestsFor(job.span.durationMs), frame);
+  return finish(start, cpu, { ok: encoded, failed: 0, latencies: [] });
+}
+
+/** Runs a prepared job in the replay child; its CPU time is this process's plus the child's. */
+async function replayed(job: ReplayJob): Promise<JobResult> {
+  const cpu = process.cpuUsage();
+  const result = await replay.run(keyOf(job), job.concurrency, job.span.durationMs);
+  const used = process.cpuUsage(cpu);
+  return {
+    ok: result.ok,
+    failed: result.failed,
+    seconds: result.seconds,
+    cpuSeconds: (used.user + used.system) / 1e6 + result.cpuSeconds,
+    latencies: result.latencies,
+    ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
+  };
+}
+
 async function run(job: Job): Promise<JobResult> {
   switch (job.kind) {
     case 'rest-register': {
       const agent = agentFor(job.base, job.concurrency);
       return drive(job.span, job.concurrency, async (i) => {
-        const { app } = recordKey(i, job.prefix);
-        const answer = await http(agent, 'POST', `${job.base}/apps/${app}`, eurekaBody(i, job.prefix, Date.now()));
+        const request = restRegister(i, job.prefix);
+        const answer = await http(agent, request.method, `${job.base}${request.path}`, request.body);
         if (answer.status !== 204) throw new Error(`register answered ${answer.status}: ${answer.body.toString().slice(0, 200)}`);
         return true;
       });
     }
-    case 'rest-renew': {
-      const agent = agentFor(job.base, job.concurrency);
-      return drive(job.span, job.concurrency, async (i) => {
-        const { app, instanceId } = recordKey(i, job.prefix);
-        const url = `${job.base}/apps/${app}/${encodeURIComponent(instanceId)}?status=UP&lastDirtyTimestamp=${job.lastDirtyTimestamp}`;
-        const answer = await http(agent, 'PUT', url);
-        if (answer.status !== 200) throw new Error(`renew answered ${answer.status}`);
-        return true;
-      });
-    }
-    case 'grpc-register': {
-      const client = clientFor(job.address);
-      return drive(job.span, job.concurrency, (i) => client.register(grpcInstance(i, job.prefix, Date.now())).then(() => true));
-    }
-    case 'grpc-heartbeat': {
-      const client = clientFor(job.address);
-      return drive(job.span, job.concurrency, (i) => {
-        const { app, instanceId } = recordKey(i, job.prefix);
-        return client.heartbeat(app, instanceId).then(() => true);
-      });
-    }
+    case 'prepare':
+      return prepare(job.job);
+    case 'replay':
+      return replayed(job);
     case 'grpc-stream': {
       const stream = new HeartbeatStream(clientFor(job.address), { maxBatch: job.maxBatch, window: job.window });
       try {
@@ -306,5 +378,6 @@ process.on('message', (message: LoadRequest) => {
 process.on('disconnect', () => {
   for (const client of clients.values()) void client.close();
   for (const agent of agents.values()) agent.destroy();
+  replay.close();
   process.exit(0);
 });

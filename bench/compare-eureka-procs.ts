@@ -251,6 +251,16 @@ export class LoadPool {
     };
   }
 
+  /** Has each of the first `n` workers prepare its replay job `jobOf(w, n)` (untimed); other jobs need none. */
+  async prepare(jobOf: (worker: number, workers: number) => Job, n = this.#workers.length): Promise<void> {
+    await Promise.all(
+      this.#workers.slice(0, n).map((worker, w) => {
+        const job = jobOf(w, n);
+        return job.kind === 'replay' ? this.#send(worker, { kind: 'prepare', job }) : undefined;
+      }),
+    );
+  }
+
   #send(worker: ChildProcess, job: Job): Promise<JobResult> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {

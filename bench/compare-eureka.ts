@@ -16,7 +16,9 @@
  *     writes would fill both delta windows);
  *  4. register and renew rows: `warmupMs` of each operation, then `rounds` rounds of
  *     `roundMs` per operation in turn, 64 callers over 2 forked load processes; the median
- *     round is the result, p50/p99 over every measured call;
+ *     round is the result, p50/p99 over every measured call. Unary calls are replayed by each
+ *     load process's bench/replay child (Go) from requests encoded before the round (the
+ *     Heartbeats stream rows use RosterClient); load-gen cores include the children's;
  *  5. (full run) fill to 100k, the reads again, RSS at 100k;
  *  6. three Eureka servers peered through defaultZone and three Roster nodes with --peers:
  *     register at A, poll B's `GET apps/APP/ID` every 5 ms: replication lag; (full run) an
@@ -32,7 +34,8 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { RosterClient } from '../src/client/index.js';
 import { describeMachine } from './harness.js';
-import { http, type Job, type Span } from './compare-eureka-load.js';
+import { replayBinary } from './replay.js';
+import { http, type Job, type TimedSpan, type UnaryOperation } from './compare-eureka-load.js';
 import { eurekaBody, recordKey, type Lease } from './compare-eureka-records.js';
 import {
   ensureEurekaJar,
@@ -119,6 +122,7 @@ export async function compareEureka(options: CompareOptions): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const rows: Row[] = [];
   ensureEurekaJar(log);
+  replayBinary();
   log(`server logs: ${LOG_DIR}`);
 
   const pool = LoadPool.start(LOAD_PROCESSES);
@@ -189,11 +193,18 @@ async function singleNodePhase(budget: Budget, pool: LoadPool, rows: Row[], log:
     log('delta under 100 writes/s ...');
     await deltaRows(eureka, roster, budget, rows);
 
+    /** A unary row's mode: its calls replayed by bench/replay, `CALLERS` split over the load processes. */
+    const unary = (system: System, variant: string, server: ServerChild, operation: UnaryOperation, target: string): LoadMode => ({
+      system,
+      variant,
+      server,
+      job: (span, n) => ({ kind: 'replay', operation, target, prefix: PREFIX, span, concurrency: CALLERS / n, ...(operation === 'rest-renew' ? { lastDirtyTimestamp: runStart } : {}) }),
+    });
     log('register rows ...');
     const registerModes: LoadMode[] = [
-      { system: 'Eureka', variant: 'REST POST', server: eureka, job: (span, n) => ({ kind: 'rest-register', base: eureka.base, prefix: PREFIX, span, concurrency: CALLERS / n }) },
-      { system: 'Roster', variant: 'gRPC Register', server: roster, job: (span, n) => ({ kind: 'grpc-register', address: roster.grpcAddress!, prefix: PREFIX, span, concurrency: CALLERS / n }) },
-      { system: 'Roster', variant: 'REST POST (Eureka face)', server: roster, job: (span, n) => ({ kind: 'rest-register', base: roster.base, prefix: PREFIX, span, concurrency: CALLERS / n }) },
+      unary('Eureka', 'REST POST', eureka, 'rest-register', eureka.base),
+      unary('Roster', 'gRPC Register', roster, 'grpc-register', roster.grpcAddress!),
+      unary('Roster', 'REST POST (Eureka face)', roster, 'rest-register', roster.base),
     ];
     const registers = await alternate('register/s, 64 callers', registerModes, budget, pool);
     rows.push(registers[0]!);
@@ -202,11 +213,11 @@ async function singleNodePhase(budget: Budget, pool: LoadPool, rows: Row[], log:
 
     log('renew rows ...');
     const renewModes: LoadMode[] = [
-      { system: 'Eureka', variant: 'REST PUT', server: eureka, job: (span, n) => ({ kind: 'rest-renew', base: eureka.base, prefix: PREFIX, span, concurrency: CALLERS / n, lastDirtyTimestamp: runStart }) },
-      { system: 'Roster', variant: 'gRPC unary Heartbeat', server: roster, job: (span, n) => ({ kind: 'grpc-heartbeat', address: roster.grpcAddress!, prefix: PREFIX, span, concurrency: CALLERS / n }) },
+      unary('Eureka', 'REST PUT', eureka, 'rest-renew', eureka.base),
+      unary('Roster', 'gRPC unary Heartbeat', roster, 'grpc-heartbeat', roster.grpcAddress!),
       { system: 'Roster', variant: 'Heartbeats stream, 1 per message', server: roster, job: (span) => ({ kind: 'grpc-stream', address: roster.grpcAddress!, prefix: PREFIX, span, concurrency: 2048, maxBatch: 1, window: 256 }) },
       { system: 'Roster', variant: 'Heartbeats stream, 100 per message', server: roster, job: (span) => ({ kind: 'grpc-stream', address: roster.grpcAddress!, prefix: PREFIX, span, concurrency: 10_000, maxBatch: 100, window: 8 }) },
-      { system: 'Roster', variant: 'REST PUT (Eureka face)', server: roster, job: (span, n) => ({ kind: 'rest-renew', base: roster.base, prefix: PREFIX, span, concurrency: CALLERS / n, lastDirtyTimestamp: runStart }) },
+      unary('Roster', 'REST PUT (Eureka face)', roster, 'rest-renew', roster.base),
     ];
     const renewals = await alternate('renewals/s (unary: 64 callers)', renewModes, budget, pool);
     rows.push(renewals[0]!);
@@ -238,7 +249,7 @@ interface LoadMode {
   readonly system: System;
   readonly variant: string;
   readonly server: ServerChild;
-  job(span: Extract<Span, { durationMs: number }>, processes: number): Job;
+  job(span: TimedSpan, processes: number): Job;
 }
 
 /**
@@ -246,15 +257,20 @@ interface LoadMode {
  * on this shared machine hits all of them alike); the median round is each mode's result.
  */
 async function alternate(measure: string, modes: readonly LoadMode[], budget: Budget, pool: LoadPool): Promise<Row[]> {
-  const run = (mode: LoadMode, durationMs: number): Promise<PooledResult> =>
-    pool.run((w, n) => mode.job({ pool: POOL, durationMs, offset: Math.floor((w * POOL) / n) }, n));
+  /** One run of `mode`; replayed jobs are prepared before the server's CPU is read. */
+  const run = async (mode: LoadMode, durationMs: number): Promise<{ result: PooledResult; serverCpu: number }> => {
+    const jobOf = (w: number, n: number): Job => mode.job({ pool: POOL, durationMs, offset: Math.floor((w * POOL) / n) }, n);
+    await pool.prepare(jobOf);
+    const before = mode.server.cpuSeconds();
+    const result = await pool.run(jobOf);
+    return { result, serverCpu: mode.server.cpuSeconds() - before };
+  };
   for (const mode of modes) await run(mode, budget.warmupMs);
   const measured = modes.map(() => ({ rounds: [] as PooledResult[], serverCpu: 0 }));
   for (let r = 0; r < budget.rounds; r++) {
     for (const [i, mode] of modes.entries()) {
-      const before = mode.server.cpuSeconds();
-      const result = await run(mode, budget.roundMs);
-      measured[i]!.serverCpu += mode.server.cpuSeconds() - before;
+      const { result, serverCpu } = await run(mode, budget.roundMs);
+      measured[i]!.serverCpu += serverCpu;
       measured[i]!.rounds.push(result);
     }
   }

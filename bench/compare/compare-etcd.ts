@@ -4,9 +4,11 @@
  * `node bin/roster.js serve`, etcd from Debian's etcd-server with data on /dev/shm), driven by
  * the same load processes (bench/compare/load-worker.ts) with the same shapes, in alternating
  * rounds (Roster, etcd, Roster, etcd, …) so that a neighbour's load on this shared machine hits
- * both. Every row reports the servers' and the load processes' CPU from /proc, so a client
- * limit is not mistaken for a server limit, and the ratio oriented so that > 1 means Roster did
- * better. Targets are issue #12's, reported (met / not met), never enforced.
+ * both. The unary rows (register, heartbeat) are replayed by each load process's bench/replay
+ * child (Go) from requests encoded before the round. Every row reports the servers' and the
+ * load processes' CPU (replay children included) from /proc, so a client limit is not mistaken
+ * for a server limit, and the ratio oriented so that > 1 means Roster did better. Targets are
+ * issue #12's, reported (met / not met), never enforced.
  *
  * Shapes (see BENCHMARKS.md, "Roster vs etcd"): register, renewals, heartbeat, watch, size,
  * cluster; `--only` takes a comma-separated subset of these names.
@@ -18,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { CountResult, Job, JobResult, Keys, ReadResult, System, WatchResult } from './jobs.js';
 import { describeMachine } from '../harness.js';
+import { replayBinary } from '../replay.js';
 import { LoadPool } from './load-pool.js';
 import { ETCD_BIN, etcdVersion, killAllSync, rosterRunsFrom, ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
 import { advantage, cores, median, summarize, targetMet, type Better, type CompareTarget } from './stats.js';
@@ -120,20 +123,27 @@ class Comparison {
     this.#budget = budget;
   }
 
-  /** Runs a job on `workers` load processes against `servers` and takes one sample. */
+  /**
+   * Runs a job on `workers` load processes against `servers` and takes one sample. Replayed jobs
+   * are prepared (encoded, loaded by the replay children) before the clock and CPU readings start.
+   */
   async sample(servers: ServerGroup | ServerProcess, workers: number, makeJob: (index: number) => Job, value: (results: JobResult[]) => number): Promise<Sample & { results: JobResult[] }> {
+    const jobs = Array.from({ length: workers }, (_, i) => makeJob(i));
+    await this.#pool.runOn(workers, (i) => ({ type: 'prepare', job: jobs[i]! }));
     const serverBefore = servers.cpuSeconds();
     const loadBefore = this.#pool.cpuSeconds(workers);
     const start = performance.now();
-    const results = await this.#pool.runOn(workers, makeJob);
+    const results = await this.#pool.runOn(workers, (i) => jobs[i]!);
     const wallSeconds = (performance.now() - start) / 1000;
     const counts = results.flatMap((r) => (r.type === 'count' || r.type === 'watch' ? [r.result] : []));
     const firstError = counts.find((c) => c.firstError !== undefined)?.firstError;
+    // The replay children are not in their load processes' /proc stat: they report their own CPU.
+    const replayCpu = counts.reduce((sum, c) => sum + (c.replayCpuSeconds ?? 0), 0);
     return {
       value: value(results),
       wallSeconds,
       serverCpu: servers.cpuSeconds() - serverBefore,
-      loadCpu: this.#pool.cpuSeconds(workers) - loadBefore,
+      loadCpu: this.#pool.cpuSeconds(workers) - loadBefore + replayCpu,
       failed: counts.reduce((sum, c) => sum + c.failed, 0),
       ...(firstError === undefined ? {} : { firstError }),
       results,
@@ -593,6 +603,14 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
   if (version === undefined) {
     console.error(`--compare etcd needs etcd at ${ETCD_BIN} (Debian's etcd-server): apt-get install -y etcd-server`);
     return 2;
+  }
+  if (only.includes('register') || only.includes('heartbeat')) {
+    try {
+      replayBinary();
+    } catch (err) {
+      console.error(`--compare etcd: ${err instanceof Error ? err.message : String(err)}`);
+      return 2;
+    }
   }
   const budget = COMPARE_BUDGETS[options.quick ? 'quick' : 'full'];
   const runsFrom = rosterRunsFrom();

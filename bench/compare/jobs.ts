@@ -14,9 +14,18 @@ export type Keys =
   | { readonly system: 'etcd'; readonly leases: readonly string[] };
 
 export type Job =
-  /** Register distinct instances (etcd: Put under /registry/<app>/<id> with a pooled lease), `concurrency` in flight. */
+  /**
+   * Encodes a register or heartbeat job's requests and has the load process's replay child load
+   * them, untimed; the job itself must follow (other jobs need no preparation). Answers a count:
+   * `ok` requests encoded.
+   */
+  | { readonly type: 'prepare'; readonly job: Job }
+  /**
+   * Register distinct instances (etcd: Put under /registry/<app>/<id> with a pooled lease), `concurrency`
+   * in flight, replayed by bench/replay: each request once, running out is a failure.
+   */
   | { readonly type: 'register'; readonly system: System; readonly address: string; readonly concurrency: number; readonly durationMs: number; readonly prefix: string; readonly keys: Keys }
-  /** Roster's unary Heartbeat over `keys`, `concurrency` in flight. */
+  /** Roster's unary Heartbeat over `keys`, `concurrency` in flight, replayed by bench/replay. */
   | { readonly type: 'heartbeat'; readonly address: string; readonly concurrency: number; readonly durationMs: number; readonly keys: Keys }
   /** Renewal streams (Roster Heartbeats / etcd LeaseKeepAlive), at most `window` renewals un-acknowledged per stream. */
   | { readonly type: 'renewals'; readonly system: System; readonly address: string; readonly streams: number; readonly perMessage: number; readonly window: number; readonly durationMs: number; readonly keys: Keys }
@@ -39,6 +48,8 @@ export interface CountResult {
   /** Paced jobs: operations that fell due while too many were outstanding, so were not sent. */
   readonly skipped?: number;
   readonly firstError?: string;
+  /** Replayed jobs: the replay child's CPU during the job (it is not in the load process's /proc stat). */
+  readonly replayCpuSeconds?: number;
 }
 
 export interface WatchResult extends CountResult {

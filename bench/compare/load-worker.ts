@@ -1,16 +1,18 @@
 /**
  * A load process of the Roster-vs-etcd comparison, forked by bench/compare/load-pool.ts and
- * driven over IPC (bench/compare/jobs.ts). Both systems are called the same way: plain grpc-js
- * channels with the same options, messages (de)serialized by @grpc/proto-loader with the same
- * options, from Roster's protos and etcd's (trimmed, bench/etcd/). Every loop stops at its
- * deadline, and every wait has a bound.
+ * driven over IPC (bench/compare/jobs.ts). Both systems are called the same way: messages
+ * (de)serialized by @grpc/proto-loader with the same options, from Roster's protos and etcd's
+ * (trimmed, bench/etcd/). The unary rows (register, heartbeat) are replayed by this process's
+ * bench/replay child (Go) from requests encoded here beforehand, since a grpc-js caller would
+ * take a whole core at these rates; everything else uses plain grpc-js channels with the same
+ * options. Every loop stops at its deadline, and every wait has a bound.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { runInFlight, type LoadResult } from '../harness.js';
 import { benchInstance, benchKey } from '../instances.js';
+import { PreparedReplay, requestsFor, type ReplayTarget } from '../replay.js';
 import { prefixEnd } from './stats.js';
 import type { CountResult, Job, JobResult, Keys, ReadResult, WatchResult, WorkerMessage, WorkerRequest } from './jobs.js';
 
@@ -104,19 +106,25 @@ function etcdKey(app: string, instanceId: string): Buffer {
   return Buffer.from(`${ETCD_PREFIX}${app}/${instanceId}`);
 }
 
-/** The record of `benchInstance(i, prefix)` written the way each system stores it. */
-function writeRecord(system: 'roster' | 'etcd', address: string, instance: Message & { app: string; instanceId: string }, lease: string | undefined): Promise<Message> {
-  if (system === 'roster') return unary(address, roster.register, { instance });
-  return unary(address, etcd.put, {
-    key: etcdKey(instance.app, instance.instanceId),
-    value: instanceCodec.requestSerialize(instance),
-    ...(lease === undefined ? {} : { lease }),
-  });
+type BenchRecord = Message & { app: string; instanceId: string };
+
+/** The call that writes `instance` the way each system stores it: Roster Register, etcd Put. */
+function recordRequest(system: 'roster' | 'etcd', instance: BenchRecord, lease: string | undefined): { method: Method; request: Message } {
+  if (system === 'roster') return { method: roster.register, request: { instance } };
+  return {
+    method: etcd.put,
+    request: { key: etcdKey(instance.app, instance.instanceId), value: instanceCodec.requestSerialize(instance), ...(lease === undefined ? {} : { lease }) },
+  };
 }
 
-function benchRecord(i: number, prefix: string): Message & { app: string; instanceId: string } {
+function writeRecord(system: 'roster' | 'etcd', address: string, instance: BenchRecord, lease: string | undefined): Promise<Message> {
+  const { method: m, request } = recordRequest(system, instance, lease);
+  return unary(address, m, request);
+}
+
+function benchRecord(i: number, prefix: string): BenchRecord {
   const instance = benchInstance(i, prefix);
-  return { ...instance, app: instance.app!, instanceId: instance.instanceId! } as Message & { app: string; instanceId: string };
+  return { ...instance, app: instance.app!, instanceId: instance.instanceId! } as BenchRecord;
 }
 
 function etcdLeases(keys: Keys): readonly string[] {
@@ -129,33 +137,54 @@ function rosterPool(keys: Keys): { prefix: string; size: number } {
   return keys;
 }
 
-function countResult(result: LoadResult): CountResult {
-  return { ok: result.ok, failed: result.failed, seconds: result.seconds, ...(result.firstError === undefined ? {} : { firstError: result.firstError }) };
+const replay = new PreparedReplay();
+
+/** A prepared job is matched with the job that runs it by its JSON. */
+const keyOf = (job: Job): string => JSON.stringify(job);
+
+/** What a replayed job sends: its target and its k-th request's bytes; undefined for other jobs. */
+function replayedRequests(job: Job): { target: ReplayTarget; frame: (k: number) => Uint8Array } | undefined {
+  switch (job.type) {
+    case 'register': {
+      // Distinct records, k-th with the k-th instance of the prefix, as the grpc-js callers wrote them.
+      const leases = job.system === 'etcd' ? etcdLeases(job.keys) : undefined;
+      const m = job.system === 'roster' ? roster.register : etcd.put;
+      return {
+        target: { kind: 'grpc', target: job.address, method: m.path },
+        frame: (k) => m.requestSerialize(recordRequest(job.system, benchRecord(k, job.prefix), leases?.[k % leases.length]).request),
+      };
+    }
+    case 'heartbeat': {
+      // Renewing the pool's keys in turn: each key's request is encoded once and repeated.
+      const pool = rosterPool(job.keys);
+      const encoded = Array.from({ length: pool.size }, (_, i) => {
+        const { app, instanceId } = benchKey(i, pool.prefix);
+        return roster.heartbeat.requestSerialize({ app, instanceId });
+      });
+      return { target: { kind: 'grpc', target: job.address, method: roster.heartbeat.path }, frame: (k) => encoded[k % pool.size]! };
+    }
+    default:
+      return undefined;
+  }
 }
 
-async function register(job: Extract<Job, { type: 'register' }>): Promise<CountResult> {
-  const leases = job.system === 'etcd' ? etcdLeases(job.keys) : undefined;
-  return countResult(
-    await runInFlight({
-      concurrency: job.concurrency,
-      durationMs: job.durationMs,
-      operation: (i) => writeRecord(job.system, job.address, benchRecord(i, job.prefix), leases?.[i % leases.length]).then(() => true),
-    }),
-  );
+async function prepare(job: Job): Promise<CountResult> {
+  const start = performance.now();
+  const requests = replayedRequests(job);
+  const encoded = requests === undefined || !('durationMs' in job) ? 0 : await replay.prepare(keyOf(job), requests.target, requestsFor(job.durationMs), requests.frame);
+  return { ok: encoded, failed: 0, seconds: (performance.now() - start) / 1000 };
 }
 
-async function heartbeat(job: Extract<Job, { type: 'heartbeat' }>): Promise<CountResult> {
-  const pool = rosterPool(job.keys);
-  return countResult(
-    await runInFlight({
-      concurrency: job.concurrency,
-      durationMs: job.durationMs,
-      operation: (i) => {
-        const { app, instanceId } = benchKey(i % pool.size, pool.prefix);
-        return unary(job.address, roster.heartbeat, { app, instanceId }).then(() => true);
-      },
-    }),
-  );
+/** Runs a prepared register or heartbeat job in the replay child. */
+async function replayed(job: Extract<Job, { type: 'register' | 'heartbeat' }>): Promise<CountResult> {
+  const result = await replay.run(keyOf(job), job.concurrency, job.durationMs);
+  return {
+    ok: result.ok,
+    failed: result.failed,
+    seconds: result.seconds,
+    replayCpuSeconds: result.cpuSeconds,
+    ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
+  };
 }
 
 /** Builds renewal stream messages and reads their answers, for either system. */
@@ -576,10 +605,11 @@ async function fullRead(job: Extract<Job, { type: 'full-read' }>): Promise<ReadR
 
 async function run(job: Job): Promise<JobResult> {
   switch (job.type) {
+    case 'prepare':
+      return { type: 'count', result: await prepare(job.job) };
     case 'register':
-      return { type: 'count', result: await register(job) };
     case 'heartbeat':
-      return { type: 'count', result: await heartbeat(job) };
+      return { type: 'count', result: await replayed(job) };
     case 'renewals':
       return { type: 'count', result: await renewals(job) };
     case 'paced-renewals':
@@ -608,6 +638,7 @@ if (process.send !== undefined) {
   });
   process.on('disconnect', () => {
     for (const client of clients.values()) client.close();
+    replay.close();
     process.exit(0);
   });
   send({ type: 'ready' });

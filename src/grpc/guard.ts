@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { outsideScope, type AccessPolicy, type Decision, type Presented, type Role } from '../security/access.js';
+import { outsideScope, type AccessPolicy, type Presented, type Role } from '../security/access.js';
 import { certificateNames } from '../security/tls-material.js';
 import type { ConnectionGate } from './connections.js';
 
@@ -71,63 +71,131 @@ export interface GuardOptions {
 /** The method name alone, for messages: `/roster.v1.RegistryService/Register` → `Register`. */
 const actionOf = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
 
+/** Who is calling, as the transport knows it; `certificate` is read only when a policy needs it. */
+export interface Caller {
+  /** The connection the call arrived on (as the gate counts it). */
+  readonly connection: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined };
+  /** `address:port`, for logs. */
+  peer(): string;
+  /** The `authorization` header, if any. */
+  readonly authorization: string | undefined;
+  /** The client certificate the TLS layer verified, if any. */
+  certificate(): { readonly subject?: { readonly CN?: unknown }; readonly subjectaltname?: string } | undefined;
+}
+
+/** Why a call or one of its messages is refused: the status to answer with, and the reason for the metrics. */
+export interface Refusal {
+  readonly ok: false;
+  readonly code: grpc.status;
+  readonly details: string;
+}
+
+/** An admitted call: `release` once it is over (idempotent); `check` each message it carries. */
+export interface Admitted {
+  readonly ok: true;
+  release(): void;
+  check(message: unknown): Refusal | undefined;
+}
+
 /** Bearer token from `authorization`, names of a certificate the TLS layer verified. */
-function presentedBy(metadata: grpc.Metadata, call: grpc.ServerInterceptingCallInterface): Presented {
-  const header = metadata.get('authorization')[0];
-  const token = typeof header === 'string' ? (/^Bearer\s+(.+)$/i.exec(header)?.[1] ?? header) : undefined;
-  const cert = call.getAuthContext().sslPeerCertificate;
+function presentedBy(caller: Caller): Presented {
+  const header = caller.authorization;
+  const token = header !== undefined ? (/^Bearer\s+(.+)$/i.exec(header)?.[1] ?? header) : undefined;
+  const cert = caller.certificate();
   const names = cert ? certificateNames(cert.subject?.CN as string | undefined, cert.subjectaltname) : undefined;
   return { ...(token !== undefined ? { token } : {}), ...(names ? { certificateNames: names } : {}) };
 }
 
+const NO_RELEASE = (): void => undefined;
+const NO_CHECK = (): undefined => undefined;
+
 /**
- * The one place calls are admitted: call caps first, then who the caller is and whether its
- * roles allow the method, then (for app-scoped `register` credentials) the apps each message
- * touches. A refused call or message never reaches the handler, so it changes nothing.
+ * The one place calls are admitted, whichever way they arrive (grpc-js' interceptor below, or
+ * the unary fast path): call caps first, then who the caller is and whether its roles allow
+ * the method, then (for app-scoped `register` credentials) the apps each message touches. A
+ * refused call or message never reaches the handler, so it changes nothing.
  */
-export function guard(options: GuardOptions): grpc.ServerInterceptor {
-  const log = options.logger.child({ component: 'guard' });
-  return (descriptor, call) => {
-    const method = descriptor.path;
+export class CallGuard {
+  readonly #options: GuardOptions;
+  readonly #log: Logger;
+
+  constructor(options: GuardOptions) {
+    this.#options = options;
+    this.#log = options.logger.child({ component: 'guard' });
+  }
+
+  admit(method: string, caller: Caller): Admitted | Refusal {
     const need = needOf(method);
-    let decision: Decision | undefined;
-    let release: (() => void) | undefined;
-    const refuse = (code: grpc.status, details: string, reason: RefusalReason): void => {
-      options.onRefused?.(method, reason);
-      if (reason !== 'call_limit') log.debug({ method, peer: call.getPeer(), reason }, 'call refused');
-      intercepted.sendStatus({ code, details });
+    let release = NO_RELEASE;
+    if (this.#options.gate) {
+      const admission = this.#options.gate.admitCall(caller.connection);
+      if (!admission.ok) return this.#refuse(method, caller, grpc.status.RESOURCE_EXHAUSTED, admission.message, 'call_limit');
+      release = admission.release;
+    }
+    const policy = this.#options.policy();
+    // An open policy allows everything: nothing presented needs hashing or parsing.
+    if (need === 'open' || policy.open) return { ok: true, release, check: NO_CHECK };
+    const decision = policy.decide(presentedBy(caller), { action: actionOf(method), anyOf: need.anyOf });
+    if (!decision.allowed) {
+      release();
+      const unauthenticated = decision.code === 'unauthenticated';
+      return this.#refuse(method, caller, unauthenticated ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED, decision.message, decision.code);
+    }
+    const { appsOf } = need;
+    if (appsOf === undefined || decision.apps === undefined) return { ok: true, release, check: NO_CHECK };
+    return {
+      ok: true,
+      release,
+      check: (message) => {
+        for (const app of appsOf(message)) {
+          const refusal = outsideScope(decision, actionOf(method), app);
+          if (refusal && !refusal.allowed) return this.#refuse(method, caller, grpc.status.PERMISSION_DENIED, refusal.message, 'permission_denied');
+        }
+        return undefined;
+      },
+    };
+  }
+
+  #refuse(method: string, caller: Caller, code: grpc.status, details: string, reason: RefusalReason): Refusal {
+    this.#options.onRefused?.(method, reason);
+    if (reason !== 'call_limit') this.#log.debug({ method, peer: caller.peer(), reason }, 'call refused');
+    return { ok: false, code, details };
+  }
+}
+
+/** {@link CallGuard} as a grpc-js interceptor. */
+export function guard(options: GuardOptions): grpc.ServerInterceptor {
+  const calls = new CallGuard(options);
+  return (descriptor, call) => {
+    let admitted: Admitted | undefined;
+    const refuse = (refusal: Refusal): void => {
+      admitted?.release();
+      intercepted.sendStatus({ code: refusal.code, details: refusal.details });
     };
     const intercepted: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, forward) => {
-            if (options.gate) {
-              const admission = options.gate.admitCall(call.getConnectionInfo());
-              if (!admission.ok) return refuse(grpc.status.RESOURCE_EXHAUSTED, admission.message, 'call_limit');
-              release = admission.release;
-            }
-            if (need !== 'open') {
-              decision = options.policy().decide(presentedBy(metadata, call), { action: actionOf(method), anyOf: need.anyOf });
-              if (!decision.allowed) {
-                const unauthenticated = decision.code === 'unauthenticated';
-                return refuse(unauthenticated ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED, decision.message, decision.code);
-              }
-            }
+            const header = metadata.get('authorization')[0];
+            const outcome = calls.admit(descriptor.path, {
+              connection: call.getConnectionInfo(),
+              peer: () => call.getPeer(),
+              authorization: typeof header === 'string' ? header : undefined,
+              certificate: () => call.getAuthContext().sslPeerCertificate,
+            });
+            if (!outcome.ok) return refuse(outcome);
+            admitted = outcome;
             forward(metadata);
           },
           onReceiveMessage: (message, deliver) => {
-            if (need !== 'open' && need.appsOf && decision?.allowed && decision.apps !== undefined) {
-              for (const app of need.appsOf(message)) {
-                const refusal = outsideScope(decision, actionOf(method), app);
-                if (refusal && !refusal.allowed) return refuse(grpc.status.PERMISSION_DENIED, refusal.message, 'permission_denied');
-              }
-            }
+            const refusal = admitted?.check(message);
+            if (refusal) return refuse(refusal);
             deliver(message);
           },
-          onCancel: () => release?.(),
+          onCancel: () => admitted?.release(),
         }),
       sendStatus: (status, next) => {
-        release?.();
+        admitted?.release();
         next(status);
       },
     });

@@ -16,9 +16,10 @@ import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type 
 import { flowControl } from './flow-control.js';
 import { decodeStrictUtf8, InvalidUtf8Error } from './strict-utf8.js';
 import { clientFaultsAsInvalidArgument } from './transport-errors.js';
-import { guard, type RefusalReason } from './guard.js';
+import { CallGuard, guard, type RefusalReason } from './guard.js';
 import { createRegistryService, REGISTRY_SERVICE_DEFINITION, type Limits, type RegistryServiceOptions } from './registry-service.js';
 import { responseCompression } from './response-compression.js';
+import { installUnaryFastPath, type FastUnaryMethod } from './unary-fast-path.js';
 
 export type { Limits } from './registry-service.js';
 
@@ -106,6 +107,8 @@ const DEFAULT_GRACE_MS = 5000;
 
 const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+  // Nothing reads channelz; tracking every call for it costs CPU on every call.
+  'grpc.enable_channelz': 0,
   // Ping idle connections so Watch streams of vanished clients are noticed within ~80 s.
   'grpc.keepalive_time_ms': 60_000,
   'grpc.keepalive_timeout_ms': 20_000,
@@ -136,13 +139,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   // Real time, as grpc-js times idle connections: a test's fake clock must not classify them.
   const gate = new ConnectionGate(limits, new SystemClock(), log);
   const policy = options.policy ?? (() => OPEN);
+  const guardOptions = { policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) };
   const interceptors = [
     // These two first: each must be handed grpc-js' own call (clientFaultsAsInvalidArgument
     // passes it on unwrapped; see transport-errors.ts and response-compression.ts).
     clientFaultsAsInvalidArgument(),
     responseCompression(COMPRESSED_METHODS, () => log.warn('grpc-js internals for response compression are missing: answering uncompressed')),
     ...(options.observer ? [observeRpcs(options.observer)] : []),
-    guard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) }),
+    guard(guardOptions),
     refuseUndecodable(),
     flowControl({ methods: FLUSH_GATED, window: REPLICATE_WINDOW, stallMs: options.replicateStallMs ?? DEFAULT_STALL_MS, clock, cut: (c) => gate.close(c), logger: log }),
   ];
@@ -152,7 +156,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...(limits.idleMs > 0 ? { 'grpc.max_connection_idle_ms': limits.idleMs } : {}),
     interceptors,
   });
-  server.addService(adaptCodecs(REGISTRY_SERVICE_DEFINITION), service.implementation);
+  const registryDefinition = adaptCodecs(REGISTRY_SERVICE_DEFINITION);
+  server.addService(registryDefinition, service.implementation);
   for (const { definition, implementation } of extra) server.addService(adaptCodecs(definition), implementation);
   const health = new HealthImplementation();
   health.addToServer(server);
@@ -176,6 +181,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
 
   // Our own listener feeds grpc-js: connections are counted and capped at accept, before TLS.
   const injector = server.createConnectionInjector(serverCredentials(options.tls, options.clientAuth ?? 'require'));
+  installUnaryFastPath({
+    server,
+    methods: unaryMethods(registryDefinition, service.implementation),
+    guard: new CallGuard(guardOptions),
+    refusedDecoding: (request) => (request instanceof Undecodable ? request.details : undefined),
+    ...(options.observer ? { observe: options.observer.observe.bind(options.observer) } : {}),
+    maxReceiveMessageBytes: MAX_RECEIVE_MESSAGE_BYTES,
+    logger: log,
+  });
   const listener = createNetServer((socket) => {
     if (gate.admit(socket)) injector.injectConnection(socket);
   });
@@ -256,6 +270,16 @@ function adaptCodecs<T extends grpc.ServiceDefinition>(definition: T): T {
     };
   }
   return guarded as unknown as T;
+}
+
+/** The unary methods of a service, by path, for the fast path (unary-fast-path.ts). */
+function unaryMethods(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): Map<string, FastUnaryMethod> {
+  const methods = new Map<string, FastUnaryMethod>();
+  for (const [name, method] of Object.entries(definition)) {
+    if (method.requestStream || method.responseStream) continue;
+    methods.set(method.path, { definition: method as grpc.MethodDefinition<unknown, unknown>, handler: implementation[name] as grpc.handleUnaryCall<unknown, unknown> });
+  }
+  return methods;
 }
 
 /** Answers INVALID_ARGUMENT for a request that could not be decoded; the handler never sees it. */

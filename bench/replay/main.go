@@ -1,0 +1,311 @@
+// Command replay is the unary load generator of Roster's side-by-side benchmarks
+// (`npm run bench -- --compare etcd|eureka`): it replays requests that the TypeScript harness
+// encoded beforehand, so every system is driven by the same client code, and that client costs
+// a fraction of what a grpc-js or node:http caller does on the same core.
+//
+// It reads one job per line (JSON) on stdin and answers one result per line on stdout:
+//
+//	{"id":1,"kind":"grpc","target":"127.0.0.1:2379","method":"/etcdserverpb.KV/Put",
+//	 "file":"/tmp/x","concurrency":64,"durationMs":1200}
+//	{"id":2,"kind":"http","target":"http://127.0.0.1:8761","file":"/tmp/y","concurrency":64,"durationMs":1200}
+//
+// A gRPC file holds length-prefixed request messages (uint32 big-endian length, then the bytes);
+// an HTTP file holds length-prefixed JSON requests {method, path, headers, body}. Requests are
+// taken in order, each once; running out before the duration ends is an error, so a write
+// benchmark never turns into re-writes of the same record. Connections are kept per target for
+// the life of the process, as a client application keeps its channel.
+//
+// A job with "load":true only reads and parses its file (answering "loaded", the request count)
+// and keeps the requests for the next job naming that file, so a harness can load before it
+// starts timing and remove the file at once: the timed job then neither reads nor parses.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+type job struct {
+	ID          int    `json:"id"`
+	Kind        string `json:"kind"`
+	Target      string `json:"target"`
+	Method      string `json:"method"`
+	File        string `json:"file"`
+	Concurrency int    `json:"concurrency"`
+	DurationMs  int    `json:"durationMs"`
+	DeadlineMs  int    `json:"deadlineMs"`
+	Load        bool   `json:"load"`
+}
+
+type result struct {
+	ID         int       `json:"id"`
+	Ok         int64     `json:"ok"`
+	Failed     int64     `json:"failed"`
+	Seconds    float64   `json:"seconds"`
+	CPUSeconds float64   `json:"cpuSeconds"`
+	Latencies  []float64 `json:"latencies"`
+	Loaded     int       `json:"loaded,omitempty"`
+	FirstError string    `json:"firstError,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+type httpRequest struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+// rawCodec passes the harness's encoded bytes through: requests are []byte, responses are read into *[]byte.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append((*(v.(*[]byte)))[:0], data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// requests are one file's, parsed for its kind: gRPC messages or HTTP requests.
+type requests struct {
+	kind   string
+	frames [][]byte
+	http   []httpRequest
+}
+
+func (r *requests) len() int {
+	if r.kind == "http" {
+		return len(r.http)
+	}
+	return len(r.frames)
+}
+
+var (
+	// loaded holds requests of "load" jobs until the job that replays them, by file name.
+	loaded     = map[string]*requests{}
+	conns      = map[string]*grpc.ClientConn{}
+	httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0, DisableCompression: true}}
+)
+
+func main() {
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 1<<20), 1<<20)
+	out := json.NewEncoder(os.Stdout)
+	for in.Scan() {
+		var j job
+		var r result
+		if err := json.Unmarshal(in.Bytes(), &j); err != nil {
+			r.Error = fmt.Sprintf("bad job: %v", err)
+		} else if j.Load {
+			r = preload(j)
+		} else {
+			r = run(j)
+		}
+		r.ID = j.ID
+		if err := out.Encode(r); err != nil {
+			os.Exit(1)
+		}
+	}
+}
+
+func preload(j job) result {
+	reqs, err := load(j)
+	if err != nil {
+		return result{Error: err.Error()}
+	}
+	loaded[j.File] = reqs
+	return result{Loaded: reqs.len(), Latencies: []float64{}}
+}
+
+func load(j job) (*requests, error) {
+	frames, err := readFrames(j.File)
+	if err != nil {
+		return nil, err
+	}
+	switch j.Kind {
+	case "grpc":
+		return &requests{kind: j.Kind, frames: frames}, nil
+	case "http":
+		parsed := make([]httpRequest, len(frames))
+		for i, f := range frames {
+			if err := json.Unmarshal(f, &parsed[i]); err != nil {
+				return nil, fmt.Errorf("request %d: %v", i, err)
+			}
+		}
+		return &requests{kind: j.Kind, http: parsed}, nil
+	default:
+		return nil, fmt.Errorf("unknown kind %q", j.Kind)
+	}
+}
+
+func run(j job) result {
+	reqs, found := loaded[j.File]
+	if found {
+		delete(loaded, j.File)
+		if reqs.kind != j.Kind {
+			return result{Error: fmt.Sprintf("%s was loaded as %s, replayed as %s", j.File, reqs.kind, j.Kind)}
+		}
+	} else {
+		var err error
+		if reqs, err = load(j); err != nil {
+			return result{Error: err.Error()}
+		}
+	}
+	if j.Concurrency < 1 || j.DurationMs < 1 {
+		return result{Error: "concurrency and durationMs must be positive"}
+	}
+	deadline := time.Duration(j.DeadlineMs) * time.Millisecond
+	if deadline <= 0 {
+		deadline = 30 * time.Second
+	}
+	var call func(i int) error
+	if reqs.kind == "grpc" {
+		conn, err := connFor(j.Target)
+		if err != nil {
+			return result{Error: err.Error()}
+		}
+		call = func(i int) error {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			var reply []byte
+			return conn.Invoke(ctx, j.Method, reqs.frames[i], &reply, grpc.ForceCodec(rawCodec{}))
+		}
+	} else {
+		call = func(i int) error { return doHTTP(j.Target, reqs.http[i], deadline) }
+	}
+	return drive(reqs.len(), j, call)
+}
+
+// drive runs `concurrency` callers until the duration ends, each taking the next request.
+func drive(count int, j job, call func(i int) error) result {
+	var next, ok, failed atomic.Int64
+	var firstError atomic.Value
+	latencies := make([][]float64, j.Concurrency)
+	cpuBefore := cpuSeconds()
+	start := time.Now()
+	stop := start.Add(time.Duration(j.DurationMs) * time.Millisecond)
+	var wg sync.WaitGroup
+	for c := 0; c < j.Concurrency; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				i := int(next.Add(1) - 1)
+				if i >= count {
+					firstError.CompareAndSwap(nil, fmt.Sprintf("ran out of requests after %d: the harness must encode more", count))
+					failed.Add(1)
+					return
+				}
+				began := time.Now()
+				if err := call(i); err != nil {
+					failed.Add(1)
+					firstError.CompareAndSwap(nil, describe(err))
+					continue
+				}
+				ok.Add(1)
+				latencies[c] = append(latencies[c], float64(time.Since(began).Microseconds())/1000)
+			}
+		}(c)
+	}
+	wg.Wait()
+	r := result{Ok: ok.Load(), Failed: failed.Load(), Seconds: time.Since(start).Seconds(), CPUSeconds: cpuSeconds() - cpuBefore}
+	for _, l := range latencies {
+		r.Latencies = append(r.Latencies, l...)
+	}
+	if r.Latencies == nil {
+		r.Latencies = []float64{}
+	}
+	if e, isSet := firstError.Load().(string); isSet {
+		r.FirstError = e
+	}
+	return r
+}
+
+func connFor(target string) (*grpc.ClientConn, error) {
+	if conn, found := conns[target]; found {
+		return conn, nil
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return nil, err
+	}
+	conns[target] = conn
+	return conn, nil
+}
+
+func doHTTP(base string, r httpRequest, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.Method, base+r.Path, bytes.NewBufferString(r.Body))
+	if err != nil {
+		return err
+	}
+	for k, v := range r.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("HTTP %d from %s %s", resp.StatusCode, r.Method, r.Path)
+	}
+	return nil
+}
+
+func readFrames(path string) ([][]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var frames [][]byte
+	for len(data) > 0 {
+		if len(data) < 4 {
+			return nil, errors.New("truncated frame header")
+		}
+		n := binary.BigEndian.Uint32(data)
+		if uint32(len(data)-4) < n {
+			return nil, errors.New("truncated frame")
+		}
+		frames = append(frames, data[4:4+n])
+		data = data[4+n:]
+	}
+	return frames, nil
+}
+
+func describe(err error) string {
+	if s, isStatus := status.FromError(err); isStatus {
+		return fmt.Sprintf("%s: %s", s.Code(), s.Message())
+	}
+	return err.Error()
+}
+
+// cpuSeconds is this process's user + system CPU time.
+func cpuSeconds() float64 {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano()).Seconds()
+}

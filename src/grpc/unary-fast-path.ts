@@ -1,0 +1,214 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { TLSSocket } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { CallGuard, Caller } from './guard.js';
+
+/** A unary method served without grpc-js' call machinery: its (adapted) codecs and its grpc-js handler. */
+export interface FastUnaryMethod {
+  readonly definition: grpc.MethodDefinition<unknown, unknown>;
+  readonly handler: grpc.handleUnaryCall<unknown, unknown>;
+}
+
+export interface UnaryFastPathOptions {
+  readonly server: grpc.Server;
+  /** By method path. Any other path, and any call these cannot take (see {@link takesFastPath}), goes to grpc-js. */
+  readonly methods: ReadonlyMap<string, FastUnaryMethod>;
+  readonly guard: CallGuard;
+  /** The status details of a request its decoder refused, or undefined for a decoded request. */
+  readonly refusedDecoding: (request: unknown) => string | undefined;
+  /** Told every call's outcome, as the grpc-js path's observer interceptor is. */
+  readonly observe?: (method: string, code: grpc.status, seconds: number) => void;
+  readonly maxReceiveMessageBytes: number;
+  readonly logger: Logger;
+}
+
+/** The unary calls of one server: how many took this path (the rest went to grpc-js). */
+export interface UnaryFastPath {
+  readonly served: () => number;
+}
+
+const OK_HEADERS: OutgoingHttpHeaders = {
+  ':status': 200,
+  'content-type': 'application/grpc+proto',
+  'grpc-accept-encoding': 'identity,deflate,gzip',
+  'grpc-encoding': 'identity',
+};
+const OK_TRAILERS: OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
+/** gRPC's TimeoutValue (at most 8 digits) and TimeoutUnit, anchored as the spec writes it. */
+const TIMEOUT = /^\d{1,8}[HMSmun]$/;
+const FRAME_HEADER_BYTES = 5;
+
+/**
+ * Serves the unary RegistryService calls straight from the HTTP/2 streams grpc-js' server
+ * accepts: per call, grpc-js builds a call object, parses metadata, chains every interceptor
+ * (six here) and tracks the call for channelz, which cost about half of a Register's server
+ * CPU (BENCHMARKS.md). This path keeps what those layers do for a unary call — the guard (call
+ * caps, credentials, app scopes), the observer, refusal of undecodable requests and of client
+ * faults as INVALID_ARGUMENT, the receive limit, idle tracking — and hands the grpc-js handler
+ * a call object with the request. Compressed requests, and every other method, take grpc-js'
+ * own path. It depends on two grpc-js internals (the `stream` listener of the HTTP/2 server
+ * behind a connection injector, and `onStreamOpened`): when they are not there, it logs once
+ * and every call takes grpc-js' path, answering the same.
+ */
+export function installUnaryFastPath(options: UnaryFastPathOptions): UnaryFastPath {
+  const internals = options.server as unknown as {
+    http2Servers?: unknown;
+    onStreamOpened?: (stream: ServerHttp2Stream) => void;
+  };
+  const servers = internals.http2Servers;
+  const onStreamOpened = internals.onStreamOpened;
+  const http2Server = servers instanceof Map && servers.size === 1 ? ([...servers.keys()][0] as import('node:events').EventEmitter) : undefined;
+  const grpcJs = http2Server?.listeners('stream');
+  let served = 0;
+  if (http2Server === undefined || grpcJs?.length !== 1 || typeof onStreamOpened !== 'function') {
+    options.logger.warn('grpc-js internals for the unary fast path are missing: every call takes grpc-js\' path');
+    return { served: () => served };
+  }
+  const [delegate] = grpcJs as [(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void];
+  http2Server.removeListener('stream', delegate);
+  http2Server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
+    const method = options.methods.get(headers[':path'] ?? '');
+    if (method === undefined || !takesFastPath(headers)) return delegate(stream, headers, flags);
+    served++;
+    // grpc-js' idle-connection timer counts the streams it is told of.
+    onStreamOpened.call(options.server, stream);
+    serve(stream, headers, method, options);
+  });
+  return { served: () => served };
+}
+
+/** A gRPC request this path answers exactly as grpc-js would: identity-encoded, gRPC content type. */
+function takesFastPath(headers: IncomingHttpHeaders): boolean {
+  const contentType = headers['content-type'];
+  if (contentType === undefined || !(contentType === 'application/grpc' || contentType.startsWith('application/grpc+') || contentType.startsWith('application/grpc;'))) return false;
+  const encoding = headers['grpc-encoding'];
+  return encoding === undefined || encoding === 'identity';
+}
+
+function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: FastUnaryMethod, options: UnaryFastPathOptions): void {
+  const path = method.definition.path;
+  const started = performance.now();
+  let release: (() => void) | undefined;
+  let finished = false;
+  // As grpc-js does: an error is followed by 'close', which ends the call.
+  stream.once('error', () => undefined);
+
+  const finish = (code: grpc.status, details: string, message?: Buffer): void => {
+    if (finished) return;
+    finished = true;
+    release?.();
+    options.observe?.(path, code, (performance.now() - started) / 1000);
+    if (stream.destroyed || stream.closed) return;
+    if (code === grpc.status.OK && message !== undefined) {
+      stream.respond(OK_HEADERS, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+      stream.end(frame(message));
+    } else {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': encodeURI(details) }, { endStream: true });
+      // Whatever the client still sends is read and dropped.
+      stream.resume();
+    }
+  };
+  stream.once('close', () => finish(grpc.status.CANCELLED, 'the client cancelled the call'));
+
+  const timeout = headers['grpc-timeout'];
+  if (timeout !== undefined && (typeof timeout !== 'string' || !TIMEOUT.test(timeout))) return finish(grpc.status.INVALID_ARGUMENT, `grpc-timeout: not a valid timeout: "${timeout}"`);
+
+  const authorization = headers['authorization'];
+  const caller: Caller = {
+    connection: stream.session?.socket ?? {},
+    peer: () => `${stream.session?.socket?.remoteAddress}:${stream.session?.socket?.remotePort}`,
+    authorization: typeof authorization === 'string' ? authorization : undefined,
+    certificate: () => {
+      const socket = stream.session?.socket;
+      if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+      const certificate = socket.getPeerCertificate();
+      return certificate.raw ? certificate : undefined;
+    },
+  };
+  const admitted = options.guard.admit(path, caller);
+  if (!admitted.ok) return finish(admitted.code, admitted.details);
+  release = admitted.release;
+
+  const chunks: Buffer[] = [];
+  let received = 0;
+  let declared = -1;
+  const max = options.maxReceiveMessageBytes;
+  stream.on('data', (chunk: Buffer) => {
+    if (finished) return;
+    chunks.push(chunk);
+    received += chunk.length;
+    if (received < FRAME_HEADER_BYTES) return;
+    if (declared < 0) {
+      declared = (chunks.length === 1 ? chunk : Buffer.concat(chunks, received)).readUInt32BE(1);
+      if (declared > max) return finish(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${declared} vs ${max})`);
+    }
+    if (received > FRAME_HEADER_BYTES + declared) finish(grpc.status.INVALID_ARGUMENT, 'a unary call carries exactly one request message');
+  });
+  stream.once('end', () => {
+    if (finished) return;
+    // A stream reset or a connection lost also ends the readable side, before 'close'.
+    if (stream.rstCode !== 0 || stream.session === undefined) return finish(grpc.status.CANCELLED, 'the client cancelled the call');
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
+    const problem = framingProblem(body);
+    if (problem !== undefined) return finish(grpc.status.INVALID_ARGUMENT, problem);
+    const request = method.definition.requestDeserialize(body.subarray(FRAME_HEADER_BYTES));
+    const undecodable = options.refusedDecoding(request);
+    if (undecodable !== undefined) return finish(grpc.status.INVALID_ARGUMENT, undecodable);
+    const refusal = admitted.check(request);
+    if (refusal !== undefined) return finish(refusal.code, refusal.details);
+    const call = new FastUnaryCall(request, headers, caller.peer) as unknown as grpc.ServerUnaryCall<unknown, unknown>;
+    try {
+      method.handler(call, (err, value) => {
+        if (err) return finish(typeof err.code === 'number' ? err.code : grpc.status.UNKNOWN, err.details ?? (err as { message?: string }).message ?? '');
+        finish(grpc.status.OK, 'OK', method.definition.responseSerialize(value));
+      });
+    } catch (err) {
+      options.logger.error({ err, method: path }, 'internal error');
+      finish(grpc.status.INTERNAL, 'internal error');
+    }
+  });
+}
+
+/** Why a complete unary request body is not one uncompressed gRPC message, or undefined. */
+function framingProblem(body: Buffer): string | undefined {
+  if (body.length < FRAME_HEADER_BYTES) return body.length === 0 ? 'the call ended without its request message' : 'the request message header was cut short';
+  const declared = body.readUInt32BE(1);
+  if (body.length < FRAME_HEADER_BYTES + declared) return `the request message was cut short (${body.length - FRAME_HEADER_BYTES} of ${declared} bytes)`;
+  if (body[0] !== 0) return body[0] === 1 ? 'the request message is flagged compressed but the call has no grpc-encoding' : `the request message has an unknown flag byte ${body[0]}`;
+  return undefined;
+}
+
+/** A gRPC length-prefixed message: flag 0 (uncompressed), 4-byte length, the bytes. */
+function frame(message: Buffer): Buffer {
+  const framed = Buffer.allocUnsafe(FRAME_HEADER_BYTES + message.length);
+  framed[0] = 0;
+  framed.writeUInt32BE(message.length, 1);
+  message.copy(framed, FRAME_HEADER_BYTES);
+  return framed;
+}
+
+/** What a grpc-js unary handler may read of its call: the request, the metadata (built on demand), the peer. */
+class FastUnaryCall {
+  readonly cancelled = false;
+  #metadata: grpc.Metadata | undefined;
+
+  constructor(
+    readonly request: unknown,
+    readonly headers: IncomingHttpHeaders,
+    readonly getPeer: () => string,
+  ) {}
+
+  get metadata(): grpc.Metadata {
+    return (this.#metadata ??= grpc.Metadata.fromHttp2Headers(this.headers));
+  }
+
+  getDeadline(): number {
+    return Infinity;
+  }
+
+  getPath(): string | undefined {
+    return this.headers[':path'];
+  }
+}
