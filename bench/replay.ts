@@ -146,7 +146,7 @@ export class Replay {
     const file = join(this.#dir, `requests-${this.#nextId}`);
     try {
       writeFrames(file, frames);
-      const answer = await this.#send({ load: true, kind: target.kind, file }, LOAD_TIMEOUT_MS);
+      const answer = await this.#send({ load: true, kind: target.kind, target: target.target, file }, LOAD_TIMEOUT_MS);
       return { file, target, count: answer.loaded ?? 0 };
     } finally {
       rmSync(file, { force: true });
