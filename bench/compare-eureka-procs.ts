@@ -204,6 +204,9 @@ export interface PooledResult {
   readonly results: readonly JobResult[];
 }
 
+/** Longer than any job runs (the longest are fills of 100k records and rounds of a few seconds). */
+const JOB_TIMEOUT_MS = 600_000;
+
 /** One or more forked load-generator processes (bench/compare-eureka-load.ts). */
 export class LoadPool {
   readonly #workers: ChildProcess[];
@@ -261,10 +264,29 @@ export class LoadPool {
     );
   }
 
+  /** Sends one job; fails when the worker exits first or no answer comes within {@link JOB_TIMEOUT_MS}. */
   #send(worker: ChildProcess, job: Job): Promise<JobResult> {
     const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, (reply) => (reply.ok ? resolve(reply.result) : reject(new Error(`load generator: ${reply.error}`))));
+    return new Promise<JobResult>((resolve, reject) => {
+      const settle = (): void => {
+        clearTimeout(timer);
+        worker.off('exit', onExit);
+        this.#pending.delete(id);
+      };
+      const onExit = (code: number | null, signal: string | null): void => {
+        settle();
+        reject(new Error(`load generator exited (${signal ?? code}) during a ${job.kind} job`));
+      };
+      const timer = setTimeout(() => {
+        settle();
+        reject(new Error(`load generator: no answer to a ${job.kind} job within ${JOB_TIMEOUT_MS / 1000} s`));
+      }, JOB_TIMEOUT_MS);
+      worker.once('exit', onExit);
+      this.#pending.set(id, (reply) => {
+        settle();
+        if (reply.ok) resolve(reply.result);
+        else reject(new Error(`load generator: ${reply.error}`));
+      });
       worker.send({ id, job });
     });
   }
