@@ -516,6 +516,8 @@ export async function runScale(options: ScaleOptions): Promise<void> {
         selfPreservationEngaged: selfPreservationSeen,
         evictionLogLines: [...node.logCounts].filter(([msg]) => /evict/.test(msg)).reduce((sum, [, c]) => sum + c, 0),
         evictionLogSample: evictionLines.slice(0, 3),
+        // The eviction passes' longest slice without a yield to the event loop (the summary lines' field).
+        longestEvictionSliceMs: Math.max(0, ...evictionLines.map((l) => Number(l.longestSliceMs ?? 0))),
       },
       phases,
       logCounts: Object.fromEntries(node.logCounts),
@@ -540,6 +542,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     console.log(scaleTable(results, phases));
     console.log('');
     console.log(targets.map(([t, met, value]) => `- ${t}: ${met ? 'met' : 'NOT met'} (${value})`).join('\n'));
+    console.log(`- eviction: ${results.expiry.evictionLogLines} log lines, longest slice ${results.expiry.longestEvictionSliceMs} ms`);
     console.log(`\nload average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`);
     for (const path of [`${RESULTS_DIR}scale-${n}.json`, ...(options.out === undefined ? [] : [options.out])]) {
       mkdirSync(dirname(path), { recursive: true });

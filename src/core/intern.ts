@@ -2,8 +2,8 @@ import type { PortInfo } from './types.js';
 
 /**
  * Shares one copy of strings that repeat across instances (app names, zones, VIP lists,
- * metadata keys and common values) and of port objects: at 100k instances each duplicate
- * costs tens of bytes.
+ * metadata keys and common values), of port objects, metadata maps and URL forms: at 1M
+ * instances each duplicate costs tens of megabytes.
  * Bounded, so high-cardinality input cannot grow it without limit; past the bound strings
  * are simply kept as they are.
  */
@@ -11,6 +11,7 @@ export class StringPool {
   readonly #pool = new Map<string, string>();
   readonly #ports = new Map<number, PortInfo>();
   readonly #metadata = new Map<string, Readonly<Record<string, string>>>();
+  readonly #urls = new Map<string, UrlForm>();
 
   constructor(
     readonly maxEntries = 100_000,
@@ -53,5 +54,45 @@ export class StringPool {
       if (id.length <= this.maxLength * 4 && this.#metadata.size < this.maxEntries) this.#metadata.set(id, pooled);
     }
     return pooled;
+  }
+
+  /**
+   * A URL as a shared form over the instance's host name (or else its address) when it
+   * contains it: `http://{host}:8080/health` is the same form for every instance of a
+   * deployment, so the URL costs its instance nothing but a pointer. Anything else, or past
+   * the bound, is the string itself.
+   */
+  url(url: string, hostName: string, ipAddr: string): string | UrlForm {
+    let kind: UrlForm['kind'] = 'host';
+    let at = hostName.length > 0 ? url.indexOf(hostName) : -1;
+    if (at < 0 && ipAddr.length > 0) {
+      kind = 'ip';
+      at = url.indexOf(ipAddr);
+    }
+    if (at < 0) return url;
+    const head = url.slice(0, at);
+    const tail = url.slice(at + (kind === 'host' ? hostName : ipAddr).length);
+    if (head.length > this.maxLength || tail.length > this.maxLength) return url;
+    const id = `${kind}${head.length}:${head}${tail}`;
+    let form = this.#urls.get(id);
+    if (form === undefined) {
+      if (this.#urls.size >= this.maxEntries) return url;
+      form = new UrlForm(kind, this.intern(head), this.intern(tail));
+      this.#urls.set(id, form);
+    }
+    return form;
+  }
+}
+
+/** A URL with the instance's host name or address cut out: see {@link StringPool.url}. */
+export class UrlForm {
+  constructor(
+    readonly kind: 'host' | 'ip',
+    readonly head: string,
+    readonly tail: string,
+  ) {}
+
+  render(hostName: string, ipAddr: string): string {
+    return this.head + (this.kind === 'host' ? hostName : ipAddr) + this.tail;
   }
 }

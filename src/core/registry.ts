@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { ChangeLog } from './change-log.js';
+import { Entry, recordFields, type VersionFields } from './entry.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { invalid, RegistryError, unknownInstance } from './errors.js';
 import { StringPool } from './intern.js';
@@ -17,7 +18,6 @@ import {
   type InstanceRecord,
   type InstanceStatus,
   type InstanceView,
-  type LeaseTimes,
   type LocalWrite,
   type RegistrationInput,
   type RegistryApi,
@@ -90,63 +90,6 @@ export interface Tombstone {
 /** The outcome of applying a peer's record. */
 export type ApplyOutcome = 'applied' | 'renewed' | 'stale';
 
-/**
- * One version of an instance as this node holds it, and the view readers get: a new version
- * is a new entry, so a view or a change keeps the record it had. Its lease lives in the
- * registry's {@link LeaseTable} at `slot` (shared by the versions of one instance); the
- * current version reads its lease times live from there, a replaced or removed one keeps the
- * times it had then (the slot may be reused).
- */
-class Entry implements InstanceView, LeaseTimes {
-  #leases: LeaseTable<Entry> | undefined;
-  #kept: LeaseTimes | undefined;
-
-  constructor(
-    readonly record: InstanceRecord,
-    readonly slot: number,
-    leases: LeaseTable<Entry>,
-  ) {
-    this.#leases = leases;
-  }
-
-  /** The record's content hash (see version.ts); only the current version is ever compared. */
-  get hash(): number {
-    return this.#leases!.hash(this.slot);
-  }
-
-  get lease(): LeaseTimes {
-    return this.#kept ?? this;
-  }
-
-  get registrationTimestamp(): number {
-    return this.#leases!.registrationTimestamp(this.slot);
-  }
-
-  get lastRenewalTimestamp(): number {
-    return this.#leases!.lastRenewalTimestamp(this.slot);
-  }
-
-  get serviceUpTimestamp(): number {
-    return this.#leases!.serviceUpTimestamp(this.slot);
-  }
-
-  get evictionTimestamp(): number {
-    return 0;
-  }
-
-  /** Keeps the lease times as they are now: this version was replaced or removed. */
-  detach(evictionTimestamp: number): void {
-    if (this.#kept !== undefined) return;
-    this.#kept = {
-      registrationTimestamp: this.registrationTimestamp,
-      lastRenewalTimestamp: this.lastRenewalTimestamp,
-      serviceUpTimestamp: this.serviceUpTimestamp,
-      evictionTimestamp,
-    };
-    this.#leases = undefined;
-  }
-}
-
 const MINUTE_MS = 60_000;
 /** Healed peers are forgotten after this (far longer than any renewal interval). */
 const HEALED_PEER_MEMORY_MS = 10 * 60_000;
@@ -158,6 +101,12 @@ const WINDOW_MS = MINUTE_MS;
  * microseconds (maps, heap, change log, Watch listeners), so a slice stays a few milliseconds.
  */
 const EVICTION_SLICE = 1000;
+/**
+ * A slice also ends after this long, whatever it got through: on a busy or starved node an
+ * eviction (with its listeners) can cost far more than usual, and the event loop must not
+ * stall for it (the bound is 100 ms; this leaves room for what else runs in the turn).
+ */
+const EVICTION_SLICE_MS = 10;
 
 const key = (app: string, instanceId: string): string => `${app}/${instanceId}`;
 
@@ -377,7 +326,12 @@ export class Registry implements RegistryApi {
     if (remaining <= 0) return 'stale';
     const tomb = this.#tombstones.get(key(app, instanceId));
     if (tomb?.cancelled && tomb.lastDirtyTimestamp >= record.lastDirtyTimestamp) return 'stale';
-    const incoming = this.#build(checked, { ...record, lastUpdatedTimestamp: this.#clock.wallNow() });
+    const incoming = this.#build(checked, {
+      status: record.status,
+      overriddenStatus: record.overriddenStatus,
+      lastDirtyTimestamp: record.lastDirtyTimestamp,
+      lastUpdatedTimestamp: this.#clock.wallNow(),
+    });
     const hash = contentHash(incoming);
     const existing = this.#entry(app, instanceId);
     const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
@@ -573,9 +527,9 @@ export class Registry implements RegistryApi {
    * One eviction pass (every `evictionIntervalMs`): expired leases are removed unless
    * self-preservation holds them; a mass expiry is spread by the cap (a random choice of at
    * most 15 % of the registry per sliding minute). The removals run in slices of
-   * {@link EVICTION_SLICE}, yielding to the event loop between them (100k evictions in one go
-   * blocked a node for seconds), and the pass ends with one summary log line. `done` runs when
-   * the pass is over. Also forgets old tombstones.
+   * {@link EVICTION_SLICE} or {@link EVICTION_SLICE_MS}, yielding to the event loop between them
+   * (100k evictions in one go blocked a node for seconds), and the pass ends with one summary
+   * log line. `done` runs when the pass is over. Also forgets old tombstones.
    */
   #evictExpired(done: () => void): void {
     const started = this.#clock.now();
@@ -611,12 +565,14 @@ export class Registry implements RegistryApi {
     const apps = new Set<string>();
     let evicted = 0;
     let slices = 0;
+    let longestSliceMs = 0;
     let next = 0;
     const slice = (): void => {
       this.#timer = undefined;
       slices++;
+      const sliceStart = this.#clock.now();
       const end = Math.min(take, next + EVICTION_SLICE);
-      for (; next < end; next++) {
+      for (; next < end && this.#clock.now() - sliceStart < EVICTION_SLICE_MS; next++) {
         const slot = due[next]!;
         // Renewed by a (re-)registration, or removed (its slot perhaps reused) since the pass began.
         if (!this.#leases.scheduled(slot) || this.#leases.deadline(slot) > now) continue;
@@ -628,12 +584,21 @@ export class Registry implements RegistryApi {
         apps.add(entry.record.app);
         evicted++;
       }
+      longestSliceMs = Math.max(longestSliceMs, this.#clock.now() - sliceStart);
       if (next < take) {
         this.#timer = this.#clock.setTimeout(slice, 0);
         return;
       }
       if (evicted > 0) {
-        const fields = { evicted, apps: apps.size, expired: due.length, held: this.#heldForPeers, slices, ms: Math.round(this.#clock.now() - started) };
+        const fields = {
+          evicted,
+          apps: apps.size,
+          expired: due.length,
+          held: this.#heldForPeers,
+          slices,
+          longestSliceMs: Math.round(longestSliceMs),
+          ms: Math.round(this.#clock.now() - started),
+        };
         this.#log?.info(fields, 'evicted expired leases');
       }
       done();
@@ -717,39 +682,9 @@ export class Registry implements RegistryApi {
     }
   }
 
-  /**
-   * A stored record: always the same literal shape (spread-built objects can each get a hidden
-   * class of their own: tens of MB at 100k instances), repeating strings pooled, metadata keys
-   * sorted (equal metadata is equal however it was built) and equal metadata maps shared (frozen).
-   */
-  #build(
-    r: RegistrationInput,
-    version: Pick<InstanceRecord, 'status' | 'overriddenStatus' | 'lastDirtyTimestamp' | 'lastUpdatedTimestamp'>,
-  ): InstanceRecord {
-    const pool = this.#strings;
-    const metadata = pool.metadata(r.metadata);
-    return {
-      app: pool.intern(r.app),
-      instanceId: r.instanceId,
-      hostName: r.hostName,
-      ipAddr: r.ipAddr,
-      port: pool.port(r.port),
-      securePort: pool.port(r.securePort),
-      status: version.status,
-      overriddenStatus: version.overriddenStatus,
-      vipAddress: pool.intern(r.vipAddress),
-      secureVipAddress: pool.intern(r.secureVipAddress),
-      zone: pool.intern(r.zone),
-      region: pool.intern(r.region),
-      metadata,
-      homePageUrl: r.homePageUrl,
-      statusPageUrl: r.statusPageUrl,
-      healthCheckUrl: r.healthCheckUrl,
-      renewalIntervalSecs: r.renewalIntervalSecs,
-      durationSecs: r.durationSecs,
-      lastDirtyTimestamp: version.lastDirtyTimestamp,
-      lastUpdatedTimestamp: version.lastUpdatedTimestamp,
-    };
+  /** A candidate version: repeating strings pooled, equal metadata maps shared (see {@link Entry}). */
+  #build(r: RegistrationInput, version: VersionFields): Entry {
+    return new Entry(r, version, this.#strings);
   }
 
   #entry(app: string, instanceId: string): Entry | undefined {
@@ -764,21 +699,19 @@ export class Registry implements RegistryApi {
   }
 
   /** Stores a new version (replacing `existing`), starts its lease and publishes the change. */
-  #store(record: InstanceRecord, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
+  #store(entry: Entry, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
+    const record = entry.record;
     const wall = this.#clock.wallNow();
     const rate = 1 / (record.renewalIntervalSecs * 1000);
     const leases = this.#leases;
-    let entry: Entry;
     if (existing) {
-      entry = new Entry(record, existing.slot, leases);
       existing.detach(0);
-      leases.setOwner(entry.slot, entry);
+      entry.attach(existing.slot, leases);
       this.#count(existing.record, -1);
       this.#expected.setRate(entry.slot, rate);
     } else {
       const slot = leases.allocate();
-      entry = new Entry(record, slot, leases);
-      leases.setOwner(slot, entry);
+      entry.attach(slot, leases);
       leases.setRegistrationTimestamp(slot, wall);
       this.#expected.add(slot, this.#clock.now(), rate);
       this.#tombstones.delete(key(record.app, record.instanceId));
@@ -831,7 +764,7 @@ export class Registry implements RegistryApi {
     if (!patch) return entry;
     const wall = this.#clock.wallNow();
     // A server-side change is a new version of the record, so it replicates and wins like any other.
-    const next = { ...entry.record, ...patch };
+    const next = { ...recordFields(entry.record), ...patch };
     const record = this.#build(next, {
       status: next.status,
       overriddenStatus: next.overriddenStatus,

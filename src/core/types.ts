@@ -11,7 +11,8 @@ export interface PortInfo {
 /**
  * The replicated content of an instance: everything but node-local lease timestamps.
  * Records are immutable; a change makes a new record. Identity is (app, instanceId) with
- * `app` in lower case.
+ * `app` in lower case. A record the registry holds is compact and some of its fields are
+ * getters (core/entry.ts): copy one with `recordFields`, not a spread.
  */
 export interface InstanceRecord {
   readonly app: string;

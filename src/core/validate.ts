@@ -128,5 +128,25 @@ export function checkRegistration(
   if (durationSecs < renewalIntervalSecs) {
     throw invalid('instance.lease.duration_secs', 'must be at least the renewal interval');
   }
-  return { ...input, app, renewalIntervalSecs, durationSecs };
+  // Field by field, not `{...input}`: a stored record's URLs and timestamps are getters (core/entry.ts).
+  return {
+    app,
+    instanceId: input.instanceId,
+    hostName: input.hostName,
+    ipAddr: input.ipAddr,
+    port: input.port,
+    securePort: input.securePort,
+    status: input.status,
+    vipAddress: input.vipAddress,
+    secureVipAddress: input.secureVipAddress,
+    zone: input.zone,
+    region: input.region,
+    metadata: input.metadata,
+    homePageUrl: input.homePageUrl,
+    statusPageUrl: input.statusPageUrl,
+    healthCheckUrl: input.healthCheckUrl,
+    renewalIntervalSecs,
+    durationSecs,
+    lastDirtyTimestamp: input.lastDirtyTimestamp,
+  };
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { recordFields } from '../core/entry.js';
 import { RegistryError } from '../core/errors.js';
 import type { InstanceStatus, InstanceView, RegistryApi } from '../core/types.js';
 import { STATUSES } from '../core/types.js';
@@ -295,26 +296,8 @@ function idParam(params: RouteParams): string {
 /** An instance as the browser gets it: the record, its overrides and this node's lease times. */
 function instanceJson({ record: r, lease }: InstanceView): Record<string, unknown> {
   return {
-    app: r.app,
-    instanceId: r.instanceId,
-    hostName: r.hostName,
-    ipAddr: r.ipAddr,
-    port: r.port,
-    securePort: r.securePort,
-    status: r.status,
+    ...recordFields(r),
     overriddenStatus: r.overriddenStatus ?? null,
-    vipAddress: r.vipAddress,
-    secureVipAddress: r.secureVipAddress,
-    zone: r.zone,
-    region: r.region,
-    metadata: r.metadata,
-    homePageUrl: r.homePageUrl,
-    statusPageUrl: r.statusPageUrl,
-    healthCheckUrl: r.healthCheckUrl,
-    renewalIntervalSecs: r.renewalIntervalSecs,
-    durationSecs: r.durationSecs,
-    lastDirtyTimestamp: r.lastDirtyTimestamp,
-    lastUpdatedTimestamp: r.lastUpdatedTimestamp,
     registrationTimestamp: lease.registrationTimestamp,
     lastRenewalTimestamp: lease.lastRenewalTimestamp,
     serviceUpTimestamp: lease.serviceUpTimestamp,

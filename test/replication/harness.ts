@@ -1,4 +1,5 @@
 import { FakeClock } from '../../src/core/clock.js';
+import { recordFields } from '../../src/core/entry.js';
 import { Registry } from '../../src/core/registry.js';
 import type {
   LinkError,
@@ -218,5 +219,5 @@ export async function flushMicrotasks(): Promise<void> {
 
 /** Records of a node, comparable across nodes (node-local timestamps removed). */
 export function contents(registry: Registry): unknown[] {
-  return registry.snapshot().instances.map((v) => ({ ...v.record, lastUpdatedTimestamp: 0 }));
+  return registry.snapshot().instances.map((v) => ({ ...recordFields(v.record), lastUpdatedTimestamp: 0 }));
 }

@@ -1,0 +1,225 @@
+import type { StringPool, UrlForm } from './intern.js';
+import { LeaseTable } from './lease-table.js';
+import type { InstanceRecord, InstanceStatus, InstanceView, LeaseTimes, PortInfo, RegistrationInput } from './types.js';
+
+/** The version fields a stored record gets from the registry rather than from the registration. */
+export type VersionFields = Pick<InstanceRecord, 'status' | 'overriddenStatus' | 'lastDirtyTimestamp' | 'lastUpdatedTimestamp'>;
+
+/**
+ * Epoch milliseconds are kept as two small integers (high and low part): V8 stores a number
+ * field that is not a small integer as a pointer to a 16-byte heap number, an object of its
+ * own for the collector. 2^26 keeps both parts small for any timestamp up to 2^53.
+ */
+const SPLIT = 2 ** 26;
+
+/** Lease times of a record never stored (a stale candidate): all zero. */
+const NO_LEASE: LeaseTimes = Object.freeze({ registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: 0 });
+
+/**
+ * One version of an instance: the record, and once stored the view readers get (record and
+ * lease in one object). A million instances are a million of these, so it is compact: one
+ * object with the instance id string, pooled strings and ports, the host name as a length
+ * when the id begins with it (Spring's `host:app:port`; Eureka's default id is the host name),
+ * an IPv4 address as a number, the URLs as pooled forms over the host name or address when
+ * they contain it (a registration's URLs almost always do), timestamps as small integers, and
+ * the lease in the registry's {@link LeaseTable} at `slot`. That is 2 heap objects per
+ * instance instead of 10 (a record, a view, two boxed timestamps and six strings), which both
+ * shrinks the heap and shortens every major GC, whose marking visits each object.
+ *
+ * While stored, the lease times are read live from the table; a replaced or removed version
+ * keeps the times it had then (the slot may be reused). The host, address, URL and timestamp
+ * fields are getters, so `{...record}` does not copy them: use {@link recordFields}.
+ */
+export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
+  readonly app: string;
+  readonly instanceId: string;
+  readonly port: PortInfo;
+  readonly securePort: PortInfo;
+  readonly status: InstanceStatus;
+  readonly overriddenStatus: InstanceStatus | undefined;
+  readonly vipAddress: string;
+  readonly secureVipAddress: string;
+  readonly zone: string;
+  readonly region: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly renewalIntervalSecs: number;
+  readonly durationSecs: number;
+  /** The host name, or its length when it is how the instance id begins (`host:app:port` ids). */
+  readonly #hostName: string | number;
+  /** The address, or a dotted IPv4 address as its 32 bits (a signed small integer). */
+  readonly #ipAddr: string | number;
+  readonly #homePageUrl: string | UrlForm;
+  readonly #statusPageUrl: string | UrlForm;
+  readonly #healthCheckUrl: string | UrlForm;
+  readonly #dirtyHigh: number;
+  readonly #dirtyLow: number;
+  readonly #updatedHigh: number;
+  readonly #updatedLow: number;
+  #slot = -1;
+  /** The registry's table while this version is stored, the times it kept once replaced or removed. */
+  #lease: LeaseTable<Entry> | LeaseTimes = NO_LEASE;
+
+  /** A record from a validated registration (strings pooled, metadata shared) and its version. */
+  constructor(r: RegistrationInput, version: VersionFields, pool: StringPool) {
+    this.app = pool.intern(r.app);
+    this.instanceId = r.instanceId;
+    this.#hostName = r.hostName.length > 0 && r.instanceId.startsWith(r.hostName) ? r.hostName.length : r.hostName;
+    this.#ipAddr = packIpv4(r.ipAddr) ?? r.ipAddr;
+    this.port = pool.port(r.port);
+    this.securePort = pool.port(r.securePort);
+    this.status = version.status;
+    this.overriddenStatus = version.overriddenStatus;
+    this.vipAddress = pool.intern(r.vipAddress);
+    this.secureVipAddress = pool.intern(r.secureVipAddress);
+    this.zone = pool.intern(r.zone);
+    this.region = pool.intern(r.region);
+    this.metadata = pool.metadata(r.metadata);
+    this.renewalIntervalSecs = r.renewalIntervalSecs;
+    this.durationSecs = r.durationSecs;
+    this.#homePageUrl = pool.url(r.homePageUrl, r.hostName, r.ipAddr);
+    this.#statusPageUrl = pool.url(r.statusPageUrl, r.hostName, r.ipAddr);
+    this.#healthCheckUrl = pool.url(r.healthCheckUrl, r.hostName, r.ipAddr);
+    this.#dirtyHigh = Math.floor(version.lastDirtyTimestamp / SPLIT);
+    this.#dirtyLow = version.lastDirtyTimestamp - this.#dirtyHigh * SPLIT;
+    this.#updatedHigh = Math.floor(version.lastUpdatedTimestamp / SPLIT);
+    this.#updatedLow = version.lastUpdatedTimestamp - this.#updatedHigh * SPLIT;
+  }
+
+  get hostName(): string {
+    const h = this.#hostName;
+    return typeof h === 'number' ? this.instanceId.slice(0, h) : h;
+  }
+
+  get ipAddr(): string {
+    const a = this.#ipAddr;
+    return typeof a === 'number' ? `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}` : a;
+  }
+
+  get homePageUrl(): string {
+    const u = this.#homePageUrl;
+    return typeof u === 'string' ? u : u.render(this.hostName, this.ipAddr);
+  }
+
+  get statusPageUrl(): string {
+    const u = this.#statusPageUrl;
+    return typeof u === 'string' ? u : u.render(this.hostName, this.ipAddr);
+  }
+
+  get healthCheckUrl(): string {
+    const u = this.#healthCheckUrl;
+    return typeof u === 'string' ? u : u.render(this.hostName, this.ipAddr);
+  }
+
+  get lastDirtyTimestamp(): number {
+    return this.#dirtyHigh * SPLIT + this.#dirtyLow;
+  }
+
+  get lastUpdatedTimestamp(): number {
+    return this.#updatedHigh * SPLIT + this.#updatedLow;
+  }
+
+  get record(): InstanceRecord {
+    return this;
+  }
+
+  get lease(): LeaseTimes {
+    return this;
+  }
+
+  /** The lease slot (valid once stored; kept after removal, when it may belong to another instance). */
+  get slot(): number {
+    return this.#slot;
+  }
+
+  /** The record's content hash (see version.ts), kept in the lease table: only a stored version is ever compared. */
+  get hash(): number {
+    return (this.#lease as LeaseTable<Entry>).hash(this.#slot);
+  }
+
+  get registrationTimestamp(): number {
+    const l = this.#lease;
+    return l instanceof LeaseTable ? l.registrationTimestamp(this.#slot) : l.registrationTimestamp;
+  }
+
+  get lastRenewalTimestamp(): number {
+    const l = this.#lease;
+    return l instanceof LeaseTable ? l.lastRenewalTimestamp(this.#slot) : l.lastRenewalTimestamp;
+  }
+
+  get serviceUpTimestamp(): number {
+    const l = this.#lease;
+    return l instanceof LeaseTable ? l.serviceUpTimestamp(this.#slot) : l.serviceUpTimestamp;
+  }
+
+  get evictionTimestamp(): number {
+    const l = this.#lease;
+    return l instanceof LeaseTable ? 0 : l.evictionTimestamp;
+  }
+
+  /** Stores this version: its lease is `slot` of `leases` from now on. */
+  attach(slot: number, leases: LeaseTable<Entry>): void {
+    this.#slot = slot;
+    this.#lease = leases;
+    leases.setOwner(slot, this);
+  }
+
+  /** Keeps the lease times as they are now: this version was replaced or removed. */
+  detach(evictionTimestamp: number): void {
+    if (!(this.#lease instanceof LeaseTable)) return;
+    this.#lease = {
+      registrationTimestamp: this.registrationTimestamp,
+      lastRenewalTimestamp: this.lastRenewalTimestamp,
+      serviceUpTimestamp: this.serviceUpTimestamp,
+      evictionTimestamp,
+    };
+  }
+}
+
+/** A dotted IPv4 address in its canonical form (no leading zeros) as 32 bits, else undefined. */
+function packIpv4(s: string): number | undefined {
+  if (s.length < 7 || s.length > 15) return undefined;
+  let packed = 0;
+  let part = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 255) return undefined;
+      packed = (packed << 8) | part;
+      parts++;
+      part = digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return undefined;
+      part = part * 10 + (c - 48);
+      digits++;
+    } else return undefined;
+  }
+  return parts === 4 ? packed : undefined;
+}
+
+/** A record's fields as a plain object (what `{...record}` was before records became compact). */
+export function recordFields(r: InstanceRecord): InstanceRecord {
+  return {
+    app: r.app,
+    instanceId: r.instanceId,
+    hostName: r.hostName,
+    ipAddr: r.ipAddr,
+    port: r.port,
+    securePort: r.securePort,
+    status: r.status,
+    overriddenStatus: r.overriddenStatus,
+    vipAddress: r.vipAddress,
+    secureVipAddress: r.secureVipAddress,
+    zone: r.zone,
+    region: r.region,
+    metadata: r.metadata,
+    homePageUrl: r.homePageUrl,
+    statusPageUrl: r.statusPageUrl,
+    healthCheckUrl: r.healthCheckUrl,
+    renewalIntervalSecs: r.renewalIntervalSecs,
+    durationSecs: r.durationSecs,
+    lastDirtyTimestamp: r.lastDirtyTimestamp,
+    lastUpdatedTimestamp: r.lastUpdatedTimestamp,
+  };
+}
