@@ -45,6 +45,15 @@ const LOADING_FLAGS = [
   { given: /^--(no-)?sparkplug$/, loading: '--no-sparkplug', running: '--sparkplug' },
 ].filter(({ given }) => !process.execArgv.some((arg) => given.test(arg)));
 for (const flag of LOADING_FLAGS) setFlagsFromString(flag.loading);
+let loaded = false;
+const running = () => {
+  if (loaded) return;
+  loaded = true;
+  for (const flag of LOADING_FLAGS) setFlagsFromString(flag.running);
+};
+// main emits this once its command has started: a node once it serves, any other command
+// once its modules are loaded (`agent` and `watch` then run for as long as they are left to).
+process.once('roster:started', running);
 try {
   const built = builtAt();
   if (built > 0 && !changedSince(built)) {
@@ -55,6 +64,5 @@ try {
     await import('../src/cli/main.ts');
   }
 } finally {
-  // main.js resolves once the command is done, for `serve` once the node is serving.
-  for (const flag of LOADING_FLAGS) setFlagsFromString(flag.running);
+  running();
 }

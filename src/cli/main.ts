@@ -6,6 +6,14 @@ import { startNode } from './node.js';
 import { exitOnSignals } from './signals.js';
 import { ROSTER_VERSION } from './version.js';
 
+/**
+ * Told to bin/roster.js, which holds some V8 settings while the program loads and starts (see
+ * there): a node once it serves, any other command once its modules are loaded.
+ */
+function started(): void {
+  (process as NodeJS.EventEmitter).emit('roster:started');
+}
+
 /** The program with `serve`; {@link main} adds the other commands. */
 function buildProgram(): Command {
   const program = new Command('roster')
@@ -34,6 +42,7 @@ function buildProgram(): Command {
       report: (event, fields) => logger[event === 'shutting down' ? 'info' : 'error'](fields, event),
     });
     await node;
+    started();
   });
   return program;
 }
@@ -43,7 +52,10 @@ async function main(argv: readonly string[]): Promise<void> {
     const program = buildProgram();
     // A node loads none of the other commands' modules (the client library, the agent): about
     // 1 MiB of heap it would hold for as long as it runs.
-    if (argv[2] !== 'serve') (await import('./commands.js')).addClientCommands(program);
+    if (argv[2] !== 'serve') {
+      (await import('./commands.js')).addClientCommands(program);
+      started();
+    }
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
