@@ -7,6 +7,8 @@ export type { RosterNode } from './cli/node.js';
 export { resolveConfig, loadConfig, ConfigError } from './cli/config.js';
 export type { Config } from './cli/config.js';
 export { Registry, reconcileHash } from './core/registry.js';
+/** Stored records keep some fields as getters: copy one with this, not with a spread. */
+export { recordFields } from './core/entry.js';
 export type { RegistryOptions, ApplyOutcome, Tombstone } from './core/registry.js';
 export { SystemClock, FakeClock } from './core/clock.js';
 export type { Clock, TimerHandle } from './core/clock.js';
