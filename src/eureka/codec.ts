@@ -1,4 +1,5 @@
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { createRequire } from 'node:module';
+import type * as FastXml from 'fast-xml-parser';
 import { invalid } from '../core/errors.js';
 import type { DocumentShape } from './gzip-document.js';
 import { STATUSES, type ChangeType, type InstanceStatus, type InstanceView, type PortInfo, type RegistrationInput } from '../core/types.js';
@@ -25,15 +26,22 @@ const DEFAULT_SECURE_PORT: PortInfo = { number: 7002, enabled: false };
 /** Eureka's countryId default (US); Roster has no such field and always writes it. */
 const COUNTRY_ID = 1;
 
-const xmlParser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  textNodeName: '$',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  processEntities: true,
-  isArray: (_name, jpath) => LIST_PATHS.has(String(jpath)),
-});
+let xml: { readonly parser: FastXml.XMLParser; readonly validator: typeof FastXml.XMLValidator } | undefined;
+/** fast-xml-parser, loaded with the first XML body: a node whose clients all send JSON never holds it (about 1 MiB). */
+function xmlReader(): NonNullable<typeof xml> {
+  if (xml !== undefined) return xml;
+  const { XMLParser, XMLValidator } = createRequire(import.meta.url)('fast-xml-parser') as typeof FastXml;
+  const parser = new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: '@',
+    textNodeName: '$',
+    parseTagValue: false,
+    parseAttributeValue: false,
+    processEntities: true,
+    isArray: (_name, jpath) => LIST_PATHS.has(String(jpath)),
+  });
+  return (xml = { parser, validator: XMLValidator });
+}
 const LIST_PATHS = new Set(['applications.application', 'applications.application.instance', 'application.instance']);
 // XML names XStream-encoded metadata keys can take; anything else cannot be an element name.
 const XML_NAME = /^[A-Za-z_][A-Za-z0-9._-]*$/;
@@ -219,9 +227,10 @@ export function decodeDoc(text: string, format: EurekaFormat): EurekaDoc {
     if (!isObject(value)) throw invalid('body', 'must be a JSON object');
     return value;
   }
-  const valid = XMLValidator.validate(text);
+  const { parser, validator } = xmlReader();
+  const valid = validator.validate(text);
   if (valid !== true) throw invalid('body', `malformed XML (${valid.err.msg})`);
-  const value: unknown = xmlParser.parse(text);
+  const value: unknown = parser.parse(text);
   if (!isObject(value)) throw invalid('body', 'must be an XML document');
   return value;
 }
