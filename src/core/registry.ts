@@ -132,8 +132,15 @@ export class Registry implements RegistryApi {
   readonly #apps = new Map<string, Map<string, Entry>>();
   readonly #leases = new LeaseTable<Entry>();
   readonly #strings = new StringPool();
-  /** Instance ids per app in sorted order, rebuilt only after instances come or go. */
-  #sortedIds: Array<[app: string, ids: string[]]> | undefined;
+  /**
+   * An app's entries in instance-id order, built on demand and dropped when any entry of that
+   * app is stored or removed: a snapshot after one write re-sorts that app only, instead of a
+   * million ids and a million map lookups (220-270 ms at 1M: a stall of every full read under
+   * churn). Renewals change no entry, so they keep it.
+   */
+  readonly #sortedByApp = new Map<string, Entry[]>();
+  /** App names in sorted order, dropped when an app appears or disappears. */
+  #sortedApps: string[] | undefined;
   readonly #tombstones = new Map<string, Tombstone>();
   readonly #changes: ChangeLog;
   readonly #listeners = new Set<(change: Change) => void>();
@@ -409,9 +416,7 @@ export class Registry implements RegistryApi {
 
   getApplication(app: string): { instances: readonly InstanceView[]; revision: number } {
     app = checkApp(app);
-    const entries = this.#apps.get(app);
-    const instances = entries ? [...entries.values()].sort(byId) : [];
-    return { instances, revision: this.#revision };
+    return { instances: this.#apps.has(app) ? this.#appSorted(app) : [], revision: this.#revision };
   }
 
   findById(instanceId: string): InstanceView[] {
@@ -715,10 +720,13 @@ export class Registry implements RegistryApi {
       leases.setRegistrationTimestamp(slot, wall);
       this.#expected.add(slot, this.#clock.now(), rate);
       this.#tombstones.delete(key(record.app, record.instanceId));
-      this.#sortedIds = undefined;
     }
+    this.#sortedByApp.delete(record.app);
     let app = this.#apps.get(record.app);
-    if (!app) this.#apps.set(record.app, (app = new Map()));
+    if (!app) {
+      this.#apps.set(record.app, (app = new Map()));
+      this.#sortedApps = undefined;
+    }
     app.set(record.instanceId, entry);
     leases.setHash(entry.slot, hash);
     if (record.status === 'UP' && leases.serviceUpTimestamp(entry.slot) === 0) leases.setServiceUpTimestamp(entry.slot, wall);
@@ -736,8 +744,11 @@ export class Registry implements RegistryApi {
     const { app, instanceId, lastDirtyTimestamp } = entry.record;
     const entries = this.#apps.get(app)!;
     entries.delete(instanceId);
-    if (entries.size === 0) this.#apps.delete(app);
-    this.#sortedIds = undefined;
+    this.#sortedByApp.delete(app);
+    if (entries.size === 0) {
+      this.#apps.delete(app);
+      this.#sortedApps = undefined;
+    }
     entry.detach(this.#clock.wallNow());
     this.#leases.free(entry.slot);
     this.#expected.remove(entry.slot);
@@ -821,13 +832,19 @@ export class Registry implements RegistryApi {
   }
 
   #sortedEntries(): Entry[] {
-    this.#sortedIds ??= [...this.#apps.keys()].sort().map((app) => [app, [...this.#apps.get(app)!.keys()].sort()]);
+    this.#sortedApps ??= [...this.#apps.keys()].sort();
     const out: Entry[] = [];
-    for (const [app, ids] of this.#sortedIds) {
-      const entries = this.#apps.get(app)!;
-      for (const id of ids) out.push(entries.get(id)!);
+    for (const app of this.#sortedApps) {
+      for (const entry of this.#appSorted(app)) out.push(entry);
     }
     return out;
+  }
+
+  /** The entries of an app that exists, in instance-id order (kept until the app's next write; never changed in place). */
+  #appSorted(app: string): Entry[] {
+    let entries = this.#sortedByApp.get(app);
+    if (entries === undefined) this.#sortedByApp.set(app, (entries = [...this.#apps.get(app)!.values()].sort(byId)));
+    return entries;
   }
 }
 

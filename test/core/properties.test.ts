@@ -113,3 +113,42 @@ test('property: the dirty-timestamp rule makes register order-independent', () =
     { numRuns: 300 },
   );
 });
+
+test('snapshots and application reads list the current entries in (app, instance id) order, whatever writes came between them', () => {
+  const id = fc.integer({ min: 0, max: 11 });
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('register' as const), id, zone: fc.constantFrom('a', 'b') }),
+    fc.record({ kind: fc.constant('cancel' as const), id }),
+    fc.record({ kind: fc.constant('metadata' as const), id, value: fc.string({ maxLength: 3 }) }),
+    fc.record({ kind: fc.constant('heartbeat' as const), id }),
+    fc.record({ kind: fc.constant('read' as const) }),
+  );
+  // Ids spread over three apps; instance ids in an order unlike insertion order.
+  const where = (i: number): { app: string; instanceId: string } => ({ app: `app-${i % 3}`, instanceId: `i-${(i * 7) % 12}` });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+      const { registry } = newRegistry();
+      for (const o of ops) {
+        try {
+          if (o.kind === 'register') registry.register(registration({ ...where(o.id), zone: o.zone }));
+          else if (o.kind === 'cancel') registry.cancel(where(o.id).app, where(o.id).instanceId);
+          else if (o.kind === 'metadata') registry.updateMetadata(where(o.id).app, where(o.id).instanceId, { k: o.value }, []);
+          else if (o.kind === 'heartbeat') registry.heartbeat(where(o.id).app, where(o.id).instanceId);
+        } catch {
+          // Unknown instances are refused; the reads below must still be right.
+        }
+        const listed = registry.snapshot().instances.map((v) => `${v.record.app}/${v.record.instanceId}`);
+        const expected = [...listed].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        assert.deepEqual(listed, expected, 'snapshot order');
+        for (const view of registry.snapshot().instances) {
+          assert.equal(view.record, registry.record(view.record.app, view.record.instanceId), 'a snapshot lists the stored record, not an older one');
+        }
+        for (const app of ['app-0', 'app-1', 'app-2']) {
+          const read = registry.getApplication(app).instances.map((v) => v.record.instanceId);
+          assert.deepEqual(read, listed.filter((k) => k.startsWith(`${app}/`)).map((k) => k.slice(app.length + 1)), `getApplication(${app})`);
+        }
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
