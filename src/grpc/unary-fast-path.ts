@@ -23,11 +23,6 @@ export interface UnaryFastPathOptions {
   readonly logger: Logger;
 }
 
-/** The unary calls of one server: how many took this path (the rest went to grpc-js). */
-export interface UnaryFastPath {
-  readonly served: () => number;
-}
-
 const OK_HEADERS: OutgoingHttpHeaders = {
   ':status': 200,
   'content-type': 'application/grpc+proto',
@@ -51,7 +46,7 @@ const FRAME_HEADER_BYTES = 5;
  * behind a connection injector, and `onStreamOpened`): when they are not there, it logs once
  * and every call takes grpc-js' path, answering the same.
  */
-export function installUnaryFastPath(options: UnaryFastPathOptions): UnaryFastPath {
+export function installUnaryFastPath(options: UnaryFastPathOptions): void {
   const internals = options.server as unknown as {
     http2Servers?: unknown;
     onStreamOpened?: (stream: ServerHttp2Stream) => void;
@@ -60,22 +55,19 @@ export function installUnaryFastPath(options: UnaryFastPathOptions): UnaryFastPa
   const onStreamOpened = internals.onStreamOpened;
   const http2Server = servers instanceof Map && servers.size === 1 ? ([...servers.keys()][0] as import('node:events').EventEmitter) : undefined;
   const grpcJs = http2Server?.listeners('stream');
-  let served = 0;
   if (http2Server === undefined || grpcJs?.length !== 1 || typeof onStreamOpened !== 'function') {
     options.logger.warn('grpc-js internals for the unary fast path are missing: every call takes grpc-js\' path');
-    return { served: () => served };
+    return;
   }
   const [delegate] = grpcJs as [(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void];
   http2Server.removeListener('stream', delegate);
   http2Server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
     const method = options.methods.get(headers[':path'] ?? '');
     if (method === undefined || !takesFastPath(headers)) return delegate(stream, headers, flags);
-    served++;
     // grpc-js' idle-connection timer counts the streams it is told of.
     onStreamOpened.call(options.server, stream);
     serve(stream, headers, method, options);
   });
-  return { served: () => served };
 }
 
 /** A gRPC request this path answers exactly as grpc-js would: identity-encoded, gRPC content type. */
