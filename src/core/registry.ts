@@ -133,10 +133,11 @@ export class Registry implements RegistryApi {
   readonly #leases = new LeaseTable<Entry>();
   readonly #strings = new StringPool();
   /**
-   * An app's entries in instance-id order, built on demand and dropped when any entry of that
-   * app is stored or removed: a snapshot after one write re-sorts that app only, instead of a
-   * million ids and a million map lookups (220-270 ms at 1M: a stall of every full read under
-   * churn). Renewals change no entry, so they keep it.
+   * An app's entries in instance-id order, kept up to date by every write (a binary search; a
+   * splice for an instance that comes or goes, while the app holds at most
+   * {@link KEEP_SORTED_MAX}); a larger app's list is dropped when instances come or go and
+   * sorted again on its next read. So a snapshot copies lists instead of sorting a million ids
+   * and looking each up (220-270 ms at 1M: a stall of every full read). Renewals change no entry.
    */
   readonly #sortedByApp = new Map<string, Entry[]>();
   /** App names in sorted order, dropped when an app appears or disappears. */
@@ -416,7 +417,8 @@ export class Registry implements RegistryApi {
 
   getApplication(app: string): { instances: readonly InstanceView[]; revision: number } {
     app = checkApp(app);
-    return { instances: this.#apps.has(app) ? this.#appSorted(app) : [], revision: this.#revision };
+    // A copy: the kept list changes with the app's next write.
+    return { instances: this.#apps.has(app) ? [...this.#appSorted(app)] : [], revision: this.#revision };
   }
 
   findById(instanceId: string): InstanceView[] {
@@ -721,13 +723,14 @@ export class Registry implements RegistryApi {
       this.#expected.add(slot, this.#clock.now(), rate);
       this.#tombstones.delete(key(record.app, record.instanceId));
     }
-    this.#sortedByApp.delete(record.app);
     let app = this.#apps.get(record.app);
     if (!app) {
       this.#apps.set(record.app, (app = new Map()));
       this.#sortedApps = undefined;
+      this.#sortedByApp.set(record.app, []);
     }
     app.set(record.instanceId, entry);
+    this.#placeSorted(record.app, entry, existing);
     leases.setHash(entry.slot, hash);
     if (record.status === 'UP' && leases.serviceUpTimestamp(entry.slot) === 0) leases.setServiceUpTimestamp(entry.slot, wall);
     leases.setLastRenewalTimestamp(entry.slot, wall);
@@ -744,9 +747,10 @@ export class Registry implements RegistryApi {
     const { app, instanceId, lastDirtyTimestamp } = entry.record;
     const entries = this.#apps.get(app)!;
     entries.delete(instanceId);
-    this.#sortedByApp.delete(app);
+    this.#placeSorted(app, undefined, entry);
     if (entries.size === 0) {
       this.#apps.delete(app);
+      this.#sortedByApp.delete(app);
       this.#sortedApps = undefined;
     }
     entry.detach(this.#clock.wallNow());
@@ -840,13 +844,36 @@ export class Registry implements RegistryApi {
     return out;
   }
 
-  /** The entries of an app that exists, in instance-id order (kept until the app's next write; never changed in place). */
-  #appSorted(app: string): Entry[] {
+  /** The kept entries of an app that exists, in instance-id order (sorted now if they were dropped). */
+  #appSorted(app: string): readonly Entry[] {
     let entries = this.#sortedByApp.get(app);
     if (entries === undefined) this.#sortedByApp.set(app, (entries = [...this.#apps.get(app)!.values()].sort(byId)));
     return entries;
   }
+
+  /** Keeps an app's sorted list in step with a write: `added` replaces `removed` (same id), comes, or `removed` goes. */
+  #placeSorted(app: string, added: Entry | undefined, removed: Entry | undefined): void {
+    const sorted = this.#sortedByApp.get(app);
+    if (sorted === undefined) return;
+    const id = (added ?? removed)!.record.instanceId;
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid]!.record.instanceId < id) lo = mid + 1;
+      else hi = mid;
+    }
+    const found = removed !== undefined && sorted[lo] === removed;
+    if (removed !== undefined && !found) this.#sortedByApp.delete(app); // out of step: sort again when read
+    else if (added !== undefined && removed !== undefined) sorted[lo] = added;
+    else if (sorted.length >= KEEP_SORTED_MAX) this.#sortedByApp.delete(app);
+    else if (added !== undefined) sorted.splice(lo, 0, added);
+    else sorted.splice(lo, 1);
+  }
 }
+
+/** Apps up to this size keep their sorted list through instances coming and going (a splice each); larger ones sort on read. */
+const KEEP_SORTED_MAX = 4096;
 
 function byId(a: Entry, b: Entry): number {
   const x = a.record.instanceId;
