@@ -164,8 +164,7 @@ export class CallGuard {
 }
 
 /** {@link CallGuard} as a grpc-js interceptor. */
-export function guard(options: GuardOptions): grpc.ServerInterceptor {
-  const calls = new CallGuard(options);
+export function guard(calls: CallGuard): grpc.ServerInterceptor {
   return (descriptor, call) => {
     let admitted: Admitted | undefined;
     const refuse = (refusal: Refusal): void => {

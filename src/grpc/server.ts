@@ -139,14 +139,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   // Real time, as grpc-js times idle connections: a test's fake clock must not classify them.
   const gate = new ConnectionGate(limits, new SystemClock(), log);
   const policy = options.policy ?? (() => OPEN);
-  const guardOptions = { policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) };
+  // One guard for both paths: grpc-js' interceptor chain and the unary fast path.
+  const calls = new CallGuard({ policy, gate, logger: log, ...(options.onRefused ? { onRefused: options.onRefused } : {}) });
   const interceptors = [
     // These two first: each must be handed grpc-js' own call (clientFaultsAsInvalidArgument
     // passes it on unwrapped; see transport-errors.ts and response-compression.ts).
     clientFaultsAsInvalidArgument(),
     responseCompression(COMPRESSED_METHODS, () => log.warn('grpc-js internals for response compression are missing: answering uncompressed')),
     ...(options.observer ? [observeRpcs(options.observer)] : []),
-    guard(guardOptions),
+    guard(calls),
     refuseUndecodable(),
     flowControl({ methods: FLUSH_GATED, window: REPLICATE_WINDOW, stallMs: options.replicateStallMs ?? DEFAULT_STALL_MS, clock, cut: (c) => gate.close(c), logger: log }),
   ];
@@ -184,7 +185,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   installUnaryFastPath({
     server,
     methods: unaryMethods(registryDefinition, service.implementation),
-    guard: new CallGuard(guardOptions),
+    guard: calls,
     refusedDecoding: (request) => (request instanceof Undecodable ? request.details : undefined),
     ...(options.observer ? { observe: options.observer.observe.bind(options.observer) } : {}),
     maxReceiveMessageBytes: MAX_RECEIVE_MESSAGE_BYTES,
