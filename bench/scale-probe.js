@@ -4,10 +4,10 @@
 // Plain JavaScript on purpose: the node must not load tsx because of the probe.
 //
 // IPC, with the bench as parent (fork):
-//   ← {type: 'scale-probe', id, reset}  → {type: 'scale-probe', id, eventLoop, gc, memory, heap}
+//   ← {type: 'scale-probe', id, reset}  → {type: 'scale-probe', id, eventLoop, gc, memory, heap, serverMs}
 // `reset` starts a new measuring window after the answer. The node is sent SIGTERM when the
 // bench goes away, so a crashed bench leaves no server behind.
-import { PerformanceObserver, constants, monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, constants, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 
 /** 10 ms sampling: fine enough for a 100 ms stall bound, cheap enough to leave on for minutes. */
@@ -47,6 +47,7 @@ process.on('message', (message) => {
     longPauses,
     memory: process.memoryUsage(),
     heap: getHeapStatistics(),
+    serverMs: performance.now(),
   });
   if (message.reset) {
     delay.reset();

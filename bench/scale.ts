@@ -52,6 +52,8 @@ const RENEW_TICK_MS = 50;
 const HEALTH_POLL_MS = 1000;
 const START_TIMEOUT_MS = 60_000;
 const PROBE_TIMEOUT_MS = 60_000;
+/** Lines of the server's non-JSON output kept (`--trace-gc` at 1M writes a few thousand). */
+const MAX_OTHER_LINES = 200_000;
 
 /** What the probe in the server answers (bench/scale-probe.js). */
 interface ProbeAnswer {
@@ -60,6 +62,8 @@ interface ProbeAnswer {
   readonly longPauses: { kind: string; ms: number; at: number }[];
   readonly memory: NodeJS.MemoryUsage;
   readonly heap: { used_heap_size: number; total_heap_size: number; heap_size_limit: number };
+  /** The server's `performance.now()` when it answered: places its `--trace-gc` lines (ms since start) in phases. */
+  readonly serverMs: number;
 }
 
 interface Health {
@@ -83,6 +87,8 @@ class ScaleNode {
     readonly logCounts: ReadonlyMap<string, number>,
     /** The first 1,000 lines whose message mentions eviction. */
     readonly evictionLines: readonly Record<string, unknown>[],
+    /** The server's other output (`--trace-gc` and such), kept for the results directory. */
+    readonly otherLines: readonly string[],
   ) {
     child.on('message', (message: { type?: string; id?: number } & ProbeAnswer) => {
       if (message.type !== 'scale-probe' || message.id === undefined) return;
@@ -99,6 +105,7 @@ class ScaleNode {
     const child = fork(ROSTER_BIN, ['serve', ...flags], { execArgv: ['--import', PROBE, ...nodeArgs], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     const counts = new Map<string, number>();
     const evictions: Record<string, unknown>[] = [];
+    const other: string[] = [];
     const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('scale: the node did not start in time')), START_TIMEOUT_MS);
       child.once('exit', (code) => reject(new Error(`scale: the node exited with code ${code} before serving`)));
@@ -107,6 +114,7 @@ class ScaleNode {
         try {
           entry = JSON.parse(line) as Record<string, unknown>;
         } catch {
+          if (other.length < MAX_OTHER_LINES) other.push(line);
           return;
         }
         const msg = String(entry.msg);
@@ -119,7 +127,7 @@ class ScaleNode {
       });
     });
     child.removeAllListeners('exit');
-    return new ScaleNode(child, ports.grpcPort, ports.httpPort, counts, evictions);
+    return new ScaleNode(child, ports.grpcPort, ports.httpPort, counts, evictions, other);
   }
 
   get address(): string {
@@ -362,6 +370,8 @@ interface Phase {
   readonly heapTotalMiB: number;
   readonly externalMiB: number;
   readonly renewals: ReturnType<Renewer['window']>;
+  /** The phase in the server's `performance.now()` ms: where its `--trace-gc` lines fall. */
+  readonly serverMs: readonly [number, number];
 }
 
 export async function runScale(options: ScaleOptions): Promise<void> {
@@ -387,8 +397,9 @@ export async function runScale(options: ScaleOptions): Promise<void> {
   let phaseStart = performance.now();
   let serverCpu = node.cpuSeconds();
   let benchCpu = process.cpuUsage();
+  let phaseServerMs = 0;
   const beginPhase = async (): Promise<void> => {
-    await node.probe(true);
+    phaseServerMs = (await node.probe(true)).serverMs;
     renewer.window();
     phaseStart = performance.now();
     serverCpu = node.cpuSeconds();
@@ -411,6 +422,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       heapTotalMiB: round(probe.memory.heapTotal / MiB),
       externalMiB: round(probe.memory.external / MiB),
       renewals: renewer.window(),
+      serverMs: [Math.round(phaseServerMs), Math.round(probe.serverMs)],
     };
     phases[name] = phase;
     process.stderr.write(`scale: ${name} done in ${phase.seconds} s (loop max ${phase.eventLoop.maxMs} ms, RSS ${phase.rssMiB} MiB)\n`);
@@ -548,6 +560,11 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
       console.log(`wrote ${path}`);
+    }
+    if (node.otherLines.length > 0) {
+      const path = `${RESULTS_DIR}scale-${n}-server.log`;
+      writeFileSync(path, `${node.otherLines.join('\n')}\n`);
+      console.log(`wrote ${path} (the server's other output, e.g. --trace-gc; phases' serverMs in the JSON)`);
     }
   } finally {
     renewer.stop();

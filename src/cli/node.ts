@@ -22,6 +22,7 @@ import { dnsPeers, staticPeers } from '../replication/peers.js';
 import { Replicator, type PeersReport } from '../replication/replicator.js';
 import { createXdsService } from '../xds/service.js';
 import { ConfigError, type Config } from './config.js';
+import { HeapGrowth } from './heap-growth.js';
 import { createLogger } from './logging.js';
 import { ROSTER_VERSION } from './version.js';
 
@@ -208,6 +209,9 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   tls?.watch(config.tlsReloadSecs * 1000);
   access.watch(config.tlsReloadSecs * 1000);
   await replicator.start();
+  // V8's heap growth tightened while the heap is large: a 1M node within 1 GiB, no flag needed.
+  const heapGrowth = new HeapGrowth({ clock, logger: log });
+  heapGrowth.start();
   log.info({ grpcPort: grpc.port, httpPort: admin.port, host: config.host }, 'roster started');
 
   let stopping: Promise<void> | undefined;
@@ -223,6 +227,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       await replicator.stop(Math.min(config.shutdownGraceMs, REPLICATION_FLUSH_MS));
       await closing;
     } finally {
+      heapGrowth.stop();
       dashboard.close();
       await admin.close();
       tls?.close();
