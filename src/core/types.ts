@@ -104,7 +104,10 @@ export type HeartbeatOutcome =
 export interface Snapshot {
   readonly revision: number;
   readonly reconcileHash: string;
+  /** Every instance; a large registry builds this list on first use (see `apps`). */
   readonly instances: readonly InstanceView[];
+  /** The same instances app by app, in app order: taken in one step per app, not per instance. */
+  readonly apps: readonly (readonly InstanceView[])[];
 }
 
 export interface Delta {

@@ -149,17 +149,25 @@ class EncodedSnapshot {
   readonly #chunkSize: number;
   readonly #messageBytes: number;
   #keep = false;
-  /** The snapshot's instances until every plain frame is encoded (then the old records may go). */
-  #instances: readonly InstanceView[] | undefined;
-  #nextStart = 0;
+  /** The snapshot's apps until every plain frame is encoded (then the old records may go). */
+  #apps: readonly (readonly InstanceView[])[] | undefined;
+  /** Where the next chunk starts: an app, and an instance in it. */
+  #app = 0;
+  #offset = 0;
+  /** Instances encoded so far. */
+  #encoded = 0;
+  /** The next chunk's instances, gathered from the apps (one array, reused). */
+  readonly #chunk: InstanceView[] = [];
   readonly #plain: (Buffer | undefined)[] = [];
   readonly #gzip: (Promise<Buffer> | undefined)[] = [];
 
   constructor(snapshot: Snapshot, options: SnapshotCacheOptions, chunkSize: number, now: number) {
     this.revision = snapshot.revision;
     this.createdAt = now;
-    this.#header = { revision: snapshot.revision, reconcileHash: snapshot.reconcileHash, totalInstances: snapshot.instances.length, nodeId: options.nodeId };
-    this.#instances = snapshot.instances;
+    let total = 0;
+    for (const app of snapshot.apps) total += app.length;
+    this.#header = { revision: snapshot.revision, reconcileHash: snapshot.reconcileHash, totalInstances: total, nodeId: options.nodeId };
+    this.#apps = snapshot.apps;
     this.#chunkSize = chunkSize;
     this.#messageBytes = options.messageBytes;
   }
@@ -176,8 +184,7 @@ class EncodedSnapshot {
   projectedBytes(): number {
     const total = this.#header.totalInstances;
     this.#plainAt(0);
-    const encoded = this.#instances === undefined ? total : this.#nextStart;
-    return encoded === 0 ? 0 : (this.plainBytes / encoded) * total * (1 + GZIP_SHARE);
+    return this.#encoded === 0 ? 0 : (this.plainBytes / this.#encoded) * total * (1 + GZIP_SHARE);
   }
 
   /**
@@ -186,7 +193,7 @@ class EncodedSnapshot {
    * 16 messages) would otherwise encode chunk after chunk in one turn.
    */
   async frame(i: number, compressed: boolean): Promise<Buffer | undefined> {
-    const encoding = i >= this.#plain.length && this.#instances !== undefined;
+    const encoding = i >= this.#plain.length && this.#apps !== undefined;
     const frame = compressed ? await this.#gzipAt(i) : this.#plainAt(i);
     if (encoding) await new Promise<void>((resolve) => setImmediate(resolve));
     if (!this.#keep) {
@@ -204,7 +211,7 @@ class EncodedSnapshot {
   }
 
   #plainAt(i: number): Buffer | undefined {
-    while (this.#plain.length <= i && this.#instances !== undefined) this.#encodeNext(this.#instances);
+    while (this.#plain.length <= i && this.#apps !== undefined) this.#encodeNext(this.#apps);
     if (i >= this.#plain.length) return undefined;
     const frame = this.#plain[i];
     if (frame === undefined) throw new Error(`snapshot frame ${i} was already sent and released`);
@@ -227,11 +234,32 @@ class EncodedSnapshot {
     return compressing;
   }
 
-  #encodeNext(instances: readonly InstanceView[]): void {
-    const { frame, next } = encodeListFrame(this.#header, instances, this.#nextStart, this.#chunkSize, this.#messageBytes);
+  /** Encodes the next chunk: up to `chunkSize` instances from where the last one ended, across apps. */
+  #encodeNext(apps: readonly (readonly InstanceView[])[]): void {
+    const chunk = this.#chunk;
+    chunk.length = 0;
+    for (let a = this.#app, at = this.#offset; a < apps.length && chunk.length < this.#chunkSize; a++, at = 0) {
+      const app = apps[a]!;
+      while (at < app.length && chunk.length < this.#chunkSize) chunk.push(app[at++]!);
+    }
+    // The byte budget may end the chunk early: `next` is how many of the gathered ones it took.
+    const { frame, next } = encodeListFrame(this.#header, chunk, 0, chunk.length, this.#messageBytes);
+    chunk.length = 0;
     this.#plain.push(frame);
     this.plainBytes += frame.length;
-    this.#nextStart = next;
-    if (next >= instances.length) this.#instances = undefined;
+    this.#encoded += next;
+    // Past the `next` instances taken, and past any app that is then used up.
+    let left = next;
+    while (this.#app < apps.length) {
+      const rest = apps[this.#app]!.length - this.#offset;
+      if (left < rest) {
+        this.#offset += left;
+        break;
+      }
+      left -= rest;
+      this.#app++;
+      this.#offset = 0;
+    }
+    if (this.#app >= apps.length) this.#apps = undefined;
   }
 }

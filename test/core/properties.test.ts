@@ -114,7 +114,7 @@ test('property: the dirty-timestamp rule makes register order-independent', () =
   );
 });
 
-test('snapshots and application reads list the current entries in (app, instance id) order, whatever writes came between them', () => {
+test('snapshots and application reads list the current entries in (app, instance id) order, whatever writes came between them, and an earlier snapshot stays as it was', () => {
   const id = fc.integer({ min: 0, max: 11 });
   const op = fc.oneof(
     fc.record({ kind: fc.constant('register' as const), id, zone: fc.constantFrom('a', 'b') }),
@@ -129,6 +129,9 @@ test('snapshots and application reads list the current entries in (app, instance
     fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
       const { registry } = newRegistry();
       for (const o of ops) {
+        // A snapshot taken before a write keeps showing what it showed (the write copies the app's list).
+        const earlier = registry.snapshot();
+        const shown = earlier.apps.flat();
         try {
           if (o.kind === 'register') registry.register(registration({ ...where(o.id), zone: o.zone }));
           else if (o.kind === 'cancel') registry.cancel(where(o.id).app, where(o.id).instanceId);
@@ -137,6 +140,8 @@ test('snapshots and application reads list the current entries in (app, instance
         } catch {
           // Unknown instances are refused; the reads below must still be right.
         }
+        assert.deepEqual(earlier.apps.flat(), shown, 'an earlier snapshot is left as it was');
+        assert.deepEqual(earlier.instances, shown);
         const listed = registry.snapshot().instances.map((v) => `${v.record.app}/${v.record.instanceId}`);
         const expected = [...listed].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
         assert.deepEqual(listed, expected, 'snapshot order');

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { gunzipSync } from 'node:zlib';
 import { FakeClock } from '../../src/core/clock.js';
 import { Registry } from '../../src/core/registry.js';
@@ -109,6 +110,36 @@ describe('SnapshotCache', () => {
     }
     assert.ok(cache.stats().kept!.gzipBytes > 0);
     assert.equal(cache.stats().builds, 1);
+  });
+
+  test('chunks run across apps in order, each of at most chunk_size instances, and end early at the byte budget', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 6 }),
+        fc.integer({ min: 1, max: 9 }),
+        // Past the chunk header's size: a budget of 300 bytes ends chunks after an instance or two.
+        fc.constantFrom(300, 700, 3 * 1024 * 1024),
+        async (appSizes, chunkSize, messageBytes) => {
+          const clock = new FakeClock();
+          const registry = new Registry({ clock });
+          appSizes.forEach((size, a) => {
+            for (let i = 0; i < size; i++) registry.register(registration({ app: `app-${a}`, instanceId: `i-${pad(i)}` }));
+          });
+          const cache = new SnapshotCache({ registry, clock, nodeId: 'node-a', chunkSize, messageBytes });
+          const all = await frames(cache.open(chunkSize, false));
+          const expected = registry.snapshot().instances.map((v) => `${v.record.app}/${v.record.instanceId}`);
+          assert.deepEqual(ids(all), expected);
+          const total = appSizes.reduce((sum, n) => sum + n, 0);
+          for (const frame of all) {
+            const chunk = decode(frame);
+            assert.equal(chunk.totalInstances, total);
+            assert.ok(chunk.instances.length <= chunkSize && (total === 0 || chunk.instances.length > 0));
+          }
+          if (messageBytes > 1024 * 1024) assert.equal(all.length, Math.max(1, Math.ceil(total / chunkSize)));
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 
   test('an empty registry is one chunk with no instances', async () => {
