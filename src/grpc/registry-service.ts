@@ -10,6 +10,7 @@ import { type Instance, InstanceStatus as PbInstanceStatus } from '../gen/roster
 import {
   RegistryServiceService,
   type HeartbeatRequest,
+  type HeartbeatResponse,
   type HeartbeatResult,
   type HeartbeatsRequest,
   type HeartbeatsResponse,
@@ -25,7 +26,7 @@ import { toRpcStatus, type RpcStatus } from './errors.js';
 import { TokenBucket } from './rate-limit.js';
 import { FramedMessage, frameBody, responseEncoding } from './response-compression.js';
 import { SnapshotCache, type SnapshotCacheOptions } from './snapshot-cache.js';
-import { ChangeEncoder, decodeHeartbeatsRequest, encodeHeartbeatsResponse, encodeRegisterResponse, encodeWatchResponse, type WatchHeader } from './write-codec.js';
+import { ChangeEncoder, decodeHeartbeatsRequest, encodeHeartbeatResponse, encodeHeartbeatsResponse, encodeRegisterResponse, encodeWatchResponse, type WatchHeader } from './write-codec.js';
 
 /**
  * RegistryService as served: the generated definition with the hand-written decoder for
@@ -174,7 +175,8 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
       return encodeRegisterResponse(view, revision) as unknown as RegisterResponse;
     }),
 
-    heartbeat: unary(log('Heartbeat'), (req) => ({ status: statusToProto(renew(req)) })),
+    // Pre-encoded bytes pass the server's serializer untouched (see server.ts).
+    heartbeat: unary(log('Heartbeat'), (req) => encodeHeartbeatResponse(statusToProto(renew(req))) as unknown as HeartbeatResponse),
 
     heartbeats: (call) => {
       let failed = false;
