@@ -26,6 +26,8 @@ export const RELAX_BELOW_BYTES = 64 * MiB;
 export const HEAP_CHECK_INTERVAL_MS = 1000;
 
 const FLAG = /^--heap[-_]growing[-_]percent(=|$)/;
+/** 0 is V8's own setting: its dynamic growth (1.1× to 4× what survived, by GC and mutator speed). */
+const DEFAULT_GROWTH = '--heap-growing-percent=0';
 
 export interface HeapGrowthOptions {
   readonly clock: Clock;
@@ -86,11 +88,12 @@ export class HeapGrowth {
     this.#schedule();
   }
 
-  /** Stops checking and gives V8 its default growth back. */
+  /** Stops checking and gives V8 its default growth back (silently: the node is stopping). */
   stop(): void {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#tight) this.#apply(false, this.#used());
+    if (this.#tight) this.#setFlag(DEFAULT_GROWTH);
+    this.#tight = false;
   }
 
   #schedule(): void {
@@ -107,8 +110,8 @@ export class HeapGrowth {
   }
 
   #apply(tight: boolean, used: number): void {
-    const percent = tight ? this.#percent : 0; // 0: V8's own dynamic growth
-    this.#setFlag(`--heap-growing-percent=${percent}`);
+    const percent = tight ? this.#percent : 0;
+    this.#setFlag(tight ? `--heap-growing-percent=${percent}` : DEFAULT_GROWTH);
     this.#tight = tight;
     this.#log?.info(
       { heapUsedMiB: Math.round(used / MiB), heapGrowingPercent: percent, thresholdMiB: Math.round((tight ? this.#tightenAt : this.#relaxBelow) / MiB) },

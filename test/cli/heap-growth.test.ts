@@ -73,8 +73,8 @@ describe('HeapGrowth', () => {
     assert.equal(flags.at(-1), `--heap-growing-percent=${TIGHT_HEAP_GROWING_PERCENT}`);
   });
 
-  it('checks on its interval only, and stop() ends the checks and restores the default', () => {
-    const { clock, heap, flags, policy, tick } = setup();
+  it('checks on its interval only, and stop() ends the checks and restores the default without a log line', () => {
+    const { clock, heap, flags, lines, policy, tick } = setup();
     policy.start();
     heap.used = 300 * MiB;
     clock.advance(HEAP_CHECK_INTERVAL_MS - 1);
@@ -83,6 +83,8 @@ describe('HeapGrowth', () => {
     assert.equal(flags.length, 1);
     policy.stop();
     assert.deepEqual(flags.slice(1), ['--heap-growing-percent=0']);
+    assert.equal(policy.tight, false);
+    assert.equal(lines.length, 1);
     assert.equal(clock.pendingTimers, 0);
     tick();
     assert.equal(flags.length, 2);
