@@ -12,6 +12,8 @@
  * '{"writesPerSecond":50000}'. Targets are reported, not enforced.
  * `--scale N` runs bench/scale.ts instead: one node filled to N instances (see there;
  * `--scale-lease RENEW:DURATION` seconds, `--scale-stop PERCENT`, `--node-args="V8 flags"`).
+ * `--floor` runs bench/floor.ts instead: Roster's unary calls next to bare node:http2 and
+ * grpc-js servers answering fixed bytes, CPU per call each.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -53,8 +55,13 @@ async function main(): Promise<void> {
       'scale-lease': { type: 'string', default: '30:60' },
       'scale-stop': { type: 'string', default: '10' },
       'node-args': { type: 'string', default: '' },
+      floor: { type: 'boolean', default: false },
     },
   });
+  if (values.floor) {
+    const { runFloor } = await import('./floor.js');
+    return runFloor({ quick: values.quick, ...(values.out === undefined ? {} : { out: values.out }) });
+  }
   if (values.compare !== undefined) return compare(values.compare, values.quick, values.out, values.only);
   const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
   if (values.scale !== undefined) {

@@ -10,6 +10,7 @@ import { type Instance, InstanceStatus as PbInstanceStatus } from '../gen/roster
 import {
   RegistryServiceService,
   type HeartbeatRequest,
+  type HeartbeatResponse,
   type HeartbeatResult,
   type HeartbeatsRequest,
   type HeartbeatsResponse,
@@ -29,6 +30,7 @@ import {
   CHANGE_FRAMING_BYTES,
   ChangeEncoder,
   decodeHeartbeatsRequest,
+  encodeHeartbeatResponse,
   encodeHeartbeatsResponse,
   encodeRegisterResponse,
   encodeWatchResponse,
@@ -183,7 +185,8 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
       return encodeRegisterResponse(view, revision) as unknown as RegisterResponse;
     }),
 
-    heartbeat: unary(log('Heartbeat'), (req) => ({ status: statusToProto(renew(req)) })),
+    // Pre-encoded bytes pass the server's serializer untouched (see server.ts).
+    heartbeat: unary(log('Heartbeat'), (req) => encodeHeartbeatResponse(statusToProto(renew(req))) as unknown as HeartbeatResponse),
 
     heartbeats: (call) => {
       let failed = false;

@@ -150,6 +150,21 @@ export function encodeRegisterResponse(view: InstanceView, revision: number): Bu
   return w.finish();
 }
 
+/** HeartbeatResponse per status, encoded once: a heartbeat's answer is one of a handful of byte strings. */
+const HEARTBEAT_RESPONSES = new Map<pb.InstanceStatus, Buffer>();
+
+/** Encodes a `roster.v1.HeartbeatResponse` (shared bytes: callers must not modify them). */
+export function encodeHeartbeatResponse(status: pb.InstanceStatus): Buffer {
+  let bytes = HEARTBEAT_RESPONSES.get(status);
+  if (bytes === undefined) {
+    const w = new Writer(8);
+    w.uint(1, status);
+    bytes = w.finish();
+    HEARTBEAT_RESPONSES.set(status, bytes);
+  }
+  return bytes;
+}
+
 const CHANGE_TYPE: Readonly<Record<Change['type'], pb.ChangeType>> = {
   ADDED: pb.ChangeType.CHANGE_TYPE_ADDED,
   MODIFIED: pb.ChangeType.CHANGE_TYPE_MODIFIED,
