@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
-import { z } from 'zod';
+import * as check from '../security/checks.js';
 import { parseProbe, parseStatusRange, type Probe } from './probes.js';
 
 /**
@@ -10,25 +10,25 @@ import { parseProbe, parseStatusRange, type Probe } from './probes.js';
  * `ROSTER_SERVER`), so deployments can use either; names are stable.
  */
 const HOST_PORT = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/;
-const SERVER_LIST = z.string().refine((s) => s.split(',').every((a) => HOST_PORT.test(a.trim())), 'must be host:port[,host:port...]');
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const probeSpec = z.string().superRefine((s, ctx) => {
+const SERVER_LIST = check.text({ format: (s) => s.split(',').every((a) => HOST_PORT.test(a.trim())), says: 'must be host:port[,host:port...]' });
+/** Flags and env give numbers as strings; a file may give either. */
+const int = (min: number, max: number): check.Check<number> => {
+  const inRange = check.integer(min, max);
+  return (value) => inRange(typeof value === 'string' && value.trim() !== '' ? Number(value) : value);
+};
+/** A string `parse` accepts; refused with parse's own message. */
+const parsable = (parse: (spec: string) => unknown): check.Check<string> => (value) => {
+  const spec = check.text()(value);
   try {
-    parseProbe(s);
+    parse(spec);
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    throw new check.Refused((err as Error).message);
   }
-});
-const statusSpec = z.string().superRefine((s, ctx) => {
-  try {
-    parseStatusRange(s);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-});
+  return spec;
+};
 
 interface SettingDef {
-  readonly schema: z.ZodType;
+  readonly check: check.Check<unknown>;
   readonly help: string;
   /** Overrides the ROSTER_AGENT_ prefix rule. */
   readonly envVar?: string;
@@ -37,35 +37,35 @@ interface SettingDef {
 
 /** Agent-wide settings. */
 const AGENT_SETTINGS = {
-  server: { schema: SERVER_LIST, help: 'Roster servers, host:port[,host:port...] (failover in order)', envVar: 'ROSTER_SERVER', fallback: () => '127.0.0.1:8761' },
-  serverDns: { schema: z.string().regex(/^$|^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be name:port'), help: 'a DNS name:port whose addresses are Roster servers too, tried after --server (e.g. the headless Service)', envVar: 'ROSTER_SERVER_DNS', fallback: () => '' },
-  httpHost: { schema: z.string().min(1), help: 'address of the agent\'s /healthz and /readyz (0.0.0.0 for kubelet probes)', fallback: () => '127.0.0.1' },
-  httpPort: { schema: int(0, 65535), help: 'port of the agent\'s /healthz and /readyz (0 picks a free port)', fallback: () => 8763 },
-  drainSecs: { schema: int(0, 3600), help: 'on SIGTERM, seconds between OUT_OF_SERVICE and cancel, for in-flight traffic to finish', fallback: () => 10 },
-  logLevel: { schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), help: 'log level', envVar: 'ROSTER_LOG_LEVEL', fallback: () => 'info' },
+  server: { check: SERVER_LIST, help: 'Roster servers, host:port[,host:port...] (failover in order)', envVar: 'ROSTER_SERVER', fallback: () => '127.0.0.1:8761' },
+  serverDns: { check: check.text({ format: /^$|^[A-Za-z0-9.-]+:\d{1,5}$/, says: 'must be name:port' }), help: 'a DNS name:port whose addresses are Roster servers too, tried after --server (e.g. the headless Service)', envVar: 'ROSTER_SERVER_DNS', fallback: () => '' },
+  httpHost: { check: check.text({ min: 1 }), help: 'address of the agent\'s /healthz and /readyz (0.0.0.0 for kubelet probes)', fallback: () => '127.0.0.1' },
+  httpPort: { check: int(0, 65535), help: 'port of the agent\'s /healthz and /readyz (0 picks a free port)', fallback: () => 8763 },
+  drainSecs: { check: int(0, 3600), help: 'on SIGTERM, seconds between OUT_OF_SERVICE and cancel, for in-flight traffic to finish', fallback: () => 10 },
+  logLevel: { check: check.oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), help: 'log level', envVar: 'ROSTER_LOG_LEVEL', fallback: () => 'info' },
 } satisfies Record<string, SettingDef>;
 
 /** The settings of one application (flags and env describe one; the file's `apps` any number). */
 const APP_SETTINGS = {
-  app: { schema: z.string().min(1).max(128), help: 'application name (required)' },
-  instanceId: { schema: z.string().min(1).max(256), help: 'instance id (default HOST-NAME:APP:PORT)' },
-  hostName: { schema: z.string().min(1), help: 'host name to register (default: this host\'s name)' },
-  ip: { schema: z.string().min(1), help: 'IP address to register (default: the first non-loopback IPv4; in Kubernetes the pod IP)' },
-  port: { schema: int(0, 65535), help: 'the application\'s plain port (0: none)', fallback: () => 0 },
-  securePort: { schema: int(0, 65535), help: 'the application\'s TLS port (0: none)', fallback: () => 0 },
-  vip: { schema: z.string(), help: 'VIP address(es), comma-separated', fallback: () => '' },
-  secureVip: { schema: z.string(), help: 'secure VIP address(es), comma-separated', fallback: () => '' },
-  zone: { schema: z.string(), help: 'availability zone', fallback: () => '' },
-  region: { schema: z.string(), help: 'region', fallback: () => '' },
-  metadata: { schema: z.string().regex(/^$|^[^=,]+=[^,]*(,[^=,]+=[^,]*)*$/, 'must be key=value[,key=value...]'), help: 'metadata, key=value[,key=value...]', fallback: () => '' },
-  renewSecs: { schema: int(1, 300), help: 'heartbeat interval (renewal) in seconds', fallback: () => 30 },
-  durationSecs: { schema: int(1, 3600), help: 'lease duration in seconds', fallback: () => 90 },
-  probe: { schema: probeSpec, help: 'health probe: http(s)://host:port/path, grpc://host:port[/service], tcp://host:port, exec:command, none', fallback: () => 'none' },
-  probeStatus: { schema: statusSpec, help: 'HTTP statuses that count as healthy, NNN or NNN-NNN', fallback: () => '200-399' },
-  probeIntervalMs: { schema: int(100, 3_600_000), help: 'time between probes', fallback: () => 10_000 },
-  probeTimeoutMs: { schema: int(10, 600_000), help: 'time a probe may take before it counts as failed', fallback: () => 1_000 },
-  failureThreshold: { schema: int(1, 1000), help: 'consecutive failed probes that mark the instance DOWN', fallback: () => 3 },
-  successThreshold: { schema: int(1, 1000), help: 'consecutive good probes that mark it UP again', fallback: () => 1 },
+  app: { check: check.text({ min: 1, max: 128 }), help: 'application name (required)' },
+  instanceId: { check: check.text({ min: 1, max: 256 }), help: 'instance id (default HOST-NAME:APP:PORT)' },
+  hostName: { check: check.text({ min: 1 }), help: 'host name to register (default: this host\'s name)' },
+  ip: { check: check.text({ min: 1 }), help: 'IP address to register (default: the first non-loopback IPv4; in Kubernetes the pod IP)' },
+  port: { check: int(0, 65535), help: 'the application\'s plain port (0: none)', fallback: () => 0 },
+  securePort: { check: int(0, 65535), help: 'the application\'s TLS port (0: none)', fallback: () => 0 },
+  vip: { check: check.text(), help: 'VIP address(es), comma-separated', fallback: () => '' },
+  secureVip: { check: check.text(), help: 'secure VIP address(es), comma-separated', fallback: () => '' },
+  zone: { check: check.text(), help: 'availability zone', fallback: () => '' },
+  region: { check: check.text(), help: 'region', fallback: () => '' },
+  metadata: { check: check.text({ format: /^$|^[^=,]+=[^,]*(,[^=,]+=[^,]*)*$/, says: 'must be key=value[,key=value...]' }), help: 'metadata, key=value[,key=value...]', fallback: () => '' },
+  renewSecs: { check: int(1, 300), help: 'heartbeat interval (renewal) in seconds', fallback: () => 30 },
+  durationSecs: { check: int(1, 3600), help: 'lease duration in seconds', fallback: () => 90 },
+  probe: { check: parsable(parseProbe), help: 'health probe: http(s)://host:port/path, grpc://host:port[/service], tcp://host:port, exec:command, none', fallback: () => 'none' },
+  probeStatus: { check: parsable(parseStatusRange), help: 'HTTP statuses that count as healthy, NNN or NNN-NNN', fallback: () => '200-399' },
+  probeIntervalMs: { check: int(100, 3_600_000), help: 'time between probes', fallback: () => 10_000 },
+  probeTimeoutMs: { check: int(10, 600_000), help: 'time a probe may take before it counts as failed', fallback: () => 1_000 },
+  failureThreshold: { check: int(1, 1000), help: 'consecutive failed probes that mark the instance DOWN', fallback: () => 3 },
+  successThreshold: { check: int(1, 1000), help: 'consecutive good probes that mark it UP again', fallback: () => 1 },
 } satisfies Record<string, SettingDef>;
 
 type AgentKey = keyof typeof AGENT_SETTINGS;
@@ -151,9 +151,9 @@ export function loadAgentConfig(flags: Readonly<Record<string, unknown>>, env: N
     sources.push([fileValues[name], fileLabel]);
     for (const [value, from] of sources) {
       if (value === undefined) continue;
-      const result = def.schema.safeParse(value);
-      if (result.success) return result.data;
-      problems.push(`${name}=${JSON.stringify(value)} (from ${from}): ${result.error.issues.map((i) => i.message).join('; ')}`);
+      const checked = check.verdict(def.check, value);
+      if (checked.ok) return checked.value;
+      problems.push(`${name}=${JSON.stringify(value)} (from ${from}): ${checked.problem}`);
       return undefined;
     }
     return def.fallback?.();

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { credentials, makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
+import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import { HEALTH_SERVICE_DEFINITION, type HealthCheckResponse } from '../grpc/health.js';
 
 /**
  * How to tell whether an application is healthy:
@@ -70,8 +70,6 @@ export function parseProbe(spec: string, expectStatus = '200-399'): Probe {
   }
 }
 
-const HealthClient = makeGenericClientConstructor(healthService, 'Health');
-
 /** Runs `probe` once; never throws, and gives up after `timeoutMs`. */
 export async function runProbe(probe: Probe, timeoutMs: number): Promise<ProbeResult> {
   try {
@@ -100,15 +98,16 @@ async function httpProbe(url: string, expect: StatusRange, timeoutMs: number): P
 }
 
 function grpcProbe(address: string, service: string, timeoutMs: number): Promise<ProbeResult> {
-  const client = new HealthClient(address, credentials.createInsecure());
+  const client = new Client(address, credentials.createInsecure());
+  const check = HEALTH_SERVICE_DEFINITION.Check;
   return new Promise<ProbeResult>((resolve) => {
     client.makeUnaryRequest(
-      '/grpc.health.v1.Health/Check',
-      healthService.Check!.requestSerialize,
-      healthService.Check!.responseDeserialize,
+      check.path,
+      check.requestSerialize,
+      check.responseDeserialize,
       { service },
       { deadline: Date.now() + timeoutMs },
-      (err: ServiceError | null, res?: { status?: string }) => {
+      (err: ServiceError | null, res?: HealthCheckResponse) => {
         if (err) resolve({ ok: false, detail: `gRPC ${err.code}: ${err.details}` });
         else resolve({ ok: res?.status === 'SERVING', detail: `gRPC health ${res?.status ?? 'UNKNOWN'}` });
       },

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { z } from 'zod';
+import * as check from '../security/checks.js';
 
 /** A setting: how to validate it, its default, how to read it from a string (env, flag), its help. */
 interface Setting<T> {
-  readonly schema: z.ZodType<T>;
+  readonly check: check.Check<T>;
   readonly fallback: () => T;
   readonly fromString: (raw: string) => unknown;
   readonly help: string;
@@ -22,15 +22,15 @@ const asBool = (raw: string): unknown => {
 };
 
 function int(min: number, max: number, fallback: number, help: string): Setting<number> {
-  return { schema: z.number().int().min(min).max(max), fallback: () => fallback, fromString: asInt, help };
+  return { check: check.integer(min, max), fallback: () => fallback, fromString: asInt, help };
 }
 
 function bool(fallback: boolean, help: string): Setting<boolean> {
-  return { schema: z.boolean(), fallback: () => fallback, fromString: asBool, help };
+  return { check: check.boolean, fallback: () => fallback, fromString: asBool, help };
 }
 
-function text<T extends string>(schema: z.ZodType<T>, fallback: () => T, help: string): Setting<T> {
-  return { schema, fallback, fromString: (raw) => raw, help };
+function text<T extends string>(valid: check.Check<T>, fallback: () => T, help: string): Setting<T> {
+  return { check: valid, fallback, fromString: (raw) => raw, help };
 }
 
 const HOST_PORT = '[A-Za-z0-9.\\-]+:\\d{1,5}|\\[[0-9A-Fa-f:.]+\\]:\\d{1,5}';
@@ -54,12 +54,12 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
  * `ROSTER_UPPER_SNAKE` env var and its config-file key. Names are stable (deployments use them).
  */
 const SETTINGS = {
-  host: text(z.string().min(1), () => '127.0.0.1', 'address to bind (0.0.0.0 to serve other hosts, e.g. in Kubernetes)'),
+  host: text(check.text({ min: 1 }), () => '127.0.0.1', 'address to bind (0.0.0.0 to serve other hosts, e.g. in Kubernetes)'),
   port: int(0, 65535, 8761, 'gRPC port (0 picks a free port)'),
   httpPort: int(0, 65535, 8762, 'HTTP port for /metrics, /healthz, /readyz (0 picks a free port)'),
-  logLevel: text<LogLevel>(z.enum(LOG_LEVELS), () => 'info', `log level: ${LOG_LEVELS.join(', ')}`),
-  logFormat: text<LogFormat>(z.enum(LOG_FORMATS), () => 'auto', 'log format: auto (pretty on a terminal, JSON otherwise), json, pretty'),
-  nodeId: text(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1..128 of [A-Za-z0-9._:-]'), defaultNodeId, 'this node\'s id (default: hostname plus a random suffix)'),
+  logLevel: text<LogLevel>(check.oneOf(LOG_LEVELS), () => 'info', `log level: ${LOG_LEVELS.join(', ')}`),
+  logFormat: text<LogFormat>(check.oneOf(LOG_FORMATS), () => 'auto', 'log format: auto (pretty on a terminal, JSON otherwise), json, pretty'),
+  nodeId: text(check.text({ format: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, says: 'must be 1..128 of [A-Za-z0-9._:-]' }), defaultNodeId, 'this node\'s id (default: hostname plus a random suffix)'),
   leaseRenewalSecs: int(1, 300, 30, 'renewal interval for instances that do not set one'),
   leaseDurationSecs: int(1, 3600, 90, 'lease duration for instances that do not set one'),
   selfPreservation: bool(true, 'stop evicting when renewals fall below the threshold'),
@@ -77,26 +77,26 @@ const SETTINGS = {
   maxWatchers: int(0, 1_000_000, 10_000, 'concurrent Watch streams allowed'),
   fullReadCacheMib: int(0, 65_536, 64, 'ListApplications chunks of the current revision kept for later reads, plain and gzip, in MiB (0: encode every read)'),
   shutdownGraceMs: int(0, 600_000, 5000, 'how long shutdown waits for calls and streams to finish'),
-  peers: text(z.string().regex(PEER_LIST, 'must be host:port[,host:port...]'), () => '', 'static peers, host:port,host:port (this node is skipped)'),
-  peersDns: text(z.string().regex(DNS_PEERS, 'must be name:port'), () => '', 'peers from a DNS name, name:port (e.g. a Kubernetes headless service)'),
+  peers: text(check.text({ format: PEER_LIST, says: 'must be host:port[,host:port...]' }), () => '', 'static peers, host:port,host:port (this node is skipped)'),
+  peersDns: text(check.text({ format: DNS_PEERS, says: 'must be name:port' }), () => '', 'peers from a DNS name, name:port (e.g. a Kubernetes headless service)'),
   peerRefreshSecs: int(1, 3600, 30, 'how often peers are resolved again'),
-  clusterToken: { ...text(z.string().max(1024), () => '', 'credential peers must present to replicate (empty: any peer; logged as a warning)'), secret: true },
+  clusterToken: { ...text(check.text({ max: 1024 }), () => '', 'credential peers must present to replicate (empty: any peer; logged as a warning)'), secret: true },
   antiEntropySecs: int(1, 3600, 30, 'how often digests are compared with each peer'),
   startupWaitSecs: int(0, 3600, 300, 'how long reads answer UNAVAILABLE while no peer snapshot has been applied'),
   replicationQueueSize: int(1, 10_000_000, 10_000, 'pending replication tasks per peer (oldest dropped beyond)'),
   replicationTasksPerSecond: int(1, 10_000_000, 200_000, 'replicated tasks accepted per second (RESOURCE_EXHAUSTED beyond)'),
-  clusterTokenFile: text(z.string(), () => '', 'file holding the cluster token (a flag shows in the process list; a file does not)'),
-  credentialsFile: text(z.string(), () => '', 'JSON file of principals (token or certificate name, roles, apps); set: every call needs a credential'),
-  tlsCertFile: text(z.string(), () => '', 'PEM certificate of this node (gRPC and HTTP ports, and to peers); set: TLS'),
-  tlsKeyFile: text(z.string(), () => '', 'PEM private key of tlsCertFile'),
-  tlsCaFile: text(z.string(), () => '', 'PEM CA bundle verifying client certificates (mTLS) and peers'),
-  tlsClientAuth: text<ClientAuthMode>(z.enum(CLIENT_AUTH), () => 'require', 'with tlsCaFile, gRPC client certificates: require (mTLS), optional or none'),
+  clusterTokenFile: text(check.text(), () => '', 'file holding the cluster token (a flag shows in the process list; a file does not)'),
+  credentialsFile: text(check.text(), () => '', 'JSON file of principals (token or certificate name, roles, apps); set: every call needs a credential'),
+  tlsCertFile: text(check.text(), () => '', 'PEM certificate of this node (gRPC and HTTP ports, and to peers); set: TLS'),
+  tlsKeyFile: text(check.text(), () => '', 'PEM private key of tlsCertFile'),
+  tlsCaFile: text(check.text(), () => '', 'PEM CA bundle verifying client certificates (mTLS) and peers'),
+  tlsClientAuth: text<ClientAuthMode>(check.oneOf(CLIENT_AUTH), () => 'require', 'with tlsCaFile, gRPC client certificates: require (mTLS), optional or none'),
   httpTls: bool(true, 'serve the HTTP port over TLS too when tlsCertFile is set'),
-  httpTlsClientAuth: text<ClientAuthMode>(z.enum(CLIENT_AUTH), () => 'optional', 'with tlsCaFile, HTTP client certificates: require, optional (probes need none) or none'),
-  peerTlsServerName: text(z.string(), () => '', "name peers' certificates must carry when it is not the dialled host"),
+  httpTlsClientAuth: text<ClientAuthMode>(check.oneOf(CLIENT_AUTH), () => 'optional', 'with tlsCaFile, HTTP client certificates: require, optional (probes need none) or none'),
+  peerTlsServerName: text(check.text(), () => '', "name peers' certificates must carry when it is not the dialled host"),
   tlsReloadSecs: int(1, 3600, 30, 'how often certificate, key, CA and credentials files are checked for changes'),
   insecure: bool(false, 'allow a node with peers to run without a cluster credential (token or mTLS)'),
-  httpHost: text(z.string(), () => '', 'address the HTTP port binds (default: host); e.g. 127.0.0.1 to keep it private'),
+  httpHost: text(check.text(), () => '', 'address the HTTP port binds (default: host); e.g. 127.0.0.1 to keep it private'),
   maxConnections: int(1, 1_000_000, 10_000, 'open gRPC connections in total (more are closed at accept)'),
   maxConnectionsPerAddress: int(1, 1_000_000, 1_000, 'open gRPC connections from one client address'),
   maxCalls: int(1, 10_000_000, 20_000, 'concurrent gRPC calls and streams in total (RESOURCE_EXHAUSTED beyond)'),
@@ -177,11 +177,11 @@ export function resolveConfig(sources: ConfigSources): Config {
       result[name] = setting.fallback();
       continue;
     }
-    const parsed = setting.schema.safeParse(raw);
-    if (parsed.success) result[name] = parsed.data;
+    const checked = check.verdict(setting.check, raw);
+    if (checked.ok) result[name] = checked.value;
     else {
       const shown = setting.secret ? `<secret of ${String(raw).length} characters>` : JSON.stringify(raw);
-      problems.push(`${name}=${shown} (from ${origin}): ${parsed.error.issues.map((i) => i.message).join(', ')}`);
+      problems.push(`${name}=${shown} (from ${origin}): ${checked.problem}`);
     }
   }
   if (problems.length === 0 && (result.leaseDurationSecs as number) < (result.leaseRenewalSecs as number)) {

@@ -5,7 +5,6 @@ import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import type * as reflection from '@grpc/reflection';
-import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../core/clock.js';
 import type { RegistryApi } from '../core/types.js';
@@ -14,6 +13,7 @@ import { AccessPolicy } from '../security/access.js';
 import type { TlsMaterial } from '../security/tls-material.js';
 import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections.js';
 import { flowControl } from './flow-control.js';
+import { HEALTH_SERVICE_DEFINITION, HealthService, type ServingStatus } from './health.js';
 import { decodeStrictUtf8, InvalidUtf8Error } from './strict-utf8.js';
 import { clientFaultsAsInvalidArgument } from './transport-errors.js';
 import { CallGuard, guard, type RefusalReason } from './guard.js';
@@ -74,7 +74,7 @@ export type ClientAuth = 'require' | 'optional' | 'none';
 export interface GrpcServerHandle {
   readonly port: number;
   readonly server: grpc.Server;
-  readonly health: HealthImplementation;
+  readonly health: HealthService;
   /** Connections and calls now, and what the caps refused. */
   connectionStats(): ConnectionStats;
   /** Forces health NOT_SERVING (false) or lets it follow readiness again (true). */
@@ -160,8 +160,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const registryDefinition = adaptCodecs(REGISTRY_SERVICE_DEFINITION);
   server.addService(registryDefinition, service.implementation);
   for (const { definition, implementation } of extra) server.addService(adaptCodecs(definition), implementation);
-  const health = new HealthImplementation();
-  health.addToServer(server);
+  const health = new HealthService();
+  server.addService(adaptCodecs(HEALTH_SERVICE_DEFINITION), health.implementation);
   const served = [REGISTRY_SERVICE, HEALTH_SERVICE, ...REFLECTION_SERVICES, ...extra.map(({ definition }) => serviceName(definition))];
   addLazyReflection(server, served);
 

@@ -1,26 +1,87 @@
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as check from './checks.js';
 import { AccessPolicy, ROLES, tokenDigest, type PrincipalEntry, type Role } from './access.js';
 
 /** Tokens shorter than this are refused: a guessable token is no credential. */
 export const MIN_TOKEN_LENGTH = 16;
 
-const entrySchema = z
-  .object({
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'must be 1..128 of [A-Za-z0-9._:@-]'),
-    roles: z.array(z.enum(ROLES)).min(1, 'must list at least one role'),
-    token: z.string().min(MIN_TOKEN_LENGTH, `must be at least ${MIN_TOKEN_LENGTH} characters`).max(1024).optional(),
-    tokenSha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits').optional(),
-    certificate: z.string().min(1).max(256).optional(),
-    apps: z.array(z.string().min(1).max(128)).min(1, 'must list at least one app when present').optional(),
-  })
-  .strict()
-  .refine((e) => e.token !== undefined || e.tokenSha256 !== undefined || e.certificate !== undefined, {
-    message: 'needs a token, a tokenSha256 or a certificate name',
-  })
-  .refine((e) => e.token === undefined || e.tokenSha256 === undefined, { message: 'give token or tokenSha256, not both' });
+/** One principal as the file gives it, once its fields are checked. */
+interface FileEntry {
+  readonly name: string;
+  readonly roles: readonly Role[];
+  readonly token: string | undefined;
+  readonly tokenSha256: string | undefined;
+  readonly certificate: string | undefined;
+  readonly apps: readonly string[] | undefined;
+}
 
-const fileSchema = z.object({ principals: z.array(entrySchema).min(1, 'must list at least one principal') }).strict();
+const FILE_KEYS: ReadonlySet<string> = new Set(['principals']);
+const ENTRY_KEYS: ReadonlySet<string> = new Set(['name', 'roles', 'token', 'tokenSha256', 'certificate', 'apps']);
+const NAME = check.text({ format: /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, says: 'must be 1..128 of [A-Za-z0-9._:@-]' });
+const TOKEN = check.text({ min: MIN_TOKEN_LENGTH, max: 1024 });
+const TOKEN_SHA256 = check.text({ format: /^[0-9a-fA-F]{64}$/, says: 'must be 64 hex digits' });
+const CERTIFICATE = check.text({ min: 1, max: 256 });
+const ROLE = check.oneOf(ROLES);
+const APP = check.text({ min: 1, max: 128 });
+const ANY: check.Check<unknown> = (value) => value;
+
+/** Every problem of a file, each after the path of its value (`principals.0.token: …`). */
+class Problems {
+  readonly found: string[] = [];
+
+  add(path: string, problem: string): undefined {
+    this.found.push(`${path}: ${problem}`);
+    return undefined;
+  }
+
+  /** The checked value; undefined when it is missing or refused (a problem either way). */
+  value<T>(path: string, valid: check.Check<T>, value: unknown): T | undefined {
+    if (value === undefined) return this.add(path, 'is required');
+    const checked = check.verdict(valid, value);
+    return checked.ok ? checked.value : this.add(path, checked.problem);
+  }
+
+  /** A non-empty array, every element checked; undefined when anything in it was refused. */
+  list<T>(path: string, valid: check.Check<T>, value: unknown, empty: string): T[] | undefined {
+    if (!Array.isArray(value)) return this.add(path, value === undefined ? 'is required' : 'must be an array');
+    if (value.length === 0) return this.add(path, empty);
+    const items = value.map((item: unknown, i) => this.value(`${path}.${i}`, valid, item));
+    return items.includes(undefined) ? undefined : (items as T[]);
+  }
+
+  /** A JSON object; a key outside `known` is a problem (a typo must not pass silently). */
+  object(path: string, value: unknown, known: ReadonlySet<string>): Record<string, unknown> | undefined {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return this.add(path, 'must be a JSON object');
+    for (const key of Object.keys(value)) if (!known.has(key)) this.add(path, `unknown key "${key}"`);
+    return value as Record<string, unknown>;
+  }
+}
+
+function checkEntry(value: unknown, path: string, problems: Problems): FileEntry | undefined {
+  const entry = problems.object(path, value, ENTRY_KEYS);
+  if (entry === undefined) return undefined;
+  const before = problems.found.length;
+  const optional = <T>(key: string, valid: check.Check<T>): T | undefined => (entry[key] === undefined ? undefined : problems.value(`${path}.${key}`, valid, entry[key]));
+  const name = problems.value(`${path}.name`, NAME, entry.name);
+  const roles = problems.list(`${path}.roles`, ROLE, entry.roles, 'must list at least one role');
+  const token = optional('token', TOKEN);
+  const tokenSha256 = optional('tokenSha256', TOKEN_SHA256);
+  const certificate = optional('certificate', CERTIFICATE);
+  const apps = entry.apps === undefined ? undefined : problems.list(`${path}.apps`, APP, entry.apps, 'must list at least one app when present');
+  if (entry.token === undefined && entry.tokenSha256 === undefined && entry.certificate === undefined) problems.add(path, 'needs a token, a tokenSha256 or a certificate name');
+  if (entry.token !== undefined && entry.tokenSha256 !== undefined) problems.add(path, 'give token or tokenSha256, not both');
+  if (problems.found.length > before || name === undefined || roles === undefined) return undefined;
+  return { name, roles, token, tokenSha256, certificate, apps };
+}
+
+/** The principals of a parsed file, or every problem found. Problems say what a value must be, never what it is. */
+function checkFile(data: unknown): { principals: FileEntry[]; problems: readonly string[] } {
+  const problems = new Problems();
+  const file = problems.object('(file)', data, FILE_KEYS);
+  const entries = file === undefined ? [] : (problems.list('principals', ANY, file.principals, 'must list at least one principal') ?? []);
+  const principals = entries.flatMap((entry, i) => checkEntry(entry, `principals.${i}`, problems) ?? []);
+  return { principals, problems: problems.found };
+}
 
 /** A credentials file problem; the message names the file and the entry, never a secret. */
 export class CredentialsError extends Error {
@@ -39,14 +100,11 @@ export function parseCredentials(text: string, path: string): PrincipalEntry[] {
   } catch {
     throw new CredentialsError(`credentials file ${path} is not valid JSON`);
   }
-  const parsed = fileSchema.safeParse(data);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`);
-    throw new CredentialsError(`credentials file ${path}: ${problems.join('; ')}`);
-  }
+  const { principals, problems } = checkFile(data);
+  if (problems.length > 0) throw new CredentialsError(`credentials file ${path}: ${problems.join('; ')}`);
   const names = new Set<string>();
   const digests = new Set<string>();
-  return parsed.data.principals.map((e, index) => {
+  return principals.map((e, index) => {
     if (names.has(e.name)) throw new CredentialsError(`credentials file ${path}: principals.${index}.name: "${e.name}" appears twice`);
     names.add(e.name);
     const digest = e.token !== undefined ? tokenDigest(e.token) : e.tokenSha256 !== undefined ? Buffer.from(e.tokenSha256, 'hex') : undefined;

@@ -108,7 +108,7 @@ test('usage and configuration errors exit 2 with one line on stderr', async () =
     assert.ok(r.stderr.length > 0);
   }
   const bad = await run(['serve', '--port', '70000']);
-  assert.equal(bad.stderr, 'roster: invalid configuration: port=70000 (from flag --port): Too big: expected number to be <=65535\n');
+  assert.equal(bad.stderr, 'roster: invalid configuration: port=70000 (from flag --port): must be an integer from 0 to 65535\n');
 });
 
 

@@ -22,6 +22,10 @@ test('credentials file: every problem names the entry and field, never the token
     [file([{ name: 'a', roles: ['read'], token: SECRET }, { name: 'a', roles: ['read'], certificate: 'x' }]), /"a" appears twice/],
     [file([{ name: 'a', roles: ['read'], token: SECRET }, { name: 'b', roles: ['operate'], token: SECRET }]), /principals\.1 \(b\): its token is also another principal's/],
     [file([{ name: 'a', roles: [], token: SECRET }]), /must list at least one role/],
+    ['{}', /principals: is required/],
+    [file([{ roles: ['read'], token: SECRET, extra: 1 }]), /principals\.0: unknown key "extra"; principals\.0\.name: is required/],
+    [file([{ name: 'a', roles: ['read'], token: SECRET, tokenSha256: 'ab' }]), /principals\.0\.tokenSha256: must be 64 hex digits; principals\.0: give token or tokenSha256, not both/],
+    [file([{ name: 'a', roles: ['read'], certificate: 'x', apps: [] }]), /principals\.0\.apps: must list at least one app when present/],
   ];
   for (const [text, expected] of cases) {
     assert.throws(() => parseCredentials(text, '/etc/roster/credentials.json'), (err: unknown) => {
