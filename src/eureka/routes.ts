@@ -114,7 +114,9 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const window = new DeltaWindow(options.clock, options.deltaWindowMs ?? DEFAULTS.deltaWindowMs);
   registry.subscribe((change: Change) => window.note(change.revision));
-  const fullReads = new FullReadCache();
+  const fullReads = new BodyCache();
+  // Every Eureka client polls apps/delta (every 30 s by default): polls between two changes share one body.
+  const deltas = new BodyCache();
   // Rebuilt after a change by compressing only the segments that changed (see GzipDocument).
   const gzipDocuments: Readonly<Record<EurekaFormat, GzipDocument>> = { json: new GzipDocument(), xml: new GzipDocument() };
   // Deltas too: a poll compresses only the segments with changes since the last one.
@@ -209,12 +211,12 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
         assertReady();
         const revision = registry.revision;
         const plain = (): Promise<Buffer> =>
-          fullReads.get(revision, format, () => {
+          fullReads.get(String(revision), format, () => {
             const snapshot = registry.snapshot();
             return encodeSliced(applicationsParts(groupByApp(snapshot.instances), snapshot.revision, snapshot.reconcileHash, format));
           });
         const gzipped = (): Promise<Buffer> =>
-          fullReads.get(revision, `${format}+gzip`, () => {
+          fullReads.get(String(revision), `${format}+gzip`, () => {
             const snapshot = registry.snapshot();
             const shape = applicationsShape(snapshot.revision, snapshot.reconcileHash, format);
             return gzipDocuments[format].build(
@@ -233,18 +235,19 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       path: 'apps/delta',
       async handle({ format, acceptsGzip }) {
         assertReady();
-        const groups = recentChanges(registry, window.since(registry.revision));
-        const hash = reconcileHash(registry.stats().byStatus);
-        if (acceptsGzip) {
+        const revision = registry.revision;
+        const since = window.since(revision);
+        const body = await deltas.get(`${since}:${revision}`, acceptsGzip ? `${format}+gzip` : format, () => {
+          const groups = recentChanges(registry, since);
+          const hash = reconcileHash(registry.stats().byStatus);
+          if (!acceptsGzip) return encodeSliced(applicationsParts(groups, revision, hash, format));
           // Sorted, so that the same changes make the same segments from one poll to the next.
           const items = groups
             .sort((a, b) => compare(a.app, b.app))
             .flatMap((group) => [...group.instances].sort((a, b) => compare(a.view.record.instanceId, b.view.record.instanceId)));
-          const shape = applicationsShape(registry.revision, hash, format);
-          const body = await deltaDocuments[format].build(items, shape, (item) => instanceElement(item.view, format, item.actionType));
-          return { ...reply(body, format), gzipped: true };
-        }
-        return reply(await encodeSliced(applicationsParts(groups, registry.revision, hash, format)), format);
+          return deltaDocuments[format].build(items, applicationsShape(revision, hash, format), (item) => instanceElement(item.view, format, item.actionType));
+        });
+        return { ...reply(body, format), gzipped: acceptsGzip };
       },
     },
     {
@@ -358,21 +361,23 @@ function hashOf(instances: readonly InstanceView[]): string {
 }
 
 /**
- * `GET apps` bodies of the current revision (JSON, XML, each plain or gzip), built once on
- * first demand and shared by every reader; all dropped when the revision moves, so a read
- * after a change is never stale. Holds the bodies of one revision only, plain ones only up to
- * {@link PLAIN_CACHE_MAX_BYTES} (at 100k instances: about 5 MB per gzip body, built from the
- * reusable compressed segments of a {@link GzipDocument}). Lease timestamps in them are those
- * of when that part was last encoded: renewals move neither the revision nor a segment.
+ * Bodies of one version of a document (JSON, XML, each plain or gzip), built once on first
+ * demand and shared by every reader; all dropped when the version moves, so a read after a
+ * change is never stale. For `GET apps` the version is the registry revision; for
+ * `GET apps/delta` it is also where the delta window starts. Holds the bodies of one version
+ * only, plain ones only up to {@link PLAIN_CACHE_MAX_BYTES} (at 100k instances: about 5 MB per
+ * gzip body, built from the reusable compressed segments of a {@link GzipDocument}). Lease
+ * timestamps in them are those of when that part was last encoded: renewals move neither the
+ * revision nor a segment.
  */
-class FullReadCache {
-  #revision = -1;
+class BodyCache {
+  #version = '';
   #bodies = new Map<string, Promise<Buffer>>();
 
-  /** The body under `key` at `revision`; `build` starts synchronously, from the registry as it is now. */
-  get(revision: number, key: string, build: () => Promise<Buffer>): Promise<Buffer> {
-    if (revision !== this.#revision) {
-      this.#revision = revision;
+  /** The body under `key` at `version`; `build` starts synchronously, from the registry as it is now. */
+  get(version: string, key: string, build: () => Promise<Buffer>): Promise<Buffer> {
+    if (version !== this.#version) {
+      this.#version = version;
       this.#bodies = new Map();
     }
     const bodies = this.#bodies;

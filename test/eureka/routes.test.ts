@@ -272,6 +272,29 @@ describe('Eureka REST face: apps/delta', () => {
       assert.deepEqual([...local.keys()].sort(), instancesOf(now).map((i) => String(i.instanceId)).sort());
     }));
 
+  test('polls between two changes share one body (the change log is read once); the next change is in the next poll', () =>
+    withFace(async (h) => {
+      await h.register({ hostName: 'a' });
+      let logReads = 0;
+      const delta = h.registry.delta.bind(h.registry);
+      h.registry.delta = (...args: Parameters<typeof delta>) => {
+        logReads++;
+        return delta(...args);
+      };
+      const poll = async (headers: Record<string, string>) => (await h.call('GET', '/eureka/apps/delta', { headers })).raw;
+      for (const headers of [ACCEPT_JSON, { ...ACCEPT_JSON, 'accept-encoding': 'gzip' }]) {
+        const first = await poll(headers);
+        const reads = logReads;
+        const again = await Promise.all([poll(headers), poll(headers), poll(headers)]);
+        for (const body of again) assert.deepEqual(body, first);
+        assert.equal(logReads, reads, 'the same revision and window: the kept body');
+      }
+      await h.register({ hostName: 'b' });
+      const doc = parse((await h.call('GET', '/eureka/apps/delta', { headers: ACCEPT_JSON })).text);
+      assert.deepEqual(instancesOf(doc).map((i) => i.instanceId).sort(), ['a', 'b'], 'a change moves the revision: never stale');
+      assert.equal(doc.applications.versions__delta, String(h.registry.revision));
+    }));
+
   test('403 when the window reaches past the change log, so clients fetch everything', () =>
     withFace(
       async (h) => {
