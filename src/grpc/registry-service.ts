@@ -26,7 +26,17 @@ import { toRpcStatus, type RpcStatus } from './errors.js';
 import { TokenBucket } from './rate-limit.js';
 import { FramedMessage, frameBody, responseEncoding } from './response-compression.js';
 import { SnapshotCache, type SnapshotCacheOptions } from './snapshot-cache.js';
-import { ChangeEncoder, decodeHeartbeatsRequest, encodeHeartbeatResponse, encodeHeartbeatsResponse, encodeRegisterResponse, encodeWatchResponse, type WatchHeader } from './write-codec.js';
+import {
+  CHANGE_FRAMING_BYTES,
+  ChangeEncoder,
+  decodeHeartbeatsRequest,
+  encodeHeartbeatResponse,
+  encodeHeartbeatsResponse,
+  encodeRegisterResponse,
+  encodeWatchResponse,
+  watchHeaderBytes,
+  type WatchHeader,
+} from './write-codec.js';
 
 /**
  * RegistryService as served: the generated definition with the hand-written decoder for
@@ -523,9 +533,9 @@ class WatchStream {
           if (this.#live || !this.#replayPage()) return;
           continue;
         }
-        const changes = this.#takePage();
-        const revision = this.#queue.length === 0 ? this.#cursor : changes.at(-1)!.revision;
-        this.#write(changes.map((change) => this.#deps.encoder.bytes(change)), { revision, progress: false, resyncRequired: false });
+        const { changes, last } = this.#takePage();
+        const revision = this.#queue.length === 0 ? this.#cursor : last.revision;
+        this.#write(changes, { revision, progress: false, resyncRequired: false });
       }
       if (this.#queue.length > this.#deps.maxBacklog) this.#resync();
     } catch (err) {
@@ -547,11 +557,26 @@ class WatchStream {
     return true;
   }
 
-  /** The next page of the queue: at most {@link WATCH_PAGE} changes within {@link WATCH_PAGE_BYTES}, never empty. */
-  #takePage(): Change[] {
-    // A live watcher usually has one change waiting: no bound to compute.
-    if (this.#queue.length === 1) return this.#queue.splice(0, 1);
-    return this.#queue.splice(0, batchEnd(this.#queue, 0, WATCH_PAGE, (change) => change.instance.record, WATCH_PAGE_BYTES));
+  /**
+   * Takes the next page of the queue, encoded: at most {@link WATCH_PAGE} changes, and within
+   * {@link WATCH_PAGE_BYTES} once framed in a message, never empty. Cut by the encoded bytes,
+   * which every change needs anyway (shared by the turn's watchers), not by a size bound per
+   * record: the bound read every field once more, a fifth of a live stream's CPU at 2,000 changes/s.
+   */
+  #takePage(): { changes: Buffer[]; last: Change } {
+    const queue = this.#queue;
+    const changes: Buffer[] = [];
+    let bytes = watchHeaderBytes(this.#deps.nodeId);
+    while (changes.length < queue.length && changes.length < WATCH_PAGE) {
+      const encoded = this.#deps.encoder.bytes(queue[changes.length]!);
+      bytes += encoded.length + CHANGE_FRAMING_BYTES;
+      if (bytes > WATCH_PAGE_BYTES && changes.length > 0) break;
+      changes.push(encoded);
+    }
+    const last = queue[changes.length - 1]!;
+    if (changes.length === queue.length) queue.length = 0;
+    else queue.splice(0, changes.length);
+    return { changes, last };
   }
 
   /**

@@ -218,10 +218,18 @@ export interface WatchHeader {
   readonly nodeId: string;
 }
 
+/** A change's tag and length in a `WatchResponse` (an instance stays under 2 MiB: a length takes at most 4 bytes). */
+export const CHANGE_FRAMING_BYTES = 5;
+
+/** At least the bytes a `WatchResponse` takes besides its changes. */
+export function watchHeaderBytes(nodeId: string): number {
+  return 64 + nodeId.length * 3;
+}
+
 /** Encodes a `WatchResponse` from already encoded changes. */
 export function encodeWatchResponse(changes: readonly Buffer[], header: WatchHeader): Buffer {
-  let size = 64 + header.nodeId.length * 3;
-  for (const c of changes) size += c.length + 4;
+  let size = watchHeaderBytes(header.nodeId);
+  for (const c of changes) size += c.length + CHANGE_FRAMING_BYTES;
   const w = new Writer(size);
   for (const c of changes) w.bytes(1, c);
   w.uint(2, header.revision);

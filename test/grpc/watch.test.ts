@@ -3,7 +3,7 @@ import { setImmediate as nextTick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { ChangeType, RemovalCause } from '../../src/gen/roster/v1/instance.js';
-import type { GetDeltaResponse, WatchRequest, WatchResponse } from '../../src/gen/roster/v1/registry_service.js';
+import { WatchResponse, type GetDeltaResponse, type WatchRequest } from '../../src/gen/roster/v1/registry_service.js';
 import { registration, StreamReader, WAIT_MS, withHarness, type Harness } from './helpers.js';
 
 
@@ -110,6 +110,28 @@ describe('Watch', () => {
       await writer;
       assert.equal(writing, false);
       assert.deepEqual(seen, range(101, 3900));
+      reader.stream.cancel();
+    }));
+
+  test('a replayed backlog of large records comes in several messages, each under 256 KiB, every revision once', () =>
+    withHarness({ nodeId: 'node-with-a-long-name' }, async (h) => {
+      // 8 KiB of metadata each: 100 changes are about 800 KiB.
+      const metadata = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, 'v'.repeat(1000)]));
+      for (let i = 0; i < 100; i++) h.registry.register(registration({ instanceId: `i-${i}`, metadata }));
+      const reader = watch(h, { sinceRevision: 0, nodeId: 'node-with-a-long-name' });
+      const seen: number[] = [];
+      const sizes: number[] = [];
+      while (seen.length < 100) {
+        const m = await reader.next();
+        sizes.push(WatchResponse.encode(m).finish().length);
+        assert.ok(m.changes.length > 0);
+        seen.push(...m.changes.map((c) => c.revision));
+        assert.equal(m.revision, seen.at(-1));
+      }
+      assert.deepEqual(seen, range(1, 100));
+      assert.ok(sizes.length >= 4, `${sizes.length} messages`);
+      for (const size of sizes) assert.ok(size <= 256 * 1024, `a message of ${size} bytes`);
+      assert.ok(sizes.slice(0, -1).every((size) => size > 200 * 1024), `pages filled: ${sizes.join(', ')}`);
       reader.stream.cancel();
     }));
 
