@@ -89,6 +89,8 @@ class ScaleNode {
     readonly evictionLines: readonly Record<string, unknown>[],
     /** The server's other output (`--trace-gc` and such), kept for the results directory. */
     readonly otherLines: readonly string[],
+    /** The heap growth switches the node logged (src/cli/heap-growth.ts), with their server time. */
+    readonly heapGrowthLines: readonly Record<string, unknown>[],
   ) {
     child.on('message', (message: { type?: string; id?: number } & ProbeAnswer) => {
       if (message.type !== 'scale-probe' || message.id === undefined) return;
@@ -102,10 +104,12 @@ class ScaleNode {
       `--${flagOf(k as Parameters<typeof flagOf>[0])}`,
       String(v),
     ]);
+    const forkedAt = performance.now();
     const child = fork(ROSTER_BIN, ['serve', ...flags], { execArgv: ['--import', PROBE, ...nodeArgs], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     const counts = new Map<string, number>();
     const evictions: Record<string, unknown>[] = [];
     const other: string[] = [];
+    const heapGrowth: Record<string, unknown>[] = [];
     const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('scale: the node did not start in time')), START_TIMEOUT_MS);
       child.once('exit', (code) => reject(new Error(`scale: the node exited with code ${code} before serving`)));
@@ -120,6 +124,7 @@ class ScaleNode {
         const msg = String(entry.msg);
         counts.set(msg, (counts.get(msg) ?? 0) + 1);
         if (/evict/.test(msg) && evictions.length < 1000) evictions.push(entry);
+        if (msg.startsWith('heap growth') && heapGrowth.length < 100) heapGrowth.push({ ...entry, serverMs: Math.round(performance.now() - forkedAt) });
         if (msg === 'roster started') {
           clearTimeout(timer);
           resolve({ grpcPort: Number(entry.grpcPort), httpPort: Number(entry.httpPort) });
@@ -127,7 +132,7 @@ class ScaleNode {
       });
     });
     child.removeAllListeners('exit');
-    return new ScaleNode(child, ports.grpcPort, ports.httpPort, counts, evictions, other);
+    return new ScaleNode(child, ports.grpcPort, ports.httpPort, counts, evictions, other, heapGrowth);
   }
 
   get address(): string {
@@ -532,6 +537,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
         longestEvictionSliceMs: Math.max(0, ...evictionLines.map((l) => Number(l.longestSliceMs ?? 0))),
       },
       phases,
+      heapGrowth: node.heapGrowthLines.map(({ msg, heapUsedMiB, heapGrowingPercent, serverMs }) => ({ msg, heapUsedMiB, heapGrowingPercent, serverMs })),
       logCounts: Object.fromEntries(node.logCounts),
     };
     const worstLoop = Math.max(...Object.values(phases).map((p) => p.eventLoop.maxMs));
@@ -555,6 +561,8 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     console.log('');
     console.log(targets.map(([t, met, value]) => `- ${t}: ${met ? 'met' : 'NOT met'} (${value})`).join('\n'));
     console.log(`- eviction: ${results.expiry.evictionLogLines} log lines, longest slice ${results.expiry.longestEvictionSliceMs} ms`);
+    const switches = results.heapGrowth.map((h) => `${h.heapGrowingPercent === 0 ? "V8's default" : `${String(h.heapGrowingPercent)} %`} at ${String(h.heapUsedMiB)} MiB used (~${Math.round(Number(h.serverMs) / 1000)} s)`);
+    console.log(`- heap growth: ${switches.length === 0 ? "V8's default throughout" : switches.join(', ')}`);
     console.log(`\nload average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`);
     for (const path of [`${RESULTS_DIR}scale-${n}.json`, ...(options.out === undefined ? [] : [options.out])]) {
       mkdirSync(dirname(path), { recursive: true });
