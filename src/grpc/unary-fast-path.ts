@@ -159,7 +159,7 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: 
   let received = 0;
   let declared = -1;
   const max = options.maxReceiveMessageBytes;
-  stream.on('data', (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     if (finished) return;
     chunks.push(chunk);
     received += chunk.length;
@@ -169,8 +169,8 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: 
       if (declared > max) return finish(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${declared} vs ${max})`);
     }
     if (received > FRAME_HEADER_BYTES + declared) finish(grpc.status.INVALID_ARGUMENT, 'a unary call carries exactly one request message');
-  });
-  stream.once('end', () => {
+  };
+  const onEnd = (): void => {
     if (finished) return;
     // A stream reset or a connection lost also ends the readable side, before 'close'.
     if (stream.rstCode !== 0 || stream.session === undefined) return finish(grpc.status.CANCELLED, 'the client cancelled the call');
@@ -192,6 +192,16 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: 
       options.logger.error({ err, method: path }, 'internal error');
       finish(grpc.status.INTERNAL, 'internal error');
     }
+  };
+  stream.on('data', onData);
+  stream.once('end', onEnd);
+  // node:http2 keeps a finished stream's object alive until a full GC (its native handle is a
+  // root for young collections), and with it every listener: dropping ours at 'close' lets the
+  // call's bytes and closures die young instead of being promoted with the stream.
+  stream.once('close', () => {
+    stream.off('data', onData);
+    stream.off('end', onEnd);
+    chunks.length = 0;
   });
 }
 
