@@ -18,7 +18,7 @@ import { HeartbeatStream, RosterClient } from '../src/client/index.js';
 import { Instance } from '../src/gen/roster/v1/instance.js';
 import { RegistryServiceService } from '../src/gen/roster/v1/registry_service.js';
 import { eurekaBody, grpcInstance, recordKey } from './compare-eureka-records.js';
-import { httpFrame, PreparedReplay, requestsFor, type HttpFrame, type ReplayTarget } from './replay.js';
+import { httpFrame, PreparedReplay, requestsFor, type HttpFrame, type ReplayResult, type ReplayTarget } from './replay.js';
 
 /** Which operations a job repeats: over `[from, to)` once each, or over a pool for `durationMs`. */
 export type Span =
@@ -63,15 +63,12 @@ export type Job =
   /** `times` whole ListApplications reads (raw HTTP/2), asking for gzip message compression or not. */
   | { readonly kind: 'grpc-list'; readonly address: string; readonly gzip: boolean; readonly times: number };
 
-export interface JobResult {
-  readonly ok: number;
-  readonly failed: number;
-  readonly seconds: number;
-  /** This process's CPU time (user + system) during the job. */
-  readonly cpuSeconds: number;
-  /** Every operation's latency, ms (reads: each read's). */
-  readonly latencies: number[];
-  readonly firstError?: string;
+/**
+ * A job's outcome: as a replay child reports one, with `cpuSeconds` this process's CPU time
+ * during the job (plus its replay child's, for replayed jobs) and `latencies` every operation's
+ * (reads: each read's), and for reads what came back.
+ */
+export interface JobResult extends ReplayResult {
   /** Reads: bytes received per read (on the wire: compressed when the answer was). */
   readonly bytes?: number[];
   /** Reads: the content-encoding (REST) or grpc-encoding (gRPC) the server answered with. */
