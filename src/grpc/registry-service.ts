@@ -30,6 +30,7 @@ import {
   CHANGE_FRAMING_BYTES,
   ChangeEncoder,
   decodeHeartbeatsRequest,
+  decodeRegisterRequest,
   encodeHeartbeatResponse,
   encodeHeartbeatsResponse,
   encodeRegisterResponse,
@@ -39,12 +40,13 @@ import {
 } from './write-codec.js';
 
 /**
- * RegistryService as served: the generated definition with the hand-written decoder for
- * Heartbeats batches (see write-codec.ts). Responses the handlers encode themselves pass the
- * server's serializer as bytes (server.ts).
+ * RegistryService as served: the generated definition with the hand-written decoders for
+ * Register requests and Heartbeats batches (see write-codec.ts). Responses the handlers encode
+ * themselves pass the server's serializer as bytes (server.ts).
  */
 export const REGISTRY_SERVICE_DEFINITION: typeof RegistryServiceService = {
   ...RegistryServiceService,
+  register: { ...RegistryServiceService.register, requestDeserialize: (bytes: Buffer) => decodeRegisterRequest(bytes) },
   heartbeats: { ...RegistryServiceService.heartbeats, requestDeserialize: (bytes: Buffer) => decodeHeartbeatsRequest(bytes) },
 };
 
