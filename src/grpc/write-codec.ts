@@ -341,15 +341,37 @@ export function encodeHeartbeatsResponse(batchId: number, results: readonly Hear
 
 /** Room for an instance's length (validation keeps an instance under 2 MiB). */
 const INSTANCE_ROOM = 3;
+/** Most encoded instances take a few hundred bytes. */
+const SCRATCH_BYTES = 4096;
+
+/**
+ * Encoding space shared by the answers encoded here (encoding is synchronous): each is copied
+ * out at its size, instead of a kilobyte of buffer pool and two buffer objects per answer.
+ */
+const scratch = new Writer(SCRATCH_BYTES);
+
+/** The scratch writer, emptied; after an unusually large message it starts small again. */
+function scratchWriter(): Writer {
+  if (scratch.buf.length > SCRATCH_BYTES * 16) scratch.buf = Buffer.allocUnsafe(SCRATCH_BYTES);
+  scratch.pos = 0;
+  return scratch;
+}
+
+/** A copy of what `w` holds, at its size. */
+function copyOut(w: Writer): Buffer {
+  const out = Buffer.allocUnsafe(w.pos);
+  w.buf.copy(out, 0, 0, w.pos);
+  return out;
+}
 
 /** Encodes a `RegisterResponse` (the stored view and the registry revision). */
 export function encodeRegisterResponse(view: InstanceView, revision: number): Buffer {
-  const w = new Writer(1024);
+  const w = scratchWriter();
   const at = w.begin(1, INSTANCE_ROOM);
   instance(w, view);
   w.end(at, INSTANCE_ROOM);
   w.uint(2, revision);
-  return w.finish();
+  return copyOut(w);
 }
 
 /** HeartbeatResponse per status, encoded once: a heartbeat's answer is one of a handful of byte strings. */
@@ -379,14 +401,14 @@ const REMOVAL: Readonly<Record<NonNullable<Change['removal']>, pb.RemovalCause>>
 
 /** Encodes one `roster.v1.Change` (the instance with its lease times as they are now). */
 export function encodeChange(change: Change): Buffer {
-  const w = new Writer(1024);
+  const w = scratchWriter();
   w.uint(1, change.revision);
   w.uint(2, CHANGE_TYPE[change.type]);
   const at = w.begin(3, INSTANCE_ROOM);
   instance(w, change.instance);
   w.end(at, INSTANCE_ROOM);
   if (change.removal !== undefined) w.uint(4, REMOVAL[change.removal]);
-  return w.finish();
+  return copyOut(w);
 }
 
 /**
@@ -395,18 +417,20 @@ export function encodeChange(change: Change): Buffer {
  * change log never pins encoded bytes.
  */
 export class ChangeEncoder {
-  #turn = new Map<Change, Buffer>();
+  readonly #turn = new Map<Change, Buffer>();
   #clearing: NodeJS.Immediate | undefined;
+  /** Made once: a closure per turn was garbage of its own. */
+  readonly #clear = (): void => {
+    this.#clearing = undefined;
+    this.#turn.clear();
+  };
 
   bytes(change: Change): Buffer {
     let encoded = this.#turn.get(change);
     if (encoded === undefined) {
       encoded = encodeChange(change);
       this.#turn.set(change, encoded);
-      this.#clearing ??= setImmediate(() => {
-        this.#clearing = undefined;
-        this.#turn = new Map();
-      });
+      this.#clearing ??= setImmediate(this.#clear);
     }
     return encoded;
   }
