@@ -21,6 +21,7 @@ import {
   type AppGroup,
   type EurekaFormat,
 } from './codec.js';
+import { BodyCache } from './body-cache.js';
 import { DeltaWindow } from './delta-window.js';
 import { GzipDocument } from './gzip-document.js';
 
@@ -132,7 +133,7 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
   const window = new DeltaWindow(options.clock, options.deltaWindowMs ?? DEFAULTS.deltaWindowMs);
   registry.subscribe((change: Change) => window.note(change.revision));
   // Every Eureka client polls apps/delta (every 30 s by default): polls between two changes share one body.
-  const deltas = new BodyCache();
+  const deltas = new BodyCache(maxPlainBodyBytes);
   // Rebuilt after a change by compressing only the segments that changed (see GzipDocument).
   const gzipDocuments: Readonly<Record<EurekaFormat, GzipDocument>> = { json: new GzipDocument(), xml: new GzipDocument() };
   // Deltas too: a poll compresses only the segments with changes since the last one.
@@ -225,22 +226,27 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       path: 'apps',
       async handle({ format, acceptsGzip }) {
         assertReady();
-        const revision = registry.revision;
         const plain = (): Promise<Buffer> =>
-          fullReads.get(String(revision), format, () => {
-            const snapshot = registry.snapshot();
-            return encodeSliced(applicationsParts(groupByApp(snapshot.instances), snapshot.revision, snapshot.reconcileHash, format));
-          });
+          fullReads.get(format, () => ({
+            version: String(registry.revision),
+            build: () => {
+              const snapshot = registry.snapshot();
+              return encodeSliced(applicationsParts(groupByApp(snapshot.instances), snapshot.revision, snapshot.reconcileHash, format));
+            },
+          }));
         const gzipped = (): Promise<Buffer> =>
-          fullReads.get(String(revision), `${format}+gzip`, () => {
-            const snapshot = registry.snapshot();
-            const shape = applicationsShape(snapshot.revision, snapshot.reconcileHash, format);
-            return gzipDocuments[format].build(
-              snapshot.instances.map((view) => ({ view })),
-              shape,
-              (item) => instanceElement(item.view, format),
-            );
-          });
+          fullReads.get(`${format}+gzip`, () => ({
+            version: String(registry.revision),
+            build: () => {
+              const snapshot = registry.snapshot();
+              const shape = applicationsShape(snapshot.revision, snapshot.reconcileHash, format);
+              return gzipDocuments[format].build(
+                snapshot.instances.map((view) => ({ view })),
+                shape,
+                (item) => instanceElement(item.view, format),
+              );
+            },
+          }));
         if (acceptsGzip) return { ...reply(await gzipped(), format), encoding: 'gzip' };
         const zipped = await gzipped();
         if (inflatedSize(zipped) > maxPlainBodyBytes) return { ...reply(zipped, format), encoding: 'inflate' };
@@ -253,17 +259,22 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       path: 'apps/delta',
       async handle({ format, acceptsGzip }) {
         assertReady();
-        const revision = registry.revision;
-        const since = window.since(revision);
-        const body = await deltas.get(`${since}:${revision}`, acceptsGzip ? `${format}+gzip` : format, () => {
-          const groups = recentChanges(registry, since);
-          const hash = reconcileHash(registry.stats().byStatus);
-          if (!acceptsGzip) return encodeSliced(applicationsParts(groups, revision, hash, format));
-          // Sorted, so that the same changes make the same segments from one poll to the next.
-          const items = groups
-            .sort((a, b) => compare(a.app, b.app))
-            .flatMap((group) => [...group.instances].sort((a, b) => compare(a.view.record.instanceId, b.view.record.instanceId)));
-          return deltaDocuments[format].build(items, applicationsShape(revision, hash, format), (item) => instanceElement(item.view, format, item.actionType));
+        const body = await deltas.get(acceptsGzip ? `${format}+gzip` : format, () => {
+          const revision = registry.revision;
+          const since = window.since(revision);
+          return {
+            version: `${since}:${revision}`,
+            build: () => {
+              const groups = recentChanges(registry, since);
+              const hash = reconcileHash(registry.stats().byStatus);
+              if (!acceptsGzip) return encodeSliced(applicationsParts(groups, revision, hash, format));
+              // Sorted, so that the same changes make the same segments from one poll to the next.
+              const items = groups
+                .sort((a, b) => compare(a.app, b.app))
+                .flatMap((group) => [...group.instances].sort((a, b) => compare(a.view.record.instanceId, b.view.record.instanceId)));
+              return deltaDocuments[format].build(items, applicationsShape(revision, hash, format), (item) => instanceElement(item.view, format, item.actionType));
+            },
+          };
         });
         return acceptsGzip ? { ...reply(body, format), encoding: 'gzip' } : reply(body, format);
       },
@@ -376,48 +387,6 @@ function hashOf(instances: readonly InstanceView[]): string {
   const byStatus: Record<InstanceStatus, number> = { UP: 0, DOWN: 0, STARTING: 0, OUT_OF_SERVICE: 0, UNKNOWN: 0 };
   for (const view of instances) byStatus[view.record.status]++;
   return reconcileHash(byStatus);
-}
-
-/**
- * Bodies of one version of a document (JSON, XML, each plain or gzip), built once on first
- * demand and shared by every reader; all dropped when the version moves, so a read after a
- * change is never stale. For `GET apps` the version is the registry revision; for
- * `GET apps/delta` it is also where the delta window starts. Holds the bodies of one version
- * only, plain ones only up to a bound (by default {@link PLAIN_CACHE_MAX_BYTES}). At 100k
- * instances a gzip body is about 5 MB, built from the reusable compressed segments of a
- * {@link GzipDocument}. Lease
- * timestamps in them are those of when that part was last encoded: renewals move neither the
- * revision nor a segment.
- */
-class BodyCache {
-  readonly #maxPlainBytes: number;
-  #version = '';
-  #bodies = new Map<string, Promise<Buffer>>();
-
-  constructor(maxPlainBytes = PLAIN_CACHE_MAX_BYTES) {
-    this.#maxPlainBytes = maxPlainBytes;
-  }
-
-  /** The body under `key` at `version`; `build` starts synchronously, from the registry as it is now. */
-  get(version: string, key: string, build: () => Promise<Buffer>): Promise<Buffer> {
-    if (version !== this.#version) {
-      this.#version = version;
-      this.#bodies = new Map();
-    }
-    const bodies = this.#bodies;
-    let body = bodies.get(key);
-    if (!body) {
-      body = build();
-      bodies.set(key, body);
-      body.then(
-        (built) => {
-          if (!key.endsWith('+gzip') && built.length > this.#maxPlainBytes) bodies.delete(key);
-        },
-        () => bodies.delete(key),
-      );
-    }
-    return body;
-  }
 }
 
 /** Encodes a document from its pieces, yielding to the event loop every {@link ENCODE_SLICE} pieces. */
