@@ -27,30 +27,35 @@ const status = fc.constantFrom<InstanceStatus>('UP', 'DOWN', 'STARTING', 'OUT_OF
 // Integers: record numbers are validated integers (JSON has no NaN, Infinity or -0).
 const number = fc.oneof(fc.nat({ max: 65_535 }), fc.maxSafeNat(), fc.integer());
 
+/** Every field that is content, numbers and metadata drawn from the arbitraries given. */
+function contentFields(num: fc.Arbitrary<number>, metadata: fc.Arbitrary<Record<string, string>>) {
+  return fc.record({
+    app: tricky,
+    instanceId: tricky,
+    hostName: tricky,
+    ipAddr: tricky,
+    port: fc.record({ number: num, enabled: fc.boolean() }),
+    securePort: fc.record({ number: num, enabled: fc.boolean() }),
+    status,
+    overriddenStatus: fc.option(status, { nil: undefined }),
+    vipAddress: tricky,
+    secureVipAddress: tricky,
+    zone: tricky,
+    region: tricky,
+    metadata,
+    homePageUrl: tricky,
+    statusPageUrl: tricky,
+    healthCheckUrl: tricky,
+    renewalIntervalSecs: num,
+    durationSecs: num,
+    lastDirtyTimestamp: num,
+  });
+}
+
 test('property: the canonical content gives back every replicated field, whatever the strings (no two contents share a string)', () => {
   fc.assert(
     fc.property(
-      fc.record({
-        app: tricky,
-        instanceId: tricky,
-        hostName: tricky,
-        ipAddr: tricky,
-        port: fc.record({ number, enabled: fc.boolean() }),
-        securePort: fc.record({ number, enabled: fc.boolean() }),
-        status,
-        overriddenStatus: fc.option(status, { nil: undefined }),
-        vipAddress: tricky,
-        secureVipAddress: tricky,
-        zone: tricky,
-        region: tricky,
-        metadata: fc.dictionary(tricky, tricky, { maxKeys: 5 }),
-        homePageUrl: tricky,
-        statusPageUrl: tricky,
-        healthCheckUrl: tricky,
-        renewalIntervalSecs: number,
-        durationSecs: number,
-        lastDirtyTimestamp: number,
-      }),
+      contentFields(number, fc.dictionary(tricky, tricky, { maxKeys: 5 })),
       (fields) => {
         const r = record(fields);
         const metadata = Object.keys(r.metadata).sort().map((k) => [k, r.metadata[k]]);
@@ -133,32 +138,17 @@ const anyNumber = fc.oneof(number, fc.double(), fc.constantFrom(-0, 0.5, 1e21, -
 test('property: the hash fed field by field is the hash of the canonical string (old definition), for any record', () => {
   fc.assert(
     fc.property(
-      fc.record({
-        app: tricky,
-        instanceId: tricky,
-        hostName: tricky,
-        ipAddr: tricky,
-        port: fc.record({ number: anyNumber, enabled: fc.boolean() }),
-        securePort: fc.record({ number: anyNumber, enabled: fc.boolean() }),
-        status,
-        overriddenStatus: fc.option(status, { nil: undefined }),
-        vipAddress: tricky,
-        secureVipAddress: tricky,
-        zone: tricky,
-        region: tricky,
-        metadata: fc.array(fc.tuple(metadataKey, tricky), { maxLength: 8 }),
-        homePageUrl: tricky,
-        statusPageUrl: tricky,
-        healthCheckUrl: tricky,
-        renewalIntervalSecs: anyNumber,
-        durationSecs: anyNumber,
-        lastDirtyTimestamp: anyNumber,
-      }),
-      ({ metadata: pairs, ...fields }) => {
-        // Built in the generated order (insertion order is what a decoded request has).
-        const metadata: Record<string, string> = {};
-        for (const [k, v] of pairs) metadata[k] = v;
-        const r = record({ ...fields, metadata });
+      // Metadata built in the order drawn (insertion order is what a decoded request has).
+      contentFields(
+        anyNumber,
+        fc.array(fc.tuple(metadataKey, tricky), { maxLength: 8 }).map((pairs) => {
+          const metadata: Record<string, string> = {};
+          for (const [k, v] of pairs) metadata[k] = v;
+          return metadata;
+        }),
+      ),
+      (fields) => {
+        const r = record(fields);
         assert.equal(hashOf(r, r), canonicalHash(r));
         // The same content given as a registration plus its version fields.
         const { status: reported, overriddenStatus, lastDirtyTimestamp, ...rest } = r;

@@ -32,26 +32,40 @@ const heartbeat = fc.record({
 });
 const heartbeats = fc.record({ batchId: timestamp, heartbeats: fc.array(heartbeat, { maxLength: 5 }) });
 
-/** What the generated decoder makes of `bytes`: the message, or the fact that it throws. */
-function generated(bytes: Uint8Array): HeartbeatsRequest | 'throws' {
+/** What `decode` makes of `bytes`: the message, or the fact that it throws. */
+function decodedBy<T>(decode: (input: Uint8Array | BinaryReader) => T, bytes: Uint8Array): T | 'throws' {
   try {
-    return HeartbeatsRequest.decode(bytes);
+    return decode(bytes);
   } catch {
     return 'throws';
   }
 }
 
-function fast(bytes: Uint8Array): HeartbeatsRequest | 'throws' {
-  let decoded: HeartbeatsRequest;
-  try {
-    decoded = decodeHeartbeatsRequest(bytes);
-  } catch {
-    assert.throws(() => decodeHeartbeatsRequest(new BinaryReader(bytes)), 'a reader over the same bytes is refused too');
-    return 'throws';
-  }
-  // The server hands it a reader (strict UTF-8): the same answer either way.
-  assert.deepEqual(decodeHeartbeatsRequest(new BinaryReader(bytes)), decoded);
+/**
+ * What a hand-written decoder makes of `bytes`, checked to be the same when the server hands
+ * it a reader over them (strict UTF-8).
+ */
+function byHand<T>(decode: (input: Uint8Array | BinaryReader) => T, bytes: Uint8Array): T | 'throws' {
+  const decoded = decodedBy(decode, bytes);
+  if (decoded === 'throws') assert.throws(() => decode(new BinaryReader(bytes)), 'a reader over the same bytes is refused too');
+  else assert.deepEqual(decode(new BinaryReader(bytes)), decoded);
   return decoded;
+}
+const generated = (bytes: Uint8Array): HeartbeatsRequest | 'throws' => decodedBy((input) => HeartbeatsRequest.decode(input), bytes);
+const fast = (bytes: Uint8Array): HeartbeatsRequest | 'throws' => byHand(decodeHeartbeatsRequest, bytes);
+
+/** Any bytes, or valid ones with bytes added, cut short or with one byte changed. */
+function mangledFrom(valid: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
+  return fc.oneof(
+    fc.uint8Array({ maxLength: 64 }),
+    fc.tuple(valid, fc.uint8Array({ maxLength: 16 })).map(([bytes, tail]) => Buffer.concat([bytes, tail])),
+    fc.tuple(valid, fc.nat()).map(([bytes, cut]) => bytes.subarray(0, cut % (bytes.length + 1))),
+    fc.tuple(valid, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([encoded, at, byte]) => {
+      const bytes = Buffer.from(encoded);
+      if (bytes.length > 0) bytes[at % bytes.length] = byte;
+      return bytes;
+    }),
+  );
 }
 
 test('property: Heartbeats batches decode by hand exactly as the generated decoder decodes them', () => {
@@ -66,19 +80,7 @@ test('property: Heartbeats batches decode by hand exactly as the generated decod
 });
 
 test('property: any bytes, or a batch with extra fields, garbage or a cut: the same message or the same refusal', () => {
-  const mangled = fc.oneof(
-    fc.uint8Array({ maxLength: 64 }),
-    fc.tuple(heartbeats, fc.uint8Array({ maxLength: 16 })).map(([m, tail]) => Buffer.concat([HeartbeatsRequest.encode(m).finish(), tail])),
-    fc.tuple(heartbeats, fc.nat()).map(([m, cut]) => {
-      const bytes = HeartbeatsRequest.encode(m).finish();
-      return bytes.subarray(0, cut % (bytes.length + 1));
-    }),
-    fc.tuple(heartbeats, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([m, at, byte]) => {
-      const bytes = Buffer.from(HeartbeatsRequest.encode(m).finish());
-      if (bytes.length > 0) bytes[at % bytes.length] = byte;
-      return bytes;
-    }),
-  );
+  const mangled = mangledFrom(heartbeats.map((m) => HeartbeatsRequest.encode(m).finish()));
   fc.assert(
     fc.property(mangled, (bytes) => {
       assert.deepEqual(fast(bytes), generated(bytes));
@@ -109,26 +111,8 @@ const asciiRegister = fc.nat({ max: 100_000 }).map((i) => ({
   },
 }));
 
-/** What the generated decoder makes of `bytes`: the message, or the fact that it throws. */
-function generatedRegister(bytes: Uint8Array): RegisterRequest | 'throws' {
-  try {
-    return RegisterRequest.decode(bytes);
-  } catch {
-    return 'throws';
-  }
-}
-
-function fastRegister(bytes: Uint8Array): RegisterRequest | 'throws' {
-  let decoded: RegisterRequest;
-  try {
-    decoded = decodeRegisterRequest(bytes);
-  } catch {
-    assert.throws(() => decodeRegisterRequest(new BinaryReader(bytes)), 'a reader over the same bytes is refused too');
-    return 'throws';
-  }
-  assert.deepEqual(decodeRegisterRequest(new BinaryReader(bytes)), decoded);
-  return decoded;
-}
+const generatedRegister = (bytes: Uint8Array): RegisterRequest | 'throws' => decodedBy((input) => RegisterRequest.decode(input), bytes);
+const fastRegister = (bytes: Uint8Array): RegisterRequest | 'throws' => byHand(decodeRegisterRequest, bytes);
 
 test('property: Register requests decode by hand exactly as the generated decoder decodes them', () => {
   fc.assert(
@@ -142,17 +126,7 @@ test('property: Register requests decode by hand exactly as the generated decode
 });
 
 test('property: any bytes, or a Register request with extra fields, garbage or a cut: the same message or the same refusal', () => {
-  const valid = fc.oneof(registerRequest, asciiRegister).map((m) => RegisterRequest.encode(m).finish());
-  const mangled = fc.oneof(
-    fc.uint8Array({ maxLength: 64 }),
-    fc.tuple(valid, fc.uint8Array({ maxLength: 16 })).map(([bytes, tail]) => Buffer.concat([bytes, tail])),
-    fc.tuple(valid, fc.nat()).map(([bytes, cut]) => bytes.subarray(0, cut % (bytes.length + 1))),
-    fc.tuple(valid, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([encoded, at, byte]) => {
-      const bytes = Buffer.from(encoded);
-      if (bytes.length > 0) bytes[at % bytes.length] = byte;
-      return bytes;
-    }),
-  );
+  const mangled = mangledFrom(fc.oneof(registerRequest, asciiRegister).map((m) => RegisterRequest.encode(m).finish()));
   fc.assert(
     fc.property(mangled, (bytes) => {
       assert.deepEqual(fastRegister(bytes), generatedRegister(bytes));
