@@ -522,11 +522,21 @@ class WatchStream {
       if (this.#queue.length > this.#deps.maxBacklog) this.#resync();
       return;
     }
-    this.#pumpSoon ??= setImmediate(() => {
-      this.#pumpSoon = undefined;
-      this.#pump();
-    });
+    this.#pumpSoon ??= setImmediate(this.#pumpLater);
   }
+
+  /** Made once, not per change or message: each closure was garbage of its own. */
+  readonly #pumpLater = (): void => {
+    this.#pumpSoon = undefined;
+    this.#pump();
+  };
+
+  readonly #flushed = (): void => {
+    this.#unflushed--;
+    if (!this.#blocked) return;
+    this.#blocked = false;
+    this.#pump();
+  };
 
   #pump(): void {
     try {
@@ -592,12 +602,7 @@ class WatchStream {
     this.#sentSinceTick = true;
     if (++this.#unflushed >= WATCH_UNFLUSHED) this.#blocked = true;
     const bytes = encodeWatchResponse(changes, { ...header, nodeId: this.#deps.nodeId });
-    this.#call.write(bytes as unknown as WatchResponse, () => {
-      this.#unflushed--;
-      if (!this.#blocked) return;
-      this.#blocked = false;
-      this.#pump();
-    });
+    this.#call.write(bytes as unknown as WatchResponse, this.#flushed);
   }
 
   #tick(): void {
