@@ -96,18 +96,21 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
   }
 
   get homePageUrl(): string {
-    const u = this.#homePageUrl;
-    return typeof u === 'string' ? u : u.render(this.hostName, this.ipAddr);
+    return this.#url(this.#homePageUrl);
   }
 
   get statusPageUrl(): string {
-    const u = this.#statusPageUrl;
-    return typeof u === 'string' ? u : u.render(this.hostName, this.ipAddr);
+    return this.#url(this.#statusPageUrl);
   }
 
   get healthCheckUrl(): string {
-    const u = this.#healthCheckUrl;
-    return typeof u === 'string' ? u : u.render(this.hostName, this.ipAddr);
+    return this.#url(this.#healthCheckUrl);
+  }
+
+  /** Builds only the part the form holds: the unused one was a string per URL read (reads are per write, for the answer and Watch). */
+  #url(u: string | UrlForm): string {
+    if (typeof u === 'string') return u;
+    return u.kind === 'host' ? u.render(this.hostName, '') : u.render('', this.ipAddr);
   }
 
   get lastDirtyTimestamp(): number {

@@ -241,13 +241,15 @@ export class Registry implements RegistryApi {
     const tomb = this.#tombstones.get(key(checked.app, checked.instanceId));
     if (tomb?.cancelled && tomb.lastDirtyTimestamp >= dirty) dirty = tomb.lastDirtyTimestamp + 1;
 
-    const candidate = this.#build(checked, {
+    const version: VersionFields = {
       status: resolveStatus(checked.status, existing?.record.overriddenStatus, existing?.record.status),
       overriddenStatus: existing?.record.overriddenStatus,
       lastDirtyTimestamp: dirty,
       lastUpdatedTimestamp: this.#clock.wallNow(),
-    });
-    const hash = contentHash(candidate);
+    };
+    const candidate = this.#build(checked, version);
+    // Hashed from the registration: the candidate's host, address and URL getters build strings.
+    const hash = contentHash(checked, version);
     if (existing && compareVersions(candidate, hash, existing.record, existing.hash) <= 0) {
       // The stored record is as new or newer: it wins, the caller still gets OK and a lease.
       this.#renew(existing);
@@ -258,7 +260,8 @@ export class Registry implements RegistryApi {
     const entry = this.#store(candidate, hash, existing, candidate.durationSecs * 1000);
     this.#leases.setRenewedVia(entry.slot, undefined);
     this.#emitLocal({ action: 'register', record: candidate });
-    this.#log?.debug({ app: candidate.app, instanceId: candidate.instanceId, status: candidate.status }, 'registered');
+    // Guarded: the fields object would be built on every write even with debug off.
+    if (this.#log?.isLevelEnabled('debug')) this.#log.debug({ app: candidate.app, instanceId: candidate.instanceId, status: candidate.status }, 'registered');
     return { view: entry, revision: this.#revision };
   }
 
@@ -340,13 +343,14 @@ export class Registry implements RegistryApi {
     if (remaining <= 0) return 'stale';
     const tomb = this.#tombstones.get(key(app, instanceId));
     if (tomb?.cancelled && tomb.lastDirtyTimestamp >= record.lastDirtyTimestamp) return 'stale';
-    const incoming = this.#build(checked, {
+    const version: VersionFields = {
       status: record.status,
       overriddenStatus: record.overriddenStatus,
       lastDirtyTimestamp: record.lastDirtyTimestamp,
       lastUpdatedTimestamp: this.#clock.wallNow(),
-    });
-    const hash = contentHash(incoming);
+    };
+    const incoming = this.#build(checked, version);
+    const hash = contentHash(checked, version);
     const existing = this.#entry(app, instanceId);
     const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
     if (order < 0) return 'stale';
@@ -797,14 +801,15 @@ export class Registry implements RegistryApi {
     const wall = this.#clock.wallNow();
     // A server-side change is a new version of the record, so it replicates and wins like any other.
     const next = { ...recordFields(entry.record), ...patch };
-    const record = this.#build(next, {
+    const version: VersionFields = {
       status: next.status,
       overriddenStatus: next.overriddenStatus,
       lastDirtyTimestamp: Math.max(wall, entry.record.lastDirtyTimestamp + 1),
       lastUpdatedTimestamp: wall,
-    });
+    };
+    const record = this.#build(next, version);
     this.#checkCapacity(record, entry.record);
-    const updated = this.#store(record, contentHash(record), entry, Math.max(this.#leases.deadline(entry.slot) - this.#clock.now(), 0));
+    const updated = this.#store(record, contentHash(next, version), entry, Math.max(this.#leases.deadline(entry.slot) - this.#clock.now(), 0));
     this.#emitLocal({ action: 'register', record });
     return updated;
   }

@@ -62,25 +62,30 @@ export class GzipDocument {
         if (!firstSegment) glue += shape.separator;
         firstSegment = false;
         out.glue(glue);
-        const dictionary = previous + glue;
-        glue = '';
         const slot = out.reserve();
         segments++;
-        const records = views.slice(start, end).map((v) => v.record);
-        const actions = views.slice(start, end).map((v) => v.actionType);
-        const cached = this.#segments.get(records[0]!);
-        if (cached !== undefined && cached.dictionary === dictionary && same(cached.records, records) && same(cached.actions, actions)) {
+        const cached = this.#segments.get(views[start]!.record);
+        // Compared part by part, not as one joined dictionary: the previous text is most often
+        // the very string the last build kept, which compares by identity.
+        if (cached !== undefined && cached.previous === previous && cached.glue === glue && holds(cached, views, start, end)) {
           slot.fill(cached);
           previous = cached.last;
+          glue = '';
         } else {
           compressed++;
+          const dictionary = previous + glue;
+          const segmentGlue = glue;
+          const segmentPrevious = previous;
+          glue = '';
+          const records = views.slice(start, end).map((v) => v.record);
+          const actions = views.slice(start, end).map((v) => v.actionType);
           const texts = views.slice(start, end).map(encodeFrozen);
           const text = Buffer.from(texts.join(shape.separator));
           const last = tailOf(texts, shape.separator);
           previous = last;
           pending.push(
             deflateRaw(text, { level: this.#level, finishFlush: constants.Z_SYNC_FLUSH, dictionary: Buffer.from(dictionary) }).then((deflated) => {
-              const segment: Segment = { records, actions, dictionary, last, deflated, crc: crc32(text), length: text.length };
+              const segment: Segment = { records, actions, previous: segmentPrevious, glue: segmentGlue, last, deflated, crc: crc32(text), length: text.length };
               this.#segments.set(records[0]!, segment);
               slot.fill(segment);
             }),
@@ -125,12 +130,13 @@ interface Segment {
   readonly records: readonly InstanceRecord[];
   readonly actions: readonly (ChangeType | undefined)[];
   /**
-   * The text just before the segment (the previous instance as it was written, then the glue),
-   * given to deflate as its preset dictionary: back-references into it are valid because the
-   * inflater's window holds exactly that text. So the first instance of a segment compresses
-   * as well as in one long stream, and the segment is reusable only after the same text.
+   * The text just before the segment, `previous` (the previous instances as written) then
+   * `glue`, given to deflate as its preset dictionary: back-references into it are valid
+   * because the inflater's window holds exactly that text. So the first instance of a segment
+   * compresses as well as in one long stream, and the segment is reusable only after the same text.
    */
-  readonly dictionary: string;
+  readonly previous: string;
+  readonly glue: string;
   /** The segment's last instance as written: the next segment's dictionary starts with it. */
   readonly last: string;
   /** Raw deflate ending in a sync flush. */
@@ -164,9 +170,12 @@ function tailOf(texts: readonly string[], separator: string): string {
   return tail;
 }
 
-function same<T>(a: readonly T[], b: readonly T[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+/** Whether `segment` was made of exactly the records (and actions) of `views[start, end)`. */
+function holds(segment: Segment, views: readonly Frozen[], start: number, end: number): boolean {
+  if (segment.records.length !== end - start) return false;
+  for (let i = start; i < end; i++) {
+    if (segment.records[i - start] !== views[i]!.record || segment.actions[i - start] !== views[i]!.actionType) return false;
+  }
   return true;
 }
 

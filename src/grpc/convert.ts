@@ -44,6 +44,8 @@ export function statusToProto(status: InstanceStatus | undefined): pb.InstanceSt
  * Turns Register's `instance` into a registration. Only what the wire alone can get wrong is
  * checked here (a missing message, an unknown enum number); the core validates the rest.
  * Status UNSPECIFIED means UP; `overridden_status` is ignored (SetStatusOverride sets it).
+ * The metadata object is taken as it is, not copied: a decoded request is used once, and the
+ * registry keeps its own pooled copy (core/intern.ts).
  */
 export function registrationFromProto(instance: pb.Instance | undefined): RegistrationInput {
   if (instance === undefined) throw invalid('instance', 'is required');
@@ -59,7 +61,7 @@ export function registrationFromProto(instance: pb.Instance | undefined): Regist
     secureVipAddress: instance.secureVipAddress,
     zone: instance.zone,
     region: instance.region,
-    metadata: { ...instance.metadata },
+    metadata: instance.metadata,
     homePageUrl: instance.homePageUrl,
     statusPageUrl: instance.statusPageUrl,
     healthCheckUrl: instance.healthCheckUrl,

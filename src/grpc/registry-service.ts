@@ -30,6 +30,7 @@ import {
   CHANGE_FRAMING_BYTES,
   ChangeEncoder,
   decodeHeartbeatsRequest,
+  decodeRegisterRequest,
   encodeHeartbeatResponse,
   encodeHeartbeatsResponse,
   encodeRegisterResponse,
@@ -39,12 +40,13 @@ import {
 } from './write-codec.js';
 
 /**
- * RegistryService as served: the generated definition with the hand-written decoder for
- * Heartbeats batches (see write-codec.ts). Responses the handlers encode themselves pass the
- * server's serializer as bytes (server.ts).
+ * RegistryService as served: the generated definition with the hand-written decoders for
+ * Register requests and Heartbeats batches (see write-codec.ts). Responses the handlers encode
+ * themselves pass the server's serializer as bytes (server.ts).
  */
 export const REGISTRY_SERVICE_DEFINITION: typeof RegistryServiceService = {
   ...RegistryServiceService,
+  register: { ...RegistryServiceService.register, requestDeserialize: (bytes: Buffer) => decodeRegisterRequest(bytes) },
   heartbeats: { ...RegistryServiceService.heartbeats, requestDeserialize: (bytes: Buffer) => decodeHeartbeatsRequest(bytes) },
 };
 
@@ -520,11 +522,21 @@ class WatchStream {
       if (this.#queue.length > this.#deps.maxBacklog) this.#resync();
       return;
     }
-    this.#pumpSoon ??= setImmediate(() => {
-      this.#pumpSoon = undefined;
-      this.#pump();
-    });
+    this.#pumpSoon ??= setImmediate(this.#pumpLater);
   }
+
+  /** Made once, not per change or message: each closure was garbage of its own. */
+  readonly #pumpLater = (): void => {
+    this.#pumpSoon = undefined;
+    this.#pump();
+  };
+
+  readonly #flushed = (): void => {
+    this.#unflushed--;
+    if (!this.#blocked) return;
+    this.#blocked = false;
+    this.#pump();
+  };
 
   #pump(): void {
     try {
@@ -590,12 +602,7 @@ class WatchStream {
     this.#sentSinceTick = true;
     if (++this.#unflushed >= WATCH_UNFLUSHED) this.#blocked = true;
     const bytes = encodeWatchResponse(changes, { ...header, nodeId: this.#deps.nodeId });
-    this.#call.write(bytes as unknown as WatchResponse, () => {
-      this.#unflushed--;
-      if (!this.#blocked) return;
-      this.#blocked = false;
-      this.#pump();
-    });
+    this.#call.write(bytes as unknown as WatchResponse, this.#flushed);
   }
 
   #tick(): void {

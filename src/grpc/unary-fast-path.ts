@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, Http2Session, ServerHttp
 import { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { CallGuard, Caller } from './guard.js';
+import type { Admitted, CallGuard, Caller } from './guard.js';
 
 /** A unary method served without grpc-js' call machinery: its (adapted) codecs and its grpc-js handler. */
 export interface FastUnaryMethod {
@@ -69,7 +69,7 @@ export function installUnaryFastPath(options: UnaryFastPathOptions): void {
     if (method === undefined || !takesFastPath(headers)) return delegate(stream, headers, flags);
     // grpc-js' idle-connection timer counts the streams it is told of.
     onStreamOpened.call(options.server, stream);
-    serve(stream, headers, method, options);
+    new FastUnaryCall(stream, headers, method, options).start();
   });
 }
 
@@ -110,101 +110,6 @@ function remoteOf(session: Http2Session | undefined): Remote {
   return remote;
 }
 
-function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: FastUnaryMethod, options: UnaryFastPathOptions): void {
-  const path = method.definition.path;
-  const started = performance.now();
-  let release: (() => void) | undefined;
-  let finished = false;
-  stream.on('error', ignoreError);
-
-  const finish = (code: grpc.status, details: string, message?: Buffer): void => {
-    if (finished) return;
-    finished = true;
-    release?.();
-    options.observe?.(path, code, (performance.now() - started) / 1000);
-    if (stream.destroyed || stream.closed) return;
-    if (code === grpc.status.OK && message !== undefined) {
-      stream.respond(OK_HEADERS, RESPOND_OK);
-      stream.on('wantTrailers', sendOkTrailers);
-      stream.end(frame(message));
-    } else {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': encodeURI(details) }, RESPOND_FAILED);
-      // Whatever the client still sends is read and dropped.
-      stream.resume();
-    }
-  };
-  stream.once('close', () => finish(grpc.status.CANCELLED, 'the client cancelled the call'));
-
-  const timeout = headers['grpc-timeout'];
-  if (timeout !== undefined && (typeof timeout !== 'string' || !TIMEOUT.test(timeout))) return finish(grpc.status.INVALID_ARGUMENT, `grpc-timeout: not a valid timeout: "${timeout}"`);
-
-  const authorization = headers['authorization'];
-  const remote = remoteOf(stream.session);
-  const caller: Caller = {
-    connection: remote,
-    peer: () => remote.peer,
-    authorization: typeof authorization === 'string' ? authorization : undefined,
-    certificate: () => {
-      const socket = stream.session?.socket;
-      if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
-      const certificate = socket.getPeerCertificate();
-      return certificate.raw ? certificate : undefined;
-    },
-  };
-  const admitted = options.guard.admit(path, caller);
-  if (!admitted.ok) return finish(admitted.code, admitted.details);
-  release = admitted.release;
-
-  const chunks: Buffer[] = [];
-  let received = 0;
-  let declared = -1;
-  const max = options.maxReceiveMessageBytes;
-  const onData = (chunk: Buffer): void => {
-    if (finished) return;
-    chunks.push(chunk);
-    received += chunk.length;
-    if (received < FRAME_HEADER_BYTES) return;
-    if (declared < 0) {
-      declared = (chunks.length === 1 ? chunk : Buffer.concat(chunks, received)).readUInt32BE(1);
-      if (declared > max) return finish(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${declared} vs ${max})`);
-    }
-    if (received > FRAME_HEADER_BYTES + declared) finish(grpc.status.INVALID_ARGUMENT, 'a unary call carries exactly one request message');
-  };
-  const onEnd = (): void => {
-    if (finished) return;
-    // A stream reset or a connection lost also ends the readable side, before 'close'.
-    if (stream.rstCode !== 0 || stream.session === undefined) return finish(grpc.status.CANCELLED, 'the client cancelled the call');
-    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-    const problem = framingProblem(body);
-    if (problem !== undefined) return finish(grpc.status.INVALID_ARGUMENT, problem);
-    const request = method.definition.requestDeserialize(body.subarray(FRAME_HEADER_BYTES));
-    const undecodable = options.refusedDecoding(request);
-    if (undecodable !== undefined) return finish(grpc.status.INVALID_ARGUMENT, undecodable);
-    const refusal = admitted.check(request);
-    if (refusal !== undefined) return finish(refusal.code, refusal.details);
-    const call = new FastUnaryCall(request, headers, remote.peer) as unknown as grpc.ServerUnaryCall<unknown, unknown>;
-    try {
-      method.handler(call, (err, value) => {
-        if (err) return finish(typeof err.code === 'number' ? err.code : grpc.status.UNKNOWN, err.details ?? (err as { message?: string }).message ?? '');
-        finish(grpc.status.OK, 'OK', method.definition.responseSerialize(value));
-      });
-    } catch (err) {
-      options.logger.error({ err, method: path }, 'internal error');
-      finish(grpc.status.INTERNAL, 'internal error');
-    }
-  };
-  stream.on('data', onData);
-  stream.once('end', onEnd);
-  // node:http2 keeps a finished stream's object alive until a full GC (its native handle is a
-  // root for young collections), and with it every listener: dropping ours at 'close' lets the
-  // call's bytes and closures die young instead of being promoted with the stream.
-  stream.once('close', () => {
-    stream.off('data', onData);
-    stream.off('end', onEnd);
-    chunks.length = 0;
-  });
-}
-
 /** Why a complete unary request body is not one uncompressed gRPC message, or undefined. */
 function framingProblem(body: Buffer): string | undefined {
   if (body.length < FRAME_HEADER_BYTES) return body.length === 0 ? 'the call ended without its request message' : 'the request message header was cut short';
@@ -223,23 +128,75 @@ function frame(message: Buffer): Buffer {
   return framed;
 }
 
-/** What a grpc-js unary handler may read of its call: the request, the metadata (built on demand), the peer. */
-class FastUnaryCall {
+/** A stream's call, where the listeners every call shares find it. */
+const CALL = Symbol('roster.fastUnaryCall');
+type CallStream = ServerHttp2Stream & { [CALL]?: FastUnaryCall | undefined };
+
+/**
+ * One unary call on the fast path: its state, what the guard reads of its caller, and what a
+ * grpc-js unary handler may read of its call (the request, the metadata built on demand, the
+ * peer). One object per call, with the stream's listeners shared by every call (they find
+ * their call on the stream): a closure per listener, a caller object with its own closures and
+ * a separate call object were ~1 KB of garbage per call.
+ */
+class FastUnaryCall implements Caller {
   readonly cancelled = false;
+  request: unknown = undefined;
+  readonly connection: Remote;
+  readonly authorization: string | undefined;
+  readonly #stream: CallStream;
+  readonly #headers: IncomingHttpHeaders;
+  readonly #method: FastUnaryMethod;
+  readonly #options: UnaryFastPathOptions;
+  readonly #started = performance.now();
+  #admitted: Admitted | undefined;
+  #finished = false;
+  #chunks: Buffer[] = [];
+  #received = 0;
+  #declared = -1;
   #metadata: grpc.Metadata | undefined;
 
-  constructor(
-    readonly request: unknown,
-    readonly headers: IncomingHttpHeaders,
-    readonly peer: string,
-  ) {}
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: FastUnaryMethod, options: UnaryFastPathOptions) {
+    this.#stream = stream;
+    this.#headers = headers;
+    this.#method = method;
+    this.#options = options;
+    this.connection = remoteOf(stream.session);
+    const authorization = headers['authorization'];
+    this.authorization = typeof authorization === 'string' ? authorization : undefined;
+  }
+
+  start(): void {
+    const stream = this.#stream;
+    stream[CALL] = this;
+    stream.on('error', ignoreError);
+    stream.on('close', FastUnaryCall.#onClose);
+    const timeout = this.#headers['grpc-timeout'];
+    if (timeout !== undefined && (typeof timeout !== 'string' || !TIMEOUT.test(timeout))) return this.#finish(grpc.status.INVALID_ARGUMENT, `grpc-timeout: not a valid timeout: "${timeout}"`);
+    const admitted = this.#options.guard.admit(this.#method.definition.path, this);
+    if (!admitted.ok) return this.#finish(admitted.code, admitted.details);
+    this.#admitted = admitted;
+    stream.on('data', FastUnaryCall.#onData);
+    stream.on('end', FastUnaryCall.#onEnd);
+  }
+
+  peer(): string {
+    return this.connection.peer;
+  }
+
+  certificate(): ReturnType<Caller['certificate']> {
+    const socket = this.#stream.session?.socket;
+    if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+    const certificate = socket.getPeerCertificate();
+    return certificate.raw ? certificate : undefined;
+  }
 
   getPeer(): string {
-    return this.peer;
+    return this.connection.peer;
   }
 
   get metadata(): grpc.Metadata {
-    return (this.#metadata ??= grpc.Metadata.fromHttp2Headers(this.headers));
+    return (this.#metadata ??= grpc.Metadata.fromHttp2Headers(this.#headers));
   }
 
   getDeadline(): number {
@@ -247,6 +204,92 @@ class FastUnaryCall {
   }
 
   getPath(): string | undefined {
-    return this.headers[':path'];
+    return this.#headers[':path'];
+  }
+
+  static #onData(this: CallStream, chunk: Buffer): void {
+    const call = this[CALL];
+    if (call !== undefined) call.#data(chunk);
+  }
+
+  static #onEnd(this: CallStream): void {
+    const call = this[CALL];
+    if (call !== undefined) call.#end();
+  }
+
+  /**
+   * node:http2 keeps a finished stream's object alive until a full GC (its native handle is a
+   * root for young collections), and with it every listener and whatever they reach: the
+   * stream lets go of its call here, so the call's bytes and state die young instead of being
+   * promoted with the stream.
+   */
+  static #onClose(this: CallStream): void {
+    const call = this[CALL];
+    this[CALL] = undefined;
+    this.off('data', FastUnaryCall.#onData);
+    this.off('end', FastUnaryCall.#onEnd);
+    if (call === undefined) return;
+    call.#chunks.length = 0;
+    call.#finish(grpc.status.CANCELLED, 'the client cancelled the call');
+  }
+
+  #data(chunk: Buffer): void {
+    if (this.#finished) return;
+    const chunks = this.#chunks;
+    chunks.push(chunk);
+    this.#received += chunk.length;
+    if (this.#received < FRAME_HEADER_BYTES) return;
+    if (this.#declared < 0) {
+      this.#declared = (chunks.length === 1 ? chunk : Buffer.concat(chunks, this.#received)).readUInt32BE(1);
+      const max = this.#options.maxReceiveMessageBytes;
+      if (this.#declared > max) return this.#finish(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${this.#declared} vs ${max})`);
+    }
+    if (this.#received > FRAME_HEADER_BYTES + this.#declared) this.#finish(grpc.status.INVALID_ARGUMENT, 'a unary call carries exactly one request message');
+  }
+
+  #end(): void {
+    if (this.#finished) return;
+    const stream = this.#stream;
+    // A stream reset or a connection lost also ends the readable side, before 'close'.
+    if (stream.rstCode !== 0 || stream.session === undefined) return this.#finish(grpc.status.CANCELLED, 'the client cancelled the call');
+    const chunks = this.#chunks;
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#received);
+    chunks.length = 0;
+    const problem = framingProblem(body);
+    if (problem !== undefined) return this.#finish(grpc.status.INVALID_ARGUMENT, problem);
+    const method = this.#method;
+    const request = method.definition.requestDeserialize(body.subarray(FRAME_HEADER_BYTES));
+    const undecodable = this.#options.refusedDecoding(request);
+    if (undecodable !== undefined) return this.#finish(grpc.status.INVALID_ARGUMENT, undecodable);
+    const refusal = this.#admitted!.check(request);
+    if (refusal !== undefined) return this.#finish(refusal.code, refusal.details);
+    this.request = request;
+    try {
+      method.handler(this as unknown as grpc.ServerUnaryCall<unknown, unknown>, (err, value) => {
+        if (err) return this.#finish(typeof err.code === 'number' ? err.code : grpc.status.UNKNOWN, err.details ?? (err as { message?: string }).message ?? '');
+        this.#finish(grpc.status.OK, 'OK', method.definition.responseSerialize(value));
+      });
+    } catch (err) {
+      this.#options.logger.error({ err, method: method.definition.path }, 'internal error');
+      this.#finish(grpc.status.INTERNAL, 'internal error');
+    }
+  }
+
+  #finish(code: grpc.status, details: string, message?: Buffer): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#admitted?.release();
+    this.#options.observe?.(this.#method.definition.path, code, (performance.now() - this.#started) / 1000);
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return;
+    if (code === grpc.status.OK && message !== undefined) {
+      stream.respond(OK_HEADERS, RESPOND_OK);
+      stream.on('wantTrailers', sendOkTrailers);
+      stream.end(frame(message));
+    } else {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': encodeURI(details) }, RESPOND_FAILED);
+      // Whatever the client still sends is read and dropped.
+      stream.resume();
+    }
   }
 }

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { Entry } from '../../src/core/entry.js';
+import { StringPool } from '../../src/core/intern.js';
 import type { InstanceRecord, InstanceStatus } from '../../src/core/types.js';
-import { canonicalContent, compareVersions, contentHash } from '../../src/core/version.js';
+import { canonicalContent, compareVersions, contentHash as hashOf } from '../../src/core/version.js';
 import { registration } from './fixtures.js';
+
+/** A record's hash: the record gives its version fields too. */
+const contentHash = (r: InstanceRecord): number => hashOf(r, r);
 
 const record = (overrides: Partial<InstanceRecord> = {}): InstanceRecord => ({
   ...registration(),
@@ -22,30 +27,35 @@ const status = fc.constantFrom<InstanceStatus>('UP', 'DOWN', 'STARTING', 'OUT_OF
 // Integers: record numbers are validated integers (JSON has no NaN, Infinity or -0).
 const number = fc.oneof(fc.nat({ max: 65_535 }), fc.maxSafeNat(), fc.integer());
 
+/** Every field that is content, numbers and metadata drawn from the arbitraries given. */
+function contentFields(num: fc.Arbitrary<number>, metadata: fc.Arbitrary<Record<string, string>>) {
+  return fc.record({
+    app: tricky,
+    instanceId: tricky,
+    hostName: tricky,
+    ipAddr: tricky,
+    port: fc.record({ number: num, enabled: fc.boolean() }),
+    securePort: fc.record({ number: num, enabled: fc.boolean() }),
+    status,
+    overriddenStatus: fc.option(status, { nil: undefined }),
+    vipAddress: tricky,
+    secureVipAddress: tricky,
+    zone: tricky,
+    region: tricky,
+    metadata,
+    homePageUrl: tricky,
+    statusPageUrl: tricky,
+    healthCheckUrl: tricky,
+    renewalIntervalSecs: num,
+    durationSecs: num,
+    lastDirtyTimestamp: num,
+  });
+}
+
 test('property: the canonical content gives back every replicated field, whatever the strings (no two contents share a string)', () => {
   fc.assert(
     fc.property(
-      fc.record({
-        app: tricky,
-        instanceId: tricky,
-        hostName: tricky,
-        ipAddr: tricky,
-        port: fc.record({ number, enabled: fc.boolean() }),
-        securePort: fc.record({ number, enabled: fc.boolean() }),
-        status,
-        overriddenStatus: fc.option(status, { nil: undefined }),
-        vipAddress: tricky,
-        secureVipAddress: tricky,
-        zone: tricky,
-        region: tricky,
-        metadata: fc.dictionary(tricky, tricky, { maxKeys: 5 }),
-        homePageUrl: tricky,
-        statusPageUrl: tricky,
-        healthCheckUrl: tricky,
-        renewalIntervalSecs: number,
-        durationSecs: number,
-        lastDirtyTimestamp: number,
-      }),
+      contentFields(number, fc.dictionary(tricky, tricky, { maxKeys: 5 })),
       (fields) => {
         const r = record(fields);
         const metadata = Object.keys(r.metadata).sort().map((k) => [k, r.metadata[k]]);
@@ -104,4 +114,80 @@ test('compareVersions: dirty timestamp first, then hash, then content; antisymme
   assert.notEqual(ab, 0);
   assert.equal(Math.sign(compareVersions(b, contentHash(b), a, contentHash(a))), -Math.sign(ab));
   assert.equal(compareVersions(a, contentHash(a), record({ zone: 'a' }), contentHash(a)), 0);
+});
+
+/** The definition the hash had before it was fed field by field: cyrb53 of the canonical string. */
+function canonicalHash(r: InstanceRecord): number {
+  const s = canonicalContent(r);
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}
+
+// Keys in any order, including ones objects list first (array indices) and inherited-looking names.
+const metadataKey = fc.oneof(tricky, fc.constantFrom('0', '1', '9', '10', '01', '4294967295', 'toString', '__proto__x', 'version', 'zone'));
+const anyNumber = fc.oneof(number, fc.double(), fc.constantFrom(-0, 0.5, 1e21, -1e-7, 2 ** 53, -(2 ** 53) - 2));
+
+test('property: the hash fed field by field is the hash of the canonical string (old definition), for any record', () => {
+  fc.assert(
+    fc.property(
+      // Metadata built in the order drawn (insertion order is what a decoded request has).
+      contentFields(
+        anyNumber,
+        fc.array(fc.tuple(metadataKey, tricky), { maxLength: 8 }).map((pairs) => {
+          const metadata: Record<string, string> = {};
+          for (const [k, v] of pairs) metadata[k] = v;
+          return metadata;
+        }),
+      ),
+      (fields) => {
+        const r = record(fields);
+        assert.equal(hashOf(r, r), canonicalHash(r));
+        // The same content given as a registration plus its version fields.
+        const { status: reported, overriddenStatus, lastDirtyTimestamp, ...rest } = r;
+        assert.equal(hashOf({ ...rest, port: { ...r.port } }, { status: reported, overriddenStatus, lastDirtyTimestamp }), canonicalHash(r));
+      },
+    ),
+    { numRuns: 3_000 },
+  );
+});
+
+test('property: a stored (compact) entry hashes as the registration and version it was built from', () => {
+  const pool = new StringPool(64);
+  const octet = fc.integer({ min: 0, max: 255 });
+  fc.assert(
+    fc.property(
+      fc.record({
+        host: fc.constantFrom('billing-1.example.internal', 'h', ''),
+        ip: fc.oneof(fc.tuple(octet, octet, octet, octet).map((o) => o.join('.')), fc.constantFrom('::1', '010.0.0.1')),
+        idTail: fc.constantFrom('', ':8080', ':billing:8080'),
+        metadata: fc.dictionary(metadataKey, tricky, { maxKeys: 6 }),
+        dirty: fc.maxSafeNat(),
+        status,
+        overriddenStatus: fc.option(status, { nil: undefined }),
+      }),
+      ({ host, ip, idTail, metadata, dirty, status: effective, overriddenStatus }) => {
+        const input = registration({
+          instanceId: `${host}${idTail}` || 'i-1',
+          hostName: host,
+          ipAddr: ip,
+          metadata,
+          homePageUrl: `http://${host}:8080/`,
+          statusPageUrl: `http://${ip}:8080/status`,
+        });
+        const version = { status: effective, overriddenStatus, lastDirtyTimestamp: dirty, lastUpdatedTimestamp: 5 };
+        const entry = new Entry(input, version, pool);
+        assert.equal(hashOf(entry, entry), hashOf(input, version));
+        assert.equal(hashOf(entry, entry), canonicalHash(entry));
+      },
+    ),
+    { numRuns: 1_000 },
+  );
 });

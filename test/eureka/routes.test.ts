@@ -145,6 +145,23 @@ describe('Eureka REST face: endpoints', () => {
       }
     }));
 
+  test('a plain full read larger than the kept bound is the gzip body inflated, fresh after a change', () =>
+    withFace(
+      async (h) => {
+        for (let i = 0; i < 4; i++) await h.register({ hostName: `cart-${i}.local` });
+        const zipped = await h.call('GET', '/eureka/apps', { headers: { ...ACCEPT_JSON, 'accept-encoding': 'gzip' } });
+        const plain = await h.call('GET', '/eureka/apps', { headers: ACCEPT_JSON });
+        assert.equal(plain.status, 200);
+        assert.equal(plain.headers['content-encoding'], undefined);
+        assert.equal(plain.headers['transfer-encoding'], 'chunked');
+        assert.ok(plain.text.length > 1024);
+        assert.equal(plain.text, gunzipSync(zipped.raw).toString());
+        await h.register({ hostName: 'cart-9.local' });
+        assert.equal(instancesOf(parse((await h.call('GET', '/eureka/apps', { headers: ACCEPT_JSON })).text)).length, 5);
+      },
+      { face: { maxPlainBodyBytes: 1024 } },
+    ));
+
   test('full reads are built once per revision and are fresh right after a change', () =>
     withFace(async (h) => {
       await h.register();

@@ -3,18 +3,20 @@ import { test } from 'node:test';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import fc from 'fast-check';
 import type { Change } from '../../src/core/types.js';
-import { HeartbeatsRequest, HeartbeatsResponse, RegisterResponse, WatchResponse } from '../../src/gen/roster/v1/registry_service.js';
+import { HeartbeatsRequest, HeartbeatsResponse, RegisterRequest, RegisterResponse, WatchResponse } from '../../src/gen/roster/v1/registry_service.js';
 import { Change as PbChange } from '../../src/gen/roster/v1/instance.js';
 import { changeToProto, instanceToProto } from '../../src/grpc/convert.js';
 import {
   ChangeEncoder,
   decodeHeartbeatsRequest,
+  decodeRegisterRequest,
   encodeChange,
   encodeHeartbeatsResponse,
   encodeRegisterResponse,
   encodeWatchResponse,
 } from '../../src/grpc/write-codec.js';
 
+import { registration } from '../core/fixtures.js';
 import { text, timestamp, view } from './arbitraries.js';
 
 const change: fc.Arbitrary<Change> = fc.oneof(
@@ -30,26 +32,40 @@ const heartbeat = fc.record({
 });
 const heartbeats = fc.record({ batchId: timestamp, heartbeats: fc.array(heartbeat, { maxLength: 5 }) });
 
-/** What the generated decoder makes of `bytes`: the message, or the fact that it throws. */
-function generated(bytes: Uint8Array): HeartbeatsRequest | 'throws' {
+/** What `decode` makes of `bytes`: the message, or the fact that it throws. */
+function decodedBy<T>(decode: (input: Uint8Array | BinaryReader) => T, bytes: Uint8Array): T | 'throws' {
   try {
-    return HeartbeatsRequest.decode(bytes);
+    return decode(bytes);
   } catch {
     return 'throws';
   }
 }
 
-function fast(bytes: Uint8Array): HeartbeatsRequest | 'throws' {
-  let decoded: HeartbeatsRequest;
-  try {
-    decoded = decodeHeartbeatsRequest(bytes);
-  } catch {
-    assert.throws(() => decodeHeartbeatsRequest(new BinaryReader(bytes)), 'a reader over the same bytes is refused too');
-    return 'throws';
-  }
-  // The server hands it a reader (strict UTF-8): the same answer either way.
-  assert.deepEqual(decodeHeartbeatsRequest(new BinaryReader(bytes)), decoded);
+/**
+ * What a hand-written decoder makes of `bytes`, checked to be the same when the server hands
+ * it a reader over them (strict UTF-8).
+ */
+function byHand<T>(decode: (input: Uint8Array | BinaryReader) => T, bytes: Uint8Array): T | 'throws' {
+  const decoded = decodedBy(decode, bytes);
+  if (decoded === 'throws') assert.throws(() => decode(new BinaryReader(bytes)), 'a reader over the same bytes is refused too');
+  else assert.deepEqual(decode(new BinaryReader(bytes)), decoded);
   return decoded;
+}
+const generated = (bytes: Uint8Array): HeartbeatsRequest | 'throws' => decodedBy((input) => HeartbeatsRequest.decode(input), bytes);
+const fast = (bytes: Uint8Array): HeartbeatsRequest | 'throws' => byHand(decodeHeartbeatsRequest, bytes);
+
+/** Any bytes, or valid ones with bytes added, cut short or with one byte changed. */
+function mangledFrom(valid: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
+  return fc.oneof(
+    fc.uint8Array({ maxLength: 64 }),
+    fc.tuple(valid, fc.uint8Array({ maxLength: 16 })).map(([bytes, tail]) => Buffer.concat([bytes, tail])),
+    fc.tuple(valid, fc.nat()).map(([bytes, cut]) => bytes.subarray(0, cut % (bytes.length + 1))),
+    fc.tuple(valid, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([encoded, at, byte]) => {
+      const bytes = Buffer.from(encoded);
+      if (bytes.length > 0) bytes[at % bytes.length] = byte;
+      return bytes;
+    }),
+  );
 }
 
 test('property: Heartbeats batches decode by hand exactly as the generated decoder decodes them', () => {
@@ -64,22 +80,56 @@ test('property: Heartbeats batches decode by hand exactly as the generated decod
 });
 
 test('property: any bytes, or a batch with extra fields, garbage or a cut: the same message or the same refusal', () => {
-  const mangled = fc.oneof(
-    fc.uint8Array({ maxLength: 64 }),
-    fc.tuple(heartbeats, fc.uint8Array({ maxLength: 16 })).map(([m, tail]) => Buffer.concat([HeartbeatsRequest.encode(m).finish(), tail])),
-    fc.tuple(heartbeats, fc.nat()).map(([m, cut]) => {
-      const bytes = HeartbeatsRequest.encode(m).finish();
-      return bytes.subarray(0, cut % (bytes.length + 1));
-    }),
-    fc.tuple(heartbeats, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([m, at, byte]) => {
-      const bytes = Buffer.from(HeartbeatsRequest.encode(m).finish());
-      if (bytes.length > 0) bytes[at % bytes.length] = byte;
-      return bytes;
-    }),
-  );
+  const mangled = mangledFrom(heartbeats.map((m) => HeartbeatsRequest.encode(m).finish()));
   fc.assert(
     fc.property(mangled, (bytes) => {
       assert.deepEqual(fast(bytes), generated(bytes));
+    }),
+    { numRuns: 5_000 },
+  );
+});
+
+// Register requests as clients send them (ASCII or not), plus numbers the fast path must hand
+// to the generated decoder (negative or 32-bit-overflowing enums and ports).
+const registerRequest = fc
+  .tuple(view, fc.integer({ min: -2, max: 2 ** 31 - 1 }), fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.boolean(), fc.boolean())
+  .map(([v, status, portNumber, withPort, withLease]) => {
+    const instance = instanceToProto(v);
+    return {
+      instance: {
+        ...instance,
+        status: status > 5 && status < 2 ** 30 ? instance.status : status,
+        port: withPort ? { number: portNumber, enabled: instance.port!.enabled } : instance.port,
+        lease: withLease ? instance.lease : undefined,
+      },
+    } as RegisterRequest;
+  });
+const asciiRegister = fc.nat({ max: 100_000 }).map((i) => ({
+  instance: {
+    ...instanceToProto({ record: { ...registration({ instanceId: `h-${i}:app:8080`, hostName: `h-${i}`, metadata: { version: '1.4.2', build: String(i), team: 't' } }), overriddenStatus: undefined, lastUpdatedTimestamp: i }, lease: { registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: i } }),
+    overriddenStatus: 0,
+  },
+}));
+
+const generatedRegister = (bytes: Uint8Array): RegisterRequest | 'throws' => decodedBy((input) => RegisterRequest.decode(input), bytes);
+const fastRegister = (bytes: Uint8Array): RegisterRequest | 'throws' => byHand(decodeRegisterRequest, bytes);
+
+test('property: Register requests decode by hand exactly as the generated decoder decodes them', () => {
+  fc.assert(
+    fc.property(fc.oneof(registerRequest, asciiRegister), (message) => {
+      const bytes = RegisterRequest.encode(message).finish();
+      assert.deepEqual(fastRegister(bytes), generatedRegister(bytes));
+      assert.deepEqual(fastRegister(Buffer.from(bytes)), generatedRegister(bytes));
+    }),
+    { numRuns: 2_000 },
+  );
+});
+
+test('property: any bytes, or a Register request with extra fields, garbage or a cut: the same message or the same refusal', () => {
+  const mangled = mangledFrom(fc.oneof(registerRequest, asciiRegister).map((m) => RegisterRequest.encode(m).finish()));
+  fc.assert(
+    fc.property(mangled, (bytes) => {
+      assert.deepEqual(fastRegister(bytes), generatedRegister(bytes));
     }),
     { numRuns: 5_000 },
   );
