@@ -1,121 +1,128 @@
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../core/clock.js';
 
 const MiB = 1024 * 1024;
 
 /**
- * The growth a large heap gets: V8 collects the old generation once it is 1.5× what survived
- * the last major GC, instead of letting it reach up to 4× (V8's dynamic factor). At 1M
- * instances that kept the peak RSS at ~780 MiB instead of ~1.2 GiB; it costs ~12 % CPU per
- * Register, which is why a small node keeps V8's default.
+ * How much the old generation may grow between two major GCs once the heap is large. While a
+ * node registers at full speed most of that growth is garbage, promoted at ~2.4 KB per Register
+ * against ~0.4 KB of record (mostly node:http2's: a bare node:http2 server promotes ~1.8 KB per
+ * unary call), and a major GC's atomic pause grows with that garbage (its external header
+ * strings are finalized, its pages evacuated), not with what lives: ~0.8-1 ms per MiB on a
+ * 2-core box (300k fill, load 2-4: 186 MiB died → 180 ms; 52 MiB → 59 ms). A fixed amount keeps
+ * each pause near 50 ms whatever the size of the registry, where a fixed proportion (V8's
+ * 1.1× to 4×, or 1.5×) lets it grow with the registry. The price is marking the whole heap
+ * more often: ~10 % more server CPU per Register during a 1M fill.
  */
-export const TIGHT_HEAP_GROWING_PERCENT = 50;
+export const GROWTH_BUDGET_BYTES = 48 * MiB;
 /**
- * Tightened once this much heap is in use: ~250k instances or more (a 100k node peaks at
- * ~155 MiB while registering at full speed, so it keeps the default's CPU).
+ * The growth is bounded once this much survives a major GC (~60k instances). Below it V8's
+ * own growth collects at most ~3× this: garbage enough for a ~70 ms pause.
  */
-export const TIGHTEN_AT_BYTES = 256 * MiB;
-/**
- * Back to V8's default below this. A quarter of {@link TIGHTEN_AT_BYTES}: V8 grows the heap at
- * most 4× what is live, so a heap that went back under this cannot reach the tightening mark
- * again unless what is live grows: the setting does not flap.
- */
-export const RELAX_BELOW_BYTES = 64 * MiB;
-/** Cheap (one `getHeapStatistics()`, a few µs) and often enough: V8 applies the flag at its next major GC anyway. */
-export const HEAP_CHECK_INTERVAL_MS = 1000;
+export const TIGHTEN_AT_BYTES = 24 * MiB;
+/** Back to V8's default once less than this survives (half the tightening mark: no flapping). */
+export const RELAX_BELOW_BYTES = 12 * MiB;
+/** The growth while bounded: at most 2× what survived (small heaps), at least 1.1× (V8's own floor). */
+export const MAX_HEAP_GROWING_PERCENT = 100;
+export const MIN_HEAP_GROWING_PERCENT = 10;
 
 const FLAG = /^--heap[-_]growing[-_]percent(=|$)/;
 /** 0 is V8's own setting: its dynamic growth (1.1× to 4× what survived, by GC and mutator speed). */
-const DEFAULT_GROWTH = '--heap-growing-percent=0';
+const DEFAULT_PERCENT = 0;
 
 export interface HeapGrowthOptions {
-  readonly clock: Clock;
   readonly logger?: Logger;
-  /** Heap in use now, bytes (default: V8's `used_heap_size`). */
+  /** Heap in use now, bytes (default: V8's `used_heap_size`); read right after a major GC, it is what survived. */
   readonly usedHeapBytes?: () => number;
+  /** Calls `listener` after every major GC; returns how to stop (default: a perf_hooks 'gc' observer). */
+  readonly onMajorGc?: (listener: () => void) => () => void;
   /** Applies a V8 flag to the running process (default: `v8.setFlagsFromString`). */
   readonly setFlag?: (flag: string) => void;
   /** The process's node options (default: `process.execArgv`): a heap growth given there wins. */
   readonly execArgv?: readonly string[];
+  readonly budgetBytes?: number;
   readonly tightenAtBytes?: number;
   readonly relaxBelowBytes?: number;
-  readonly percent?: number;
-  readonly intervalMs?: number;
 }
 
 /**
- * V8's heap growth adapted to the heap's size: a tighter growth ({@link TIGHT_HEAP_GROWING_PERCENT})
- * once the heap is large, V8's default again once it is small, with a wide gap between the two
- * marks. V8 reads `--heap-growing-percent` whenever it sets the next collection's limit (after
- * each major GC; checked with `--trace-gc-verbose` on Node 20), so a switch takes effect from
- * the next major GC. A `--heap-growing-percent` on node's command line is left alone.
- * The flag is process-wide: nodes sharing a process (tests) read the same heap and agree.
+ * V8's heap growth bounded to {@link GROWTH_BUDGET_BYTES} per major GC once the heap is large
+ * (`--heap-growing-percent` = budget ÷ what survived, within
+ * [{@link MIN_HEAP_GROWING_PERCENT}, {@link MAX_HEAP_GROWING_PERCENT}]), V8's default while it is
+ * small. Decided after each major GC from what survived it: V8 reads the flag whenever it sets
+ * the next collection's limit (after each major GC; checked with `--trace-gc-verbose` on
+ * Node 20), so a setting takes effect one collection later. A `--heap-growing-percent` on
+ * node's command line is left alone. The flag is process-wide: nodes sharing a process (tests)
+ * read the same heap and agree.
  */
 export class HeapGrowth {
-  readonly #clock: Clock;
   readonly #log: Logger | undefined;
   readonly #used: () => number;
+  readonly #onMajorGc: (listener: () => void) => () => void;
   readonly #setFlag: (flag: string) => void;
   readonly #given: boolean;
+  readonly #budget: number;
   readonly #tightenAt: number;
   readonly #relaxBelow: number;
-  readonly #percent: number;
-  readonly #intervalMs: number;
-  #tight = false;
-  #timer: TimerHandle | undefined;
+  #percent = DEFAULT_PERCENT;
+  #unsubscribe: (() => void) | undefined;
 
-  constructor(options: HeapGrowthOptions) {
-    this.#clock = options.clock;
+  constructor(options: HeapGrowthOptions = {}) {
     this.#log = options.logger?.child({ component: 'heap' });
     this.#used = options.usedHeapBytes ?? (() => getHeapStatistics().used_heap_size);
+    this.#onMajorGc = options.onMajorGc ?? observeMajorGcs;
     this.#setFlag = options.setFlag ?? setFlagsFromString;
     this.#given = (options.execArgv ?? process.execArgv).some((arg) => FLAG.test(arg));
+    this.#budget = options.budgetBytes ?? GROWTH_BUDGET_BYTES;
     this.#tightenAt = options.tightenAtBytes ?? TIGHTEN_AT_BYTES;
     this.#relaxBelow = options.relaxBelowBytes ?? RELAX_BELOW_BYTES;
-    this.#percent = options.percent ?? TIGHT_HEAP_GROWING_PERCENT;
-    this.#intervalMs = options.intervalMs ?? HEAP_CHECK_INTERVAL_MS;
   }
 
-  /** Whether the tighter growth is applied now. */
+  /** Whether the growth is bounded now. */
   get tight(): boolean {
-    return this.#tight;
+    return this.#percent !== DEFAULT_PERCENT;
   }
 
-  /** Checks the heap every {@link HEAP_CHECK_INTERVAL_MS}; does nothing when node's command line set the growth. */
+  /** The `--heap-growing-percent` applied now (0: V8's default). */
+  get percent(): number {
+    return this.#percent;
+  }
+
+  /** Follows every major GC; does nothing when node's command line set the growth. */
   start(): void {
-    if (this.#given || this.#timer !== undefined) return;
-    this.#schedule();
+    if (this.#given || this.#unsubscribe !== undefined) return;
+    this.#unsubscribe = this.#onMajorGc(() => this.#afterMajorGc());
   }
 
-  /** Stops checking and gives V8 its default growth back (silently: the node is stopping). */
+  /** Stops following and gives V8 its default growth back (silently: the node is stopping). */
   stop(): void {
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#tight) this.#setFlag(DEFAULT_GROWTH);
-    this.#tight = false;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    if (this.tight) this.#setFlag(`--heap-growing-percent=${DEFAULT_PERCENT}`);
+    this.#percent = DEFAULT_PERCENT;
   }
 
-  #schedule(): void {
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#check();
-      this.#schedule();
-    }, this.#intervalMs);
+  #afterMajorGc(): void {
+    const live = this.#used();
+    const tight = this.tight ? live >= this.#relaxBelow : live >= this.#tightenAt;
+    const percent = tight ? Math.min(MAX_HEAP_GROWING_PERCENT, Math.max(MIN_HEAP_GROWING_PERCENT, Math.floor((100 * this.#budget) / live))) : DEFAULT_PERCENT;
+    if (percent === this.#percent) return;
+    const switched = tight !== this.tight;
+    this.#setFlag(`--heap-growing-percent=${percent}`);
+    this.#percent = percent;
+    const fields = { heapUsedMiB: Math.round(live / MiB), heapGrowingPercent: percent, budgetMiB: Math.round(this.#budget / MiB) };
+    if (!switched) this.#log?.debug(fields, 'heap growth adjusted to what survived');
+    else if (tight) this.#log?.info(fields, 'heap growth bounded: the heap is large');
+    else this.#log?.info(fields, "heap growth back to V8's default: the heap is small");
   }
+}
 
-  #check(): void {
-    const used = this.#used();
-    if (!this.#tight && used >= this.#tightenAt) this.#apply(true, used);
-    else if (this.#tight && used < this.#relaxBelow) this.#apply(false, used);
-  }
-
-  #apply(tight: boolean, used: number): void {
-    const percent = tight ? this.#percent : 0;
-    this.#setFlag(tight ? `--heap-growing-percent=${percent}` : DEFAULT_GROWTH);
-    this.#tight = tight;
-    this.#log?.info(
-      { heapUsedMiB: Math.round(used / MiB), heapGrowingPercent: percent, thresholdMiB: Math.round((tight ? this.#tightenAt : this.#relaxBelow) / MiB) },
-      tight ? 'heap growth tightened: the heap is large' : "heap growth back to V8's default: the heap is small",
-    );
-  }
+/** Major GCs as node's perf_hooks report them (one entry each, shortly after the collection). */
+function observeMajorGcs(listener: () => void): () => void {
+  const observer = new PerformanceObserver((list) => {
+    if (list.getEntries().some((e) => (e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR)) listener();
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return () => observer.disconnect();
 }

@@ -209,8 +209,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   tls?.watch(config.tlsReloadSecs * 1000);
   access.watch(config.tlsReloadSecs * 1000);
   await replicator.start();
-  // V8's heap growth tightened while the heap is large: a 1M node within 1 GiB, no flag needed.
-  const heapGrowth = new HeapGrowth({ clock, logger: log });
+  // V8's heap growth bounded while the heap is large: a 1M node within 1 GiB and short major GCs, no flag needed.
+  const heapGrowth = new HeapGrowth({ logger: log });
   heapGrowth.start();
   log.info({ grpcPort: grpc.port, httpPort: admin.port, host: config.host }, 'roster started');
 

@@ -48,9 +48,8 @@ export class StringPool {
     for (const k of keys) id += `${k.length}:${k}${m[k]!.length}:${m[k]}`;
     let pooled = this.#metadata.get(id);
     if (pooled === undefined) {
-      const built: Record<string, string> = {};
-      for (const k of keys) built[this.intern(k)] = this.intern(m[k]!);
-      pooled = Object.freeze(built);
+      // Own properties even for a key named `__proto__`, which an assignment would take as the prototype.
+      pooled = Object.freeze(Object.fromEntries(keys.map((k) => [this.intern(k), this.intern(m[k]!)])));
       if (id.length <= this.maxLength * 4 && this.#metadata.size < this.maxEntries) this.#metadata.set(id, pooled);
     }
     return pooled;

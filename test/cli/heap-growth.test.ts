@@ -1,104 +1,133 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
-import { FakeClock } from '../../src/core/clock.js';
-import { HEAP_CHECK_INTERVAL_MS, HeapGrowth, RELAX_BELOW_BYTES, TIGHTEN_AT_BYTES, TIGHT_HEAP_GROWING_PERCENT, type HeapGrowthOptions } from '../../src/cli/heap-growth.js';
+import {
+  GROWTH_BUDGET_BYTES,
+  HeapGrowth,
+  MAX_HEAP_GROWING_PERCENT,
+  MIN_HEAP_GROWING_PERCENT,
+  RELAX_BELOW_BYTES,
+  TIGHTEN_AT_BYTES,
+  type HeapGrowthOptions,
+} from '../../src/cli/heap-growth.js';
 
 const MiB = 1024 * 1024;
 
-/** A policy on a fake clock and a heap whose size the test sets; the flags it applied and its log lines. */
+/** A policy told of major GCs by the test, on a heap whose size the test sets; the flags it applied and its log lines. */
 function setup(options: Partial<HeapGrowthOptions> = {}) {
-  const clock = new FakeClock();
   const heap = { used: 10 * MiB };
   const flags: string[] = [];
   const lines: Record<string, unknown>[] = [];
+  const gc = { listener: undefined as (() => void) | undefined, subscriptions: 0 };
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const policy = new HeapGrowth({ clock, logger, usedHeapBytes: () => heap.used, setFlag: (f) => void flags.push(f), execArgv: [], ...options });
-  const tick = (): void => clock.advance(HEAP_CHECK_INTERVAL_MS);
-  return { clock, heap, flags, lines, policy, tick };
+  const onMajorGc = (listener: () => void): (() => void) => {
+    gc.listener = listener;
+    gc.subscriptions++;
+    return () => void (gc.listener = undefined);
+  };
+  const policy = new HeapGrowth({ logger, usedHeapBytes: () => heap.used, onMajorGc, setFlag: (f) => void flags.push(f), execArgv: [], ...options });
+  /** A major GC after which `mib` MiB survived. */
+  const majorGc = (mib: number): void => {
+    heap.used = mib * MiB;
+    gc.listener?.();
+  };
+  return { heap, flags, lines, gc, policy, majorGc };
 }
 
+const percentFor = (mib: number): number => Math.floor((100 * GROWTH_BUDGET_BYTES) / (mib * MiB));
+
 describe('HeapGrowth', () => {
-  it('keeps V8 default growth while the heap is small', () => {
-    const { heap, flags, policy, tick } = setup();
+  it("keeps V8's default growth while little survives a major GC", () => {
+    const { flags, policy, majorGc } = setup();
     policy.start();
-    for (const used of [10, 100, 255]) {
-      heap.used = used * MiB;
-      tick();
-    }
+    for (const mib of [10, 20, TIGHTEN_AT_BYTES / MiB - 1]) majorGc(mib);
     assert.deepEqual(flags, []);
     assert.equal(policy.tight, false);
   });
 
-  it('tightens once the heap is large, logging one line with fields, and only once', () => {
-    const { heap, flags, lines, policy, tick } = setup();
+  it('bounds the growth to the budget once the heap is large: budget ÷ what survived, within the bounds', () => {
+    const { flags, lines, policy, majorGc } = setup();
     policy.start();
-    heap.used = TIGHTEN_AT_BYTES;
-    tick();
-    heap.used = 600 * MiB;
-    tick();
-    tick();
-    assert.deepEqual(flags, [`--heap-growing-percent=${TIGHT_HEAP_GROWING_PERCENT}`]);
+    majorGc(TIGHTEN_AT_BYTES / MiB);
+    assert.deepEqual(flags, [`--heap-growing-percent=${MAX_HEAP_GROWING_PERCENT}`]);
     assert.equal(policy.tight, true);
+    for (const mib of [96, 200, 330]) {
+      majorGc(mib);
+      assert.equal(policy.percent, percentFor(mib));
+      assert.equal(flags.at(-1), `--heap-growing-percent=${percentFor(mib)}`);
+    }
+    majorGc(4000);
+    assert.equal(policy.percent, MIN_HEAP_GROWING_PERCENT);
+    // The same percent again is not applied again.
+    const applied = flags.length;
+    majorGc(4100);
+    assert.equal(flags.length, applied);
+    // One info line for the switch; the adjustments are debug lines.
     assert.equal(lines.length, 1);
-    assert.equal(lines[0]!.msg, 'heap growth tightened: the heap is large');
+    assert.equal(lines[0]!.msg, 'heap growth bounded: the heap is large');
     assert.equal(lines[0]!.component, 'heap');
-    assert.equal(lines[0]!.heapUsedMiB, 256);
-    assert.equal(lines[0]!.heapGrowingPercent, TIGHT_HEAP_GROWING_PERCENT);
+    assert.equal(lines[0]!.heapUsedMiB, TIGHTEN_AT_BYTES / MiB);
+    assert.equal(lines[0]!.heapGrowingPercent, MAX_HEAP_GROWING_PERCENT);
   });
 
-  it('goes back to the default only below the lower mark (hysteresis), then tightens again', () => {
-    const { heap, flags, lines, policy, tick } = setup();
+  it('goes back to the default only below the lower mark (hysteresis), then bounds again', () => {
+    const { flags, lines, policy, majorGc } = setup();
     policy.start();
-    heap.used = 300 * MiB;
-    tick();
-    // Between the marks: whichever way the heap moves, the setting stays.
-    for (const used of [200, 65, 128, 250]) {
-      heap.used = used * MiB;
-      tick();
-    }
-    assert.equal(flags.length, 1);
-    heap.used = RELAX_BELOW_BYTES - 1;
-    tick();
-    assert.deepEqual(flags.slice(1), ['--heap-growing-percent=0']);
-    assert.equal(lines[1]!.msg, "heap growth back to V8's default: the heap is small");
-    assert.equal(lines[1]!.heapGrowingPercent, 0);
-    for (const used of [65, 200, 255]) {
-      heap.used = used * MiB;
-      tick();
-    }
-    assert.equal(flags.length, 2);
-    heap.used = 400 * MiB;
-    tick();
-    assert.equal(flags.at(-1), `--heap-growing-percent=${TIGHT_HEAP_GROWING_PERCENT}`);
+    majorGc(300);
+    // Between the marks the growth stays bounded.
+    majorGc((TIGHTEN_AT_BYTES + RELAX_BELOW_BYTES) / 2 / MiB);
+    assert.equal(policy.tight, true);
+    assert.equal(flags.at(-1), `--heap-growing-percent=${MAX_HEAP_GROWING_PERCENT}`);
+    majorGc(RELAX_BELOW_BYTES / MiB - 1);
+    assert.equal(flags.at(-1), '--heap-growing-percent=0');
+    assert.equal(policy.tight, false);
+    assert.equal(lines.at(-1)!.msg, "heap growth back to V8's default: the heap is small");
+    assert.equal(lines.at(-1)!.heapGrowingPercent, 0);
+    const applied = flags.length;
+    majorGc(TIGHTEN_AT_BYTES / MiB - 1);
+    assert.equal(flags.length, applied);
+    majorGc(400);
+    assert.equal(flags.at(-1), `--heap-growing-percent=${percentFor(400)}`);
   });
 
-  it('checks on its interval only, and stop() ends the checks and restores the default without a log line', () => {
-    const { clock, heap, flags, lines, policy, tick } = setup();
+  it('stop() stops following major GCs and restores the default without a log line', () => {
+    const { flags, lines, gc, policy, majorGc } = setup();
     policy.start();
-    heap.used = 300 * MiB;
-    clock.advance(HEAP_CHECK_INTERVAL_MS - 1);
-    assert.deepEqual(flags, []);
-    clock.advance(1);
-    assert.equal(flags.length, 1);
+    policy.start();
+    assert.equal(gc.subscriptions, 1);
+    majorGc(300);
     policy.stop();
     assert.deepEqual(flags.slice(1), ['--heap-growing-percent=0']);
     assert.equal(policy.tight, false);
     assert.equal(lines.length, 1);
-    assert.equal(clock.pendingTimers, 0);
-    tick();
-    assert.equal(flags.length, 2);
+    assert.equal(gc.listener, undefined);
   });
 
   it('leaves the growth alone when node was started with --heap-growing-percent', () => {
     for (const arg of ['--heap-growing-percent=20', '--heap_growing_percent=80']) {
-      const { clock, heap, flags, policy, tick } = setup({ execArgv: ['--import', 'x.js', arg] });
+      const { flags, gc, policy, majorGc } = setup({ execArgv: ['--import', 'x.js', arg] });
       policy.start();
-      heap.used = 900 * MiB;
-      tick();
+      majorGc(900);
       policy.stop();
       assert.deepEqual(flags, []);
-      assert.equal(clock.pendingTimers, 0);
+      assert.equal(gc.subscriptions, 0);
+    }
+  });
+
+  it('follows real major GCs by default', async () => {
+    let majors = 0;
+    const policy = new HeapGrowth({ usedHeapBytes: () => (majors++, 1), setFlag: () => undefined, execArgv: [] });
+    policy.start();
+    try {
+      // A full GC without starting node with --expose-gc: the flag exposes `gc` to contexts made after it.
+      setFlagsFromString('--expose-gc');
+      (runInNewContext('gc') as () => void)();
+      for (let i = 0; i < 100 && majors === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(majors > 0);
+    } finally {
+      policy.stop();
     }
   });
 });

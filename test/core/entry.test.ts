@@ -37,3 +37,12 @@ test('property: a stored record gives back every field it was built from (host n
     { numRuns: 500 },
   );
 });
+
+test('metadata keeps every key as its own property, `__proto__` included, shared or not', () => {
+  const metadata = JSON.parse('{"__proto__": "x", "zone": "a"}') as Record<string, string>;
+  for (const pool of [new StringPool(), new StringPool(0)]) {
+    const entry = new Entry(registration({ metadata }), { status: 'UP', overriddenStatus: undefined, lastDirtyTimestamp: 1, lastUpdatedTimestamp: 1 }, pool);
+    assert.deepEqual(Object.entries(entry.metadata), [['__proto__', 'x'], ['zone', 'a']]);
+    assert.equal(Object.getPrototypeOf(entry.metadata), Object.prototype);
+  }
+});
