@@ -60,6 +60,8 @@ interface ProbeAnswer {
   readonly eventLoop: { p50Ms: number; p99Ms: number; maxMs: number; meanMs: number; samples: number };
   readonly gc: Record<string, { count: number; totalMs: number; maxMs: number }>;
   readonly longPauses: { kind: string; ms: number; at: number }[];
+  /** Event-loop stalls over 100 ms (server ms): how long, how much of it GC pauses, and which. */
+  readonly stalls: { at: number; ms: number; gcMs: number; gc: string[] }[];
   readonly memory: NodeJS.MemoryUsage;
   readonly heap: { used_heap_size: number; total_heap_size: number; heap_size_limit: number };
   /** The server's `performance.now()` when it answered: places its `--trace-gc` lines (ms since start) in phases. */
@@ -365,6 +367,7 @@ interface Phase {
   readonly eventLoop: ProbeAnswer['eventLoop'];
   readonly gc: ProbeAnswer['gc'];
   readonly longGcPauses: ProbeAnswer['longPauses'];
+  readonly stalls: ProbeAnswer['stalls'];
   readonly serverCores: number;
   readonly benchCores: number;
   readonly loadAverage: number;
@@ -419,6 +422,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       eventLoop: probe.eventLoop,
       gc: Object.fromEntries(Object.entries(probe.gc).map(([k, v]) => [k, { count: v.count, totalMs: round(v.totalMs), maxMs: round(v.maxMs) }])),
       longGcPauses: probe.longPauses,
+      stalls: probe.stalls,
       serverCores: round2((node.cpuSeconds() - serverCpu) / seconds),
       benchCores: round2((bench.user + bench.system) / 1e6 / seconds),
       loadAverage: round2(loadavg()[0]!),
@@ -561,6 +565,8 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     console.log('');
     console.log(targets.map(([t, met, value]) => `- ${t}: ${met ? 'met' : 'NOT met'} (${value})`).join('\n'));
     console.log(`- eviction: ${results.expiry.evictionLogLines} log lines, longest slice ${results.expiry.longestEvictionSliceMs} ms`);
+    const stalls = Object.entries(phases).flatMap(([name, p]) => p.stalls.map((s) => `${name} ${s.ms} ms (GC ${s.gcMs} ms${s.gc.length > 0 ? `: ${s.gc.join(', ')}` : ''})`));
+    console.log(`- stalls > 100 ms: ${stalls.length === 0 ? 'none' : stalls.join('; ')}`);
     const switches = results.heapGrowth.map((h) => `${h.heapGrowingPercent === 0 ? "V8's default" : `${String(h.heapGrowingPercent)} %`} at ${String(h.heapUsedMiB)} MiB used (~${Math.round(Number(h.serverMs) / 1000)} s)`);
     console.log(`- heap growth: ${switches.length === 0 ? "V8's default throughout" : switches.join(', ')}`);
     console.log(`\nload average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`);
