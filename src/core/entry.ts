@@ -107,10 +107,10 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
     return this.#url(this.#healthCheckUrl);
   }
 
-  /** Builds only the part the form holds: the unused one was a string per URL read (reads are per write, for the answer and Watch). */
+  /** Builds only the part the form holds (URLs are read per write, for the answer and Watch). */
   #url(u: string | UrlForm): string {
     if (typeof u === 'string') return u;
-    return u.kind === 'host' ? u.render(this.hostName, '') : u.render('', this.ipAddr);
+    return u.render(u.kind === 'host' ? this.hostName : this.ipAddr);
   }
 
   get lastDirtyTimestamp(): number {

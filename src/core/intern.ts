@@ -91,7 +91,8 @@ export class UrlForm {
     readonly tail: string,
   ) {}
 
-  render(hostName: string, ipAddr: string): string {
-    return this.head + (this.kind === 'host' ? hostName : ipAddr) + this.tail;
+  /** The URL around `cut`: the instance's host name for a `host` form, its address for an `ip` one. */
+  render(cut: string): string {
+    return this.head + cut + this.tail;
   }
 }

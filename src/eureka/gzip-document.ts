@@ -77,9 +77,10 @@ export class GzipDocument {
           const segmentGlue = glue;
           const segmentPrevious = previous;
           glue = '';
-          const records = views.slice(start, end).map((v) => v.record);
-          const actions = views.slice(start, end).map((v) => v.actionType);
-          const texts = views.slice(start, end).map(encodeFrozen);
+          const segmentViews = views.slice(start, end);
+          const records = segmentViews.map((v) => v.record);
+          const actions = segmentViews.map((v) => v.actionType);
+          const texts = segmentViews.map(encodeFrozen);
           const text = Buffer.from(texts.join(shape.separator));
           const last = tailOf(texts, shape.separator);
           previous = last;
