@@ -1,3 +1,4 @@
+import { Entry } from './entry.js';
 import type { InstanceRecord } from './types.js';
 
 /** What a version's content is made of besides its version fields: a record's, or a validated registration's. */
@@ -188,11 +189,14 @@ function feedPair(first: boolean, key: string, value: string): void {
 /**
  * Orders two versions of the same instance: positive when `a` is newer. Dirty timestamp
  * first; on a tie the content hash, then the canonical content itself (deterministic on
- * every node, unlike "last arrival wins"). Zero means the same content.
+ * every node, unlike "last arrival wins"). Zero means the same content. Equal hashes nearly
+ * always mean equal content (an unchanged re-registration): stored entries tell that from
+ * their compact fields, so the canonical strings are built only for a hash collision.
  */
 export function compareVersions(a: InstanceRecord, aHash: number, b: InstanceRecord, bHash: number): number {
   if (a.lastDirtyTimestamp !== b.lastDirtyTimestamp) return a.lastDirtyTimestamp - b.lastDirtyTimestamp;
   if (aHash !== bHash) return aHash - bHash;
+  if (a instanceof Entry && b instanceof Entry && a.sameContentAs(b)) return 0;
   const ca = canonicalContent(a);
   const cb = canonicalContent(b);
   return ca < cb ? -1 : ca > cb ? 1 : 0;

@@ -191,3 +191,56 @@ test('property: a stored (compact) entry hashes as the registration and version 
     { numRuns: 1_000 },
   );
 });
+
+test('property: stored entries whose hashes tie compare as their canonical strings do (equal content without building them)', () => {
+  // Small domains, and a second entry that takes each field of another draw one time in ten,
+  // so that pairs are often the same content or differ in one field; a roomy pool and one
+  // that is full at once, so the same URL or map may be shared or not.
+  const pools = [new StringPool(), new StringPool(1)];
+  const pick = <T>(...values: T[]) => fc.constantFrom(...values);
+  const description = fc.record({
+    pool: fc.nat({ max: 1 }),
+    host: pick('billing-1.internal', 'h', ''),
+    ip: pick('10.0.0.1', '10.0.0.2', '::1', '010.0.0.1'),
+    id: pick('{host}', '{host}:8080', 'i-1'),
+    url: pick('http://{host}:8080/', 'http://{ip}:8080/', 'http://other:8080/', ''),
+    metadata: fc.array(fc.tuple(pick('version', 'zone', '__proto__'), pick('1', '2')), { maxLength: 3 }),
+    port: pick(8080, 8081),
+    secureEnabled: fc.boolean(),
+    zone: pick('a', 'b'),
+    dirty: pick(1_000, 1_001, 2 ** 26 + 1_000),
+    status: pick<InstanceStatus>('UP', 'DOWN'),
+    overriddenStatus: pick<InstanceStatus | undefined>(undefined, 'OUT_OF_SERVICE'),
+  });
+  type Description = typeof description extends fc.Arbitrary<infer D> ? D : never;
+  const entryOf = (d: Description): Entry => {
+    const metadata: Record<string, string> = {};
+    for (const [k, v] of d.metadata) Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
+    const input = registration({
+      instanceId: d.id.replace('{host}', d.host) || 'i-1',
+      hostName: d.host,
+      ipAddr: d.ip,
+      port: { number: d.port, enabled: true },
+      securePort: { number: 8443, enabled: d.secureEnabled },
+      zone: d.zone,
+      metadata,
+      homePageUrl: d.url.replace('{host}', d.host).replace('{ip}', d.ip),
+    });
+    return new Entry(input, { status: d.status, overriddenStatus: d.overriddenStatus, lastDirtyTimestamp: d.dirty, lastUpdatedTimestamp: 5 }, pools[d.pool]!);
+  };
+  const taken = fc.array(fc.nat({ max: 9 }).map((n) => n === 0), { minLength: 12, maxLength: 12 });
+  fc.assert(
+    fc.property(description, description, taken, (first, other, take) => {
+      const keys = Object.keys(first) as (keyof Description)[];
+      const second = Object.fromEntries(keys.map((k, i) => [k, take[i] ? other[k] : first[k]])) as Description;
+      const a = entryOf(first);
+      const b = entryOf(second);
+      const ca = canonicalContent(a);
+      const cb = canonicalContent(b);
+      const expected = a.lastDirtyTimestamp !== b.lastDirtyTimestamp ? Math.sign(a.lastDirtyTimestamp - b.lastDirtyTimestamp) : ca < cb ? -1 : ca > cb ? 1 : 0;
+      assert.equal(Math.sign(compareVersions(a, 7, b, 7)), expected);
+      assert.equal(a.sameContentAs(b), ca === cb);
+    }),
+    { numRuns: 5_000 },
+  );
+});

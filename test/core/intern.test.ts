@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { sameMetadata, StringPool, UrlForm } from '../../src/core/intern.js';
+
+/** A map with the entries in the order given, `__proto__` as an own key like any other. */
+function mapOf(pairs: readonly (readonly [string, string])[]): Record<string, string> {
+  const m: Record<string, string> = {};
+  for (const [k, v] of pairs) Object.defineProperty(m, k, { value: v, enumerable: true, writable: true, configurable: true });
+  return m;
+}
+
+const key = fc.constantFrom('version', 'zone', 'team', '__proto__', '0', '10', 'a:b', '');
+const value = fc.constantFrom('1', '2', '', 'a:b', 'é');
+const pairs = fc.uniqueArray(fc.tuple(key, value), { selector: ([k]) => k, maxLength: 5 });
+
+test('property: equal metadata maps in any key order share one pooled map; unequal ones never do', () => {
+  const pool = new StringPool();
+  fc.assert(
+    fc.property(pairs, pairs, fc.boolean(), (a, b, reordered) => {
+      const first = mapOf(a);
+      const second = mapOf(reordered ? [...a].reverse() : b);
+      const pa = pool.metadata(first);
+      const pb = pool.metadata(second);
+      assert.ok(sameMetadata(pa, first) && sameMetadata(pb, second) && Object.isFrozen(pa));
+      // Keys in sorted order, as an object lists them (integer-like keys first).
+      assert.deepEqual(Object.keys(pa), Object.keys(mapOf([...a].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))));
+      const same = JSON.stringify(Object.entries(first).sort()) === JSON.stringify(Object.entries(second).sort());
+      assert.equal(sameMetadata(first, second), same);
+      assert.equal(pa === pb, same);
+    }),
+    { numRuns: 2_000 },
+  );
+});
+
+test('a full pool still gives a sorted frozen map, made afresh', () => {
+  const pool = new StringPool(0);
+  const m = { zone: 'a', version: '1' };
+  const pooled = pool.metadata(m);
+  assert.deepEqual(Object.keys(pooled), ['version', 'zone']);
+  assert.notEqual(pool.metadata(m), pooled);
+});
+
+test('property: a URL is given back as it was; a form is shared by the URLs with the same text around the cut', () => {
+  const pool = new StringPool(1_000, 16);
+  const part = fc.constantFrom('', 'http://', 'https://', ':8080/', ':8080/status', '/', 'x'.repeat(17));
+  const host = fc.constantFrom('', 'h', 'billing-1.internal', '10.0.0.1');
+  const ip = fc.constantFrom('', '10.0.0.1', '::1');
+  fc.assert(
+    fc.property(part, fc.constantFrom('host', 'ip', 'none'), part, host, ip, part, fc.constantFrom('host', 'ip', 'none'), part, (head, cut, tail, h, a, head2, cut2, tail2) => {
+      const urlOf = (c: string, x: string, y: string) => `${x}${c === 'host' ? h : c === 'ip' ? a : 'other'}${y}`;
+      const one = urlOf(cut, head, tail);
+      const two = urlOf(cut2, head2, tail2);
+      const f1 = pool.url(one, h, a);
+      const f2 = pool.url(two, h, a);
+      const rendered = (f: string | UrlForm) => (typeof f === 'string' ? f : f.render(f.kind === 'host' ? h : a));
+      assert.equal(rendered(f1), one);
+      assert.equal(rendered(f2), two);
+      if (f1 instanceof UrlForm && f2 instanceof UrlForm) assert.equal(f1 === f2, f1.kind === f2.kind && f1.head === f2.head && f1.tail === f2.tail);
+    }),
+    { numRuns: 2_000 },
+  );
+});
