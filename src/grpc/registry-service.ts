@@ -8,7 +8,6 @@ import type { Change, HeartbeatOutcome, InstanceRecord, InstanceStatus, Instance
 import { checkApp } from '../core/validate.js';
 import { type Instance, InstanceStatus as PbInstanceStatus } from '../gen/roster/v1/instance.js';
 import {
-  RegistryServiceService,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type HeartbeatResult,
@@ -29,8 +28,6 @@ import { SnapshotCache, type SnapshotCacheOptions } from './snapshot-cache.js';
 import {
   CHANGE_FRAMING_BYTES,
   ChangeEncoder,
-  decodeHeartbeatsRequest,
-  decodeRegisterRequest,
   encodeHeartbeatResponse,
   encodeHeartbeatsResponse,
   encodeRegisterResponse,
@@ -38,17 +35,6 @@ import {
   watchHeaderBytes,
   type WatchHeader,
 } from './write-codec.js';
-
-/**
- * RegistryService as served: the generated definition with the hand-written decoders for
- * Register requests and Heartbeats batches (see write-codec.ts). Responses the handlers encode
- * themselves pass the server's serializer as bytes (server.ts).
- */
-export const REGISTRY_SERVICE_DEFINITION: typeof RegistryServiceService = {
-  ...RegistryServiceService,
-  register: { ...RegistryServiceService.register, requestDeserialize: (bytes: Buffer) => decodeRegisterRequest(bytes) },
-  heartbeats: { ...RegistryServiceService.heartbeats, requestDeserialize: (bytes: Buffer) => decodeHeartbeatsRequest(bytes) },
-};
 
 /** Overload bounds of the client-facing API. */
 export interface Limits {

@@ -8,6 +8,7 @@ import type * as reflection from '@grpc/reflection';
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../core/clock.js';
 import type { RegistryApi } from '../core/types.js';
+import { RegistryServiceService } from '../gen/roster/v1/registry_service.js';
 import { ReplicationServiceService } from '../gen/roster/v1/replication_service.js';
 import { AccessPolicy } from '../security/access.js';
 import type { TlsMaterial } from '../security/tls-material.js';
@@ -17,9 +18,10 @@ import { HEALTH_SERVICE_DEFINITION, HealthService, type ServingStatus } from './
 import { decodeStrictUtf8, InvalidUtf8Error } from './strict-utf8.js';
 import { clientFaultsAsInvalidArgument } from './transport-errors.js';
 import { CallGuard, guard, type RefusalReason } from './guard.js';
-import { createRegistryService, REGISTRY_SERVICE_DEFINITION, type Limits, type RegistryServiceOptions } from './registry-service.js';
+import { createRegistryService, type Limits, type RegistryServiceOptions } from './registry-service.js';
 import { responseCompression } from './response-compression.js';
 import { installUnaryFastPath, type FastUnaryMethod } from './unary-fast-path.js';
+import { HAND_DECODERS } from './write-codec.js';
 
 export type { Limits } from './registry-service.js';
 
@@ -157,7 +159,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...(limits.idleMs > 0 ? { 'grpc.max_connection_idle_ms': limits.idleMs } : {}),
     interceptors,
   });
-  const registryDefinition = adaptCodecs(REGISTRY_SERVICE_DEFINITION);
+  const registryDefinition = adaptCodecs(RegistryServiceService);
   server.addService(registryDefinition, service.implementation);
   for (const { definition, implementation } of extra) server.addService(adaptCodecs(definition), implementation);
   const health = new HealthService();
@@ -247,16 +249,19 @@ class Undecodable {
 
 /**
  * Codecs adapted for serving: decoders never throw (grpc-js would answer INTERNAL; the client
- * sent bad input instead), roster.v1 strings must be valid UTF-8 (ts-proto's decoders take a
+ * sent bad input instead), the hottest requests are read by hand when they can be
+ * (write-codec.ts), roster.v1 strings must be valid UTF-8 (ts-proto's decoders take a
  * reader, see strict-utf8.ts), and encoders pass bytes through, so a hot handler may write a
  * message it encoded itself (see wire.ts).
  */
 function adaptCodecs<T extends grpc.ServiceDefinition>(definition: T): T {
   const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
-    const decode = method.path.startsWith(ROSTER_PATHS)
+    const generated = method.path.startsWith(ROSTER_PATHS)
       ? (bytes: Buffer) => decodeStrictUtf8((reader) => method.requestDeserialize(reader as unknown as Buffer), bytes)
       : method.requestDeserialize;
+    const byHand = HAND_DECODERS.get(method.path);
+    const decode = byHand === undefined ? generated : (bytes: Buffer) => byHand(bytes) ?? generated(bytes);
     guarded[name] = {
       ...method,
       responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : method.responseSerialize(value)),

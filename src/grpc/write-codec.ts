@@ -1,13 +1,12 @@
-import { BinaryReader } from '@bufbuild/protobuf/wire';
 import type { Change, InstanceView } from '../core/types.js';
 import * as pb from '../gen/roster/v1/instance.js';
-import { HeartbeatsRequest, HeartbeatsResponse, RegisterRequest, type HeartbeatRequest, type HeartbeatResult } from '../gen/roster/v1/registry_service.js';
+import { HeartbeatsResponse, RegistryServiceService, type HeartbeatRequest, type HeartbeatResult, type HeartbeatsRequest, type RegisterRequest } from '../gen/roster/v1/registry_service.js';
 import { instance, Writer } from './wire.js';
 
 /**
  * Hand-written codecs for the write path's hottest messages: Heartbeats batches (decoded and
- * answered once per stream message), Register's request and answer, and Watch's changes (encoded once per
- * change, shared by every watcher). The generated code builds a reader, tracks recursion on
+ * answered once per stream message), unary Heartbeats, Register's request and answer, and
+ * Watch's changes (encoded once per change, shared by every watcher). The generated code builds a reader, tracks recursion on
  * it, and converts each int64 through a string; per renewal that was a measurable share of
  * the server's CPU. The bytes are the same messages: property tests check both directions
  * against the generated codecs.
@@ -17,21 +16,18 @@ import { instance, Writer } from './wire.js';
 const MAX_FAST_VARINT_BYTES = 7;
 
 /**
- * Reads `HeartbeatsRequest` messages of the common shape (known fields with their wire types,
- * ASCII strings, varints below 2^49) by hand; anything else (unknown fields, non-ASCII text,
- * large or negative numbers, malformed bytes) goes to the generated decoder, so the result
- * and the errors are exactly the generated decoder's. Like it, it takes a reader too (the
- * server's strict UTF-8 decoding passes one): a fresh reader's bytes are read by hand (ASCII
- * is valid UTF-8, so nothing strict is skipped), anything else goes to the reader.
+ * The hand-written request decoders by method path. Each reads the common shape of its message
+ * (known fields with their wire types, ASCII strings, varints below 2^49) and gives undefined
+ * for anything else (unknown fields, non-ASCII text, large or negative numbers, malformed
+ * bytes), which the server then hands to the generated decoder with strict UTF-8 checks, so
+ * the result and the errors are exactly the generated decoder's. ASCII is valid UTF-8, so
+ * nothing strict is skipped, and a request read here needs no reader object at all.
  */
-export function decodeHeartbeatsRequest(input: Uint8Array | BinaryReader): HeartbeatsRequest {
-  if (!(input instanceof BinaryReader)) return fastHeartbeatsRequest(input) ?? HeartbeatsRequest.decode(input);
-  // The reader's bytes are a private field of @bufbuild/protobuf's BinaryReader: checked, so
-  // a release without it only loses the fast path.
-  const bytes = (input as unknown as { readonly buf?: unknown }).buf;
-  const whole = bytes instanceof Uint8Array && input.pos === 0 && input.len === bytes.length;
-  return (whole ? fastHeartbeatsRequest(bytes) : undefined) ?? HeartbeatsRequest.decode(input);
-}
+export const HAND_DECODERS: ReadonlyMap<string, (bytes: Uint8Array) => object | undefined> = new Map<string, (bytes: Uint8Array) => object | undefined>([
+  [RegistryServiceService.register.path, readRegisterRequest],
+  [RegistryServiceService.heartbeat.path, readHeartbeatRequest],
+  [RegistryServiceService.heartbeats.path, readHeartbeatsRequest],
+]);
 
 // The fast reader's state: module-level, as decoding never re-enters.
 const EMPTY = new Uint8Array(0);
@@ -102,7 +98,18 @@ function fastHeartbeat(end: number): HeartbeatRequest | undefined {
   return pos === end ? hb : undefined;
 }
 
-function fastHeartbeatsRequest(bytes: Uint8Array): HeartbeatsRequest | undefined {
+/** A unary `HeartbeatRequest` of the common shape, or undefined (see {@link HAND_DECODERS}). */
+export function readHeartbeatRequest(bytes: Uint8Array): HeartbeatRequest | undefined {
+  readFrom(bytes);
+  try {
+    return fastHeartbeat(bytes.length);
+  } finally {
+    doneReading();
+  }
+}
+
+/** A `HeartbeatsRequest` of the common shape, or undefined (see {@link HAND_DECODERS}). */
+export function readHeartbeatsRequest(bytes: Uint8Array): HeartbeatsRequest | undefined {
   readFrom(bytes);
   const end = bytes.length;
   const message: HeartbeatsRequest = { batchId: 0, heartbeats: [] };
@@ -128,23 +135,15 @@ function fastHeartbeatsRequest(bytes: Uint8Array): HeartbeatsRequest | undefined
   }
 }
 
-/**
- * Reads `RegisterRequest` messages of the common shape by hand, on the same terms as
- * {@link decodeHeartbeatsRequest} (anything else goes to the generated decoder, so the result
- * and the errors are exactly its own): the generated reader builds an array of character
- * codes for every string and a reader object per message, ~2.5 KB of garbage per Register.
- */
-export function decodeRegisterRequest(input: Uint8Array | BinaryReader): RegisterRequest {
-  if (!(input instanceof BinaryReader)) return fastRegisterRequest(input) ?? RegisterRequest.decode(input);
-  const bytes = (input as unknown as { readonly buf?: unknown }).buf;
-  const whole = bytes instanceof Uint8Array && input.pos === 0 && input.len === bytes.length;
-  return (whole ? fastRegisterRequest(bytes) : undefined) ?? RegisterRequest.decode(input);
-}
-
 const INT32_LIMIT = 2 ** 31;
 const UINT32_LIMIT = 2 ** 32;
 
-function fastRegisterRequest(bytes: Uint8Array): RegisterRequest | undefined {
+/**
+ * A `RegisterRequest` of the common shape, or undefined (see {@link HAND_DECODERS}): the
+ * generated reader builds an array of character codes for every string and a reader object
+ * per message, ~2.5 KB of garbage per Register.
+ */
+export function readRegisterRequest(bytes: Uint8Array): RegisterRequest | undefined {
   readFrom(bytes);
   const end = bytes.length;
   const message: RegisterRequest = { instance: undefined };
