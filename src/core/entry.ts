@@ -2,6 +2,9 @@ import { sameMetadata, type StringPool, type UrlForm } from './intern.js';
 import { LeaseTable } from './lease-table.js';
 import type { InstanceRecord, InstanceStatus, InstanceView, LeaseTimes, PortInfo, RegistrationInput } from './types.js';
 
+/** The URL fields of a record. */
+export type UrlField = 'homePageUrl' | 'statusPageUrl' | 'healthCheckUrl';
+
 /** The version fields a stored record gets from the registry rather than from the registration. */
 export type VersionFields = Pick<InstanceRecord, 'status' | 'overriddenStatus' | 'lastDirtyTimestamp' | 'lastUpdatedTimestamp'>;
 
@@ -111,6 +114,21 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
   #url(u: string | UrlForm): string {
     if (typeof u === 'string') return u;
     return u.render(u.kind === 'host' ? this.hostName : this.ipAddr);
+  }
+
+  /**
+   * A URL as stored: the string itself, or its pooled form around {@link hostName} (a `host`
+   * form) or {@link ipAddr} (an `ip` one). For encoders that write the parts instead of
+   * building the URL (grpc/wire.ts: every Register answer and Watch change writes three).
+   */
+  storedUrl(field: UrlField): string | UrlForm {
+    return field === 'homePageUrl' ? this.#homePageUrl : field === 'statusPageUrl' ? this.#statusPageUrl : this.#healthCheckUrl;
+  }
+
+  /** The address as its 32 bits when it is a dotted IPv4 address, for encoders that write it without building the string. */
+  get ipv4(): number | undefined {
+    const a = this.#ipAddr;
+    return typeof a === 'number' ? a >>> 0 : undefined;
   }
 
   /**

@@ -6,7 +6,8 @@ import { instanceToProto } from '../../src/grpc/convert.js';
 import { encodeListChunk } from '../../src/grpc/wire.js';
 import { decodeListChunk } from '../../src/client/wire.js';
 
-import { text, timestamp, view } from './arbitraries.js';
+import { recordFields } from '../../src/core/entry.js';
+import { storedView, text, timestamp, view } from './arbitraries.js';
 
 test('property: hand-encoded ListApplications chunks decode to exactly what the generated encoder would send', () => {
   fc.assert(
@@ -19,6 +20,20 @@ test('property: hand-encoded ListApplications chunks decode to exactly what the 
       },
     ),
     { numRuns: 500 },
+  );
+});
+
+test('property: a stored entry encodes to the bytes of its fields written out (address and URLs from their compact forms)', () => {
+  const header = { revision: 1, reconcileHash: '', totalInstances: 1, nodeId: 'n' };
+  fc.assert(
+    fc.property(fc.array(storedView, { minLength: 1, maxLength: 5 }), (views) => {
+      const plain = views.map(({ record, lease }) => ({
+        record: recordFields(record),
+        lease: { registrationTimestamp: lease.registrationTimestamp, lastRenewalTimestamp: lease.lastRenewalTimestamp, evictionTimestamp: lease.evictionTimestamp, serviceUpTimestamp: lease.serviceUpTimestamp },
+      }));
+      assert.deepEqual(encodeListChunk(header, views).bytes, encodeListChunk(header, plain).bytes);
+    }),
+    { numRuns: 1_000 },
   );
 });
 
