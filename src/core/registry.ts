@@ -249,7 +249,8 @@ export class Registry implements RegistryApi {
     };
     const candidate = this.#build(checked, version);
     // Hashed from the registration: the candidate's host, address and URL getters build strings.
-    const hash = contentHash(checked, version);
+    // An unchanged re-registration (the common case) has the stored version's hash.
+    const hash = existing?.sameContentAs(candidate) ? existing.hash : contentHash(checked, version);
     if (existing && compareVersions(candidate, hash, existing.record, existing.hash) <= 0) {
       // The stored record is as new or newer: it wins, the caller still gets OK and a lease.
       this.#renew(existing);
@@ -350,8 +351,8 @@ export class Registry implements RegistryApi {
       lastUpdatedTimestamp: this.#clock.wallNow(),
     };
     const incoming = this.#build(checked, version);
-    const hash = contentHash(checked, version);
     const existing = this.#entry(app, instanceId);
+    const hash = existing?.sameContentAs(incoming) ? existing.hash : contentHash(checked, version);
     const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
     if (order < 0) return 'stale';
     if (order === 0 && existing) {
