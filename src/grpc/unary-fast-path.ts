@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, Http2Session, ServerHttp
 import { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { releaseClosedStream } from './closed-stream.js';
 import type { Admitted, CallGuard, Caller } from './guard.js';
 
 /** A unary method served without grpc-js' call machinery: its (adapted) codecs and its grpc-js handler. */
@@ -128,30 +129,6 @@ function frame(message: Buffer): Buffer {
   return framed;
 }
 
-/**
- * node:http2's keys for the copies of the headers and trailers a stream sent, kept on the stream
- * object: found by their descriptions on the first closed stream that has both, undefined until
- * then (and for good in a release that names them otherwise, where nothing is dropped).
- */
-let sentCopies: readonly symbol[] | undefined;
-const SENT_COPY_NAMES = new Set(['sent-headers', 'sent-trailers']);
-
-/**
- * Drops a closed stream's copies of the headers and trailers it sent (nothing reads them once it
- * is closed). The stream object itself lives on until a full GC (see FastUnaryCall's close), so
- * every young collection copied those copies too: about a third of what each unary call left
- * for the collector (a sampling heap profile of the objects that survived young collections).
- */
-function dropSentCopies(stream: ServerHttp2Stream): void {
-  if (sentCopies === undefined) {
-    const found = Object.getOwnPropertySymbols(stream).filter((s) => SENT_COPY_NAMES.has(s.description ?? ''));
-    if (found.length < SENT_COPY_NAMES.size) return;
-    sentCopies = found;
-  }
-  const fields = stream as unknown as Record<symbol, unknown>;
-  for (const key of sentCopies) fields[key] = undefined;
-}
-
 /** A stream's call, where the listeners every call shares find it. */
 const CALL = Symbol('roster.fastUnaryCall');
 type CallStream = ServerHttp2Stream & { [CALL]?: FastUnaryCall | undefined };
@@ -252,7 +229,7 @@ class FastUnaryCall implements Caller {
     this[CALL] = undefined;
     this.off('data', FastUnaryCall.#onData);
     this.off('end', FastUnaryCall.#onEnd);
-    dropSentCopies(this);
+    releaseClosedStream(this);
     if (call === undefined) return;
     call.#chunks.length = 0;
     call.#finish(grpc.status.CANCELLED, 'the client cancelled the call');
