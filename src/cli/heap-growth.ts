@@ -6,24 +6,25 @@ const MiB = 1024 * 1024;
 
 /**
  * How much the old generation may grow between two major GCs once the heap is large. While a
- * node registers at full speed most of that growth is garbage, promoted at ~2.4 KB per Register
- * against ~0.4 KB of record (mostly node:http2's: a bare node:http2 server promotes ~1.8 KB per
- * unary call), and a major GC's atomic pause grows with that garbage (its external header
- * strings are finalized, its pages evacuated), not with what lives: ~0.8-1 ms per MiB on a
- * 2-core box (300k fill, load 2-4: 186 MiB died → 180 ms; 52 MiB → 59 ms). A fixed amount keeps
- * each pause near 50 ms whatever the size of the registry, where a fixed proportion (V8's
- * 1.1× to 4×, or 1.5×) lets it grow with the registry. The price is marking the whole heap
- * more often: 43-71 major GCs in a 1M fill instead of 17-29, 86-98 µs of server CPU per
- * Register against 87 with V8's own growth (quiet runs); the peak RSS falls (~630-690 MiB).
+ * node registers at full speed much of that growth is garbage: node:http2 makes each request
+ * header value an external string, which V8 allocates in the old generation, and keeps each
+ * closed stream's native wrappers until a major GC. A major GC's atomic pause grows with that
+ * garbage (the external strings finalized, pages evacuated), not with what lives: ~1.5-2 ms per
+ * MiB died on a 2-core box since closed streams shed their own state (src/grpc/closed-stream.ts),
+ * which left fewer bytes but the same strings per call (1M fill: 47-57 MiB died → 80-105 ms).
+ * A fixed amount keeps each pause near 60 ms whatever the size of the registry, where a fixed
+ * proportion (V8's 1.1× to 4×) lets it grow with the registry. The price is marking the whole
+ * heap more often: ~45 major GCs in a 1M fill (48 MiB: ~33; V8's own growth: 17-29).
  */
-export const GROWTH_BUDGET_BYTES = 48 * MiB;
+export const GROWTH_BUDGET_BYTES = 32 * MiB;
 /**
- * The growth is bounded once this much survives a major GC (~60k instances). Below it V8's
- * own growth collects at most ~3× this: garbage enough for a ~70 ms pause.
+ * The growth is bounded once this much survives a major GC (~30k instances). A setting takes
+ * effect one collection later, and V8's own growth lets ~4× this build up before that
+ * collection: at 24 MiB a 1M fill's fourth major GC freed 57 MiB in a 100 ms pause.
  */
-export const TIGHTEN_AT_BYTES = 24 * MiB;
+export const TIGHTEN_AT_BYTES = 16 * MiB;
 /** Back to V8's default once less than this survives (half the tightening mark: no flapping). */
-export const RELAX_BELOW_BYTES = 12 * MiB;
+export const RELAX_BELOW_BYTES = 8 * MiB;
 /** The growth while bounded: at most 2× what survived (small heaps), at least 1.1× (V8's own floor). */
 export const MAX_HEAP_GROWING_PERCENT = 100;
 export const MIN_HEAP_GROWING_PERCENT = 10;
