@@ -12,11 +12,14 @@ const MiB = 1024 * 1024;
  * garbage (the external strings finalized, pages evacuated), not with what lives: ~1.5-2 ms per
  * MiB died on a 2-core box since closed streams shed their own state (src/grpc/closed-stream.ts),
  * which left fewer bytes but the same strings per call (1M fill: 47-57 MiB died → 80-105 ms).
- * A fixed amount keeps each pause near 60 ms whatever the size of the registry, where a fixed
- * proportion (V8's 1.1× to 4×) lets it grow with the registry. The price is marking the whole
- * heap more often: ~45 major GCs in a 1M fill (48 MiB: ~33; V8's own growth: 17-29).
+ * A fixed amount keeps each pause under ~80 ms whatever the size of the registry, where a fixed
+ * proportion (V8's 1.1× to 4×) lets it grow with the registry. Not less: with 32 MiB at 100k
+ * instances (40 % growth), a plain 107 MiB `GET /eureka/apps`, inflated in chunks as it is
+ * written, set off a major GC every ~110 ms (its buffers count against the limit): 150 → 480 ms
+ * of CPU per read. The price is marking the whole heap more often: ~40 major GCs in a 1M fill
+ * (V8's own growth: 17-29).
  */
-export const GROWTH_BUDGET_BYTES = 32 * MiB;
+export const GROWTH_BUDGET_BYTES = 40 * MiB;
 /**
  * The growth is bounded once this much survives a major GC (~30k instances). A setting takes
  * effect one collection later, and V8's own growth lets ~4× this build up before that
