@@ -248,10 +248,11 @@ export class Registry implements RegistryApi {
       lastUpdatedTimestamp: this.#clock.wallNow(),
     };
     const candidate = this.#build(checked, version);
-    // Hashed from the registration: the candidate's host, address and URL getters build strings.
-    // An unchanged re-registration (the common case) has the stored version's hash.
-    const hash = existing?.sameContentAs(candidate) ? existing.hash : contentHash(checked, version);
-    if (existing && compareVersions(candidate, hash, existing.record, existing.hash) <= 0) {
+    // An unchanged re-registration (the common case) is the stored version: its hash, and no
+    // ordering to do. Otherwise hashed from the registration (the candidate's getters build strings).
+    const unchanged = existing?.sameContentAs(candidate) === true;
+    const hash = unchanged ? existing!.hash : contentHash(checked, version);
+    if (existing && (unchanged || compareVersions(candidate, hash, existing.record, existing.hash) <= 0)) {
       // The stored record is as new or newer: it wins, the caller still gets OK and a lease.
       this.#renew(existing);
       this.#emitLocal({ action: 'heartbeat', app: checked.app, instanceId: checked.instanceId, lastDirtyTimestamp: existing.record.lastDirtyTimestamp });
@@ -352,8 +353,9 @@ export class Registry implements RegistryApi {
     };
     const incoming = this.#build(checked, version);
     const existing = this.#entry(app, instanceId);
-    const hash = existing?.sameContentAs(incoming) ? existing.hash : contentHash(checked, version);
-    const order = existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
+    const unchanged = existing?.sameContentAs(incoming) === true;
+    const hash = unchanged ? existing!.hash : contentHash(checked, version);
+    const order = unchanged ? 0 : existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
     if (order < 0) return 'stale';
     if (order === 0 && existing) {
       const slot = existing.slot;

@@ -42,6 +42,5 @@ function release(stream: Record<PropertyKey, unknown>): void {
     shared = Reflect.ownKeys(stream).filter((key) => !IDENTITY.has(typeof key === 'symbol' ? (key.description ?? '') : key));
     return;
   }
-  if (stream === template) return;
   for (const key of shared) stream[key] = template[key];
 }

@@ -37,17 +37,17 @@ let buf: Uint8Array = EMPTY;
 let bytesView: Buffer = EMPTY_BUFFER;
 let pos = 0;
 
-/** Points the fast reader at `bytes`. */
-function readFrom(bytes: Uint8Array): void {
+/** Points the fast reader at `bytes` for `read` (told where they end), then lets go of them (the state is module-level). */
+function reading<T>(bytes: Uint8Array, read: (end: number) => T | undefined): T | undefined {
   buf = bytes;
   bytesView = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   pos = 0;
-}
-
-/** Lets go of the bytes read (the state is module-level). */
-function doneReading(): void {
-  buf = EMPTY;
-  bytesView = EMPTY_BUFFER;
+  try {
+    return read(bytes.length);
+  } finally {
+    buf = EMPTY;
+    bytesView = EMPTY_BUFFER;
+  }
 }
 
 /** A varint of at most {@link MAX_FAST_VARINT_BYTES} bytes ending by `end`, or -1. */
@@ -100,39 +100,32 @@ function fastHeartbeat(end: number): HeartbeatRequest | undefined {
 
 /** A unary `HeartbeatRequest` of the common shape, or undefined (see {@link HAND_DECODERS}). */
 export function readHeartbeatRequest(bytes: Uint8Array): HeartbeatRequest | undefined {
-  readFrom(bytes);
-  try {
-    return fastHeartbeat(bytes.length);
-  } finally {
-    doneReading();
-  }
+  return reading(bytes, fastHeartbeat);
 }
 
 /** A `HeartbeatsRequest` of the common shape, or undefined (see {@link HAND_DECODERS}). */
 export function readHeartbeatsRequest(bytes: Uint8Array): HeartbeatsRequest | undefined {
-  readFrom(bytes);
-  const end = bytes.length;
+  return reading(bytes, heartbeatsTo);
+}
+
+function heartbeatsTo(end: number): HeartbeatsRequest | undefined {
   const message: HeartbeatsRequest = { batchId: 0, heartbeats: [] };
-  try {
-    while (pos < end) {
-      const tag = buf[pos++]!;
-      if (tag === 8) {
-        const n = varint(end);
-        if (n < 0) return undefined;
-        message.batchId = n;
-        continue;
-      }
-      if (tag !== 18) return undefined;
-      const length = varint(end);
-      if (length < 0 || pos + length > end) return undefined;
-      const hb = fastHeartbeat(pos + length);
-      if (hb === undefined) return undefined;
-      message.heartbeats.push(hb);
+  while (pos < end) {
+    const tag = buf[pos++]!;
+    if (tag === 8) {
+      const n = varint(end);
+      if (n < 0) return undefined;
+      message.batchId = n;
+      continue;
     }
-    return message;
-  } finally {
-    doneReading();
+    if (tag !== 18) return undefined;
+    const length = varint(end);
+    if (length < 0 || pos + length > end) return undefined;
+    const hb = fastHeartbeat(pos + length);
+    if (hb === undefined) return undefined;
+    message.heartbeats.push(hb);
   }
+  return message;
 }
 
 const INT32_LIMIT = 2 ** 31;
@@ -144,22 +137,20 @@ const UINT32_LIMIT = 2 ** 32;
  * per message, ~2.5 KB of garbage per Register.
  */
 export function readRegisterRequest(bytes: Uint8Array): RegisterRequest | undefined {
-  readFrom(bytes);
-  const end = bytes.length;
+  return reading(bytes, registerTo);
+}
+
+function registerTo(end: number): RegisterRequest | undefined {
   const message: RegisterRequest = { instance: undefined };
-  try {
-    while (pos < end) {
-      if (buf[pos++] !== 10) return undefined;
-      const length = varint(end);
-      if (length < 0 || pos + length > end) return undefined;
-      const instance = fastInstance(pos + length);
-      if (instance === undefined) return undefined;
-      message.instance = instance;
-    }
-    return message;
-  } finally {
-    doneReading();
+  while (pos < end) {
+    if (buf[pos++] !== 10) return undefined;
+    const length = varint(end);
+    if (length < 0 || pos + length > end) return undefined;
+    const instance = fastInstance(pos + length);
+    if (instance === undefined) return undefined;
+    message.instance = instance;
   }
+  return message;
 }
 
 /** The string fields of roster.v1.Instance by tag (field number 1-4, 9-12, 14-16, wire type 2). */
