@@ -18,7 +18,7 @@ export interface Wanted {
  * (tens of milliseconds each at 10k instances) and could take the node's whole CPU.
  *
  * Plain bodies larger than `maxPlainBytes` are not kept (gzip ones always are: clients ask for
- * gzip), so memory is the current version's gzip bodies and small plain ones.
+ * gzip), so memory is the current version's gzip bodies and plain ones up to that size.
  */
 export class BodyCache {
   readonly #maxPlainBytes: number;
