@@ -76,6 +76,7 @@ const SETTINGS = {
   writeBurst: int(1, 10_000_000, 20_000, 'client write burst allowance'),
   maxWatchers: int(0, 1_000_000, 10_000, 'concurrent Watch streams allowed'),
   fullReadCacheMib: int(0, 65_536, 64, 'ListApplications chunks of the current revision kept for later reads, plain and gzip, in MiB (0: encode every read)'),
+  eurekaPlainCacheMib: int(0, 65_536, 128, 'largest plain (not gzip) GET /eureka/apps body kept for the current revision, in MiB; larger ones are inflated from the gzip body as they are written'),
   shutdownGraceMs: int(0, 600_000, 5000, 'how long shutdown waits for calls and streams to finish'),
   peers: text(check.text({ format: PEER_LIST, says: 'must be host:port[,host:port...]' }), () => '', 'static peers, host:port,host:port (this node is skipped)'),
   peersDns: text(check.text({ format: DNS_PEERS, says: 'must be name:port' }), () => '', 'peers from a DNS name, name:port (e.g. a Kubernetes headless service)'),

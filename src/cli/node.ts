@@ -195,7 +195,14 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
           };
         },
       }),
-      eurekaRoutes({ registry, clock, logger: log, ready: () => serving && replicator.ready, metrics: metrics.registry }),
+      eurekaRoutes({
+        registry,
+        clock,
+        logger: log,
+        ready: () => serving && replicator.ready,
+        metrics: metrics.registry,
+        maxPlainBodyBytes: config.eurekaPlainCacheMib * 1024 * 1024,
+      }),
       dashboard.mount,
     ],
   }).catch(async (err: unknown) => {

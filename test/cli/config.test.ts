@@ -108,7 +108,7 @@ test('names map to stable env vars and flags', () => {
   const names = describeSettings().map((s) => s.name);
   assert.deepEqual(names, [
     'host', 'port', 'httpPort', 'logLevel', 'logFormat', 'nodeId', 'leaseRenewalSecs', 'leaseDurationSecs', 'selfPreservation',
-    'renewalThresholdPercent', 'selfPreservationMinLapsed', 'maxClockSkewSecs', 'evictionIntervalMs', 'changeLogSize', 'peerHoldSecs', 'maxInstances', 'maxInstancesPerApp', 'maxMetadataBytes', 'writesPerSecond', 'writeBurst', 'maxWatchers', 'fullReadCacheMib',
+    'renewalThresholdPercent', 'selfPreservationMinLapsed', 'maxClockSkewSecs', 'evictionIntervalMs', 'changeLogSize', 'peerHoldSecs', 'maxInstances', 'maxInstancesPerApp', 'maxMetadataBytes', 'writesPerSecond', 'writeBurst', 'maxWatchers', 'fullReadCacheMib', 'eurekaPlainCacheMib',
     'shutdownGraceMs', 'peers', 'peersDns', 'peerRefreshSecs', 'clusterToken', 'antiEntropySecs', 'startupWaitSecs',
     'replicationQueueSize', 'replicationTasksPerSecond', 'clusterTokenFile', 'credentialsFile', 'tlsCertFile', 'tlsKeyFile',
     'tlsCaFile', 'tlsClientAuth', 'httpTls', 'httpTlsClientAuth', 'peerTlsServerName', 'tlsReloadSecs', 'insecure', 'httpHost',
