@@ -1,5 +1,5 @@
 import { promisify } from 'node:util';
-import { constants, deflateRaw as deflateRawCallback } from 'node:zlib';
+import { constants, crc32, deflateRaw as deflateRawCallback } from 'node:zlib';
 import type { ChangeType, InstanceRecord, InstanceView } from '../core/types.js';
 
 const deflateRaw = promisify(deflateRawCallback);
@@ -237,23 +237,6 @@ function storedBlock(data: Buffer): Buffer {
   block.writeUInt16LE(~data.length & 0xffff, 3);
   data.copy(block, 5);
   return block;
-}
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 (IEEE, as gzip uses) of `bytes`. */
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 const POLY = 0xedb88320;

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
+import { crc32, gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { FakeClock } from '../../src/core/clock.js';
 import { Registry } from '../../src/core/registry.js';
 import { applicationsParts, applicationsShape, groupByApp, instanceElement, type EurekaFormat } from '../../src/eureka/codec.js';
-import { crc32, crc32Combine, GzipDocument } from '../../src/eureka/gzip-document.js';
+import { crc32Combine, GzipDocument } from '../../src/eureka/gzip-document.js';
 import type { RegistrationInput } from '../../src/core/types.js';
 
 function registration(app: string, id: string, version: string): RegistrationInput {
@@ -115,7 +115,5 @@ describe('GzipDocument', () => {
       }),
       { seed: 16, numRuns: 200 },
     );
-    // The check value of CRC-32/ISO-HDLC.
-    assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
   });
 });
