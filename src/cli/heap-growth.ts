@@ -14,9 +14,9 @@ const MiB = 1024 * 1024;
  * which left fewer bytes but the same strings per call (1M fill: 47-57 MiB died → 80-105 ms).
  * A fixed amount keeps each pause under ~80 ms whatever the size of the registry, where a fixed
  * proportion (V8's 1.1× to 4×) lets it grow with the registry. Not less: with 32 MiB at 100k
- * instances (40 % growth), a plain 107 MiB `GET /eureka/apps`, inflated in chunks as it is
- * written, set off a major GC every ~110 ms (its buffers count against the limit): 150 → 480 ms
- * of CPU per read. The price is marking the whole heap more often: ~40 major GCs in a 1M fill
+ * instances (40 % growth), a plain 107 MiB `GET /eureka/apps`, then inflated in chunks on every
+ * read (now once per revision, src/eureka/routes.ts), set off a major GC every ~110 ms (its
+ * buffers count against the limit): 150 → 480 ms of CPU per read. The price is marking the whole heap more often: ~40 major GCs in a 1M fill
  * (V8's own growth: 17-29).
  */
 export const GROWTH_BUDGET_BYTES = 40 * MiB;

@@ -26,7 +26,7 @@ import {
   type WriteOrigin,
 } from './types.js';
 import { checkApp, checkDirtyTimestamp, checkInstanceId, checkMetadata, checkRegistration, checkStatus } from './validate.js';
-import { compareVersions, contentHash } from './version.js';
+import { compareVersions, contentHash, type ContentFields } from './version.js';
 
 export interface RegistryOptions {
   clock: Clock;
@@ -248,11 +248,8 @@ export class Registry implements RegistryApi {
       lastUpdatedTimestamp: this.#clock.wallNow(),
     };
     const candidate = this.#build(checked, version);
-    // An unchanged re-registration (the common case) is the stored version: its hash, and no
-    // ordering to do. Otherwise hashed from the registration (the candidate's getters build strings).
-    const unchanged = existing?.sameContentAs(candidate) === true;
-    const hash = unchanged ? existing!.hash : contentHash(checked, version);
-    if (existing && (unchanged || compareVersions(candidate, hash, existing.record, existing.hash) <= 0)) {
+    const { hash, order } = this.#against(existing, candidate, checked, version);
+    if (existing && order <= 0) {
       // The stored record is as new or newer: it wins, the caller still gets OK and a lease.
       this.#renew(existing);
       this.#emitLocal({ action: 'heartbeat', app: checked.app, instanceId: checked.instanceId, lastDirtyTimestamp: existing.record.lastDirtyTimestamp });
@@ -353,9 +350,7 @@ export class Registry implements RegistryApi {
     };
     const incoming = this.#build(checked, version);
     const existing = this.#entry(app, instanceId);
-    const unchanged = existing?.sameContentAs(incoming) === true;
-    const hash = unchanged ? existing!.hash : contentHash(checked, version);
-    const order = unchanged ? 0 : existing ? compareVersions(incoming, hash, existing.record, existing.hash) : 1;
+    const { hash, order } = this.#against(existing, incoming, checked, version);
     if (order < 0) return 'stale';
     if (order === 0 && existing) {
       const slot = existing.slot;
@@ -366,6 +361,19 @@ export class Registry implements RegistryApi {
     }
     this.#leases.setRenewedVia(this.#store(incoming, hash, existing, remaining).slot, via);
     return 'applied';
+  }
+
+  /**
+   * A new version's content hash, and how it orders against the stored one (positive: newer;
+   * 1 when nothing is stored). An unchanged re-registration (the common case) is the stored
+   * version: its hash, and no ordering to do. Otherwise it is hashed from the registration
+   * (the built entry's getters build strings).
+   */
+  #against(existing: Entry | undefined, built: Entry, checked: ContentFields, version: VersionFields): { hash: number; order: number } {
+    if (existing === undefined) return { hash: contentHash(checked, version), order: 1 };
+    if (existing.sameContentAs(built)) return { hash: existing.hash, order: 0 };
+    const hash = contentHash(checked, version);
+    return { hash, order: compareVersions(built, hash, existing.record, existing.hash) };
   }
 
   /** The version of a live instance, for replication. */
