@@ -1,9 +1,10 @@
 /**
  * `npm run bench -- --floor [--quick] [--out FILE]`: how much of one Node thread a unary gRPC
  * call costs before any registry work, next to Roster. The same replayed calls (bench/replay, Go,
- * 64 callers, requests encoded before the timed window) go to a Roster node and to two bare
- * servers that answer every call with fixed bytes (bench/floor-server.js): one on node:http2,
- * answering as Roster's unary fast path does (src/grpc/unary-fast-path.ts), and one on grpc-js.
+ * 64 callers, requests encoded before the timed window) go to a Roster node and to three bare
+ * servers that answer every call with fixed bytes: one on node:http2, answering as Roster's
+ * unary fast path does (src/grpc/unary-fast-path.ts), one on grpc-js (both bench/floor-server.js),
+ * and one whose HTTP/2 is framed in JavaScript on node:net (bench/floor-h2.js).
  * Rounds alternate between the servers. Each row: calls/s, the server's CPU per call and cores,
  * the load generator's CPU per call. Roster's distance from the node:http2 server is its own
  * work per call; the node:http2 server's CPU per call bounds what any Node server answering
@@ -25,7 +26,10 @@ import { Replay, requestsFor, type ReplayResult } from './replay.js';
 
 const RESULTS = fileURLToPath(new URL('./results/floor.json', import.meta.url));
 const FLOOR_SERVER = fileURLToPath(new URL('./floor-server.js', import.meta.url));
+const FLOOR_H2 = fileURLToPath(new URL('./floor-h2.js', import.meta.url));
 const CALLERS = 64;
+/** The JavaScript HTTP/2 server answers faster than the replayer's usual supply (60k/s): it took 76-89k/s here. */
+const JS_HTTP2_REQUESTS_PER_SECOND = 120_000;
 /** Records registered on Roster before the rounds, so heartbeats find them; register rounds rewrite them. */
 const RECORDS = 10_000;
 const PREFIX = 'floor';
@@ -38,8 +42,8 @@ const BUDGETS = {
   quick: { warmupMs: 300, rounds: 1, roundMs: 800 },
 } as const;
 
-type ServerKind = 'roster' | 'http2' | 'grpc-js';
-const SERVERS: readonly ServerKind[] = ['roster', 'http2', 'grpc-js'];
+type ServerKind = 'roster' | 'http2' | 'grpc-js' | 'js-http2';
+const SERVERS: readonly ServerKind[] = ['roster', 'http2', 'grpc-js', 'js-http2'];
 type Method = 'Heartbeat' | 'Register';
 const METHODS: readonly Method[] = ['Heartbeat', 'Register'];
 
@@ -52,9 +56,10 @@ interface Round {
 }
 
 /** A bare server of bench/floor-server.js, answering once it printed "listening". */
-async function startBare(kind: 'http2' | 'grpc-js'): Promise<ServerProcess> {
+async function startBare(kind: Exclude<ServerKind, 'roster'>): Promise<ServerProcess> {
   const [port] = (await freePorts(1)) as [number];
-  const child = spawn(process.execPath, [FLOOR_SERVER, kind, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = kind === 'js-http2' ? [FLOOR_H2, String(port)] : [FLOOR_SERVER, kind, String(port)];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const server = new ServerProcess(kind, child, `127.0.0.1:${port}`);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${kind} floor server did not listen within ${LISTEN_TIMEOUT_MS} ms: ${server.stderrTail}`)), LISTEN_TIMEOUT_MS);
@@ -92,7 +97,7 @@ async function seed(replay: Replay, roster: ServerProcess, dirty: number): Promi
 /** Replays `durationMs` of `method` calls at `server` and reads the server's CPU around it. */
 async function round(replay: Replay, server: ServerProcess, method: Method, durationMs: number, dirty: number): Promise<Round> {
   const path = RegistryServiceService[method === 'Register' ? 'register' : 'heartbeat'].path;
-  const count = requestsFor(durationMs);
+  const count = requestsFor(durationMs, server.name === 'js-http2' ? JS_HTTP2_REQUESTS_PER_SECOND : undefined);
   const loaded = await replay.load({ kind: 'grpc', target: server.address, method: path }, (function* () {
     for (let k = 0; k < count; k++) yield request(method, k, dirty);
   })());
@@ -130,6 +135,7 @@ export async function runFloor(options: { quick: boolean; out?: string }): Promi
     servers.set('roster', await startRoster());
     servers.set('http2', await startBare('http2'));
     servers.set('grpc-js', await startBare('grpc-js'));
+    servers.set('js-http2', await startBare('js-http2'));
     await seed(replay, servers.get('roster')!, dirty);
     for (const kind of SERVERS) {
       for (const method of METHODS) await round(replay, servers.get(kind)!, method, budget.warmupMs, dirty);

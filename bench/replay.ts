@@ -85,9 +85,9 @@ export function replayBinary(): string {
   return REPLAY_BINARY;
 }
 
-/** How many requests to encode for a timed job of `durationMs`. */
-export function requestsFor(durationMs: number): number {
-  return Math.ceil((REQUESTS_PER_SECOND * durationMs) / 1000);
+/** How many requests to encode for a timed job of `durationMs`, at `perSecond` (default: above any rate a Roster or etcd row reached). */
+export function requestsFor(durationMs: number, perSecond = REQUESTS_PER_SECOND): number {
+  return Math.ceil((perSecond * durationMs) / 1000);
 }
 
 /** An HTTP request as a frame's bytes. */
