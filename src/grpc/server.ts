@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import type { ServerHttp2Stream } from 'node:http2';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
@@ -14,6 +15,7 @@ import { AccessPolicy } from '../security/access.js';
 import type { TlsMaterial } from '../security/tls-material.js';
 import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections.js';
 import { flowControl } from './flow-control.js';
+import { Http2Connection } from './http2/connection.js';
 import { HEALTH_SERVICE_DEFINITION, HealthService, type ServingStatus } from './health.js';
 import { decodeStrictUtf8, InvalidUtf8Error } from './strict-utf8.js';
 import { clientFaultsAsInvalidArgument } from './transport-errors.js';
@@ -96,6 +98,9 @@ const HEALTH_SERVICE = 'grpc.health.v1.Health';
 /** Reflection lists and describes itself too, as grpcurl users expect. */
 const REFLECTION_SERVICES = ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'];
 const READINESS_RECHECK_MS = 1000;
+/** Ping idle connections so Watch streams of vanished clients are noticed within ~80 s. */
+const KEEPALIVE_MS = 60_000;
+const KEEPALIVE_TIMEOUT_MS = 20_000;
 /** Streams answering each request with one response: requests are read only while few responses wait to flush. */
 const FLUSH_GATED: ReadonlySet<string> = new Set([ReplicationServiceService.replicate.path]);
 /**
@@ -111,9 +116,8 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
   // Nothing reads channelz; tracking every call for it costs CPU on every call.
   'grpc.enable_channelz': 0,
-  // Ping idle connections so Watch streams of vanished clients are noticed within ~80 s.
-  'grpc.keepalive_time_ms': 60_000,
-  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.keepalive_time_ms': KEEPALIVE_MS,
+  'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
 };
 
 /**
@@ -184,7 +188,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
 
   // Our own listener feeds grpc-js: connections are counted and capped at accept, before TLS.
   const injector = server.createConnectionInjector(serverCredentials(options.tls, options.clientAuth ?? 'require'));
-  installUnaryFastPath({
+  const dispatch = installUnaryFastPath({
     server,
     methods: unaryMethods(registryDefinition, service.implementation),
     guard: calls,
@@ -193,8 +197,29 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     maxReceiveMessageBytes: MAX_RECEIVE_MESSAGE_BYTES,
     logger: log,
   });
+  // Plain-text connections are Roster's own HTTP/2 (src/grpc/http2/), their streams handed to the
+  // same listener as node:http2's; TLS connections are node:http2's, through grpc-js' credentials.
+  const connections = new Set<Http2Connection>();
+  let allClosed: (() => void) | undefined;
+  const accept =
+    options.tls !== undefined || dispatch === undefined
+      ? (socket: Socket): void => injector.injectConnection(socket)
+      : (socket: Socket): void => {
+          const connection = new Http2Connection(socket, {
+            maxConcurrentStreams: limits.maxCallsPerConnection,
+            keepaliveMs: KEEPALIVE_MS,
+            keepaliveTimeoutMs: KEEPALIVE_TIMEOUT_MS,
+            idleMs: limits.idleMs,
+            onStream: (stream, headers) => dispatch(stream as unknown as ServerHttp2Stream, headers, 0),
+          });
+          connections.add(connection);
+          socket.once('close', () => {
+            connections.delete(connection);
+            if (connections.size === 0) allClosed?.();
+          });
+        };
   const listener = createNetServer((socket) => {
-    if (gate.admit(socket)) injector.injectConnection(socket);
+    if (gate.admit(socket)) accept(socket);
   });
   let port: number;
   try {
@@ -215,13 +240,19 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     const watchers = service.watchers;
     listener.close();
     service.endStreams({ code: grpc.status.UNAVAILABLE, details: 'server shutting down' });
+    const ours = new Promise<void>((resolve) => {
+      allClosed = resolve;
+      if (connections.size === 0) resolve();
+      for (const connection of connections) connection.close();
+    });
+    const grpcJs = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     const graceful = await new Promise<boolean>((resolve) => {
       const deadline = setTimeout(() => {
         server.forceShutdown();
         gate.destroyAll();
         resolve(false);
       }, graceMs);
-      server.tryShutdown(() => {
+      void Promise.all([ours, grpcJs]).then(() => {
         clearTimeout(deadline);
         resolve(true);
       });

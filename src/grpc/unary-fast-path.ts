@@ -3,6 +3,7 @@ import { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { releaseClosedStream } from './closed-stream.js';
+import { ServerStream } from './http2/connection.js';
 import type { Admitted, CallGuard, Caller } from './guard.js';
 
 /** A unary method served without grpc-js' call machinery: its (adapted) codecs and its grpc-js handler. */
@@ -38,6 +39,9 @@ const RESPOND_FAILED = { endStream: true, sendDate: false };
 const TIMEOUT = /^\d{1,8}[HMSmun]$/;
 const FRAME_HEADER_BYTES = 5;
 
+/** Takes one HTTP/2 stream of the gRPC port, as node:http2's server 'stream' event gives it. */
+export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void;
+
 /**
  * Serves the unary RegistryService calls straight from the HTTP/2 streams grpc-js' server
  * accepts: per call, grpc-js builds a call object, parses metadata, chains every interceptor
@@ -48,9 +52,12 @@ const FRAME_HEADER_BYTES = 5;
  * a call object with the request. Compressed requests, and every other method, take grpc-js'
  * own path. It depends on two grpc-js internals (the `stream` listener of the HTTP/2 server
  * behind a connection injector, and `onStreamOpened`): when they are not there, it logs once
- * and every call takes grpc-js' path, answering the same.
+ * and every call takes grpc-js' path, answering the same, and undefined is returned.
+ *
+ * Returns the listener it installed, which also takes the streams of Roster's own HTTP/2
+ * connections (src/grpc/http2/).
  */
-export function installUnaryFastPath(options: UnaryFastPathOptions): void {
+export function installUnaryFastPath(options: UnaryFastPathOptions): StreamListener | undefined {
   const internals = options.server as unknown as {
     http2Servers?: unknown;
     onStreamOpened?: (stream: ServerHttp2Stream) => void;
@@ -61,17 +68,19 @@ export function installUnaryFastPath(options: UnaryFastPathOptions): void {
   const grpcJs = http2Server?.listeners('stream');
   if (http2Server === undefined || grpcJs?.length !== 1 || typeof onStreamOpened !== 'function') {
     options.logger.warn('grpc-js internals for the unary fast path are missing: every call takes grpc-js\' path');
-    return;
+    return undefined;
   }
-  const [delegate] = grpcJs as [(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void];
+  const [delegate] = grpcJs as [StreamListener];
   http2Server.removeListener('stream', delegate);
-  http2Server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
+  const listener: StreamListener = (stream, headers, flags) => {
     const method = options.methods.get(headers[':path'] ?? '');
     if (method === undefined || !takesFastPath(headers)) return delegate(stream, headers, flags);
     // grpc-js' idle-connection timer counts the streams it is told of.
     onStreamOpened.call(options.server, stream);
     new FastUnaryCall(stream, headers, method, options).start();
-  });
+  };
+  http2Server.on('stream', listener);
+  return listener;
 }
 
 /** A gRPC request this path answers exactly as grpc-js would: identity-encoded, gRPC content type. */
@@ -229,7 +238,8 @@ class FastUnaryCall implements Caller {
     this[CALL] = undefined;
     this.off('data', FastUnaryCall.#onData);
     this.off('end', FastUnaryCall.#onEnd);
-    releaseClosedStream(this);
+    // Roster's own streams hold nothing a young collection would promote.
+    if (!((this as unknown) instanceof ServerStream)) releaseClosedStream(this);
     if (call === undefined) return;
     call.#chunks.length = 0;
     call.#finish(grpc.status.CANCELLED, 'the client cancelled the call');

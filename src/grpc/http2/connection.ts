@@ -1,0 +1,903 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
+import { encodeHeaders, HpackDecoder, HpackError, type HeaderField } from './hpack.js';
+
+/**
+ * The server side of HTTP/2 (RFC 9113) over one socket, as much as gRPC needs: streams with
+ * flow control both ways, HPACK, SETTINGS, PING (answered, and sent as keepalive), GOAWAY
+ * (received, and sent on shutdown or when idle), RST_STREAM, CONTINUATION. No server push, no
+ * priorities (PRIORITY frames are read and ignored, as RFC 9113 allows).
+ *
+ * Why not node:http2: per unary call it costs ~26-32 µs of CPU on this project's benchmark machine
+ * (a Duplex stream object, a header object and several C++ → JavaScript calls per stream, and an
+ * external string per request header value that only a major GC finalizes), where this costs a
+ * few (BENCHMARKS.md, "The floor of one thread"). Each stream is handed to the same listener as
+ * node:http2's streams (grpc-js' handler behind Roster's unary fast path) as an object with the
+ * part of node:http2's `ServerHttp2Stream` they use.
+ */
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const FRAME_HEADER = 9;
+
+const enum Frame {
+  Data = 0x0,
+  Headers = 0x1,
+  Priority = 0x2,
+  RstStream = 0x3,
+  Settings = 0x4,
+  PushPromise = 0x5,
+  Ping = 0x6,
+  Goaway = 0x7,
+  WindowUpdate = 0x8,
+  Continuation = 0x9,
+}
+
+const END_STREAM = 0x1;
+const ACK = 0x1;
+const END_HEADERS = 0x4;
+const PADDED = 0x8;
+const PRIORITY = 0x20;
+
+const enum Setting {
+  HeaderTableSize = 0x1,
+  EnablePush = 0x2,
+  MaxConcurrentStreams = 0x3,
+  InitialWindowSize = 0x4,
+  MaxFrameSize = 0x5,
+  MaxHeaderListSize = 0x6,
+}
+
+/** RFC 9113 §7 error codes. */
+export const enum H2Error {
+  NoError = 0x0,
+  ProtocolError = 0x1,
+  InternalError = 0x2,
+  FlowControlError = 0x3,
+  StreamClosed = 0x5,
+  FrameSizeError = 0x6,
+  RefusedStream = 0x7,
+  Cancel = 0x8,
+  CompressionError = 0x9,
+  EnhanceYourCalm = 0xb,
+}
+
+const DEFAULT_WINDOW = 65_535;
+const MAX_WINDOW = 2 ** 31 - 1;
+/** The largest frame payload this side reads (SETTINGS_MAX_FRAME_SIZE left at its default). */
+const MAX_FRAME_SIZE = 16_384;
+/** Small frames are copied into one buffer per write; larger payloads are written as they are. */
+const COALESCE_BYTES = 4096;
+
+export interface Http2ConnectionOptions {
+  /** Streams open at once; one more is refused (RST_STREAM REFUSED_STREAM). */
+  readonly maxConcurrentStreams: number;
+  /** Each stream's receive window, topped up as its data is read. Default 1 MiB. */
+  readonly streamWindow?: number;
+  /** The connection's receive window, topped up as data arrives. Default 16 MiB. */
+  readonly connectionWindow?: number;
+  /** A request's header list (RFC 9113 §6.5.2 sizes); a larger one is answered 431 and reset. Default 64 KiB. */
+  readonly maxHeaderListBytes?: number;
+  /** PING the client this often, and close the connection when no answer comes within `keepaliveTimeoutMs`; 0: never. */
+  readonly keepaliveMs?: number;
+  readonly keepaliveTimeoutMs?: number;
+  /** Close the connection (GOAWAY) after this long without a stream; 0: never. */
+  readonly idleMs?: number;
+  /** Every stream the client opens, with its request headers. */
+  readonly onStream: (stream: ServerStream, headers: IncomingHttpHeaders) => void;
+}
+
+/** What a stream's answer is written with: node:http2's `respond` options that gRPC servers use. */
+export interface RespondOptions {
+  readonly endStream?: boolean;
+  readonly waitForTrailers?: boolean;
+}
+
+interface Pending {
+  data: Buffer;
+  readonly callback: ((err?: Error | null) => void) | undefined;
+}
+
+/**
+ * One HTTP/2 connection. `close()` asks the client to go away (GOAWAY) and ends the socket once
+ * the open streams are done; `destroy()` cuts everything.
+ */
+export class Http2Connection {
+  /** node:http2's name for what a stream's `session.socket` is. */
+  readonly socket: Socket;
+  readonly #options: Required<Omit<Http2ConnectionOptions, 'onStream'>> & Pick<Http2ConnectionOptions, 'onStream'>;
+  readonly #decoder = new HpackDecoder();
+  readonly #streams = new Map<number, ServerStream>();
+  /** Streams with data waiting for a window, in the order they started waiting. */
+  readonly #waiting = new Set<ServerStream>();
+  #preface = false;
+  #partial: Buffer | undefined;
+  #block: { readonly stream: number; readonly flags: number; readonly parts: Buffer[]; bytes: number } | undefined;
+  #lastStreamId = 0;
+  #goawaySent = false;
+  #closed = false;
+  /** Receive side: connection window bytes used since the last WINDOW_UPDATE. */
+  #received = 0;
+  #receiveWindow: number;
+  /** Send side. */
+  #sendWindow = DEFAULT_WINDOW;
+  #peerInitialWindow = DEFAULT_WINDOW;
+  #peerMaxFrame = MAX_FRAME_SIZE;
+  #out: Buffer[] = [];
+  #outCallbacks: Array<(err?: Error | null) => void> = [];
+  #flushQueued = false;
+  #reading = false;
+  #congested = false;
+  #keepalive: NodeJS.Timeout | undefined;
+  #pingTimeout: NodeJS.Timeout | undefined;
+  #idle: NodeJS.Timeout | undefined;
+
+  constructor(socket: Socket, options: Http2ConnectionOptions) {
+    this.socket = socket;
+    this.#options = {
+      streamWindow: 1 << 20,
+      connectionWindow: 16 << 20,
+      maxHeaderListBytes: 64 * 1024,
+      keepaliveMs: 0,
+      keepaliveTimeoutMs: 20_000,
+      idleMs: 0,
+      ...options,
+    };
+    this.#receiveWindow = this.#options.connectionWindow;
+    socket.setNoDelay(true);
+    const settings = Buffer.allocUnsafe(12);
+    settings.writeUInt16BE(Setting.MaxConcurrentStreams, 0);
+    settings.writeUInt32BE(this.#options.maxConcurrentStreams, 2);
+    settings.writeUInt16BE(Setting.InitialWindowSize, 6);
+    settings.writeUInt32BE(this.#options.streamWindow, 8);
+    this.#frame(Frame.Settings, 0, 0, settings);
+    if (this.#receiveWindow > DEFAULT_WINDOW) this.#windowUpdate(0, this.#receiveWindow - DEFAULT_WINDOW);
+    this.#flush();
+    socket.on('data', (chunk: Buffer) => this.#read(chunk));
+    socket.on('drain', () => {
+      this.#congested = false;
+      this.#pump();
+      this.#flush();
+    });
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => this.#onSocketClose());
+    if (this.#options.keepaliveMs > 0) {
+      this.#keepalive = setInterval(() => this.#ping(), this.#options.keepaliveMs);
+      this.#keepalive.unref();
+    }
+    this.#armIdle();
+  }
+
+  /** Whether the socket is gone (node:http2's session property of that name). */
+  get destroyed(): boolean {
+    return this.#closed;
+  }
+
+  /** Streams open now. */
+  get streams(): number {
+    return this.#streams.size;
+  }
+
+  /** Asks the client to go away: no new stream is taken; the socket ends when the open ones are done. */
+  close(): void {
+    if (this.#closed) return;
+    this.#goaway(H2Error.NoError);
+    this.#endIfDone();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  // ---- reading ----
+
+  #read(chunk: Buffer): void {
+    let buf = this.#partial === undefined ? chunk : Buffer.concat([this.#partial, chunk]);
+    this.#partial = undefined;
+    let at = 0;
+    if (!this.#preface) {
+      const have = Math.min(buf.length, PREFACE.length);
+      if (!buf.subarray(0, have).equals(PREFACE.subarray(0, have))) return this.#connectionError(H2Error.ProtocolError, 'not an HTTP/2 connection preface');
+      if (buf.length < PREFACE.length) {
+        this.#partial = buf;
+        return;
+      }
+      this.#preface = true;
+      at = PREFACE.length;
+    }
+    this.#reading = true;
+    try {
+      while (buf.length - at >= FRAME_HEADER && !this.#closed) {
+        const length = (buf[at]! << 16) | (buf[at + 1]! << 8) | buf[at + 2]!;
+        if (length > MAX_FRAME_SIZE) return this.#connectionError(H2Error.FrameSizeError, `a frame of ${length} bytes, above ${MAX_FRAME_SIZE}`);
+        if (buf.length - at < FRAME_HEADER + length) break;
+        const type = buf[at + 3]!;
+        const flags = buf[at + 4]!;
+        const stream = buf.readUInt32BE(at + 5) & 0x7fffffff;
+        const payload = buf.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length);
+        at += FRAME_HEADER + length;
+        const problem = this.#frameIn(type, flags, stream, payload);
+        if (problem !== undefined) return this.#connectionError(problem[0], problem[1]);
+      }
+    } catch (err) {
+      if (err instanceof HpackError) return this.#connectionError(H2Error.CompressionError, err.message);
+      throw err;
+    } finally {
+      this.#reading = false;
+    }
+    if (at < buf.length) this.#partial = buf.subarray(at);
+    this.#pump();
+    this.#flush();
+  }
+
+  /** Handles one frame; returns a connection error as [code, reason], or undefined. */
+  #frameIn(type: number, flags: number, id: number, payload: Buffer): [H2Error, string] | undefined {
+    if (this.#block !== undefined && type !== Frame.Continuation) return [H2Error.ProtocolError, 'a header block was interrupted'];
+    switch (type) {
+      case Frame.Data:
+        return this.#dataIn(flags, id, payload);
+      case Frame.Headers:
+        return this.#headersIn(flags, id, payload);
+      case Frame.Continuation: {
+        const block = this.#block;
+        if (block === undefined || block.stream !== id) return [H2Error.ProtocolError, 'CONTINUATION without a header block to continue'];
+        block.parts.push(Buffer.from(payload));
+        block.bytes += payload.length;
+        if (block.bytes > 2 * this.#options.maxHeaderListBytes) return [H2Error.EnhanceYourCalm, 'header block too large'];
+        if ((flags & END_HEADERS) === 0) return undefined;
+        this.#block = undefined;
+        return this.#headerBlock(block.stream, block.flags, Buffer.concat(block.parts, block.bytes));
+      }
+      case Frame.Priority:
+        if (id === 0) return [H2Error.ProtocolError, 'PRIORITY on stream 0'];
+        if (payload.length !== 5) this.#reset(id, H2Error.FrameSizeError);
+        return undefined;
+      case Frame.RstStream: {
+        if (id === 0) return [H2Error.ProtocolError, 'RST_STREAM on stream 0'];
+        if (payload.length !== 4) return [H2Error.FrameSizeError, 'RST_STREAM of other than 4 bytes'];
+        if (id > this.#lastStreamId) return [H2Error.ProtocolError, 'RST_STREAM on an idle stream'];
+        this.#streams.get(id)?._closed(payload.readUInt32BE(0));
+        return undefined;
+      }
+      case Frame.Settings:
+        return this.#settingsIn(flags, id, payload);
+      case Frame.PushPromise:
+        return [H2Error.ProtocolError, 'a client sent PUSH_PROMISE'];
+      case Frame.Ping:
+        if (id !== 0) return [H2Error.ProtocolError, 'PING on a stream'];
+        if (payload.length !== 8) return [H2Error.FrameSizeError, 'PING of other than 8 bytes'];
+        if (flags & ACK) {
+          clearTimeout(this.#pingTimeout);
+          this.#pingTimeout = undefined;
+        } else this.#frame(Frame.Ping, ACK, 0, Buffer.from(payload));
+        return undefined;
+      case Frame.Goaway:
+        if (id !== 0) return [H2Error.ProtocolError, 'GOAWAY on a stream'];
+        // The client opens no more streams; those open finish, then the socket ends.
+        this.#goaway(H2Error.NoError);
+        this.#endIfDone();
+        return undefined;
+      case Frame.WindowUpdate: {
+        if (payload.length !== 4) return [H2Error.FrameSizeError, 'WINDOW_UPDATE of other than 4 bytes'];
+        const increment = payload.readUInt32BE(0) & 0x7fffffff;
+        if (id === 0) {
+          if (increment === 0) return [H2Error.ProtocolError, 'WINDOW_UPDATE of 0'];
+          this.#sendWindow += increment;
+          if (this.#sendWindow > MAX_WINDOW) return [H2Error.FlowControlError, 'connection window above 2^31-1'];
+          return undefined;
+        }
+        const stream = this.#streams.get(id);
+        if (stream === undefined) return id > this.#lastStreamId ? [H2Error.ProtocolError, 'WINDOW_UPDATE on an idle stream'] : undefined;
+        if (increment === 0) this.#reset(id, H2Error.ProtocolError);
+        else if (!stream._window(increment)) this.#reset(id, H2Error.FlowControlError);
+        return undefined;
+      }
+      default:
+        return undefined; // unknown frame types are ignored (RFC 9113 §4.1)
+    }
+  }
+
+  #dataIn(flags: number, id: number, payload: Buffer): [H2Error, string] | undefined {
+    if (id === 0) return [H2Error.ProtocolError, 'DATA on stream 0'];
+    if (id > this.#lastStreamId) return [H2Error.ProtocolError, 'DATA on an idle stream'];
+    this.#received += payload.length;
+    if (this.#received > this.#receiveWindow) return [H2Error.FlowControlError, 'DATA beyond the connection window'];
+    // The connection's window is given back as data arrives; each stream's as it is read.
+    if (this.#received >= this.#receiveWindow / 2) {
+      this.#windowUpdate(0, this.#received);
+      this.#received = 0;
+    }
+    let data = payload;
+    if (flags & PADDED) {
+      if (payload.length === 0 || payload[0]! >= payload.length) return [H2Error.ProtocolError, 'DATA padding longer than the frame'];
+      data = payload.subarray(1, payload.length - payload[0]!);
+    }
+    const stream = this.#streams.get(id);
+    // A stream closed by this side may still see data the client sent before it knew.
+    if (stream === undefined) return undefined;
+    const refused = stream._data(data, payload.length, (flags & END_STREAM) !== 0);
+    if (refused !== undefined) this.#reset(id, refused);
+    return undefined;
+  }
+
+  #headersIn(flags: number, id: number, payload: Buffer): [H2Error, string] | undefined {
+    if (id === 0) return [H2Error.ProtocolError, 'HEADERS on stream 0'];
+    let start = 0;
+    let end = payload.length;
+    if (flags & PADDED) {
+      if (payload.length === 0) return [H2Error.ProtocolError, 'padded HEADERS without a pad length'];
+      end -= payload[0]!;
+      start = 1;
+    }
+    if (flags & PRIORITY) start += 5;
+    if (start > end) return [H2Error.ProtocolError, 'HEADERS padding longer than the frame'];
+    const fragment = payload.subarray(start, end);
+    if (flags & END_HEADERS) return this.#headerBlock(id, flags, fragment);
+    this.#block = { stream: id, flags, parts: [Buffer.from(fragment)], bytes: fragment.length };
+    return undefined;
+  }
+
+  #headerBlock(id: number, flags: number, block: Buffer): [H2Error, string] | undefined {
+    // Decoded whatever becomes of the stream: the dynamic table must follow every block.
+    const fields = this.#decoder.decode(block);
+    const existing = this.#streams.get(id);
+    if (existing !== undefined) {
+      // Trailers from the client: gRPC sends none, but they may end the request.
+      if ((flags & END_STREAM) === 0) {
+        this.#reset(id, H2Error.ProtocolError);
+        return undefined;
+      }
+      const refused = existing._data(Buffer.alloc(0), 0, true);
+      if (refused !== undefined) this.#reset(id, refused);
+      return undefined;
+    }
+    if (id <= this.#lastStreamId) return id % 2 === 0 ? [H2Error.ProtocolError, 'a client opened an even-numbered stream'] : [H2Error.StreamClosed, 'HEADERS on a closed stream'];
+    if (id % 2 === 0) return [H2Error.ProtocolError, 'a client opened an even-numbered stream'];
+    this.#lastStreamId = id;
+    if (this.#goawaySent) {
+      this.#reset(id, H2Error.RefusedStream);
+      return undefined;
+    }
+    if (this.#streams.size >= this.#options.maxConcurrentStreams) {
+      this.#reset(id, H2Error.RefusedStream);
+      return undefined;
+    }
+    const headers = requestHeaders(fields, this.#options.maxHeaderListBytes);
+    if (typeof headers === 'string') {
+      if (headers === TOO_LARGE) {
+        // A complete answer; a client still sending is then told to stop, as after any answer.
+        this.#frame(Frame.Headers, END_HEADERS | END_STREAM, id, encodeHeaders([[':status', '431']]));
+        if ((flags & END_STREAM) === 0) this.#reset(id, H2Error.NoError);
+      } else this.#reset(id, H2Error.ProtocolError);
+      return undefined;
+    }
+    const stream = new ServerStream(this, id, this.#peerInitialWindow, this.#options.streamWindow, (flags & END_STREAM) !== 0);
+    this.#streams.set(id, stream);
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
+    this.#options.onStream(stream, headers);
+    return undefined;
+  }
+
+  #settingsIn(flags: number, id: number, payload: Buffer): [H2Error, string] | undefined {
+    if (id !== 0) return [H2Error.ProtocolError, 'SETTINGS on a stream'];
+    if (flags & ACK) return payload.length === 0 ? undefined : [H2Error.FrameSizeError, 'SETTINGS ACK with a payload'];
+    if (payload.length % 6 !== 0) return [H2Error.FrameSizeError, 'SETTINGS of other than a multiple of 6 bytes'];
+    for (let at = 0; at < payload.length; at += 6) {
+      const value = payload.readUInt32BE(at + 2);
+      switch (payload.readUInt16BE(at)) {
+        case Setting.EnablePush:
+          if (value > 1) return [H2Error.ProtocolError, 'SETTINGS_ENABLE_PUSH other than 0 or 1'];
+          break;
+        case Setting.InitialWindowSize: {
+          if (value > MAX_WINDOW) return [H2Error.FlowControlError, 'SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1'];
+          const delta = value - this.#peerInitialWindow;
+          this.#peerInitialWindow = value;
+          for (const stream of this.#streams.values()) if (!stream._window(delta)) return [H2Error.FlowControlError, 'a stream window above 2^31-1'];
+          break;
+        }
+        case Setting.MaxFrameSize:
+          if (value < MAX_FRAME_SIZE || value > 2 ** 24 - 1) return [H2Error.ProtocolError, 'SETTINGS_MAX_FRAME_SIZE out of range'];
+          this.#peerMaxFrame = value;
+          break;
+        default:
+          // HEADER_TABLE_SIZE: the encoder never indexes, so any table size suits it.
+          // MAX_CONCURRENT_STREAMS (for pushes) and MAX_HEADER_LIST_SIZE: answers stay small.
+          break;
+      }
+    }
+    this.#frame(Frame.Settings, ACK, 0, Buffer.alloc(0));
+    return undefined;
+  }
+
+  // ---- writing (called by streams) ----
+
+  /** A stream's header block: HEADERS, and CONTINUATION frames when it is larger than the peer's frame size. */
+  _headers(id: number, fields: readonly HeaderField[], endStream: boolean): void {
+    const block = encodeHeaders(fields);
+    const max = this.#peerMaxFrame;
+    if (block.length <= max) {
+      this.#frame(Frame.Headers, END_HEADERS | (endStream ? END_STREAM : 0), id, block);
+      return;
+    }
+    this.#frame(Frame.Headers, endStream ? END_STREAM : 0, id, block.subarray(0, max));
+    for (let at = max; at < block.length; at += max) this.#frame(Frame.Continuation, at + max >= block.length ? END_HEADERS : 0, id, block.subarray(at, at + max));
+  }
+
+  _reset(id: number, code: H2Error): void {
+    this.#reset(id, code);
+  }
+
+  /** A stream has data waiting (or an end to send after it). */
+  _ready(stream: ServerStream): void {
+    this.#waiting.add(stream);
+    if (!this.#reading) this.#schedule();
+  }
+
+  /** A stream of ours is closed: forgotten, and the connection may go idle or end. */
+  _forget(stream: ServerStream): void {
+    if (this.#streams.get(stream.id) !== stream) return;
+    this.#streams.delete(stream.id);
+    this.#waiting.delete(stream);
+    this.#armIdle();
+    this.#endIfDone();
+  }
+
+  /** A stream read `bytes` of its data: gives them back to the client as window. */
+  _consumed(id: number, bytes: number): void {
+    this.#windowUpdate(id, bytes);
+    if (!this.#reading) this.#schedule();
+  }
+
+  _flushSoon(): void {
+    if (!this.#reading) this.#schedule();
+  }
+
+  /** Sends what the windows allow of the waiting streams' data, and their ends. */
+  #pump(): void {
+    if (this.#waiting.size === 0 || this.#closed) return;
+    for (const stream of [...this.#waiting]) {
+      if (this.#congested) return;
+      const done = stream._send(this.#sendWindow, this.#peerMaxFrame, (flags, payload, callback) => {
+        this.#sendWindow -= payload.length;
+        this.#frame(Frame.Data, flags, stream.id, payload, callback);
+      });
+      if (done) this.#waiting.delete(stream);
+      if (this.#sendWindow <= 0) return;
+    }
+  }
+
+  #schedule(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    process.nextTick(() => {
+      this.#flushQueued = false;
+      this.#pump();
+      this.#flush();
+    });
+  }
+
+  #frame(type: Frame, flags: number, id: number, payload: Buffer, callback?: (err?: Error | null) => void): void {
+    const header = Buffer.allocUnsafe(FRAME_HEADER);
+    header[0] = payload.length >>> 16;
+    header[1] = (payload.length >>> 8) & 0xff;
+    header[2] = payload.length & 0xff;
+    header[3] = type;
+    header[4] = flags;
+    header.writeUInt32BE(id, 5);
+    this.#out.push(header);
+    if (payload.length > 0) this.#out.push(payload);
+    if (callback !== undefined) this.#outCallbacks.push(callback);
+    if (!this.#reading) this.#schedule();
+  }
+
+  #flush(): void {
+    const out = this.#out;
+    if (out.length === 0 || this.#closed) return;
+    this.#out = [];
+    const callbacks = this.#outCallbacks;
+    this.#outCallbacks = [];
+    const socket = this.socket;
+    socket.cork();
+    let small: Buffer[] = [];
+    let smallBytes = 0;
+    for (const buf of out) {
+      if (buf.length < COALESCE_BYTES) {
+        small.push(buf);
+        smallBytes += buf.length;
+        continue;
+      }
+      if (small.length > 0) socket.write(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes));
+      small = [];
+      smallBytes = 0;
+      socket.write(buf);
+    }
+    if (small.length > 0) socket.write(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes));
+    socket.uncork();
+    if (socket.writableNeedDrain) this.#congested = true;
+    // As node:http2 does, a write's callback runs once its bytes are handed to the socket.
+    for (const callback of callbacks) callback();
+  }
+
+  #windowUpdate(id: number, increment: number): void {
+    if (increment <= 0 || this.#closed) return;
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(increment, 0);
+    this.#frame(Frame.WindowUpdate, 0, id, payload);
+  }
+
+  #reset(id: number, code: H2Error): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(code, 0);
+    this.#frame(Frame.RstStream, 0, id, payload);
+    this.#streams.get(id)?._closed(code);
+  }
+
+  #goaway(code: H2Error, reason?: string): void {
+    if (this.#goawaySent && code === H2Error.NoError) return;
+    this.#goawaySent = true;
+    const text = reason === undefined ? Buffer.alloc(0) : Buffer.from(reason);
+    const payload = Buffer.allocUnsafe(8 + text.length);
+    payload.writeUInt32BE(this.#lastStreamId, 0);
+    payload.writeUInt32BE(code, 4);
+    text.copy(payload, 8);
+    this.#frame(Frame.Goaway, 0, 0, payload);
+  }
+
+  #connectionError(code: H2Error, reason: string): void {
+    this.#goaway(code, reason);
+    this.#flush();
+    this.socket.end();
+    for (const stream of [...this.#streams.values()]) stream._closed(H2Error.Cancel);
+    // A client that never closes its side is cut after a moment.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  #endIfDone(): void {
+    if (this.#goawaySent && this.#streams.size === 0 && !this.#closed) {
+      this.#flush();
+      this.socket.end();
+    }
+  }
+
+  #ping(): void {
+    if (this.#pingTimeout !== undefined || this.#closed) return;
+    this.#frame(Frame.Ping, 0, 0, Buffer.alloc(8));
+    this.#pingTimeout = setTimeout(() => this.socket.destroy(), this.#options.keepaliveTimeoutMs);
+    this.#pingTimeout.unref();
+  }
+
+  #armIdle(): void {
+    if (this.#options.idleMs <= 0 || this.#streams.size > 0 || this.#idle !== undefined || this.#closed) return;
+    this.#idle = setTimeout(() => {
+      this.#idle = undefined;
+      if (this.#streams.size === 0) this.close();
+    }, this.#options.idleMs);
+    this.#idle.unref();
+  }
+
+  #onSocketClose(): void {
+    this.#closed = true;
+    clearInterval(this.#keepalive);
+    clearTimeout(this.#pingTimeout);
+    clearTimeout(this.#idle);
+    const callbacks = this.#outCallbacks;
+    this.#outCallbacks = [];
+    this.#out = [];
+    const gone = new Error('the connection closed');
+    for (const callback of callbacks) callback(gone);
+    for (const stream of [...this.#streams.values()]) stream._closed(H2Error.Cancel);
+  }
+}
+
+const TOO_LARGE = 'too large';
+
+/** A request's header fields as node:http2 gives them (repeated names as arrays), or why not. */
+function requestHeaders(fields: readonly HeaderField[], maxBytes: number): IncomingHttpHeaders | string {
+  const headers: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  let bytes = 0;
+  let regular = false;
+  for (const [name, value] of fields) {
+    bytes += name.length + value.length + 32;
+    if (name.length === 0 || name !== name.toLowerCase()) return 'malformed';
+    if (name.charCodeAt(0) === 0x3a) {
+      if (regular || headers[name] !== undefined) return 'malformed'; // pseudo-headers first, once each
+    } else regular = true;
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else headers[name] = [existing, value];
+  }
+  if (bytes > maxBytes) return TOO_LARGE;
+  if (headers[':method'] === undefined || headers[':path'] === undefined || headers[':scheme'] === undefined) return 'malformed';
+  return headers as IncomingHttpHeaders;
+}
+
+type DataSink = (flags: number, payload: Buffer, callback: ((err?: Error | null) => void) | undefined) => void;
+
+/**
+ * One stream, with the part of node:http2's `ServerHttp2Stream` that grpc-js' server and Roster's
+ * unary fast path use: 'data' / 'end' / 'close' / 'wantTrailers' events, `pause()` and `resume()`
+ * (a paused stream's window is not given back, so the client stops), `respond`, `write`, `end`,
+ * `sendTrailers`, `close`, and `rstCode`, `closed`, `destroyed`, `session.socket`.
+ */
+export class ServerStream extends EventEmitter {
+  readonly id: number;
+  /** The connection, as node:http2's `session` (undefined once the stream is closed by a lost connection). */
+  session: Http2Connection | undefined;
+  rstCode = 0;
+  closed = false;
+  destroyed = false;
+  headersSent = false;
+  readonly #connection: Http2Connection;
+  #sendWindow: number;
+  readonly #receiveWindow: number;
+  /** What the client may still send before this side gives window back. */
+  #receiveLeft: number;
+  #unacknowledged = 0; // bytes read since the last stream WINDOW_UPDATE
+  #remoteEnded: boolean;
+  #endEmitted = false;
+  #flowing: boolean | undefined;
+  #buffered: Buffer[] = [];
+  #bufferedBytes: number[] = [];
+  #deliverQueued = false;
+  #queue: Pending[] = [];
+  #queuedBytes = 0;
+  #ending = false;
+  #waitForTrailers = false;
+  #trailers: OutgoingHttpHeaders | undefined;
+  #localEnded = false;
+  #closeEmitted = false;
+
+  constructor(connection: Http2Connection, id: number, sendWindow: number, receiveWindow: number, remoteEnded: boolean) {
+    super();
+    this.#connection = connection;
+    this.session = connection;
+    this.id = id;
+    this.#sendWindow = sendWindow;
+    this.#receiveWindow = receiveWindow;
+    this.#receiveLeft = receiveWindow;
+    this.#remoteEnded = remoteEnded;
+  }
+
+  /** Node's streams start flowing when a 'data' listener is added (`once` calls `on`). */
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    super.on(event, listener);
+    if (event === 'data' && this.#flowing === undefined) this.resume();
+    return this;
+  }
+
+  override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    return this.on(event, listener);
+  }
+
+  pause(): this {
+    this.#flowing = false;
+    return this;
+  }
+
+  resume(): this {
+    if (this.#flowing === true) return this;
+    this.#flowing = true;
+    if (this.#buffered.length > 0 || (this.#remoteEnded && !this.#endEmitted)) this.#deliverSoon();
+    return this;
+  }
+
+  /** Sends the response headers; `endStream` makes them the whole answer (gRPC's trailers-only). */
+  respond(headers: OutgoingHttpHeaders = {}, options: RespondOptions = {}): void {
+    if (this.headersSent || this.closed) return;
+    this.headersSent = true;
+    this.#waitForTrailers = options.waitForTrailers === true;
+    this.#connection._headers(this.id, fields(headers), options.endStream === true);
+    if (options.endStream === true) this.#localEnd();
+  }
+
+  write(chunk: Buffer | Uint8Array, encodingOrCallback?: BufferEncoding | ((err?: Error | null) => void), callback?: (err?: Error | null) => void): boolean {
+    const done = typeof encodingOrCallback === 'function' ? encodingOrCallback : callback;
+    if (this.closed || this.#ending) {
+      if (done !== undefined) process.nextTick(done, new Error('write after the stream ended'));
+      return false;
+    }
+    if (!this.headersSent) this.respond({ ':status': 200 });
+    const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.#queue.push({ data, callback: done });
+    this.#queuedBytes += data.length;
+    this.#connection._ready(this);
+    return this.#queuedBytes < 65_536;
+  }
+
+  end(chunk?: Buffer | Uint8Array | (() => void), callback?: () => void): this {
+    if (typeof chunk === 'function') return this.end(undefined, chunk);
+    if (chunk !== undefined) this.write(chunk, callback);
+    else if (callback !== undefined) this.once('finish', callback);
+    if (this.#ending || this.closed) return this;
+    if (!this.headersSent) this.respond({ ':status': 200 });
+    this.#ending = true;
+    this.#connection._ready(this);
+    return this;
+  }
+
+  /** Trailers, after the data (node:http2: only from a 'wantTrailers' listener). */
+  sendTrailers(headers: OutgoingHttpHeaders): void {
+    if (this.closed || this.#localEnded) return;
+    this.#trailers = headers;
+    this.#connection._ready(this);
+  }
+
+  /** Resets the stream (RST_STREAM with `code`, default CANCEL). */
+  close(code: number = H2Error.Cancel): void {
+    if (this.closed) return;
+    this.#connection._reset(this.id, code);
+  }
+
+  destroy(): this {
+    this.close(H2Error.Cancel);
+    return this;
+  }
+
+  // ---- called by the connection ----
+
+  /** Data from the client; a stream error when the client broke the rules, else undefined. */
+  _data(data: Buffer, frameBytes: number, end: boolean): H2Error | undefined {
+    if (this.#remoteEnded) return H2Error.StreamClosed;
+    if (this.closed) return undefined;
+    this.#receiveLeft -= frameBytes;
+    if (this.#receiveLeft < 0) return H2Error.FlowControlError;
+    if (frameBytes > data.length) this.#consumed(frameBytes - data.length); // padding is read at once
+    if (data.length > 0) {
+      if (this.#flowing === true && this.#buffered.length === 0) {
+        this.emit('data', data);
+        this.#consumed(data.length);
+      } else {
+        this.#buffered.push(data);
+        this.#bufferedBytes.push(data.length);
+      }
+    }
+    if (end) {
+      this.#remoteEnded = true;
+      if (this.#flowing === true && this.#buffered.length === 0) this.#emitEnd();
+    }
+    return undefined;
+  }
+
+  /** The client's window for this stream grew (or shrank, by SETTINGS); false past 2^31-1. */
+  _window(delta: number): boolean {
+    this.#sendWindow += delta;
+    if (this.#sendWindow > MAX_WINDOW) return false;
+    if (delta > 0 && (this.#queue.length > 0 || this.#ending || this.#trailers !== undefined)) this.#connection._ready(this);
+    return true;
+  }
+
+  /**
+   * Sends what the windows allow; true when nothing more waits. The connection passes its own
+   * window and the peer's frame size, and takes each DATA frame through `sink`.
+   */
+  _send(connectionWindow: number, maxFrame: number, sink: DataSink): boolean {
+    if (this.closed) return true;
+    let window = Math.min(connectionWindow, this.#sendWindow);
+    const queue = this.#queue;
+    while (queue.length > 0 && window > 0) {
+      const head = queue[0]!;
+      const size = Math.min(head.data.length, window, maxFrame);
+      const last = size === head.data.length;
+      const endNow = last && queue.length === 1 && this.#ending && !this.#waitForTrailers && this.#trailers === undefined;
+      sink(endNow ? END_STREAM : 0, last ? head.data : head.data.subarray(0, size), last ? head.callback : undefined);
+      window -= size;
+      this.#sendWindow -= size;
+      this.#queuedBytes -= size;
+      if (last) queue.shift();
+      else head.data = head.data.subarray(size);
+      if (endNow) {
+        this.#localEnd();
+        return true;
+      }
+    }
+    if (queue.length > 0) return false;
+    if (this.#queuedBytes < 65_536 && this.listenerCount('drain') > 0) this.emit('drain');
+    if (!this.#ending) return true;
+    if (this.#trailers !== undefined) {
+      const trailers = this.#trailers;
+      this.#trailers = undefined;
+      this.#connection._headers(this.id, fields(trailers), true);
+      this.#localEnd();
+      return true;
+    }
+    if (this.#waitForTrailers) {
+      this.#waitForTrailers = false;
+      this.emit('wantTrailers');
+      // A listener that answered at once is sent now; one that answers later calls sendTrailers then.
+      return this.#trailers === undefined ? true : this._send(connectionWindow, maxFrame, sink);
+    }
+    // An end with no data left: an empty DATA frame carries END_STREAM.
+    sink(END_STREAM, Buffer.alloc(0), undefined);
+    this.#localEnd();
+    return true;
+  }
+
+  /** The stream is over: reset by either side (`code`), or the connection is gone. */
+  _closed(code: number): void {
+    if (this.closed) return;
+    this.rstCode = code;
+    if (this.#connection.destroyed) this.session = undefined;
+    this.#finishClose();
+  }
+
+  // ---- internal ----
+
+  #consumed(bytes: number): void {
+    if (this.#remoteEnded) return;
+    this.#unacknowledged += bytes;
+    if (this.#unacknowledged >= this.#receiveWindow / 2) {
+      this.#connection._consumed(this.id, this.#unacknowledged);
+      this.#receiveLeft += this.#unacknowledged;
+      this.#unacknowledged = 0;
+    }
+  }
+
+  #deliverSoon(): void {
+    if (this.#deliverQueued) return;
+    this.#deliverQueued = true;
+    process.nextTick(() => {
+      this.#deliverQueued = false;
+      this.#deliver();
+    });
+  }
+
+  #deliver(): void {
+    while (this.#flowing === true && this.#buffered.length > 0 && !this.closed) {
+      const data = this.#buffered.shift()!;
+      this.#bufferedBytes.shift();
+      this.emit('data', data);
+      this.#consumed(data.length);
+    }
+    if (this.#flowing === true && this.#buffered.length === 0 && this.#remoteEnded) this.#emitEnd();
+    this.#connection._flushSoon();
+  }
+
+  #emitEnd(): void {
+    if (this.#endEmitted) return;
+    this.#endEmitted = true;
+    this.emit('end');
+  }
+
+  /** This side sent END_STREAM: with the client's, the stream is closed, whatever is left unread. */
+  #localEnd(): void {
+    this.#localEnded = true;
+    this.emit('finish');
+    // The answer is complete: a client still sending is told to stop (RFC 9113 §8.1).
+    if (!this.#remoteEnded) this.#connection._reset(this.id, H2Error.NoError);
+    else this.#finishClose();
+  }
+
+  #finishClose(): void {
+    if (this.#closeEmitted) return;
+    this.closed = true;
+    this.destroyed = true;
+    this.#closeEmitted = true;
+    const callbacks = this.#queue.flatMap((p) => (p.callback === undefined ? [] : [p.callback]));
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#buffered = [];
+    this.#connection._forget(this);
+    process.nextTick(() => {
+      const gone = new Error('the stream closed');
+      for (const callback of callbacks) callback(gone);
+      this.emit('close');
+    });
+  }
+}
+
+/** node:http2's outgoing header object as HPACK fields: pseudo-headers first, arrays as repeated fields. */
+function fields(headers: OutgoingHttpHeaders): HeaderField[] {
+  const pseudo: HeaderField[] = [];
+  const regular: HeaderField[] = [];
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    const key = name.toLowerCase();
+    const into = key.charCodeAt(0) === 0x3a ? pseudo : regular;
+    if (Array.isArray(value)) for (const v of value) into.push([key, String(v)]);
+    else into.push([key, String(value)]);
+  }
+  return pseudo.length === 0 ? regular : [...pseudo, ...regular];
+}

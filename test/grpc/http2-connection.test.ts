@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import { Http2Connection, type Http2ConnectionOptions, type ServerStream } from '../../src/grpc/http2/connection.js';
+import { WAIT_MS } from './helpers.js';
+
+/** A plain-text server of Http2Connections on 127.0.0.1:0; `handle` answers each stream. */
+async function serve(handle: (stream: ServerStream, headers: http2.IncomingHttpHeaders) => void, options: Partial<Http2ConnectionOptions> = {}) {
+  const connections: Http2Connection[] = [];
+  const server = net.createServer((socket) => connections.push(new Http2Connection(socket, { maxConcurrentStreams: 100, ...options, onStream: handle })));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    connections,
+    close: async () => {
+      for (const c of connections) c.destroy();
+      server.close();
+    },
+  };
+}
+
+/** Reads a client stream to its end: status, body, trailers. */
+function collect(stream: http2.ClientHttp2Stream): Promise<{ status: number; body: Buffer; trailers: http2.IncomingHttpHeaders; rstCode: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no end within ${WAIT_MS} ms`)), WAIT_MS);
+    let status = 0;
+    let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('trailers', (t) => (trailers = t));
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('error', () => undefined);
+    stream.on('close', () => {
+      clearTimeout(timer);
+      resolve({ status, body: Buffer.concat(chunks), trailers, rstCode: stream.rstCode });
+    });
+  });
+}
+
+/** Echoes the request body back, with trailers, as a gRPC server answers. */
+function echo(stream: ServerStream): void {
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  stream.on('end', () => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'x-bytes': String(Buffer.concat(chunks).length) }));
+    stream.end(Buffer.concat(chunks));
+  });
+}
+
+describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { timeout: 60_000 }, () => {
+  const servers: Array<{ close(): Promise<void> }> = [];
+  after(async () => {
+    for (const s of servers) await s.close();
+  });
+
+  it('answers many streams at once on one connection, each with its own body and trailers', async () => {
+    const server = await serve(echo);
+    servers.push(server);
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    const results = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const stream = session.request({ ':method': 'POST', ':path': `/echo/${i}`, 'content-type': 'application/grpc' });
+        stream.end(Buffer.from(`request ${i}`));
+        return collect(stream);
+      }),
+    );
+    session.close();
+    results.forEach((r, i) => {
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), `request ${i}`);
+      assert.equal(r.trailers['grpc-status'], '0');
+      assert.equal(r.rstCode, 0);
+    });
+  });
+
+  it('moves bodies far larger than every window both ways (flow control, CONTINUATION-free large headers)', async () => {
+    const server = await serve(echo, { streamWindow: 65_535, connectionWindow: 65_535 * 2 });
+    servers.push(server);
+    // The client's own windows stay at 64 KiB: the server must wait for its WINDOW_UPDATEs.
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    const body = Buffer.alloc(5 * 1024 * 1024, 7);
+    body.writeUInt32BE(0xdeadbeef, body.length - 4);
+    const streams = [0, 1, 2].map(() => session.request({ ':method': 'POST', ':path': '/big', 'x-long': 'v'.repeat(8000) }));
+    for (const stream of streams) stream.end(body);
+    const results = await Promise.all(streams.map(collect));
+    session.close();
+    for (const r of results) {
+      assert.equal(r.body.length, body.length);
+      assert.ok(r.body.equals(body));
+      assert.equal(r.trailers['x-bytes'], String(body.length));
+    }
+  });
+
+  it('a paused stream stops the client at its window, and resumes it', async () => {
+    let paused: ServerStream | undefined;
+    let received = 0;
+    const server = await serve(
+      (stream) => {
+        paused = stream;
+        stream.on('data', (c: Buffer) => (received += c.length));
+        stream.pause();
+        stream.on('end', () => {
+          stream.respond({ ':status': 200 }, { endStream: true });
+        });
+      },
+      { streamWindow: 65_535 },
+    );
+    servers.push(server);
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    const stream = session.request({ ':method': 'POST', ':path': '/slow' });
+    const done = collect(stream);
+    stream.end(Buffer.alloc(1024 * 1024));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(received, 0, 'a paused stream delivers nothing');
+    // The client could send no more than the stream's window.
+    assert.ok(stream.bufferSize >= 1024 * 1024 - 65_535 * 2, `client still holds ${stream.bufferSize} bytes`);
+    paused!.resume();
+    const result = await done;
+    session.close();
+    assert.equal(result.status, 200);
+    assert.equal(received, 1024 * 1024);
+  });
+
+  it('a client that resets a stream closes it with the client\'s code', async () => {
+    const closed = new Promise<number>((resolve) => {
+      void serve((stream) => {
+        stream.on('data', () => undefined);
+        stream.on('close', () => resolve(stream.rstCode));
+      }).then((s) => {
+        servers.push(s);
+        const session = http2.connect(`http://127.0.0.1:${s.port}`);
+        const stream = session.request({ ':method': 'POST', ':path': '/reset' });
+        stream.write(Buffer.from('x'));
+        setTimeout(() => {
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          session.close();
+        }, 50);
+      });
+    });
+    assert.equal(await closed, http2.constants.NGHTTP2_CANCEL);
+  });
+
+  it('answers PING, and close() sends GOAWAY, lets the open stream finish, then ends the socket', async () => {
+    let held: ServerStream | undefined;
+    const server = await serve((stream) => {
+      held = stream;
+      stream.on('data', () => undefined);
+    });
+    servers.push(server);
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    session.on('error', () => undefined);
+    await once(session, 'connect');
+    const rtt = await new Promise<number>((resolve, reject) => session.ping((err, duration) => (err ? reject(err) : resolve(duration))));
+    assert.ok(rtt >= 0);
+    const stream = session.request({ ':method': 'POST', ':path': '/held' });
+    stream.end();
+    const done = collect(stream);
+    await new Promise((r) => setTimeout(r, 50));
+    const goaway = once(session, 'goaway');
+    server.connections[0]!.close();
+    await goaway;
+    held!.respond({ ':status': 200 }, { endStream: true });
+    assert.equal((await done).status, 200);
+    await once(session, 'close');
+  });
+
+  it('refuses a stream beyond the concurrency limit, and answers a header list too large with 431', async () => {
+    const server = await serve((stream) => stream.on('data', () => undefined), { maxConcurrentStreams: 2, maxHeaderListBytes: 1024 });
+    servers.push(server);
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    session.on('error', () => undefined);
+    await once(session, 'remoteSettings');
+    assert.equal(session.remoteSettings.maxConcurrentStreams, 2);
+    const big = collect(session.request({ ':method': 'POST', ':path': '/big-headers', 'x-big': 'v'.repeat(2000) }));
+    assert.equal((await big).status, 431);
+    session.destroy();
+  });
+
+  it('ends a connection that does not speak HTTP/2 with GOAWAY PROTOCOL_ERROR', async () => {
+    const server = await serve(echo);
+    servers.push(server);
+    const socket = net.connect(server.port, '127.0.0.1');
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    await once(socket, 'end');
+    socket.destroy();
+    const bytes = Buffer.concat(chunks);
+    // SETTINGS, WINDOW_UPDATE, then GOAWAY (type 7) with PROTOCOL_ERROR (1).
+    let at = 0;
+    let goaway: Buffer | undefined;
+    while (at + 9 <= bytes.length) {
+      const length = bytes.readUIntBE(at, 3);
+      if (bytes[at + 3] === 7) goaway = bytes.subarray(at + 9, at + 9 + length);
+      at += 9 + length;
+    }
+    assert.ok(goaway, 'a GOAWAY frame');
+    assert.equal(goaway.readUInt32BE(4), 1);
+  });
+
+  it('closes a connection idle for idleMs, and one that does not answer its keepalive PING', async () => {
+    const idle = await serve(echo, { idleMs: 100 });
+    servers.push(idle);
+    const session = http2.connect(`http://127.0.0.1:${idle.port}`);
+    session.on('error', () => undefined);
+    await once(session, 'goaway');
+    session.destroy();
+
+    const silent = await serve(echo, { keepaliveMs: 50, keepaliveTimeoutMs: 100 });
+    servers.push(silent);
+    const socket = net.connect(silent.port, '127.0.0.1');
+    socket.on('data', () => undefined); // reads, never answers
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+    const started = Date.now();
+    await once(socket, 'close');
+    assert.ok(Date.now() - started < WAIT_MS);
+  });
+});
