@@ -3,7 +3,7 @@ import { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { releaseClosedStream } from './closed-stream.js';
-import { ServerStream } from './http2/connection.js';
+import { constantHeaders, ServerStream } from './http2/connection.js';
 import type { Admitted, CallGuard, Caller } from './guard.js';
 
 /** A unary method served without grpc-js' call machinery: its (adapted) codecs and its grpc-js handler. */
@@ -27,12 +27,12 @@ export interface UnaryFastPathOptions {
 
 // No `grpc-encoding` (identity is the default) and no `date` (gRPC does not use it): every
 // header costs a conversion per call in node:http2.
-const OK_HEADERS: OutgoingHttpHeaders = {
+const OK_HEADERS: OutgoingHttpHeaders = constantHeaders({
   ':status': 200,
   'content-type': 'application/grpc+proto',
   'grpc-accept-encoding': 'identity,deflate,gzip',
-};
-const OK_TRAILERS: OutgoingHttpHeaders = { 'grpc-status': '0' };
+});
+const OK_TRAILERS: OutgoingHttpHeaders = constantHeaders({ 'grpc-status': '0' });
 const RESPOND_OK = { waitForTrailers: true, sendDate: false };
 const RESPOND_FAILED = { endStream: true, sendDate: false };
 /** gRPC's TimeoutValue (at most 8 digits) and TimeoutUnit, anchored as the spec writes it. */

@@ -4,6 +4,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Http2Connection, type Http2ConnectionOptions, type ServerStream } from '../../src/grpc/http2/connection.js';
+import { encodeHeaders } from '../../src/grpc/http2/hpack.js';
 import { WAIT_MS } from './helpers.js';
 
 /** A plain-text server of Http2Connections on 127.0.0.1:0; `handle` answers each stream. */
@@ -219,5 +220,39 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     const started = Date.now();
     await once(socket, 'close');
     assert.ok(Date.now() - started < WAIT_MS);
+  });
+
+  it('closes a connection whose client resets streams as fast as it opens them (rapid reset)', async () => {
+    let opened = 0;
+    const server = await serve(() => opened++);
+    servers.push(server);
+    const socket = net.connect(server.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => undefined);
+    const frame = (type: number, flags: number, id: number, payload: Buffer): Buffer => {
+      const header = Buffer.alloc(9);
+      header.writeUIntBE(payload.length, 0, 3);
+      header[3] = type;
+      header[4] = flags;
+      header.writeUInt32BE(id, 5);
+      return Buffer.concat([header, payload]);
+    };
+    const block = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/x'], [':authority', 'a']]);
+    const cancel = Buffer.from([0, 0, 0, 8]);
+    const frames = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))];
+    for (let id = 1; id < 2 * 3000; id += 2) frames.push(frame(1, 0x4, id, block), frame(3, 0, id, cancel));
+    socket.write(Buffer.concat(frames));
+    await once(socket, 'close');
+    const bytes = Buffer.concat(chunks);
+    let at = 0;
+    let goaway: Buffer | undefined;
+    while (at + 9 <= bytes.length) {
+      const length = bytes.readUIntBE(at, 3);
+      if (bytes[at + 3] === 7) goaway = bytes.subarray(at + 9, at + 9 + length);
+      at += 9 + length;
+    }
+    assert.equal(goaway?.readUInt32BE(4), 0xb, 'GOAWAY ENHANCE_YOUR_CALM');
+    assert.ok(opened > 1000 && opened < 3000, `${opened} streams reached the handler`);
   });
 });

@@ -68,6 +68,16 @@ const MAX_WINDOW = 2 ** 31 - 1;
 const MAX_FRAME_SIZE = 16_384;
 /** Small frames are copied into one buffer per write; larger payloads are written as they are. */
 const COALESCE_BYTES = 4096;
+/** DATA bytes framed per write to the socket: past this, the rest waits for the socket to drain. */
+const MAX_FLUSH_BYTES = 1024 * 1024;
+/**
+ * Bytes the socket may hold unsent before the client counts as not reading at all. DATA waits
+ * for the socket to drain, so only frames this side must answer (PING and SETTINGS
+ * acknowledgements) can pile up there: a client that floods them and never reads is cut.
+ */
+const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+/** Streams the client may reset per second before the connection is closed (the "rapid reset" attack, CVE-2023-44487). */
+const MAX_RESETS_PER_SECOND = 1000;
 
 export interface Http2ConnectionOptions {
   /** Streams open at once; one more is refused (RST_STREAM REFUSED_STREAM). */
@@ -85,6 +95,22 @@ export interface Http2ConnectionOptions {
   readonly idleMs?: number;
   /** Every stream the client opens, with its request headers. */
   readonly onStream: (stream: ServerStream, headers: IncomingHttpHeaders) => void;
+}
+
+const ENCODED = Symbol('roster.encodedHeaderBlock');
+
+/**
+ * Headers sent on every call (a unary answer's, its trailers), encoded once: returns the object,
+ * frozen, carrying its HPACK block, which {@link ServerStream.respond} and `sendTrailers` then
+ * send as they are. node:http2's streams read it as any header object.
+ */
+export function constantHeaders<T extends OutgoingHttpHeaders>(headers: T): Readonly<T> {
+  Object.defineProperty(headers, ENCODED, { value: encodeHeaders(fields(headers)) });
+  return Object.freeze(headers);
+}
+
+function headerBlock(headers: OutgoingHttpHeaders): Buffer {
+  return (headers as { [ENCODED]?: Buffer })[ENCODED] ?? encodeHeaders(fields(headers));
 }
 
 /** What a stream's answer is written with: node:http2's `respond` options that gRPC servers use. */
@@ -124,6 +150,9 @@ export class Http2Connection {
   #peerInitialWindow = DEFAULT_WINDOW;
   #peerMaxFrame = MAX_FRAME_SIZE;
   #out: Buffer[] = [];
+  #outBytes = 0;
+  #resets = 0;
+  #resetsSince = 0;
   #outCallbacks: Array<(err?: Error | null) => void> = [];
   #flushQueued = false;
   #reading = false;
@@ -256,7 +285,15 @@ export class Http2Connection {
         if (id === 0) return [H2Error.ProtocolError, 'RST_STREAM on stream 0'];
         if (payload.length !== 4) return [H2Error.FrameSizeError, 'RST_STREAM of other than 4 bytes'];
         if (id > this.#lastStreamId) return [H2Error.ProtocolError, 'RST_STREAM on an idle stream'];
-        this.#streams.get(id)?._closed(payload.readUInt32BE(0));
+        const stream = this.#streams.get(id);
+        if (stream === undefined) return undefined;
+        const now = performance.now();
+        if (now - this.#resetsSince > 1000) {
+          this.#resetsSince = now;
+          this.#resets = 0;
+        }
+        if (++this.#resets > MAX_RESETS_PER_SECOND) return [H2Error.EnhanceYourCalm, 'too many streams reset'];
+        stream._closed(payload.readUInt32BE(0));
         return undefined;
       }
       case Frame.Settings:
@@ -366,7 +403,7 @@ export class Http2Connection {
     if (typeof headers === 'string') {
       if (headers === TOO_LARGE) {
         // A complete answer; a client still sending is then told to stop, as after any answer.
-        this.#frame(Frame.Headers, END_HEADERS | END_STREAM, id, encodeHeaders([[':status', '431']]));
+        this.#frame(Frame.Headers, END_HEADERS | END_STREAM, id, TOO_LARGE_BLOCK);
         if ((flags & END_STREAM) === 0) this.#reset(id, H2Error.NoError);
       } else this.#reset(id, H2Error.ProtocolError);
       return undefined;
@@ -413,8 +450,8 @@ export class Http2Connection {
   // ---- writing (called by streams) ----
 
   /** A stream's header block: HEADERS, and CONTINUATION frames when it is larger than the peer's frame size. */
-  _headers(id: number, fields: readonly HeaderField[], endStream: boolean): void {
-    const block = encodeHeaders(fields);
+  _headers(id: number, headers: OutgoingHttpHeaders, endStream: boolean): void {
+    const block = headerBlock(headers);
     const max = this.#peerMaxFrame;
     if (block.length <= max) {
       this.#frame(Frame.Headers, END_HEADERS | (endStream ? END_STREAM : 0), id, block);
@@ -457,7 +494,7 @@ export class Http2Connection {
   #pump(): void {
     if (this.#waiting.size === 0 || this.#closed) return;
     for (const stream of [...this.#waiting]) {
-      if (this.#congested) return;
+      if (this.#congested || this.#outBytes > MAX_FLUSH_BYTES) return;
       const done = stream._send(this.#sendWindow, this.#peerMaxFrame, (flags, payload, callback) => {
         this.#sendWindow -= payload.length;
         this.#frame(Frame.Data, flags, stream.id, payload, callback);
@@ -487,6 +524,7 @@ export class Http2Connection {
     header.writeUInt32BE(id, 5);
     this.#out.push(header);
     if (payload.length > 0) this.#out.push(payload);
+    this.#outBytes += FRAME_HEADER + payload.length;
     if (callback !== undefined) this.#outCallbacks.push(callback);
     if (!this.#reading) this.#schedule();
   }
@@ -495,6 +533,7 @@ export class Http2Connection {
     const out = this.#out;
     if (out.length === 0 || this.#closed) return;
     this.#out = [];
+    this.#outBytes = 0;
     const callbacks = this.#outCallbacks;
     this.#outCallbacks = [];
     const socket = this.socket;
@@ -515,8 +554,11 @@ export class Http2Connection {
     if (small.length > 0) socket.write(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes));
     socket.uncork();
     if (socket.writableNeedDrain) this.#congested = true;
+    const unread = socket.writableLength > MAX_UNSENT_BYTES ? new Error('the client reads nothing') : undefined;
+    if (unread !== undefined) socket.destroy();
     // As node:http2 does, a write's callback runs once its bytes are handed to the socket.
-    for (const callback of callbacks) callback();
+    for (const callback of callbacks) callback(unread);
+    if (unread === undefined && !this.#congested && this.#waiting.size > 0) this.#schedule();
   }
 
   #windowUpdate(id: number, increment: number): void {
@@ -591,6 +633,8 @@ export class Http2Connection {
 }
 
 const TOO_LARGE = 'too large';
+const UPPER_CASE = /[A-Z]/;
+const TOO_LARGE_BLOCK = encodeHeaders([[':status', '431']]);
 
 /** A request's header fields as node:http2 gives them (repeated names as arrays), or why not. */
 function requestHeaders(fields: readonly HeaderField[], maxBytes: number): IncomingHttpHeaders | string {
@@ -599,7 +643,7 @@ function requestHeaders(fields: readonly HeaderField[], maxBytes: number): Incom
   let regular = false;
   for (const [name, value] of fields) {
     bytes += name.length + value.length + 32;
-    if (name.length === 0 || name !== name.toLowerCase()) return 'malformed';
+    if (name.length === 0 || UPPER_CASE.test(name)) return 'malformed';
     if (name.charCodeAt(0) === 0x3a) {
       if (regular || headers[name] !== undefined) return 'malformed'; // pseudo-headers first, once each
     } else regular = true;
@@ -688,7 +732,7 @@ export class ServerStream extends EventEmitter {
     if (this.headersSent || this.closed) return;
     this.headersSent = true;
     this.#waitForTrailers = options.waitForTrailers === true;
-    this.#connection._headers(this.id, fields(headers), options.endStream === true);
+    this.#connection._headers(this.id, headers, options.endStream === true);
     if (options.endStream === true) this.#localEnd();
   }
 
@@ -798,7 +842,7 @@ export class ServerStream extends EventEmitter {
     if (this.#trailers !== undefined) {
       const trailers = this.#trailers;
       this.#trailers = undefined;
-      this.#connection._headers(this.id, fields(trailers), true);
+      this.#connection._headers(this.id, trailers, true);
       this.#localEnd();
       return true;
     }
@@ -874,16 +918,21 @@ export class ServerStream extends EventEmitter {
     this.closed = true;
     this.destroyed = true;
     this.#closeEmitted = true;
-    const callbacks = this.#queue.flatMap((p) => (p.callback === undefined ? [] : [p.callback]));
+    const queue = this.#queue;
     this.#queue = [];
     this.#queuedBytes = 0;
     this.#buffered = [];
     this.#connection._forget(this);
-    process.nextTick(() => {
-      const gone = new Error('the stream closed');
-      for (const callback of callbacks) callback(gone);
-      this.emit('close');
-    });
+    process.nextTick(ServerStream.#emitClose, this, queue);
+  }
+
+  /** Writes that never left fail (an Error only when there are some: its stack trace is costly), then 'close'. */
+  static #emitClose(this: void, stream: ServerStream, unsent: readonly Pending[]): void {
+    if (unsent.some((p) => p.callback !== undefined)) {
+      const gone = new Error('the stream closed before its data was sent');
+      for (const { callback } of unsent) callback?.(gone);
+    }
+    stream.emit('close');
   }
 }
 
