@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ServerHttp2Stream } from 'node:http2';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
@@ -15,7 +15,7 @@ import { AccessPolicy } from '../security/access.js';
 import type { TlsMaterial } from '../security/tls-material.js';
 import { ConnectionGate, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, type ConnectionStats } from './connections.js';
 import { flowControl } from './flow-control.js';
-import { Http2Connection } from './http2/connection.js';
+import { Http2Connections } from './http2/connections.js';
 import { HEALTH_SERVICE_DEFINITION, HealthService, type ServingStatus } from './health.js';
 import { decodeStrictUtf8, InvalidUtf8Error } from './strict-utf8.js';
 import { clientFaultsAsInvalidArgument } from './transport-errors.js';
@@ -197,29 +197,24 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     maxReceiveMessageBytes: MAX_RECEIVE_MESSAGE_BYTES,
     logger: log,
   });
-  // Plain-text connections are Roster's own HTTP/2 (src/grpc/http2/), their streams handed to the
-  // same listener as node:http2's; TLS connections are node:http2's, through grpc-js' credentials.
-  const connections = new Set<Http2Connection>();
-  let allClosed: (() => void) | undefined;
-  const accept =
-    options.tls !== undefined || dispatch === undefined
-      ? (socket: Socket): void => injector.injectConnection(socket)
-      : (socket: Socket): void => {
-          const connection = new Http2Connection(socket, {
-            maxConcurrentStreams: limits.maxCallsPerConnection,
-            keepaliveMs: KEEPALIVE_MS,
-            keepaliveTimeoutMs: KEEPALIVE_TIMEOUT_MS,
-            idleMs: limits.idleMs,
-            onStream: (stream, headers) => dispatch(stream as unknown as ServerHttp2Stream, headers, 0),
-          });
-          connections.add(connection);
-          socket.once('close', () => {
-            connections.delete(connection);
-            if (connections.size === 0) allClosed?.();
-          });
-        };
+  // Connections are Roster's own HTTP/2 (src/grpc/http2/), their streams handed to the same
+  // listener as node:http2's streams are; node:http2 through grpc-js only when that listener
+  // could not be installed.
+  const connections =
+    dispatch === undefined
+      ? undefined
+      : new Http2Connections({
+          ...(options.tls ? { tls: options.tls, clientAuth: options.clientAuth ?? 'require' } : {}),
+          maxConcurrentStreams: limits.maxCallsPerConnection,
+          keepaliveMs: KEEPALIVE_MS,
+          keepaliveTimeoutMs: KEEPALIVE_TIMEOUT_MS,
+          idleMs: limits.idleMs,
+          onStream: (stream, headers) => dispatch(stream as unknown as ServerHttp2Stream, headers, 0),
+        });
   const listener = createNetServer((socket) => {
-    if (gate.admit(socket)) accept(socket);
+    if (!gate.admit(socket)) return;
+    if (connections === undefined) injector.injectConnection(socket);
+    else connections.accept(socket);
   });
   let port: number;
   try {
@@ -240,11 +235,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     const watchers = service.watchers;
     listener.close();
     service.endStreams({ code: grpc.status.UNAVAILABLE, details: 'server shutting down' });
-    const ours = new Promise<void>((resolve) => {
-      allClosed = resolve;
-      if (connections.size === 0) resolve();
-      for (const connection of connections) connection.close();
-    });
+    const ours = connections?.close() ?? Promise.resolve();
     const grpcJs = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     const graceful = await new Promise<boolean>((resolve) => {
       const deadline = setTimeout(() => {
