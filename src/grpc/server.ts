@@ -22,7 +22,7 @@ import { clientFaultsAsInvalidArgument } from './transport-errors.js';
 import { CallGuard, guard, type RefusalReason } from './guard.js';
 import { createRegistryService, type Limits, type RegistryServiceOptions } from './registry-service.js';
 import { responseCompression } from './response-compression.js';
-import { installUnaryFastPath, type FastUnaryMethod } from './unary-fast-path.js';
+import { unaryFastPath, type FastUnaryMethod } from './unary-fast-path.js';
 import { HAND_DECODERS } from './write-codec.js';
 
 export type { Limits } from './registry-service.js';
@@ -186,9 +186,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const recheck = setInterval(applyHealth, READINESS_RECHECK_MS);
   recheck.unref();
 
-  // Our own listener feeds grpc-js: connections are counted and capped at accept, before TLS.
+  // Our own listener accepts connections, counted and capped before TLS. The injector's node:http2
+  // server is where grpc-js puts its stream handler, and the fallback when that cannot be found.
   const injector = server.createConnectionInjector(serverCredentials(options.tls, options.clientAuth ?? 'require'));
-  const dispatch = installUnaryFastPath({
+  const dispatch = unaryFastPath({
     server,
     methods: unaryMethods(registryDefinition, service.implementation),
     guard: calls,
@@ -197,9 +198,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     maxReceiveMessageBytes: MAX_RECEIVE_MESSAGE_BYTES,
     logger: log,
   });
-  // Connections are Roster's own HTTP/2 (src/grpc/http2/), their streams handed to the same
-  // listener as node:http2's streams are; node:http2 through grpc-js only when that listener
-  // could not be installed.
+  // Connections are Roster's own HTTP/2 (src/grpc/http2/); each stream goes to the fast path or
+  // grpc-js' handler, as node:http2's streams would.
   const connections =
     dispatch === undefined
       ? undefined

@@ -2,8 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, Http2Session, ServerHttp
 import { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { releaseClosedStream } from './closed-stream.js';
-import { constantHeaders, ServerStream } from './http2/connection.js';
+import { constantHeaders } from './http2/connection.js';
 import type { Admitted, CallGuard, Caller } from './guard.js';
 
 /** A unary method served without grpc-js' call machinery: its (adapted) codecs and its grpc-js handler. */
@@ -43,44 +42,33 @@ const FRAME_HEADER_BYTES = 5;
 export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void;
 
 /**
- * Serves the unary RegistryService calls straight from the HTTP/2 streams grpc-js' server
- * accepts: per call, grpc-js builds a call object, parses metadata, chains every interceptor
- * (six here) and tracks the call for channelz, which cost about half of a Register's server
- * CPU (BENCHMARKS.md). This path keeps what those layers do for a unary call — the guard (call
+ * What takes each stream of the gRPC port (src/grpc/http2/): unary RegistryService calls are
+ * served here, straight from the stream; everything else goes to grpc-js' server. Per call,
+ * grpc-js builds a call object, parses metadata, chains every interceptor (six here) and
+ * tracks the call for channelz, which cost about half of a Register's server CPU
+ * (BENCHMARKS.md). This path keeps what those layers do for a unary call — the guard (call
  * caps, credentials, app scopes), the observer, refusal of undecodable requests and of client
- * faults as INVALID_ARGUMENT, the receive limit, idle tracking — and hands the grpc-js handler
- * a call object with the request. Compressed requests, and every other method, take grpc-js'
- * own path. It depends on two grpc-js internals (the `stream` listener of the HTTP/2 server
- * behind a connection injector, and `onStreamOpened`): when they are not there, it logs once
- * and every call takes grpc-js' path, answering the same, and undefined is returned.
+ * faults as INVALID_ARGUMENT, the receive limit — and hands the grpc-js handler a call object
+ * with the request. Compressed requests, and every other method, take grpc-js' own path.
  *
- * Returns the listener it installed, which also takes the streams of Roster's own HTTP/2
- * connections (src/grpc/http2/).
+ * grpc-js' own stream handler is an internal: the listener its server puts on the node:http2
+ * server behind a connection injector. When it is not there (a grpc-js upgrade moved it), this
+ * logs once and returns undefined, and the port is served by grpc-js and node:http2 alone.
  */
-export function installUnaryFastPath(options: UnaryFastPathOptions): StreamListener | undefined {
-  const internals = options.server as unknown as {
-    http2Servers?: unknown;
-    onStreamOpened?: (stream: ServerHttp2Stream) => void;
-  };
-  const servers = internals.http2Servers;
-  const onStreamOpened = internals.onStreamOpened;
+export function unaryFastPath(options: UnaryFastPathOptions): StreamListener | undefined {
+  const servers = (options.server as unknown as { http2Servers?: unknown }).http2Servers;
   const http2Server = servers instanceof Map && servers.size === 1 ? ([...servers.keys()][0] as import('node:events').EventEmitter) : undefined;
   const grpcJs = http2Server?.listeners('stream');
-  if (http2Server === undefined || grpcJs?.length !== 1 || typeof onStreamOpened !== 'function') {
-    options.logger.warn('grpc-js internals for the unary fast path are missing: every call takes grpc-js\' path');
+  if (grpcJs?.length !== 1) {
+    options.logger.warn("grpc-js internals for the unary fast path are missing: the port is served by grpc-js and node:http2");
     return undefined;
   }
   const [delegate] = grpcJs as [StreamListener];
-  http2Server.removeListener('stream', delegate);
-  const listener: StreamListener = (stream, headers, flags) => {
+  return (stream, headers, flags) => {
     const method = options.methods.get(headers[':path'] ?? '');
     if (method === undefined || !takesFastPath(headers)) return delegate(stream, headers, flags);
-    // grpc-js' idle-connection timer counts the streams it is told of.
-    onStreamOpened.call(options.server, stream);
     new FastUnaryCall(stream, headers, method, options).start();
   };
-  http2Server.on('stream', listener);
-  return listener;
 }
 
 /** A gRPC request this path answers exactly as grpc-js would: identity-encoded, gRPC content type. */
@@ -227,19 +215,9 @@ class FastUnaryCall implements Caller {
     if (call !== undefined) call.#end();
   }
 
-  /**
-   * node:http2 keeps a finished stream's object alive until a full GC (its native handle is a
-   * root for young collections), and with it every listener and whatever they reach: the
-   * stream lets go of its call here, so the call's bytes and state die young instead of being
-   * promoted with the stream.
-   */
   static #onClose(this: CallStream): void {
     const call = this[CALL];
     this[CALL] = undefined;
-    this.off('data', FastUnaryCall.#onData);
-    this.off('end', FastUnaryCall.#onEnd);
-    // Roster's own streams hold nothing a young collection would promote.
-    if (!((this as unknown) instanceof ServerStream)) releaseClosedStream(this);
     if (call === undefined) return;
     call.#chunks.length = 0;
     call.#finish(grpc.status.CANCELLED, 'the client cancelled the call');

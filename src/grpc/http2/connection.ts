@@ -38,6 +38,8 @@ const ACK = 0x1;
 const END_HEADERS = 0x4;
 const PADDED = 0x8;
 const PRIORITY = 0x20;
+/** Not a wire flag: marks a header block whose stream declared a dependency on itself. */
+const SELF_DEPENDENT = 0x100;
 
 const enum Setting {
   HeaderTableSize = 0x1,
@@ -280,6 +282,7 @@ export class Http2Connection {
       case Frame.Priority:
         if (id === 0) return [H2Error.ProtocolError, 'PRIORITY on stream 0'];
         if (payload.length !== 5) this.#reset(id, H2Error.FrameSizeError);
+        else if ((payload.readUInt32BE(0) & 0x7fffffff) === id) this.#reset(id, H2Error.ProtocolError); // depends on itself
         return undefined;
       case Frame.RstStream: {
         if (id === 0) return [H2Error.ProtocolError, 'RST_STREAM on stream 0'];
@@ -350,8 +353,11 @@ export class Http2Connection {
       data = payload.subarray(1, payload.length - payload[0]!);
     }
     const stream = this.#streams.get(id);
-    // A stream closed by this side may still see data the client sent before it knew.
-    if (stream === undefined) return undefined;
+    if (stream === undefined) {
+      // A closed stream (RFC 9113 §5.1): its window is spent all the same.
+      this.#reset(id, H2Error.StreamClosed);
+      return undefined;
+    }
     const refused = stream._data(data, payload.length, (flags & END_STREAM) !== 0);
     if (refused !== undefined) this.#reset(id, refused);
     return undefined;
@@ -366,11 +372,16 @@ export class Http2Connection {
       end -= payload[0]!;
       start = 1;
     }
-    if (flags & PRIORITY) start += 5;
+    let selfDependent = false;
+    if (flags & PRIORITY) {
+      selfDependent = start + 4 <= end && (payload.readUInt32BE(start) & 0x7fffffff) === id;
+      start += 5;
+    }
     if (start > end) return [H2Error.ProtocolError, 'HEADERS padding longer than the frame'];
     const fragment = payload.subarray(start, end);
-    if (flags & END_HEADERS) return this.#headerBlock(id, flags, fragment);
-    this.#block = { stream: id, flags, parts: [Buffer.from(fragment)], bytes: fragment.length };
+    const blockFlags = flags | (selfDependent ? SELF_DEPENDENT : 0);
+    if (flags & END_HEADERS) return this.#headerBlock(id, blockFlags, fragment);
+    this.#block = { stream: id, flags: blockFlags, parts: [Buffer.from(fragment)], bytes: fragment.length };
     return undefined;
   }
 
@@ -399,6 +410,10 @@ export class Http2Connection {
       this.#reset(id, H2Error.RefusedStream);
       return undefined;
     }
+    if (flags & SELF_DEPENDENT) {
+      this.#reset(id, H2Error.ProtocolError);
+      return undefined;
+    }
     const headers = requestHeaders(fields, this.#options.maxHeaderListBytes);
     if (typeof headers === 'string') {
       if (headers === TOO_LARGE) {
@@ -408,7 +423,13 @@ export class Http2Connection {
       } else this.#reset(id, H2Error.ProtocolError);
       return undefined;
     }
-    const stream = new ServerStream(this, id, this.#peerInitialWindow, this.#options.streamWindow, (flags & END_STREAM) !== 0);
+    // gRPC sends no content-length; one that is sent must match the data (RFC 9113 §8.1.1).
+    const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
+    if ((flags & END_STREAM) !== 0 && declared !== undefined && declared !== 0) {
+      this.#reset(id, H2Error.ProtocolError);
+      return undefined;
+    }
+    const stream = new ServerStream(this, id, this.#peerInitialWindow, this.#options.streamWindow, (flags & END_STREAM) !== 0, declared);
     this.#streams.set(id, stream);
     clearTimeout(this.#idle);
     this.#idle = undefined;
@@ -634,6 +655,9 @@ export class Http2Connection {
 
 const TOO_LARGE = 'too large';
 const UPPER_CASE = /[A-Z]/;
+const REQUEST_PSEUDO_HEADERS = new Set([':method', ':scheme', ':authority', ':path']);
+/** Fields HTTP/2 forbids (RFC 9113 §8.2.2): they belong to HTTP/1.1 connections. */
+const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 const TOO_LARGE_BLOCK = encodeHeaders([[':status', '431']]);
 
 /** A request's header fields as node:http2 gives them (repeated names as arrays), or why not. */
@@ -645,15 +669,21 @@ function requestHeaders(fields: readonly HeaderField[], maxBytes: number): Incom
     bytes += name.length + value.length + 32;
     if (name.length === 0 || UPPER_CASE.test(name)) return 'malformed';
     if (name.charCodeAt(0) === 0x3a) {
-      if (regular || headers[name] !== undefined) return 'malformed'; // pseudo-headers first, once each
-    } else regular = true;
+      // Request pseudo-headers only, before the other fields, once each.
+      if (regular || headers[name] !== undefined || !REQUEST_PSEUDO_HEADERS.has(name)) return 'malformed';
+    } else {
+      regular = true;
+      if (CONNECTION_HEADERS.has(name) || (name === 'te' && value !== 'trailers')) return 'malformed';
+    }
     const existing = headers[name];
     if (existing === undefined) headers[name] = value;
     else if (Array.isArray(existing)) existing.push(value);
     else headers[name] = [existing, value];
   }
   if (bytes > maxBytes) return TOO_LARGE;
-  if (headers[':method'] === undefined || headers[':path'] === undefined || headers[':scheme'] === undefined) return 'malformed';
+  if (headers[':method'] === undefined || !headers[':path'] || headers[':scheme'] === undefined) return 'malformed';
+  const length = headers['content-length'];
+  if (length !== undefined && (typeof length !== 'string' || !/^\d{1,15}$/.test(length))) return 'malformed';
   return headers as IncomingHttpHeaders;
 }
 
@@ -678,6 +708,8 @@ export class ServerStream extends EventEmitter {
   readonly #receiveWindow: number;
   /** What the client may still send before this side gives window back. */
   #receiveLeft: number;
+  readonly #declaredLength: number | undefined;
+  #receivedLength = 0;
   #unacknowledged = 0; // bytes read since the last stream WINDOW_UPDATE
   #remoteEnded: boolean;
   #endEmitted = false;
@@ -693,8 +725,9 @@ export class ServerStream extends EventEmitter {
   #localEnded = false;
   #closeEmitted = false;
 
-  constructor(connection: Http2Connection, id: number, sendWindow: number, receiveWindow: number, remoteEnded: boolean) {
+  constructor(connection: Http2Connection, id: number, sendWindow: number, receiveWindow: number, remoteEnded: boolean, declaredLength: number | undefined) {
     super();
+    this.#declaredLength = declaredLength;
     this.#connection = connection;
     this.session = connection;
     this.id = id;
@@ -787,6 +820,9 @@ export class ServerStream extends EventEmitter {
     if (this.closed) return undefined;
     this.#receiveLeft -= frameBytes;
     if (this.#receiveLeft < 0) return H2Error.FlowControlError;
+    this.#receivedLength += data.length;
+    const declared = this.#declaredLength;
+    if (declared !== undefined && (this.#receivedLength > declared || (end && this.#receivedLength !== declared))) return H2Error.ProtocolError;
     if (frameBytes > data.length) this.#consumed(frameBytes - data.length); // padding is read at once
     if (data.length > 0) {
       if (this.#flowing === true && this.#buffered.length === 0) {
