@@ -26,8 +26,8 @@ export interface FlowControlOptions {
 /**
  * Request-for-response streams (Replicate: one result message per batch) read a request only
  * while fewer than `window` earlier ones still have a response waiting to flush into the
- * peer's HTTP/2 flow-control window. node:http2 fires a stream write's callback only when its
- * bytes have left for the socket, so a peer that sends batches and never reads its results
+ * peer's HTTP/2 flow-control window. The port's HTTP/2 (src/grpc/http2/, as node:http2 did) fires a
+ * stream write's callback only when its bytes have left for the socket, so a peer that sends batches and never reads its results
  * fills its window, then the call holds at most `window` responses and stops reading: the
  * peer's own window fills and it cannot send more. A response waiting `stallMs` cuts the
  * call's connection. Without this, grpc-js's write queue grows by every batch's results

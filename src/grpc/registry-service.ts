@@ -579,7 +579,7 @@ class WatchStream {
 
   /**
    * Writes one message; blocks while {@link WATCH_UNFLUSHED} have not left for the client.
-   * node:http2 completes a write only once it fits the client's flow-control window, so a
+   * The port's HTTP/2 completes a write only once it fits the client's flow-control window, so a
    * paused client pins that many messages, not the 16 a stream buffers before `write()`
    * reports it full (with 16, 300 paused watchers exhausted a 256 MB heap: test/grpc/heap-limit.test.ts).
    * Pre-encoded bytes pass the server's serializer untouched (see server.ts).

@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
-import { Http2Connection, type Http2ConnectionOptions, type ServerStream } from '../../src/grpc/http2/connection.js';
+import { Http2Connection, type Http2ConnectionOptions } from '../../src/grpc/http2/connection.js';
+import type { ServerStream } from '../../src/grpc/http2/stream.js';
 import { encodeHeaders } from '../../src/grpc/http2/hpack.js';
 import { WAIT_MS } from './helpers.js';
 
@@ -22,6 +23,18 @@ async function serve(handle: (stream: ServerStream, headers: http2.IncomingHttpH
       server.close();
     },
   };
+}
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** One HTTP/2 frame's bytes, for clients node:http2 would not be. */
+function rawFrame(type: number, flags: number, id: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(id, 5);
+  return Buffer.concat([header, payload]);
 }
 
 /** Reads a client stream to its end: status, body, trailers. */
@@ -230,17 +243,10 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', () => undefined);
-    const frame = (type: number, flags: number, id: number, payload: Buffer): Buffer => {
-      const header = Buffer.alloc(9);
-      header.writeUIntBE(payload.length, 0, 3);
-      header[3] = type;
-      header[4] = flags;
-      header.writeUInt32BE(id, 5);
-      return Buffer.concat([header, payload]);
-    };
+    const frame = rawFrame;
     const block = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/x'], [':authority', 'a']]);
     const cancel = Buffer.from([0, 0, 0, 8]);
-    const frames = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))];
+    const frames = [PREFACE, frame(4, 0, 0, Buffer.alloc(0))];
     for (let id = 1; id < 2 * 3000; id += 2) frames.push(frame(1, 0x4, id, block), frame(3, 0, id, cancel));
     socket.write(Buffer.concat(frames));
     await once(socket, 'close');
@@ -254,5 +260,27 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     }
     assert.equal(goaway?.readUInt32BE(4), 0xb, 'GOAWAY ENHANCE_YOUR_CALM');
     assert.ok(opened > 1000 && opened < 3000, `${opened} streams reached the handler`);
+  });
+
+  it('reads a repeated header block again after a block changed the table (same bytes, new meaning)', async () => {
+    const seen: string[] = [];
+    const server = await serve((stream, headers) => {
+      seen.push(String(headers['x-a']));
+      stream.respond({ ':status': 200 }, { endStream: true });
+    });
+    servers.push(server);
+    const socket = net.connect(server.port, '127.0.0.1');
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    // :method POST, :scheme http, :path / (static 3, 6, 4), then x-a as given.
+    const pseudo = Buffer.from([0x83, 0x86, 0x84]);
+    const insert = (value: string): Buffer => Buffer.concat([pseudo, Buffer.from([0x40, 3]), Buffer.from('x-a'), Buffer.from([value.length]), Buffer.from(value)]);
+    const newest = Buffer.concat([pseudo, Buffer.from([0xbe])]); // index 62: the newest entry of the dynamic table
+    const blocks = [insert('1'), newest, newest, insert('2'), newest];
+    socket.write(Buffer.concat([PREFACE, rawFrame(4, 0, 0, Buffer.alloc(0)), ...blocks.map((b, i) => rawFrame(1, 0x5, 2 * i + 1, b))]));
+    const deadline = Date.now() + WAIT_MS;
+    while (seen.length < blocks.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    socket.destroy();
+    assert.deepEqual(seen, ['1', '1', '1', '2', '2']);
   });
 });

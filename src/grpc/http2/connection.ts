@@ -1,7 +1,8 @@
-import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
+import { ACK, END_HEADERS, END_STREAM, FRAME_HEADER, H2Error, MAX_WINDOW, PADDED, PRIORITY } from './frames.js';
 import { encodeHeaders, HpackDecoder, HpackError, type HeaderField } from './hpack.js';
+import { headerBlock, ServerStream } from './stream.js';
 
 /**
  * The server side of HTTP/2 (RFC 9113) over one socket, as much as gRPC needs: streams with
@@ -18,7 +19,6 @@ import { encodeHeaders, HpackDecoder, HpackError, type HeaderField } from './hpa
  */
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const FRAME_HEADER = 9;
 
 const enum Frame {
   Data = 0x0,
@@ -33,11 +33,7 @@ const enum Frame {
   Continuation = 0x9,
 }
 
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY = 0x20;
+
 /** Not a wire flag: marks a header block whose stream declared a dependency on itself. */
 const SELF_DEPENDENT = 0x100;
 
@@ -50,22 +46,7 @@ const enum Setting {
   MaxHeaderListSize = 0x6,
 }
 
-/** RFC 9113 §7 error codes. */
-export const enum H2Error {
-  NoError = 0x0,
-  ProtocolError = 0x1,
-  InternalError = 0x2,
-  FlowControlError = 0x3,
-  StreamClosed = 0x5,
-  FrameSizeError = 0x6,
-  RefusedStream = 0x7,
-  Cancel = 0x8,
-  CompressionError = 0x9,
-  EnhanceYourCalm = 0xb,
-}
-
 const DEFAULT_WINDOW = 65_535;
-const MAX_WINDOW = 2 ** 31 - 1;
 /** The largest frame payload this side reads (SETTINGS_MAX_FRAME_SIZE left at its default). */
 const MAX_FRAME_SIZE = 16_384;
 /** Small frames are copied into one buffer per write; larger payloads are written as they are. */
@@ -99,33 +80,6 @@ export interface Http2ConnectionOptions {
   readonly onStream: (stream: ServerStream, headers: IncomingHttpHeaders) => void;
 }
 
-const ENCODED = Symbol('roster.encodedHeaderBlock');
-
-/**
- * Headers sent on every call (a unary answer's, its trailers), encoded once: returns the object,
- * frozen, carrying its HPACK block, which {@link ServerStream.respond} and `sendTrailers` then
- * send as they are. node:http2's streams read it as any header object.
- */
-export function constantHeaders<T extends OutgoingHttpHeaders>(headers: T): Readonly<T> {
-  Object.defineProperty(headers, ENCODED, { value: encodeHeaders(fields(headers)) });
-  return Object.freeze(headers);
-}
-
-function headerBlock(headers: OutgoingHttpHeaders): Buffer {
-  return (headers as { [ENCODED]?: Buffer })[ENCODED] ?? encodeHeaders(fields(headers));
-}
-
-/** What a stream's answer is written with: node:http2's `respond` options that gRPC servers use. */
-export interface RespondOptions {
-  readonly endStream?: boolean;
-  readonly waitForTrailers?: boolean;
-}
-
-interface Pending {
-  data: Buffer;
-  readonly callback: ((err?: Error | null) => void) | undefined;
-}
-
 /**
  * One HTTP/2 connection. `close()` asks the client to go away (GOAWAY) and ends the socket once
  * the open streams are done; `destroy()` cuts everything.
@@ -135,6 +89,7 @@ export class Http2Connection {
   readonly socket: Socket;
   readonly #options: Required<Omit<Http2ConnectionOptions, 'onStream'>> & Pick<Http2ConnectionOptions, 'onStream'>;
   readonly #decoder = new HpackDecoder();
+  #repeat: { readonly block: Buffer; readonly headers: IncomingHttpHeaders | string } | undefined;
   readonly #streams = new Map<number, ServerStream>();
   /** Streams with data waiting for a window, in the order they started waiting. */
   readonly #waiting = new Set<ServerStream>();
@@ -387,7 +342,7 @@ export class Http2Connection {
 
   #headerBlock(id: number, flags: number, block: Buffer): [H2Error, string] | undefined {
     // Decoded whatever becomes of the stream: the dynamic table must follow every block.
-    const fields = this.#decoder.decode(block);
+    const headers = this.#requestHeaders(block);
     const existing = this.#streams.get(id);
     if (existing !== undefined) {
       // Trailers from the client: gRPC sends none, but they may end the request.
@@ -414,7 +369,6 @@ export class Http2Connection {
       this.#reset(id, H2Error.ProtocolError);
       return undefined;
     }
-    const headers = requestHeaders(fields, this.#options.maxHeaderListBytes);
     if (typeof headers === 'string') {
       if (headers === TOO_LARGE) {
         // A complete answer; a client still sending is then told to stop, as after any answer.
@@ -435,6 +389,21 @@ export class Http2Connection {
     this.#idle = undefined;
     this.#options.onStream(stream, headers);
     return undefined;
+  }
+
+  /**
+   * A header block's request headers, or why they are refused. A client's calls mostly repeat
+   * one block byte for byte (every field an index into the tables): a block decoded without
+   * changing the dynamic table gives the same headers when it comes again, so those are kept
+   * (frozen, shared by the streams that sent it) until the table changes.
+   */
+  #requestHeaders(block: Buffer): IncomingHttpHeaders | string {
+    const repeat = this.#repeat;
+    if (repeat !== undefined && repeat.block.equals(block)) return repeat.headers;
+    const changes = this.#decoder.changes;
+    const headers = requestHeaders(this.#decoder.decode(block), this.#options.maxHeaderListBytes);
+    this.#repeat = this.#decoder.changes === changes ? { block: Buffer.from(block), headers: typeof headers === 'string' ? headers : Object.freeze(headers) } : undefined;
+    return headers;
   }
 
   #settingsIn(flags: number, id: number, payload: Buffer): [H2Error, string] | undefined {
@@ -516,9 +485,10 @@ export class Http2Connection {
     if (this.#waiting.size === 0 || this.#closed) return;
     for (const stream of [...this.#waiting]) {
       if (this.#congested || this.#outBytes > MAX_FLUSH_BYTES) return;
-      const done = stream._send(this.#sendWindow, this.#peerMaxFrame, (flags, payload, callback) => {
+      const done = stream._send(this.#sendWindow, this.#peerMaxFrame, (flags, payload, callbacks) => {
         this.#sendWindow -= payload.length;
-        this.#frame(Frame.Data, flags, stream.id, payload, callback);
+        this.#frame(Frame.Data, flags, stream.id, payload);
+        for (const callback of callbacks) this.#outCallbacks.push(callback);
       });
       if (done) this.#waiting.delete(stream);
       if (this.#sendWindow <= 0) return;
@@ -535,7 +505,7 @@ export class Http2Connection {
     });
   }
 
-  #frame(type: Frame, flags: number, id: number, payload: Buffer, callback?: (err?: Error | null) => void): void {
+  #frame(type: Frame, flags: number, id: number, payload: Buffer): void {
     const header = Buffer.allocUnsafe(FRAME_HEADER);
     header[0] = payload.length >>> 16;
     header[1] = (payload.length >>> 8) & 0xff;
@@ -546,7 +516,6 @@ export class Http2Connection {
     this.#out.push(header);
     if (payload.length > 0) this.#out.push(payload);
     this.#outBytes += FRAME_HEADER + payload.length;
-    if (callback !== undefined) this.#outCallbacks.push(callback);
     if (!this.#reading) this.#schedule();
   }
 
@@ -687,302 +656,3 @@ function requestHeaders(fields: readonly HeaderField[], maxBytes: number): Incom
   return headers as IncomingHttpHeaders;
 }
 
-type DataSink = (flags: number, payload: Buffer, callback: ((err?: Error | null) => void) | undefined) => void;
-
-/**
- * One stream, with the part of node:http2's `ServerHttp2Stream` that grpc-js' server and Roster's
- * unary fast path use: 'data' / 'end' / 'close' / 'wantTrailers' events, `pause()` and `resume()`
- * (a paused stream's window is not given back, so the client stops), `respond`, `write`, `end`,
- * `sendTrailers`, `close`, and `rstCode`, `closed`, `destroyed`, `session.socket`.
- */
-export class ServerStream extends EventEmitter {
-  readonly id: number;
-  /** The connection, as node:http2's `session` (undefined once the stream is closed by a lost connection). */
-  session: Http2Connection | undefined;
-  rstCode = 0;
-  closed = false;
-  destroyed = false;
-  headersSent = false;
-  readonly #connection: Http2Connection;
-  #sendWindow: number;
-  readonly #receiveWindow: number;
-  /** What the client may still send before this side gives window back. */
-  #receiveLeft: number;
-  readonly #declaredLength: number | undefined;
-  #receivedLength = 0;
-  #unacknowledged = 0; // bytes read since the last stream WINDOW_UPDATE
-  #remoteEnded: boolean;
-  #endEmitted = false;
-  #flowing: boolean | undefined;
-  #buffered: Buffer[] = [];
-  #bufferedBytes: number[] = [];
-  #deliverQueued = false;
-  #queue: Pending[] = [];
-  #queuedBytes = 0;
-  #ending = false;
-  #waitForTrailers = false;
-  #trailers: OutgoingHttpHeaders | undefined;
-  #localEnded = false;
-  #closeEmitted = false;
-
-  constructor(connection: Http2Connection, id: number, sendWindow: number, receiveWindow: number, remoteEnded: boolean, declaredLength: number | undefined) {
-    super();
-    this.#declaredLength = declaredLength;
-    this.#connection = connection;
-    this.session = connection;
-    this.id = id;
-    this.#sendWindow = sendWindow;
-    this.#receiveWindow = receiveWindow;
-    this.#receiveLeft = receiveWindow;
-    this.#remoteEnded = remoteEnded;
-  }
-
-  /** Node's streams start flowing when a 'data' listener is added (`once` calls `on`). */
-  override on(event: string | symbol, listener: (...args: any[]) => void): this {
-    super.on(event, listener);
-    if (event === 'data' && this.#flowing === undefined) this.resume();
-    return this;
-  }
-
-  override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
-    return this.on(event, listener);
-  }
-
-  pause(): this {
-    this.#flowing = false;
-    return this;
-  }
-
-  resume(): this {
-    if (this.#flowing === true) return this;
-    this.#flowing = true;
-    if (this.#buffered.length > 0 || (this.#remoteEnded && !this.#endEmitted)) this.#deliverSoon();
-    return this;
-  }
-
-  /** Sends the response headers; `endStream` makes them the whole answer (gRPC's trailers-only). */
-  respond(headers: OutgoingHttpHeaders = {}, options: RespondOptions = {}): void {
-    if (this.headersSent || this.closed) return;
-    this.headersSent = true;
-    this.#waitForTrailers = options.waitForTrailers === true;
-    this.#connection._headers(this.id, headers, options.endStream === true);
-    if (options.endStream === true) this.#localEnd();
-  }
-
-  write(chunk: Buffer | Uint8Array, encodingOrCallback?: BufferEncoding | ((err?: Error | null) => void), callback?: (err?: Error | null) => void): boolean {
-    const done = typeof encodingOrCallback === 'function' ? encodingOrCallback : callback;
-    if (this.closed || this.#ending) {
-      if (done !== undefined) process.nextTick(done, new Error('write after the stream ended'));
-      return false;
-    }
-    if (!this.headersSent) this.respond({ ':status': 200 });
-    const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    this.#queue.push({ data, callback: done });
-    this.#queuedBytes += data.length;
-    this.#connection._ready(this);
-    return this.#queuedBytes < 65_536;
-  }
-
-  end(chunk?: Buffer | Uint8Array | (() => void), callback?: () => void): this {
-    if (typeof chunk === 'function') return this.end(undefined, chunk);
-    if (chunk !== undefined) this.write(chunk, callback);
-    else if (callback !== undefined) this.once('finish', callback);
-    if (this.#ending || this.closed) return this;
-    if (!this.headersSent) this.respond({ ':status': 200 });
-    this.#ending = true;
-    this.#connection._ready(this);
-    return this;
-  }
-
-  /** Trailers, after the data (node:http2: only from a 'wantTrailers' listener). */
-  sendTrailers(headers: OutgoingHttpHeaders): void {
-    if (this.closed || this.#localEnded) return;
-    this.#trailers = headers;
-    this.#connection._ready(this);
-  }
-
-  /** Resets the stream (RST_STREAM with `code`, default CANCEL). */
-  close(code: number = H2Error.Cancel): void {
-    if (this.closed) return;
-    this.#connection._reset(this.id, code);
-  }
-
-  destroy(): this {
-    this.close(H2Error.Cancel);
-    return this;
-  }
-
-  // ---- called by the connection ----
-
-  /** Data from the client; a stream error when the client broke the rules, else undefined. */
-  _data(data: Buffer, frameBytes: number, end: boolean): H2Error | undefined {
-    if (this.#remoteEnded) return H2Error.StreamClosed;
-    if (this.closed) return undefined;
-    this.#receiveLeft -= frameBytes;
-    if (this.#receiveLeft < 0) return H2Error.FlowControlError;
-    this.#receivedLength += data.length;
-    const declared = this.#declaredLength;
-    if (declared !== undefined && (this.#receivedLength > declared || (end && this.#receivedLength !== declared))) return H2Error.ProtocolError;
-    if (frameBytes > data.length) this.#consumed(frameBytes - data.length); // padding is read at once
-    if (data.length > 0) {
-      if (this.#flowing === true && this.#buffered.length === 0) {
-        this.emit('data', data);
-        this.#consumed(data.length);
-      } else {
-        this.#buffered.push(data);
-        this.#bufferedBytes.push(data.length);
-      }
-    }
-    if (end) {
-      this.#remoteEnded = true;
-      if (this.#flowing === true && this.#buffered.length === 0) this.#emitEnd();
-    }
-    return undefined;
-  }
-
-  /** The client's window for this stream grew (or shrank, by SETTINGS); false past 2^31-1. */
-  _window(delta: number): boolean {
-    this.#sendWindow += delta;
-    if (this.#sendWindow > MAX_WINDOW) return false;
-    if (delta > 0 && (this.#queue.length > 0 || this.#ending || this.#trailers !== undefined)) this.#connection._ready(this);
-    return true;
-  }
-
-  /**
-   * Sends what the windows allow; true when nothing more waits. The connection passes its own
-   * window and the peer's frame size, and takes each DATA frame through `sink`.
-   */
-  _send(connectionWindow: number, maxFrame: number, sink: DataSink): boolean {
-    if (this.closed) return true;
-    let window = Math.min(connectionWindow, this.#sendWindow);
-    const queue = this.#queue;
-    while (queue.length > 0 && window > 0) {
-      const head = queue[0]!;
-      const size = Math.min(head.data.length, window, maxFrame);
-      const last = size === head.data.length;
-      const endNow = last && queue.length === 1 && this.#ending && !this.#waitForTrailers && this.#trailers === undefined;
-      sink(endNow ? END_STREAM : 0, last ? head.data : head.data.subarray(0, size), last ? head.callback : undefined);
-      window -= size;
-      this.#sendWindow -= size;
-      this.#queuedBytes -= size;
-      if (last) queue.shift();
-      else head.data = head.data.subarray(size);
-      if (endNow) {
-        this.#localEnd();
-        return true;
-      }
-    }
-    if (queue.length > 0) return false;
-    if (this.#queuedBytes < 65_536 && this.listenerCount('drain') > 0) this.emit('drain');
-    if (!this.#ending) return true;
-    if (this.#trailers !== undefined) {
-      const trailers = this.#trailers;
-      this.#trailers = undefined;
-      this.#connection._headers(this.id, trailers, true);
-      this.#localEnd();
-      return true;
-    }
-    if (this.#waitForTrailers) {
-      this.#waitForTrailers = false;
-      this.emit('wantTrailers');
-      // A listener that answered at once is sent now; one that answers later calls sendTrailers then.
-      return this.#trailers === undefined ? true : this._send(connectionWindow, maxFrame, sink);
-    }
-    // An end with no data left: an empty DATA frame carries END_STREAM.
-    sink(END_STREAM, Buffer.alloc(0), undefined);
-    this.#localEnd();
-    return true;
-  }
-
-  /** The stream is over: reset by either side (`code`), or the connection is gone. */
-  _closed(code: number): void {
-    if (this.closed) return;
-    this.rstCode = code;
-    if (this.#connection.destroyed) this.session = undefined;
-    this.#finishClose();
-  }
-
-  // ---- internal ----
-
-  #consumed(bytes: number): void {
-    if (this.#remoteEnded) return;
-    this.#unacknowledged += bytes;
-    if (this.#unacknowledged >= this.#receiveWindow / 2) {
-      this.#connection._consumed(this.id, this.#unacknowledged);
-      this.#receiveLeft += this.#unacknowledged;
-      this.#unacknowledged = 0;
-    }
-  }
-
-  #deliverSoon(): void {
-    if (this.#deliverQueued) return;
-    this.#deliverQueued = true;
-    process.nextTick(() => {
-      this.#deliverQueued = false;
-      this.#deliver();
-    });
-  }
-
-  #deliver(): void {
-    while (this.#flowing === true && this.#buffered.length > 0 && !this.closed) {
-      const data = this.#buffered.shift()!;
-      this.#bufferedBytes.shift();
-      this.emit('data', data);
-      this.#consumed(data.length);
-    }
-    if (this.#flowing === true && this.#buffered.length === 0 && this.#remoteEnded) this.#emitEnd();
-    this.#connection._flushSoon();
-  }
-
-  #emitEnd(): void {
-    if (this.#endEmitted) return;
-    this.#endEmitted = true;
-    this.emit('end');
-  }
-
-  /** This side sent END_STREAM: with the client's, the stream is closed, whatever is left unread. */
-  #localEnd(): void {
-    this.#localEnded = true;
-    this.emit('finish');
-    // The answer is complete: a client still sending is told to stop (RFC 9113 §8.1).
-    if (!this.#remoteEnded) this.#connection._reset(this.id, H2Error.NoError);
-    else this.#finishClose();
-  }
-
-  #finishClose(): void {
-    if (this.#closeEmitted) return;
-    this.closed = true;
-    this.destroyed = true;
-    this.#closeEmitted = true;
-    const queue = this.#queue;
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    this.#buffered = [];
-    this.#connection._forget(this);
-    process.nextTick(ServerStream.#emitClose, this, queue);
-  }
-
-  /** Writes that never left fail (an Error only when there are some: its stack trace is costly), then 'close'. */
-  static #emitClose(this: void, stream: ServerStream, unsent: readonly Pending[]): void {
-    if (unsent.some((p) => p.callback !== undefined)) {
-      const gone = new Error('the stream closed before its data was sent');
-      for (const { callback } of unsent) callback?.(gone);
-    }
-    stream.emit('close');
-  }
-}
-
-/** node:http2's outgoing header object as HPACK fields: pseudo-headers first, arrays as repeated fields. */
-function fields(headers: OutgoingHttpHeaders): HeaderField[] {
-  const pseudo: HeaderField[] = [];
-  const regular: HeaderField[] = [];
-  for (const name of Object.keys(headers)) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    const key = name.toLowerCase();
-    const into = key.charCodeAt(0) === 0x3a ? pseudo : regular;
-    if (Array.isArray(value)) for (const v of value) into.push([key, String(v)]);
-    else into.push([key, String(value)]);
-  }
-  return pseudo.length === 0 ? regular : [...pseudo, ...regular];
-}
