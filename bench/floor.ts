@@ -4,7 +4,7 @@
  * 64 callers, requests encoded before the timed window) go to a Roster node and to three bare
  * servers that answer every call with fixed bytes: one on node:http2, answering as Roster's
  * unary fast path does (src/grpc/unary-fast-path.ts), one on grpc-js (both bench/floor-server.js),
- * and one whose HTTP/2 is framed in JavaScript on node:net (bench/floor-h2.js).
+ * and one on Roster's own HTTP/2 (bench/floor-h2.ts, src/grpc/http2/), which the port runs.
  * Rounds alternate between the servers. Each row: calls/s, the server's CPU per call and cores,
  * the load generator's CPU per call. Roster's distance from the node:http2 server is its own
  * work per call; the node:http2 server's CPU per call bounds what any Node server answering
@@ -26,10 +26,10 @@ import { Replay, requestsFor, type ReplayResult } from './replay.js';
 
 const RESULTS = fileURLToPath(new URL('./results/floor.json', import.meta.url));
 const FLOOR_SERVER = fileURLToPath(new URL('./floor-server.js', import.meta.url));
-const FLOOR_H2 = fileURLToPath(new URL('./floor-h2.js', import.meta.url));
+const FLOOR_H2 = fileURLToPath(new URL('./floor-h2.ts', import.meta.url));
 const CALLERS = 64;
-/** The JavaScript HTTP/2 server answers faster than the replayer's usual supply (60k/s): it took 76-89k/s here. */
-const JS_HTTP2_REQUESTS_PER_SECOND = 120_000;
+/** The bare server on Roster's HTTP/2 answers faster than the replayer's usual supply (60k/s): 70-75k/s here. */
+const BARE_HTTP2_REQUESTS_PER_SECOND = 120_000;
 /** Records registered on Roster before the rounds, so heartbeats find them; register rounds rewrite them. */
 const RECORDS = 10_000;
 const PREFIX = 'floor';
@@ -42,8 +42,8 @@ const BUDGETS = {
   quick: { warmupMs: 300, rounds: 1, roundMs: 800 },
 } as const;
 
-type ServerKind = 'roster' | 'http2' | 'grpc-js' | 'js-http2';
-const SERVERS: readonly ServerKind[] = ['roster', 'http2', 'grpc-js', 'js-http2'];
+type ServerKind = 'roster' | 'http2' | 'grpc-js' | 'roster-http2';
+const SERVERS: readonly ServerKind[] = ['roster', 'http2', 'grpc-js', 'roster-http2'];
 type Method = 'Heartbeat' | 'Register';
 const METHODS: readonly Method[] = ['Heartbeat', 'Register'];
 
@@ -58,7 +58,7 @@ interface Round {
 /** A bare server of bench/floor-server.js, answering once it printed "listening". */
 async function startBare(kind: Exclude<ServerKind, 'roster'>): Promise<ServerProcess> {
   const [port] = (await freePorts(1)) as [number];
-  const args = kind === 'js-http2' ? [FLOOR_H2, String(port)] : [FLOOR_SERVER, kind, String(port)];
+  const args = kind === 'roster-http2' ? ['--import', 'tsx', FLOOR_H2, String(port)] : [FLOOR_SERVER, kind, String(port)];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const server = new ServerProcess(kind, child, `127.0.0.1:${port}`);
   await new Promise<void>((resolve, reject) => {
@@ -97,7 +97,7 @@ async function seed(replay: Replay, roster: ServerProcess, dirty: number): Promi
 /** Replays `durationMs` of `method` calls at `server` and reads the server's CPU around it. */
 async function round(replay: Replay, server: ServerProcess, method: Method, durationMs: number, dirty: number): Promise<Round> {
   const path = RegistryServiceService[method === 'Register' ? 'register' : 'heartbeat'].path;
-  const count = requestsFor(durationMs, server.name === 'js-http2' ? JS_HTTP2_REQUESTS_PER_SECOND : undefined);
+  const count = requestsFor(durationMs, server.name === 'roster-http2' ? BARE_HTTP2_REQUESTS_PER_SECOND : undefined);
   const loaded = await replay.load({ kind: 'grpc', target: server.address, method: path }, (function* () {
     for (let k = 0; k < count; k++) yield request(method, k, dirty);
   })());
@@ -135,7 +135,7 @@ export async function runFloor(options: { quick: boolean; out?: string }): Promi
     servers.set('roster', await startRoster());
     servers.set('http2', await startBare('http2'));
     servers.set('grpc-js', await startBare('grpc-js'));
-    servers.set('js-http2', await startBare('js-http2'));
+    servers.set('roster-http2', await startBare('roster-http2'));
     await seed(replay, servers.get('roster')!, dirty);
     for (const kind of SERVERS) {
       for (const method of METHODS) await round(replay, servers.get(kind)!, method, budget.warmupMs, dirty);

@@ -6,18 +6,18 @@ const MiB = 1024 * 1024;
 
 /**
  * How much the old generation may grow between two major GCs once the heap is large. While a
- * node registers at full speed much of that growth is garbage: node:http2 makes each request
- * header value an external string, which V8 allocates in the old generation, and keeps each
- * closed stream's native wrappers until a major GC. A major GC's atomic pause grows with that
- * garbage (the external strings finalized, pages evacuated), not with what lives: ~1.5-2 ms per
- * MiB died on a 2-core box since closed streams shed their own state (src/grpc/closed-stream.ts),
- * which left fewer bytes but the same strings per call (1M fill: 47-57 MiB died → 80-105 ms).
- * A fixed amount keeps each pause under ~80 ms whatever the size of the registry, where a fixed
- * proportion (V8's 1.1× to 4×) lets it grow with the registry. Not less: with 32 MiB at 100k
- * instances (40 % growth), a plain 107 MiB `GET /eureka/apps`, then inflated in chunks on every
- * read (now once per revision, src/eureka/routes.ts), set off a major GC every ~110 ms (its
- * buffers count against the limit): 150 → 480 ms of CPU per read. The price is marking the whole heap more often: ~40 major GCs in a 1M fill
- * (V8's own growth: 17-29).
+ * node registers at full speed much of that growth is garbage (records replaced, request and
+ * response buffers), and a major GC's atomic pause grows with the garbage it clears (pages
+ * evacuated), not only with what lives. With node:http2 on the gRPC port, which made each
+ * request header value an external string that only a major GC finalizes, that was ~1.5-2 ms
+ * per MiB died on a 2-core box (1M fill: 47-57 MiB died → 80-105 ms); with the port's own HTTP/2
+ * (src/grpc/http2/) the longest major GC of a 1M fill was 22 ms (BENCHMARKS.md). A fixed amount
+ * keeps each pause bounded whatever the size of the registry, where a fixed proportion (V8's
+ * 1.1× to 4×) lets it grow with the registry. Not less: with 32 MiB at 100k instances (40 %
+ * growth), a plain 107 MiB `GET /eureka/apps`, then inflated in chunks on every read (now once
+ * per revision, src/eureka/routes.ts), set off a major GC every ~110 ms (its buffers count
+ * against the limit): 150 → 480 ms of CPU per read. The price is marking the whole heap more
+ * often: ~35-40 major GCs in a 1M fill (V8's own growth: 17-29).
  */
 export const GROWTH_BUDGET_BYTES = 40 * MiB;
 /**

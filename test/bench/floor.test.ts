@@ -9,13 +9,13 @@ describe('npm run bench -- --floor', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'roster-floor-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('replays Heartbeat and Register at Roster and at bare node:http2, grpc-js and JavaScript HTTP/2 servers, every call answered OK', async () => {
+  it('replays Heartbeat and Register at Roster and at bare node:http2, grpc-js and Roster-HTTP/2 servers, every call answered OK', async () => {
     const out = join(dir, 'floor.json');
     await runFloor({ quick: true, out });
     const report = JSON.parse(readFileSync(out, 'utf8')) as { rows: { server: string; method: string; callsPerSecond: number; serverMicrosPerCall: number; failed: number }[] };
     assert.deepEqual(
       report.rows.map((r) => `${r.method} ${r.server}`),
-      ['Heartbeat roster', 'Heartbeat http2', 'Heartbeat grpc-js', 'Heartbeat js-http2', 'Register roster', 'Register http2', 'Register grpc-js', 'Register js-http2'],
+      ['Heartbeat roster', 'Heartbeat http2', 'Heartbeat grpc-js', 'Heartbeat roster-http2', 'Register roster', 'Register http2', 'Register grpc-js', 'Register roster-http2'],
     );
     for (const row of report.rows) {
       assert.equal(row.failed, 0, `${row.method} ${row.server}`);
