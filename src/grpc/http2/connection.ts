@@ -89,7 +89,6 @@ export class Http2Connection {
   readonly socket: Socket;
   readonly #options: Required<Omit<Http2ConnectionOptions, 'onStream'>> & Pick<Http2ConnectionOptions, 'onStream'>;
   readonly #decoder = new HpackDecoder();
-  #repeat: { readonly block: Buffer; readonly headers: IncomingHttpHeaders | string } | undefined;
   readonly #streams = new Map<number, ServerStream>();
   /** Streams with data waiting for a window, in the order they started waiting. */
   readonly #waiting = new Set<ServerStream>();
@@ -342,7 +341,7 @@ export class Http2Connection {
 
   #headerBlock(id: number, flags: number, block: Buffer): [H2Error, string] | undefined {
     // Decoded whatever becomes of the stream: the dynamic table must follow every block.
-    const headers = this.#requestHeaders(block);
+    const headers = requestHeaders(this.#decoder.decode(block), this.#options.maxHeaderListBytes);
     const existing = this.#streams.get(id);
     if (existing !== undefined) {
       // Trailers from the client: gRPC sends none, but they may end the request.
@@ -389,21 +388,6 @@ export class Http2Connection {
     this.#idle = undefined;
     this.#options.onStream(stream, headers);
     return undefined;
-  }
-
-  /**
-   * A header block's request headers, or why they are refused. A client's calls mostly repeat
-   * one block byte for byte (every field an index into the tables): a block decoded without
-   * changing the dynamic table gives the same headers when it comes again, so those are kept
-   * (frozen, shared by the streams that sent it) until the table changes.
-   */
-  #requestHeaders(block: Buffer): IncomingHttpHeaders | string {
-    const repeat = this.#repeat;
-    if (repeat !== undefined && repeat.block.equals(block)) return repeat.headers;
-    const changes = this.#decoder.changes;
-    const headers = requestHeaders(this.#decoder.decode(block), this.#options.maxHeaderListBytes);
-    this.#repeat = this.#decoder.changes === changes ? { block: Buffer.from(block), headers: typeof headers === 'string' ? headers : Object.freeze(headers) } : undefined;
-    return headers;
   }
 
   #settingsIn(flags: number, id: number, payload: Buffer): [H2Error, string] | undefined {

@@ -159,16 +159,10 @@ export class HpackDecoder {
   #size = 0;
   #max: number;
   #pos = 0;
-  #changes = 0;
 
   constructor(options: HpackDecoderOptions = {}) {
     this.#limit = options.maxTableSize ?? 4096;
     this.#max = this.#limit;
-  }
-
-  /** Counts the changes to the dynamic table: a block that left it unchanged decodes the same again until it moves. */
-  get changes(): number {
-    return this.#changes;
   }
 
   /** Decodes one complete header block (the HEADERS frame's fragment and its CONTINUATIONs). */
@@ -195,7 +189,6 @@ export class HpackDecoder {
         if (max > this.#limit) throw new HpackError(`dynamic table size update to ${max}, above the ${this.#limit} allowed`);
         this.#max = max;
         this.#evict(0);
-        this.#changes++;
         continue;
       } else {
         // Literal without indexing (0000) or never indexed (0001): the same to a decoder.
@@ -215,7 +208,6 @@ export class HpackDecoder {
   }
 
   #add(field: HeaderField): void {
-    this.#changes++;
     const size = field[0].length + field[1].length + 32;
     this.#evict(size);
     if (size > this.#max) return; // an entry larger than the table empties it (RFC 7541 §4.4)
