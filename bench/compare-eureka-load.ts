@@ -106,13 +106,20 @@ interface HttpAnswer {
   readonly encoding: string | undefined;
 }
 
-/** One HTTP exchange, the whole body read (wire bytes, not decompressed). */
+/**
+ * One HTTP exchange, the whole body read (wire bytes, not decompressed). A request sent on a
+ * kept-alive socket that the server closed as idle at that very moment fails with ECONNRESET
+ * ("socket hang up"); it is sent once more on a fresh socket, as Node's documentation advises
+ * (`request.reusedSocket`). Every request here is safe to repeat (reads, and registrations and
+ * renewals of the same record).
+ */
 export function http(
   agent: Agent | undefined,
   method: string,
   url: string,
   body?: string,
   headers: Record<string, string> = {},
+  retry = true,
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
@@ -131,7 +138,10 @@ export function http(
       },
     );
     req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer in ${REQUEST_TIMEOUT_MS} ms`)));
-    req.on('error', reject);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (retry && req.reusedSocket && err.code === 'ECONNRESET') resolve(http(agent, method, url, body, headers, false));
+      else reject(err);
+    });
     req.end(body);
   });
 }
