@@ -98,6 +98,7 @@ export class Http2Connection {
   #lastStreamId = 0;
   #goawaySent = false;
   #closed = false;
+  #failed = false;
   /** Receive side: connection window bytes used since the last WINDOW_UPDATE. */
   #received = 0;
   #receiveWindow: number;
@@ -177,6 +178,8 @@ export class Http2Connection {
   // ---- reading ----
 
   #read(chunk: Buffer): void {
+    // After a connection error nothing more is read: the socket is ending.
+    if (this.#failed) return;
     let buf = this.#partial === undefined ? chunk : Buffer.concat([this.#partial, chunk]);
     this.#partial = undefined;
     let at = 0;
@@ -561,6 +564,7 @@ export class Http2Connection {
   }
 
   #connectionError(code: H2Error, reason: string): void {
+    this.#failed = true;
     this.#goaway(code, reason);
     this.#flush();
     this.socket.end();
