@@ -33,7 +33,6 @@ const enum Frame {
   Continuation = 0x9,
 }
 
-
 /** Not a wire flag: marks a header block whose stream declared a dependency on itself. */
 const SELF_DEPENDENT = 0x100;
 
@@ -460,7 +459,6 @@ export class Http2Connection {
   /** A stream read `bytes` of its data: gives them back to the client as window. */
   _consumed(id: number, bytes: number): void {
     this.#windowUpdate(id, bytes);
-    if (!this.#reading) this.#schedule();
   }
 
   _flushSoon(): void {
@@ -470,7 +468,8 @@ export class Http2Connection {
   /** Sends what the windows allow of the waiting streams' data, and their ends. */
   #pump(): void {
     if (this.#waiting.size === 0 || this.#closed) return;
-    for (const stream of [...this.#waiting]) {
+    // A Set may lose or gain members while it is iterated: a stream done is deleted as it goes.
+    for (const stream of this.#waiting) {
       if (this.#congested || this.#outBytes > MAX_FLUSH_BYTES) return;
       const done = stream._send(this.#sendWindow, this.#peerMaxFrame, (flags, payload, callbacks) => {
         this.#sendWindow -= payload.length;

@@ -70,7 +70,6 @@ export class ServerStream extends EventEmitter {
   #waitForTrailers = false;
   #trailers: OutgoingHttpHeaders | undefined;
   #localEnded = false;
-  #closeEmitted = false;
 
   constructor(connection: Http2Connection, id: number, sendWindow: number, receiveWindow: number, remoteEnded: boolean, declaredLength: number | undefined) {
     super();
@@ -207,7 +206,7 @@ export class ServerStream extends EventEmitter {
       // renewal results, would otherwise cost its client a frame each), up to the frame size.
       const limit = Math.min(window, maxFrame);
       const parts: Buffer[] = [];
-      const callbacks: Array<(err?: Error | null) => void> = [];
+      const callbacks: WriteCallback[] = [];
       let size = 0;
       while (queue.length > 0 && size < limit) {
         const head = queue[0]!;
@@ -310,10 +309,9 @@ export class ServerStream extends EventEmitter {
   }
 
   #finishClose(): void {
-    if (this.#closeEmitted) return;
+    if (this.closed) return;
     this.closed = true;
     this.destroyed = true;
-    this.#closeEmitted = true;
     const queue = this.#queue;
     this.#queue = [];
     this.#queuedBytes = 0;
