@@ -1,3 +1,5 @@
+import { PagedColumn } from './paged-column.js';
+
 const MATURED = 1;
 const COUNTED = 2;
 
@@ -7,8 +9,9 @@ const COUNTED = 2;
  * `now × Σrate − Σ(registeredAt × rate)`. Young instances wait in a queue in registration
  * order (monotonic time only grows) and move to the mature sum when their window is full.
  * Reads stay cheap however large the registry, so metrics and health may ask at any time.
- * Instances are slot numbers (the registry's lease slots); per-slot state lives in typed
- * arrays, so a million instances add no objects for the garbage collector.
+ * Instances are slot numbers (the registry's lease slots); per-slot state lives in paged
+ * typed arrays, so a million instances add no objects for the garbage collector and growing
+ * never copies.
  */
 export class ExpectedRenewals {
   #matureRate = 0;
@@ -16,104 +19,126 @@ export class ExpectedRenewals {
   #youngRate = 0;
   #youngWeighted = 0;
   #youngCount = 0;
-  #registeredAt = new Float64Array(0);
+  readonly #registeredAt = new PagedColumn((n) => new Float64Array(n));
   /** Renewals per millisecond (1 / renewal interval). */
-  #rate = new Float64Array(0);
-  #flags = new Uint8Array(0);
+  readonly #rate = new PagedColumn((n) => new Float64Array(n));
+  readonly #flags = new PagedColumn((n) => new Uint8Array(n));
   /**
    * Young slots in registration order with the time they registered at: a slot freed and
    * reused is queued again, and its stale entry is told apart by that time.
    */
-  #queueSlots: number[] = [];
-  #queueTimes: number[] = [];
-  #head = 0;
+  readonly #young = new YoungQueue();
 
   constructor(readonly windowMs: number) {}
 
   /** Starts counting `slot`, registered at monotonic `registeredAt` and renewing at `rate` per ms. */
   add(slot: number, registeredAt: number, rate: number): void {
-    if (slot >= this.#flags.length) this.#grow(slot);
-    this.#registeredAt[slot] = registeredAt;
-    this.#rate[slot] = rate;
-    this.#flags[slot] = COUNTED;
+    if (slot >= this.#flags.capacity) for (const column of [this.#registeredAt, this.#rate, this.#flags]) column.ensure(slot);
+    this.#registeredAt.set(slot, registeredAt);
+    this.#rate.set(slot, rate);
+    this.#flags.set(slot, COUNTED);
     this.#youngRate += rate;
     this.#youngWeighted += registeredAt * rate;
     this.#youngCount++;
-    this.#queueSlots.push(slot);
-    this.#queueTimes.push(registeredAt);
+    this.#young.push(slot, registeredAt);
   }
 
   /** A new renewal interval for a registered instance (a re-register may change it). */
   setRate(slot: number, rate: number): void {
-    if ((this.#flags[slot]! & COUNTED) === 0 || rate === this.#rate[slot]) {
-      this.#rate[slot] = rate;
+    if ((this.#flags.get(slot) & COUNTED) === 0 || rate === this.#rate.get(slot)) {
+      this.#rate.set(slot, rate);
       return;
     }
     this.#take(slot);
-    this.#rate[slot] = rate;
+    this.#rate.set(slot, rate);
     this.#give(slot);
   }
 
   remove(slot: number): void {
-    const flags = this.#flags[slot]!;
+    const flags = this.#flags.get(slot);
     if ((flags & COUNTED) === 0) return;
     this.#take(slot);
     if (flags & MATURED) this.#matureCount--;
     else this.#youngCount--;
-    this.#flags[slot] = 0;
+    this.#flags.set(slot, 0);
     if (this.#matureCount === 0) this.#matureRate = 0;
     if (this.#youngCount === 0) this.#youngRate = this.#youngWeighted = 0;
   }
 
   /** Expected renewals over the window ending at `now`. */
   at(now: number): number {
-    while (this.#head < this.#queueSlots.length && now - this.#queueTimes[this.#head]! >= this.windowMs) {
-      const slot = this.#queueSlots[this.#head]!;
-      const at = this.#queueTimes[this.#head++]!;
-      if (this.#flags[slot] !== COUNTED || this.#registeredAt[slot] !== at) continue;
+    while (this.#young.size > 0 && now - this.#young.firstTime() >= this.windowMs) {
+      const at = this.#young.firstTime();
+      const slot = this.#young.shift();
+      if (this.#flags.get(slot) !== COUNTED || this.#registeredAt.get(slot) !== at) continue;
       this.#take(slot);
       this.#youngCount--;
-      this.#flags[slot] = COUNTED | MATURED;
+      this.#flags.set(slot, COUNTED | MATURED);
       this.#matureCount++;
       this.#give(slot);
-    }
-    if (this.#head > 1024 && this.#head * 2 > this.#queueSlots.length) {
-      this.#queueSlots = this.#queueSlots.slice(this.#head);
-      this.#queueTimes = this.#queueTimes.slice(this.#head);
-      this.#head = 0;
     }
     if (this.#youngCount === 0) this.#youngRate = this.#youngWeighted = 0;
     return Math.max(0, this.#matureRate * this.windowMs + this.#youngRate * now - this.#youngWeighted);
   }
 
   #take(slot: number): void {
-    const rate = this.#rate[slot]!;
-    if (this.#flags[slot]! & MATURED) this.#matureRate -= rate;
+    const rate = this.#rate.get(slot);
+    if (this.#flags.get(slot) & MATURED) this.#matureRate -= rate;
     else {
       this.#youngRate -= rate;
-      this.#youngWeighted -= this.#registeredAt[slot]! * rate;
+      this.#youngWeighted -= this.#registeredAt.get(slot) * rate;
     }
   }
 
   #give(slot: number): void {
-    const rate = this.#rate[slot]!;
-    if (this.#flags[slot]! & MATURED) this.#matureRate += rate;
+    const rate = this.#rate.get(slot);
+    if (this.#flags.get(slot) & MATURED) this.#matureRate += rate;
     else {
       this.#youngRate += rate;
-      this.#youngWeighted += this.#registeredAt[slot]! * rate;
+      this.#youngWeighted += this.#registeredAt.get(slot) * rate;
     }
   }
+}
 
-  #grow(slot: number): void {
-    const capacity = Math.max(1024, this.#flags.length * 2, slot + 1);
-    const registeredAt = new Float64Array(capacity);
-    registeredAt.set(this.#registeredAt);
-    const rate = new Float64Array(capacity);
-    rate.set(this.#rate);
-    const flags = new Uint8Array(capacity);
-    flags.set(this.#flags);
-    this.#registeredAt = registeredAt;
-    this.#rate = rate;
-    this.#flags = flags;
+/** Entries per chunk of the queue. */
+const CHUNK = 4096;
+
+/** A FIFO of (slot, time) in fixed chunks: pushing never copies, a drained chunk is dropped. */
+class YoungQueue {
+  readonly #slots: Int32Array[] = [];
+  readonly #times: Float64Array[] = [];
+  /** Position of the first entry in the first chunk, and one past the last in the last chunk. */
+  #head = 0;
+  #tail = CHUNK;
+  size = 0;
+
+  push(slot: number, time: number): void {
+    if (this.#tail === CHUNK) {
+      this.#slots.push(new Int32Array(CHUNK));
+      this.#times.push(new Float64Array(CHUNK));
+      this.#tail = 0;
+    }
+    const last = this.#slots.length - 1;
+    this.#slots[last]![this.#tail] = slot;
+    this.#times[last]![this.#tail++] = time;
+    this.size++;
+  }
+
+  /** The time of the first entry; only when size > 0. */
+  firstTime(): number {
+    return this.#times[0]![this.#head]!;
+  }
+
+  /** Removes the first entry and returns its slot; only when size > 0. */
+  shift(): number {
+    const slot = this.#slots[0]![this.#head++]!;
+    this.size--;
+    if (this.#head === CHUNK || this.size === 0) {
+      if (this.size === 0) this.#tail = CHUNK;
+      this.#slots.shift();
+      this.#times.shift();
+      this.#head = 0;
+    }
+    return slot;
   }
 }

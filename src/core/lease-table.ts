@@ -1,3 +1,5 @@
+import { PagedArray, PagedColumn } from './paged-column.js';
+
 /**
  * Node-local lease state of every registered instance, in typed-array columns indexed by a
  * slot number, with the min-heap of deadlines over slots (etcd's lease_queue.go: a heap by
@@ -5,23 +7,22 @@
  * with its boxed numbers was seven heap objects and ~220 bytes per instance for the garbage
  * collector to trace on every major GC; here a lease is ~60 bytes of columns the collector
  * never looks into, plus the owner pointer. Slots are reused after {@link free}; `owner` maps
- * a slot back to its instance.
+ * a slot back to its instance. Columns grow a page at a time and are never copied (see {@link PagedColumn}).
  */
 export class LeaseTable<Owner> {
-  #capacity = 0;
-  #deadline = new Float64Array(0);
+  readonly #deadline = new PagedColumn((n) => new Float64Array(n));
   /** Position of the slot in the heap, -1 when not in it. */
-  #heapIndex = new Int32Array(0);
-  #registrationTimestamp = new Float64Array(0);
-  #lastRenewalTimestamp = new Float64Array(0);
-  #serviceUpTimestamp = new Float64Array(0);
+  readonly #heapIndex = new PagedColumn((n) => new Int32Array(n));
+  readonly #registrationTimestamp = new PagedColumn((n) => new Float64Array(n));
+  readonly #lastRenewalTimestamp = new PagedColumn((n) => new Float64Array(n));
+  readonly #serviceUpTimestamp = new PagedColumn((n) => new Float64Array(n));
   /** The owner's content hash (53 bits: a boxed number on the heap if kept on the owner). */
-  #hash = new Float64Array(0);
-  #owners: (Owner | undefined)[] = [];
+  readonly #hash = new PagedColumn((n) => new Float64Array(n));
+  readonly #owners = new PagedArray<Owner>();
   /** The peer whose replicated write last renewed a slot; absent when a client did (most slots). */
   readonly #renewedVia = new Map<number, string>();
-  /** Slots by deadline: heap[0] has the earliest. */
-  #heap = new Int32Array(0);
+  /** Slots by heap position: position 0 has the earliest deadline. */
+  readonly #heap = new PagedColumn((n) => new Int32Array(n));
   #heapSize = 0;
   #free: number[] = [];
   #used = 0;
@@ -35,47 +36,47 @@ export class LeaseTable<Owner> {
   allocate(): number {
     let slot = this.#free.pop();
     if (slot === undefined) {
-      if (this.#used === this.#capacity) this.#grow();
       slot = this.#used++;
+      if (slot >= this.#deadline.capacity) this.#addPage(slot);
     }
-    this.#deadline[slot] = 0;
-    this.#heapIndex[slot] = -1;
-    this.#registrationTimestamp[slot] = 0;
-    this.#lastRenewalTimestamp[slot] = 0;
-    this.#serviceUpTimestamp[slot] = 0;
+    this.#deadline.set(slot, 0);
+    this.#heapIndex.set(slot, -1);
+    this.#registrationTimestamp.set(slot, 0);
+    this.#lastRenewalTimestamp.set(slot, 0);
+    this.#serviceUpTimestamp.set(slot, 0);
     return slot;
   }
 
   /** Leaves the heap and frees the slot for reuse. */
   free(slot: number): void {
     this.#removeFromHeap(slot);
-    this.#owners[slot] = undefined;
+    this.#owners.set(slot, undefined);
     this.#renewedVia.delete(slot);
     this.#free.push(slot);
   }
 
   owner(slot: number): Owner {
-    return this.#owners[slot]!;
+    return this.#owners.get(slot)!;
   }
 
   setOwner(slot: number, owner: Owner): void {
-    this.#owners[slot] = owner;
+    this.#owners.set(slot, owner);
   }
 
   deadline(slot: number): number {
-    return this.#deadline[slot]!;
+    return this.#deadline.get(slot);
   }
 
   /** Whether the slot is in the heap (live and not removed). */
   scheduled(slot: number): boolean {
-    return this.#heapIndex[slot]! >= 0;
+    return this.#position(slot) >= 0;
   }
 
   /** Puts the slot in the heap at `deadline`, or moves it there. */
   setDeadline(slot: number, deadline: number): void {
-    const old = this.#deadline[slot]!;
-    this.#deadline[slot] = deadline;
-    const i = this.#heapIndex[slot]!;
+    const old = this.deadline(slot);
+    this.#deadline.set(slot, deadline);
+    const i = this.#position(slot);
     if (i < 0) {
       this.#place(this.#heapSize, slot);
       this.#heapSize++;
@@ -93,8 +94,8 @@ export class LeaseTable<Owner> {
     const pending: number[] = this.#heapSize > 0 ? [0] : [];
     while (pending.length > 0) {
       const i = pending.pop()!;
-      const slot = this.#heap[i]!;
-      if (this.#deadline[slot]! > now) continue;
+      const slot = this.#at(i);
+      if (this.deadline(slot) > now) continue;
       due.push(slot);
       const l = 2 * i + 1;
       if (l < this.#heapSize) pending.push(l);
@@ -105,39 +106,39 @@ export class LeaseTable<Owner> {
 
   /** The earliest deadline in the heap, or undefined when it is empty. */
   earliest(): number | undefined {
-    return this.#heapSize > 0 ? this.#deadline[this.#heap[0]!] : undefined;
+    return this.#heapSize > 0 ? this.deadline(this.#at(0)) : undefined;
   }
 
   registrationTimestamp(slot: number): number {
-    return this.#registrationTimestamp[slot]!;
+    return this.#registrationTimestamp.get(slot);
   }
 
   lastRenewalTimestamp(slot: number): number {
-    return this.#lastRenewalTimestamp[slot]!;
+    return this.#lastRenewalTimestamp.get(slot);
   }
 
   serviceUpTimestamp(slot: number): number {
-    return this.#serviceUpTimestamp[slot]!;
+    return this.#serviceUpTimestamp.get(slot);
   }
 
   setRegistrationTimestamp(slot: number, wall: number): void {
-    this.#registrationTimestamp[slot] = wall;
+    this.#registrationTimestamp.set(slot, wall);
   }
 
   setLastRenewalTimestamp(slot: number, wall: number): void {
-    this.#lastRenewalTimestamp[slot] = wall;
+    this.#lastRenewalTimestamp.set(slot, wall);
   }
 
   setServiceUpTimestamp(slot: number, wall: number): void {
-    this.#serviceUpTimestamp[slot] = wall;
+    this.#serviceUpTimestamp.set(slot, wall);
   }
 
   hash(slot: number): number {
-    return this.#hash[slot]!;
+    return this.#hash.get(slot);
   }
 
   setHash(slot: number, hash: number): void {
-    this.#hash[slot] = hash;
+    this.#hash.set(slot, hash);
   }
 
   renewedVia(slot: number): string | undefined {
@@ -149,30 +150,40 @@ export class LeaseTable<Owner> {
     else this.#renewedVia.set(slot, peer);
   }
 
+  /** The slot at heap position `i`. */
+  #at(i: number): number {
+    return this.#heap.get(i);
+  }
+
+  /** The slot's heap position, -1 when it is not in the heap. */
+  #position(slot: number): number {
+    return this.#heapIndex.get(slot);
+  }
+
   #removeFromHeap(slot: number): void {
-    const i = this.#heapIndex[slot]!;
+    const i = this.#position(slot);
     if (i < 0) return;
     const last = --this.#heapSize;
-    this.#heapIndex[slot] = -1;
+    this.#heapIndex.set(slot, -1);
     if (i === last) return;
-    const moved = this.#heap[last]!;
+    const moved = this.#at(last);
     this.#place(i, moved);
     this.#up(i);
-    this.#down(this.#heapIndex[moved]!);
+    this.#down(this.#position(moved));
   }
 
   #place(i: number, slot: number): void {
-    this.#heap[i] = slot;
-    this.#heapIndex[slot] = i;
+    this.#heap.set(i, slot);
+    this.#heapIndex.set(slot, i);
   }
 
   #up(i: number): void {
-    const slot = this.#heap[i]!;
-    const d = this.#deadline[slot]!;
+    const slot = this.#at(i);
+    const d = this.deadline(slot);
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      const p = this.#heap[parent]!;
-      if (this.#deadline[p]! <= d) break;
+      const p = this.#at(parent);
+      if (this.deadline(p) <= d) break;
       this.#place(i, p);
       i = parent;
     }
@@ -181,36 +192,32 @@ export class LeaseTable<Owner> {
 
   #down(i: number): void {
     const n = this.#heapSize;
-    const slot = this.#heap[i]!;
-    const d = this.#deadline[slot]!;
+    const slot = this.#at(i);
+    const d = this.deadline(slot);
     for (;;) {
       const l = 2 * i + 1;
       if (l >= n) break;
-      const r = l + 1;
       let child = l;
-      if (r < n && this.#deadline[this.#heap[r]!]! < this.#deadline[this.#heap[l]!]!) child = r;
-      if (this.#deadline[this.#heap[child]!]! >= d) break;
-      this.#place(i, this.#heap[child]!);
+      let childSlot = this.#at(l);
+      let childDeadline = this.deadline(childSlot);
+      if (l + 1 < n) {
+        const r = this.#at(l + 1);
+        const rd = this.deadline(r);
+        if (rd < childDeadline) {
+          child = l + 1;
+          childSlot = r;
+          childDeadline = rd;
+        }
+      }
+      if (childDeadline >= d) break;
+      this.#place(i, childSlot);
       i = child;
     }
     this.#place(i, slot);
   }
 
-  /** Doubles every column (from 1,024): amortised O(1) per slot, no per-lease objects. */
-  #grow(): void {
-    const capacity = Math.max(1024, this.#capacity * 2);
-    const grown = <T extends Float64Array | Int32Array>(old: T, make: (n: number) => T): T => {
-      const next = make(capacity);
-      next.set(old);
-      return next;
-    };
-    this.#deadline = grown(this.#deadline, (n) => new Float64Array(n));
-    this.#heapIndex = grown(this.#heapIndex, (n) => new Int32Array(n));
-    this.#registrationTimestamp = grown(this.#registrationTimestamp, (n) => new Float64Array(n));
-    this.#lastRenewalTimestamp = grown(this.#lastRenewalTimestamp, (n) => new Float64Array(n));
-    this.#serviceUpTimestamp = grown(this.#serviceUpTimestamp, (n) => new Float64Array(n));
-    this.#hash = grown(this.#hash, (n) => new Float64Array(n));
-    this.#heap = grown(this.#heap, (n) => new Int32Array(n));
-    this.#capacity = capacity;
+  #addPage(slot: number): void {
+    for (const column of [this.#deadline, this.#heapIndex, this.#registrationTimestamp, this.#lastRenewalTimestamp, this.#serviceUpTimestamp, this.#hash, this.#heap]) column.ensure(slot);
+    this.#owners.ensure(slot);
   }
 }
