@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { Http2Connection, type Http2ConnectionOptions } from '../../src/grpc/http2/connection.js';
 import type { ServerStream } from '../../src/grpc/http2/stream.js';
 import { encodeHeaders } from '../../src/grpc/http2/hpack.js';
+import { TurnBudget, type Pausable } from '../../src/grpc/http2/turn-budget.js';
 import { WAIT_MS } from './helpers.js';
 
 /** A plain-text server of Http2Connections on 127.0.0.1:0; `handle` answers each stream. */
@@ -99,6 +100,38 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
       assert.equal(r.trailers['grpc-status'], '0');
       assert.equal(r.rstCode, 0);
     });
+  });
+
+  it('yields the event loop during a burst (every chunk after a turn\'s budget pauses its socket) and still answers every stream', async () => {
+    // A clock that moves on at every chunk, and a budget of 0: every chunk after a turn's first pauses.
+    let clock = 0;
+    let pauses = 0;
+    const turn = new (class extends TurnBudget {
+      override reading(reader: Pausable): void {
+        const socket = reader as net.Socket;
+        const was = socket.isPaused();
+        super.reading(reader);
+        if (!was && socket.isPaused()) pauses++;
+      }
+    })(0, () => clock++);
+    const server = await serve(echo, { turn });
+    servers.push(server);
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    const body = (i: number): Buffer => Buffer.alloc(16 * 1024, i % 251);
+    const results = await Promise.all(
+      Array.from({ length: 300 }, async (_, i) => {
+        const stream = session.request({ ':method': 'POST', ':path': `/echo/${i}`, 'content-type': 'application/grpc' });
+        stream.end(body(i));
+        return collect(stream);
+      }),
+    );
+    session.close();
+    results.forEach((r, i) => {
+      assert.equal(r.status, 200);
+      assert.ok(r.body.equals(body(i)), `stream ${i}'s body`);
+      assert.equal(r.trailers['grpc-status'], '0');
+    });
+    assert.ok(pauses > 0, 'the burst spanned turns');
   });
 
   it('moves bodies far larger than every window both ways (flow control, CONTINUATION-free large headers)', async () => {
@@ -274,5 +307,32 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     while (seen.length < blocks.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     socket.destroy();
     assert.deepEqual(seen, ['1', '1', '1', '2', '2']);
+  });
+});
+
+describe('TurnBudget (src/grpc/http2/turn-budget.ts)', () => {
+  it('pauses a reader whose chunk comes after the turn\'s budget is spent, once, and resumes it on the next turn', async () => {
+    let now = 0;
+    const budget = new TurnBudget(10, () => now);
+    const log: string[] = [];
+    const reader = (name: string): Pausable => ({ pause: () => log.push(`pause ${name}`), resume: () => log.push(`resume ${name}`) });
+    const [a, b] = [reader('a'), reader('b')];
+    budget.reading(a);
+    now = 10;
+    budget.reading(b);
+    assert.deepEqual(log, [], 'within the budget');
+    now = 11;
+    budget.reading(a);
+    budget.reading(a);
+    budget.reading(b);
+    assert.deepEqual(log, ['pause a', 'pause b']);
+    await new Promise(setImmediate);
+    assert.deepEqual(log, ['pause a', 'pause b', 'resume a', 'resume b']);
+    // A new turn starts its own clock.
+    now = 100;
+    budget.reading(a);
+    now = 105;
+    budget.reading(a);
+    assert.equal(log.length, 4);
   });
 });

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { ACK, END_HEADERS, END_STREAM, FRAME_HEADER, H2Error, MAX_WINDOW, PADDED, PRIORITY } from './frames.js';
 import { encodeHeaders, HpackDecoder, HpackError, type HeaderField } from './hpack.js';
 import { headerBlock, ServerStream } from './stream.js';
+import { EVENT_LOOP_TURN, type TurnBudget } from './turn-budget.js';
 
 /**
  * The server side of HTTP/2 (RFC 9113) over one socket, as much as gRPC needs: streams with
@@ -75,6 +76,8 @@ export interface Http2ConnectionOptions {
   readonly keepaliveTimeoutMs?: number;
   /** Close the connection (GOAWAY) after this long without a stream; 0: never. */
   readonly idleMs?: number;
+  /** Bounds the reading done in one turn of the event loop, over every connection sharing it. */
+  readonly turn?: TurnBudget;
   /** Every stream the client opens, with its request headers. */
   readonly onStream: (stream: ServerStream, headers: IncomingHttpHeaders) => void;
 }
@@ -126,6 +129,7 @@ export class Http2Connection {
       keepaliveMs: 0,
       keepaliveTimeoutMs: 20_000,
       idleMs: 0,
+      turn: EVENT_LOOP_TURN,
       ...options,
     };
     this.#receiveWindow = this.#options.connectionWindow;
@@ -179,6 +183,7 @@ export class Http2Connection {
   #read(chunk: Buffer): void {
     // After a connection error nothing more is read: the socket is ending.
     if (this.#failed) return;
+    this.#options.turn.reading(this.socket);
     let buf = this.#partial === undefined ? chunk : Buffer.concat([this.#partial, chunk]);
     this.#partial = undefined;
     let at = 0;
