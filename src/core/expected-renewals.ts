@@ -110,7 +110,11 @@ class YoungQueue {
   /** Position of the first entry in the first chunk, and one past the last in the last chunk. */
   #head = 0;
   #tail = CHUNK;
-  size = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
 
   push(slot: number, time: number): void {
     if (this.#tail === CHUNK) {
@@ -121,7 +125,7 @@ class YoungQueue {
     const last = this.#slots.length - 1;
     this.#slots[last]![this.#tail] = slot;
     this.#times[last]![this.#tail++] = time;
-    this.size++;
+    this.#size++;
   }
 
   /** The time of the first entry; only when size > 0. */
@@ -132,9 +136,9 @@ class YoungQueue {
   /** Removes the first entry and returns its slot; only when size > 0. */
   shift(): number {
     const slot = this.#slots[0]![this.#head++]!;
-    this.size--;
-    if (this.#head === CHUNK || this.size === 0) {
-      if (this.size === 0) this.#tail = CHUNK;
+    this.#size--;
+    if (this.#head === CHUNK || this.#size === 0) {
+      if (this.#size === 0) this.#tail = CHUNK;
       this.#slots.shift();
       this.#times.shift();
       this.#head = 0;

@@ -43,3 +43,32 @@ test('property: the O(1) expected renewals equal the sum over instances of min(w
     { numRuns: 300 },
   );
 });
+
+test('many instances: pages and queue chunks (4,096 entries) are crossed, drained and refilled', () => {
+  const expected = new ExpectedRenewals(WINDOW);
+  const live = new Map<number, { registeredAt: number; rate: number }>();
+  const check = (now: number): void => {
+    let brute = 0;
+    for (const e of live.values()) brute += Math.min(WINDOW, now - e.registeredAt) * e.rate;
+    assert.ok(Math.abs(expected.at(now) - brute) < 1e-6 * Math.max(1, brute), `at ${now}: ${expected.at(now)} vs ${brute}`);
+  };
+  let now = 0;
+  let slot = 0;
+  // Three waves of 10,000, each over 20 s; between waves everything matures and the queue drains.
+  for (let wave = 0; wave < 3; wave++) {
+    for (let i = 0; i < 10_000; i++, slot++) {
+      now += 2;
+      const rate = 1 / ((1 + (i % 90)) * 1000);
+      expected.add(slot, now, rate);
+      live.set(slot, { registeredAt: now, rate });
+      if (i % 7 === 3) {
+        expected.remove(slot - 3);
+        live.delete(slot - 3);
+      }
+      if (i % 2_500 === 0) check(now);
+    }
+    check(now);
+    now += WINDOW + 1;
+    check(now);
+  }
+});
