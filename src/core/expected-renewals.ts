@@ -19,10 +19,10 @@ export class ExpectedRenewals {
   #youngRate = 0;
   #youngWeighted = 0;
   #youngCount = 0;
-  readonly #registeredAt = new PagedColumn((n) => new Float64Array(n));
+  readonly #registeredAt = new PagedColumn<number>((n) => new Float64Array(n));
   /** Renewals per millisecond (1 / renewal interval). */
-  readonly #rate = new PagedColumn((n) => new Float64Array(n));
-  readonly #flags = new PagedColumn((n) => new Uint8Array(n));
+  readonly #rate = new PagedColumn<number>((n) => new Float64Array(n));
+  readonly #flags = new PagedColumn<number>((n) => new Uint8Array(n));
   /**
    * Young slots in registration order with the time they registered at: a slot freed and
    * reused is queued again, and its stale entry is told apart by that time.

@@ -3,50 +3,38 @@ const PAGE_BITS = 12;
 const PAGE_SIZE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE_SIZE - 1;
 
-type Page = Float64Array | Int32Array | Uint8Array;
+/** A page: a typed array for numbers, a plain array for references. */
+type Page<V> = { [index: number]: V };
 
 /**
- * A numeric column indexed from 0 that grows a page at a time and is never copied. Doubling a
- * contiguous typed array copied megabytes in one turn at half a million instances (a 30-40 ms
- * stall on the event loop); adding a 32 KiB page costs microseconds at any size.
+ * A column indexed from 0 that grows a page at a time and is never copied. Doubling a
+ * contiguous array copied megabytes in one turn at half a million instances (a 30-40 ms stall
+ * on the event loop); adding a page costs microseconds at any size.
  */
-export class PagedColumn<P extends Page> {
-  readonly #pages: P[] = [];
+export class PagedColumn<V> {
+  readonly #pages: Page<V>[] = [];
+  readonly #make: (length: number) => Page<V>;
 
-  constructor(readonly make: (length: number) => P) {}
+  /** `make` returns a page of the given length, every entry at its initial value (0, undefined). */
+  constructor(make: (length: number) => Page<V>) {
+    this.#make = make;
+  }
 
   /** Entries the column holds (a multiple of the page size). */
   get capacity(): number {
     return this.#pages.length * PAGE_SIZE;
   }
 
-  /** Adds zeroed pages until `index` fits. */
+  /** Adds pages until `index` fits. */
   ensure(index: number): void {
-    while (index >= this.capacity) this.#pages.push(this.make(PAGE_SIZE));
+    while (index >= this.capacity) this.#pages.push(this.#make(PAGE_SIZE));
   }
 
-  get(index: number): number {
+  get(index: number): V {
     return this.#pages[index >> PAGE_BITS]![index & PAGE_MASK]!;
   }
 
-  set(index: number, value: number): void {
-    this.#pages[index >> PAGE_BITS]![index & PAGE_MASK] = value;
-  }
-}
-
-/** References in pages, for the same reason as {@link PagedColumn}: a big array copied when grown. */
-export class PagedArray<T> {
-  readonly #pages: (T | undefined)[][] = [];
-
-  ensure(index: number): void {
-    while (index >= this.#pages.length * PAGE_SIZE) this.#pages.push(new Array<T | undefined>(PAGE_SIZE).fill(undefined));
-  }
-
-  get(index: number): T | undefined {
-    return this.#pages[index >> PAGE_BITS]![index & PAGE_MASK];
-  }
-
-  set(index: number, value: T | undefined): void {
+  set(index: number, value: V): void {
     this.#pages[index >> PAGE_BITS]![index & PAGE_MASK] = value;
   }
 }
