@@ -238,7 +238,7 @@ export class Registry implements RegistryApi {
     let dirty = checked.lastDirtyTimestamp || this.#clock.wallNow();
     // A cancelled version must stay dead on every peer: a client coming back with an old
     // version gets a newer one, so its replicated register beats the peers' tombstones.
-    const tomb = this.#tombstones.get(key(checked.app, checked.instanceId));
+    const tomb = this.#tombstone(checked.app, checked.instanceId);
     if (tomb?.cancelled && tomb.lastDirtyTimestamp >= dirty) dirty = tomb.lastDirtyTimestamp + 1;
 
     const version: VersionFields = {
@@ -340,7 +340,7 @@ export class Registry implements RegistryApi {
     if (record.overriddenStatus !== undefined) checkStatus(record.overriddenStatus, 'instance.overridden_status');
     const remaining = leaseRemainingMs ?? record.durationSecs * 1000;
     if (remaining <= 0) return 'stale';
-    const tomb = this.#tombstones.get(key(app, instanceId));
+    const tomb = this.#tombstone(app, instanceId);
     if (tomb?.cancelled && tomb.lastDirtyTimestamp >= record.lastDirtyTimestamp) return 'stale';
     const version: VersionFields = {
       status: record.status,
@@ -730,6 +730,11 @@ export class Registry implements RegistryApi {
     return this.#apps.get(app)?.get(instanceId);
   }
 
+  /** Most registries hold no tombstone: then no key string is built and hashed per write. */
+  #tombstone(app: string, instanceId: string): Tombstone | undefined {
+    return this.#tombstones.size === 0 ? undefined : this.#tombstones.get(key(app, instanceId));
+  }
+
   #renew(entry: Entry, via?: string): void {
     this.#leases.setRenewedVia(entry.slot, via);
     this.#leases.setDeadline(entry.slot, this.#clock.now() + entry.record.durationSecs * 1000);
@@ -753,7 +758,7 @@ export class Registry implements RegistryApi {
       entry.attach(slot, leases);
       leases.setRegistrationTimestamp(slot, wall);
       this.#expected.add(slot, this.#clock.now(), rate);
-      this.#tombstones.delete(key(record.app, record.instanceId));
+      if (this.#tombstones.size > 0) this.#tombstones.delete(key(record.app, record.instanceId));
     }
     let app = this.#apps.get(record.app);
     if (!app) {

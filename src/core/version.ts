@@ -109,16 +109,24 @@ function feedRaw(s: string): void {
  */
 function feedString(s: string): void {
   feedChar(34); // "
+  // The state in locals through the loop: read and written per character as module variables, it was 3x slower.
+  let a = h1;
+  let b = h2;
   for (let i = 0; i < s.length; i++) {
     const ch = s.charCodeAt(i);
     if (ch < 0x20 || ch === 34 || ch === 92 || (ch >= 0xd800 && ch <= 0xdfff)) {
+      h1 = a;
+      h2 = b;
       // The quoted rest: its opening quote is already fed, its closing one is fed here.
       const rest = JSON.stringify(s.slice(i));
       for (let j = 1; j < rest.length; j++) feedChar(rest.charCodeAt(j));
       return;
     }
-    feedChar(ch);
+    a = Math.imul(a ^ ch, 2654435761);
+    b = Math.imul(b ^ ch, 1597334677);
   }
+  h1 = a;
+  h2 = b;
   feedChar(34);
 }
 
