@@ -172,23 +172,6 @@ export function recordToProto(record: InstanceRecord): pb.Instance {
   return instanceToProto({ record, lease: NO_LEASE });
 }
 
-const ACTION_TO_PROTO = {
-  register: rpb.ReplicationAction.REPLICATION_ACTION_REGISTER,
-  heartbeat: rpb.ReplicationAction.REPLICATION_ACTION_HEARTBEAT,
-  cancel: rpb.ReplicationAction.REPLICATION_ACTION_CANCEL,
-} as const;
-
-export function taskToProto(task: ReplicationTask): rpb.ReplicationTask {
-  if (task.action === 'register') {
-    return { action: ACTION_TO_PROTO.register, instance: recordToProto(task.record), originTimestamp: task.originTimestamp };
-  }
-  return {
-    action: ACTION_TO_PROTO[task.action],
-    instance: { ...pb.Instance.fromPartial({}), app: task.app, instanceId: task.instanceId, lastDirtyTimestamp: task.lastDirtyTimestamp },
-    originTimestamp: task.originTimestamp,
-  };
-}
-
 /** A wire task, or why it cannot be one (answered INVALID; the rest of the batch goes on). */
 export function taskFromProto(wire: rpb.ReplicationTask): { ok: true; value: ReplicationTask } | { ok: false; message: string } {
   try {

@@ -2,7 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as pb from '../gen/roster/v1/replication_service.js';
 import type { TlsMaterial } from '../security/tls-material.js';
 import type { LinkError, PeerDigest, PeerLink, PeerSnapshot, ReplicateHandlers, ReplicateStream } from '../replication/link.js';
-import { recordFromProto, taskResultFromProto, taskToProto } from './convert.js';
+import { recordFromProto, taskResultFromProto } from './convert.js';
+import { encodeReplicateRequest, readReplicateResponse } from './write-codec.js';
 
 export interface GrpcPeerLinkOptions {
   /** The cluster credential, sent as `authorization: Bearer <token>`; a function is asked on every call (the token file may be rotated). */
@@ -58,6 +59,23 @@ function linkError(err: grpc.ServiceError): LinkError {
   return { kind, message: `${grpc.status[err.code] ?? err.code}: ${err.details}` };
 }
 
+/**
+ * The generated client with Replicate's batches encoded by hand (write-codec.ts): the request
+ * serializer takes the bytes as they are, and answers of codes only are read without the
+ * generated reader (one with a conflict's record still takes it).
+ */
+const ReplicationClient = grpc.makeGenericClientConstructor(
+  {
+    ...pb.ReplicationServiceService,
+    replicate: {
+      ...pb.ReplicationServiceService.replicate,
+      requestSerialize: (bytes: Buffer) => bytes,
+      responseDeserialize: (bytes: Buffer) => readReplicateResponse(bytes) ?? pb.ReplicateResponse.decode(bytes),
+    },
+  },
+  'roster.v1.ReplicationService',
+) as unknown as typeof pb.ReplicationServiceClient;
+
 /** Replication to one peer over gRPC: one channel, one Replicate stream at a time. */
 export class GrpcPeerLink implements PeerLink {
   readonly #client: pb.ReplicationServiceClient;
@@ -70,7 +88,7 @@ export class GrpcPeerLink implements PeerLink {
     options: GrpcPeerLinkOptions,
   ) {
     const channelOptions = options.serverName !== undefined ? { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': options.serverName } : CHANNEL_OPTIONS;
-    this.#client = new pb.ReplicationServiceClient(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
+    this.#client = new ReplicationClient(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
     this.#token = options.token;
     if (options.nodeId !== undefined) this.#metadata.set(NODE_ID_HEADER, options.nodeId);
     this.#timeoutMs = options.callTimeoutMs ?? 10_000;
@@ -90,7 +108,7 @@ export class GrpcPeerLink implements PeerLink {
     call.on('end', () => close(undefined));
     return {
       send: (batchId, tasks) => {
-        if (!closed) call.write({ batchId, tasks: tasks.map(taskToProto) });
+        if (!closed) call.write(encodeReplicateRequest(batchId, tasks) as unknown as pb.ReplicateRequest);
       },
       close: () => {
         closed = true;

@@ -8,6 +8,7 @@ import { applyTask } from '../replication/receiver.js';
 import { toRpcStatus, type RpcStatus } from './errors.js';
 import { taskFromProto, taskResultToProto, snapshotChunks } from './convert.js';
 import { NODE_ID_HEADER } from './peer-link.js';
+import { encodeReplicateResponse } from './write-codec.js';
 import type { TokenBucket } from './rate-limit.js';
 
 export interface ReplicationServiceOptions {
@@ -55,8 +56,8 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
       if (!task.ok) return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
       if (task.value.originTimestamp > 0) options.observeLag?.(task.value.action, Math.max(0, now - task.value.originTimestamp) / 1000);
       const result = taskResultToProto(applyTask(registry, task.value, via));
-      // Encode now: a record that cannot be encoded must fail this task alone, not the whole response.
-      pb.TaskResult.encode(result);
+      // A conflict's record is encoded now: one that cannot be must fail this task alone, not the whole response.
+      if (result.instance !== undefined) pb.TaskResult.encode(result);
       return result;
     } catch (err) {
       log.error({ err }, 'replicated task failed');
@@ -85,7 +86,7 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
         const results = request.tasks.map((wire) => answerTask(wire, now, via));
         // Backpressure is the server's flow-control interceptor (flow-control.ts): the next
         // batch is read only once this answer has left for the peer.
-        call.write({ batchId: request.batchId, results });
+        call.write(encodeReplicateResponse(request.batchId, results) as unknown as pb.ReplicateResponse);
       });
       call.on('end', () => call.end());
       call.on('error', () => undefined);

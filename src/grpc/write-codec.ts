@@ -1,15 +1,18 @@
-import type { Change, InstanceView } from '../core/types.js';
+import type { Change, InstanceView, LeaseTimes } from '../core/types.js';
 import * as pb from '../gen/roster/v1/instance.js';
 import { HeartbeatsResponse, RegistryServiceService, type HeartbeatRequest, type HeartbeatResult, type HeartbeatsRequest, type RegisterRequest } from '../gen/roster/v1/registry_service.js';
+import * as rpb from '../gen/roster/v1/replication_service.js';
+import type { ReplicationTask } from '../replication/link.js';
 import { instance, Writer } from './wire.js';
 
 /**
  * Hand-written codecs for the write path's hottest messages: Heartbeats batches (decoded and
- * answered once per stream message), unary Heartbeats, Register's request and answer, and
- * Watch's changes (encoded once per change, shared by every watcher). The generated code builds a reader, tracks recursion on
- * it, and converts each int64 through a string; per renewal that was a measurable share of
- * the server's CPU. The bytes are the same messages: property tests check both directions
- * against the generated codecs.
+ * answered once per stream message), unary Heartbeats, Register's request and answer, Watch's
+ * changes (encoded once per change, shared by every watcher), and the Replicate stream's
+ * batches and answers both ways (every write and renewal, once per peer). The generated code
+ * builds a reader, tracks recursion on it, and converts each int64 through a string; per
+ * renewal that was a measurable share of the server's CPU. The bytes are the same messages:
+ * property tests check both directions against the generated codecs.
  */
 
 /** Longest varint the fast path reads: 7 bytes hold 49 bits, always a safe integer. */
@@ -27,6 +30,7 @@ export const HAND_DECODERS: ReadonlyMap<string, (bytes: Uint8Array) => object | 
   [RegistryServiceService.register.path, readRegisterRequest],
   [RegistryServiceService.heartbeat.path, readHeartbeatRequest],
   [RegistryServiceService.heartbeats.path, readHeartbeatsRequest],
+  [rpb.ReplicationServiceService.replicate.path, readReplicateRequest],
 ]);
 
 // The fast reader's state: module-level, as decoding never re-enters.
@@ -303,6 +307,123 @@ function fastMetadataEntry(end: number, metadata: Record<string, string>): boole
   }
   metadata[key] = value;
   return true;
+}
+
+/** A `ReplicateRequest` of the common shape, or undefined (see {@link HAND_DECODERS}). */
+export function readReplicateRequest(bytes: Uint8Array): rpb.ReplicateRequest | undefined {
+  return reading(bytes, replicateRequestTo);
+}
+
+function replicateRequestTo(end: number): rpb.ReplicateRequest | undefined {
+  const message: rpb.ReplicateRequest = { batchId: 0, tasks: [] };
+  while (pos < end) {
+    const tag = buf[pos++]!;
+    if (tag === 8) {
+      const n = varint(end);
+      if (n < 0) return undefined;
+      message.batchId = n;
+      continue;
+    }
+    if (tag !== 18) return undefined;
+    const task = fastSubmessage(end, fastTask);
+    if (task === undefined) return undefined;
+    message.tasks.push(task);
+  }
+  return message;
+}
+
+function fastTask(end: number): rpb.ReplicationTask | undefined {
+  const task: rpb.ReplicationTask = { action: 0, instance: undefined, originTimestamp: 0 };
+  while (pos < end) {
+    const tag = buf[pos++]!;
+    if (tag === 18) {
+      const record = fastSubmessage(end, fastInstance);
+      if (record === undefined) return undefined;
+      task.instance = record;
+      continue;
+    }
+    const n = varint(end);
+    if (n < 0) return undefined;
+    if (tag === 8 && n < INT32_LIMIT) task.action = n;
+    else if (tag === 24) task.originTimestamp = n;
+    else return undefined;
+  }
+  return pos === end ? task : undefined;
+}
+
+/** A `ReplicateResponse` of the common shape (codes only: no conflict record), or undefined. */
+export function readReplicateResponse(bytes: Uint8Array): rpb.ReplicateResponse | undefined {
+  return reading(bytes, replicateResponseTo);
+}
+
+function replicateResponseTo(end: number): rpb.ReplicateResponse | undefined {
+  const message: rpb.ReplicateResponse = { batchId: 0, results: [] };
+  while (pos < end) {
+    const tag = buf[pos++]!;
+    const n = varint(end);
+    if (n < 0) return undefined;
+    if (tag === 8) {
+      message.batchId = n;
+      continue;
+    }
+    // A result: its length `n`, then at most its code (a conflict's record takes the generated decoder).
+    if (tag !== 18 || pos + n > end) return undefined;
+    const stop = pos + n;
+    const result: rpb.TaskResult = { code: 0, instance: undefined };
+    while (pos < stop) {
+      if (buf[pos++] !== 8) return undefined;
+      const code = varint(stop);
+      if (code < 0 || code >= INT32_LIMIT) return undefined;
+      result.code = code;
+    }
+    message.results.push(result);
+  }
+  return message;
+}
+
+/** Replicated records carry no lease times: each node keeps its own lease. */
+const NO_LEASE: LeaseTimes = { registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: 0 };
+const ACTION: Readonly<Record<ReplicationTask['action'], rpb.ReplicationAction>> = {
+  register: rpb.ReplicationAction.REPLICATION_ACTION_REGISTER,
+  heartbeat: rpb.ReplicationAction.REPLICATION_ACTION_HEARTBEAT,
+  cancel: rpb.ReplicationAction.REPLICATION_ACTION_CANCEL,
+};
+
+/**
+ * Encodes a `ReplicateRequest` straight from the tasks: a register carries the whole record,
+ * a heartbeat or cancel its app, instance id and version (field 18).
+ */
+export function encodeReplicateRequest(batchId: number, tasks: readonly ReplicationTask[]): Buffer {
+  const w = new Writer(16 + tasks.length * 64);
+  w.uint(1, batchId);
+  for (const task of tasks) {
+    const at = w.begin(2, INSTANCE_ROOM);
+    w.uint(1, ACTION[task.action]);
+    const inner = w.begin(2, INSTANCE_ROOM);
+    if (task.action === 'register') instance(w, { record: task.record, lease: NO_LEASE });
+    else {
+      w.string(1, task.app);
+      w.string(2, task.instanceId);
+      w.uint(18, task.lastDirtyTimestamp);
+    }
+    w.end(inner, INSTANCE_ROOM);
+    w.uint(3, task.originTimestamp);
+    w.end(at, INSTANCE_ROOM);
+  }
+  return w.finish();
+}
+
+/** Encodes a `ReplicateResponse`; one carrying a record (a conflict, rare) takes the generated encoder. */
+export function encodeReplicateResponse(batchId: number, results: readonly rpb.TaskResult[]): Buffer {
+  if (results.some((r) => r.instance !== undefined)) return Buffer.from(rpb.ReplicateResponse.encode({ batchId, results: [...results] }).finish());
+  const w = new Writer(16 + results.length * 4);
+  w.uint(1, batchId);
+  for (const r of results) {
+    const at = w.begin(2, 1);
+    w.uint(1, r.code);
+    w.end(at, 1);
+  }
+  return w.finish();
 }
 
 /** Room for a result's length: a result carries an error message of at most this many bytes here. */
