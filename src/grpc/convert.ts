@@ -172,42 +172,48 @@ export function recordToProto(record: InstanceRecord): pb.Instance {
   return instanceToProto({ record, lease: NO_LEASE });
 }
 
-/** A wire task, or why it cannot be one (answered INVALID; the rest of the batch goes on). */
-export function taskFromProto(wire: rpb.ReplicationTask): { ok: true; value: ReplicationTask } | { ok: false; message: string } {
+/** A wire task, or why it cannot be one (a string: answered INVALID; the rest of the batch goes on). */
+export function taskFromProto(wire: rpb.ReplicationTask): ReplicationTask | string {
   try {
     const instance = wire.instance;
-    if (instance === undefined) return { ok: false, message: 'instance: is required' };
+    if (instance === undefined) return 'instance: is required';
     const originTimestamp = wire.originTimestamp;
     switch (wire.action) {
       case rpb.ReplicationAction.REPLICATION_ACTION_REGISTER:
-        return { ok: true, value: { action: 'register', record: recordFromProto(instance), originTimestamp } };
+        return { action: 'register', record: recordFromProto(instance), originTimestamp };
       case rpb.ReplicationAction.REPLICATION_ACTION_HEARTBEAT:
       case rpb.ReplicationAction.REPLICATION_ACTION_CANCEL: {
         const action = wire.action === rpb.ReplicationAction.REPLICATION_ACTION_HEARTBEAT ? 'heartbeat' : 'cancel';
         const { app, instanceId, lastDirtyTimestamp } = instance;
-        return { ok: true, value: { action, app, instanceId, lastDirtyTimestamp, originTimestamp } };
+        return { action, app, instanceId, lastDirtyTimestamp, originTimestamp };
       }
       default:
-        return { ok: false, message: `action: unknown action ${wire.action}` };
+        return `action: unknown action ${wire.action}`;
     }
   } catch (err) {
-    if (err instanceof RegistryError) return { ok: false, message: err.message };
+    if (err instanceof RegistryError) return err.message;
     throw err;
   }
 }
 
+// Results without a record are shared: one per replicated task, tens of thousands a second.
+const RESULT_OK: rpb.TaskResult = Object.freeze({ code: rpb.TaskResultCode.TASK_RESULT_CODE_OK });
+const RESULT_NOT_FOUND: rpb.TaskResult = Object.freeze({ code: rpb.TaskResultCode.TASK_RESULT_CODE_NOT_FOUND });
+const RESULT_INVALID: rpb.TaskResult = Object.freeze({ code: rpb.TaskResultCode.TASK_RESULT_CODE_INVALID });
+const RESULT_OVERLOADED: rpb.TaskResult = Object.freeze({ code: rpb.TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED });
+
 export function taskResultToProto(result: TaskResult): rpb.TaskResult {
   switch (result.code) {
     case 'ok':
-      return { code: rpb.TaskResultCode.TASK_RESULT_CODE_OK };
+      return RESULT_OK;
     case 'not_found':
-      return { code: rpb.TaskResultCode.TASK_RESULT_CODE_NOT_FOUND };
+      return RESULT_NOT_FOUND;
     case 'conflict':
       return { code: rpb.TaskResultCode.TASK_RESULT_CODE_CONFLICT, instance: recordToProto(result.record) };
     case 'invalid':
-      return { code: rpb.TaskResultCode.TASK_RESULT_CODE_INVALID };
+      return RESULT_INVALID;
     case 'overloaded':
-      return { code: rpb.TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED };
+      return RESULT_OVERLOADED;
   }
 }
 

@@ -67,5 +67,7 @@ export function addReplicationMetrics(
     buckets: LAG_BUCKETS,
     registers,
   });
-  return (action, seconds) => lag.observe({ action }, seconds);
+  // One child per action, bound once: observe({ action }) hashed the labels into a key per task.
+  const byAction = { register: lag.labels('register'), heartbeat: lag.labels('heartbeat'), cancel: lag.labels('cancel') };
+  return (action, seconds) => byAction[action].observe(seconds);
 }

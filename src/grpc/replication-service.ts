@@ -25,7 +25,8 @@ export interface ReplicationServiceOptions {
 /** Senders batch at most 250; anything far larger is a broken or hostile peer. */
 const MAX_TASKS_PER_BATCH = 1000;
 
-const OVERLOADED: pb.TaskResult = { code: pb.TaskResultCode.TASK_RESULT_CODE_RESOURCE_EXHAUSTED };
+const OVERLOADED: pb.TaskResult = taskResultToProto({ code: 'overloaded' });
+const INVALID: pb.TaskResult = taskResultToProto({ code: 'invalid', message: '' });
 
 /** The ReplicationService handlers, plus what shutdown needs to end the peers' streams. */
 export interface ReplicationService {
@@ -53,15 +54,15 @@ export function createReplicationService(options: ReplicationServiceOptions): Re
     if (limiter && !limiter.tryTake()) return OVERLOADED;
     try {
       const task = taskFromProto(wire);
-      if (!task.ok) return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
-      if (task.value.originTimestamp > 0) options.observeLag?.(task.value.action, Math.max(0, now - task.value.originTimestamp) / 1000);
-      const result = taskResultToProto(applyTask(registry, task.value, via));
+      if (typeof task === 'string') return INVALID;
+      if (task.originTimestamp > 0) options.observeLag?.(task.action, Math.max(0, now - task.originTimestamp) / 1000);
+      const result = taskResultToProto(applyTask(registry, task, via));
       // A conflict's record is encoded now: one that cannot be must fail this task alone, not the whole response.
       if (result.instance !== undefined) pb.TaskResult.encode(result);
       return result;
     } catch (err) {
       log.error({ err }, 'replicated task failed');
-      return { code: pb.TaskResultCode.TASK_RESULT_CODE_INVALID };
+      return INVALID;
     }
   };
 

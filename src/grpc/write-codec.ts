@@ -171,6 +171,9 @@ const INSTANCE_STRINGS: Readonly<Record<number, 'app' | 'instanceId' | 'hostName
   122: 'statusPageUrl',
 };
 
+/** The metadata of an instance that sends none (a replicated heartbeat's, most often): shared until an entry comes. */
+const NO_METADATA: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 function fastInstance(end: number): pb.Instance | undefined {
   const m: pb.Instance = {
     app: '',
@@ -185,7 +188,7 @@ function fastInstance(end: number): pb.Instance | undefined {
     secureVipAddress: '',
     zone: '',
     region: '',
-    metadata: {},
+    metadata: NO_METADATA,
     homePageUrl: '',
     statusPageUrl: '',
     healthCheckUrl: '',
@@ -229,6 +232,7 @@ function fastInstance(end: number): pb.Instance | undefined {
         continue;
       }
       case 106: {
+        if (m.metadata === NO_METADATA) m.metadata = {};
         const length = varint(end);
         if (length < 0 || pos + length > end || !fastMetadataEntry(pos + length, m.metadata)) return undefined;
         continue;

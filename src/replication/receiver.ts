@@ -26,22 +26,26 @@ export function applyTask(registry: ReplicaRegistry, task: ReplicationTask, via?
   }
 }
 
+// Shared: one result per replicated task.
+const OK: TaskResult = Object.freeze({ code: 'ok' });
+const NOT_FOUND: TaskResult = Object.freeze({ code: 'not_found' });
+
 function apply(registry: ReplicaRegistry, task: ReplicationTask, via: string | undefined): TaskResult {
   switch (task.action) {
     case 'register': {
-      if (registry.applyRecord(task.record, undefined, via) !== 'stale') return { code: 'ok' };
+      if (registry.applyRecord(task.record, undefined, via) !== 'stale') return OK;
       const ours = registry.record(task.record.app, task.record.instanceId);
       // Ours is newer: hand it back so the sender converges now rather than at the next digest.
-      return ours && ours.lastDirtyTimestamp >= task.record.lastDirtyTimestamp ? { code: 'conflict', record: ours } : { code: 'ok' };
+      return ours && ours.lastDirtyTimestamp >= task.record.lastDirtyTimestamp ? { code: 'conflict', record: ours } : OK;
     }
     case 'heartbeat': {
       const outcome = registry.heartbeat(task.app, task.instanceId, task.lastDirtyTimestamp, 'replication', via);
-      if (outcome.kind === 'ok') return { code: 'ok' };
+      if (outcome.kind === 'ok') return OK;
       if (outcome.kind === 'conflict') return { code: 'conflict', record: outcome.record };
-      return { code: 'not_found' };
+      return NOT_FOUND;
     }
     case 'cancel':
       registry.cancel(task.app, task.instanceId, 'replication', task.lastDirtyTimestamp);
-      return { code: 'ok' };
+      return OK;
   }
 }
