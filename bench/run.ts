@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- --compare etcd [--quick] [--out FILE] [--only SHAPE,SHAPE]`: Roster and etcd
- * side by side instead (bench/compare/compare-etcd.ts; JSON in bench/results/compare-etcd.json).
+ * `npm run bench -- --compare etcd [--quick] [--out FILE] [--only SHAPE,SHAPE] [--node-args="FLAGS"]`:
+ * Roster and etcd side by side instead (bench/compare/compare-etcd.ts; JSON in
+ * bench/results/compare-etcd.json); `--node-args` go to every Roster process (a profiler, a preload).
  * `npm run bench -- --compare eureka [--quick] [--out FILE]`: Roster side by side with the Eureka
  * server instead (bench/compare-eureka.ts).
  *
@@ -62,7 +63,8 @@ async function main(): Promise<void> {
     const { runFloor } = await import('./floor.js');
     return runFloor({ quick: values.quick, ...(values.out === undefined ? {} : { out: values.out }) });
   }
-  if (values.compare !== undefined) return compare(values.compare, values.quick, values.out, values.only);
+  const nodeArgs = values['node-args'].split(/\s+/).filter((a) => a !== '');
+  if (values.compare !== undefined) return compare(values.compare, values.quick, values.out, values.only, nodeArgs);
   const flagOverrides: Record<string, unknown> = JSON.parse(values['server-flags']);
   if (values.scale !== undefined) {
     const [renewalSecs, durationSecs] = values['scale-lease'].split(':').map(Number);
@@ -72,7 +74,7 @@ async function main(): Promise<void> {
       renewalSecs: renewalSecs!,
       durationSecs: durationSecs!,
       stopPercent: Number(values['scale-stop']),
-      nodeArgs: values['node-args'].split(/\s+/).filter((a) => a !== ''),
+      nodeArgs,
       serverFlags: flagOverrides,
       ...(values.out === undefined ? {} : { out: values.out }),
     });
@@ -142,12 +144,12 @@ async function main(): Promise<void> {
 }
 
 /** `--compare SYSTEM`: a side-by-side run against another registry instead of the suites. */
-async function compare(system: string, quick: boolean, out: string | undefined, only: string | undefined): Promise<void> {
+async function compare(system: string, quick: boolean, out: string | undefined, only: string | undefined, nodeArgs: readonly string[]): Promise<void> {
   if (system === 'eureka') return compareEureka({ quick, ...(out === undefined ? {} : { out }) });
   if (system === 'etcd') {
     // Loaded on demand; it exits 2 with the install line when etcd is missing.
     const { runCompareEtcd } = await import('./compare/compare-etcd.js');
-    process.exitCode = await runCompareEtcd({ quick, ...(out === undefined ? {} : { out }), ...(only === undefined ? {} : { only: only.split(',') }) });
+    process.exitCode = await runCompareEtcd({ quick, nodeArgs, ...(out === undefined ? {} : { out }), ...(only === undefined ? {} : { only: only.split(',') }) });
     return;
   }
   throw new Error(`--compare: unknown system ${JSON.stringify(system)} (known: eureka, etcd)`);

@@ -11,7 +11,8 @@
  * issue #12's, reported (met / not met), never enforced.
  *
  * Shapes (see BENCHMARKS.md, "Roster vs etcd"): register, renewals, heartbeat, watch, size,
- * cluster; `--only` takes a comma-separated subset of these names.
+ * cluster; `--only` takes a comma-separated subset of these names. `--node-args="FLAGS"` passes
+ * Node flags to every Roster process (a profiler, a preload, a V8 setting).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -118,7 +119,12 @@ class Comparison {
   readonly #pool: LoadPool;
   readonly #budget: CompareBudget;
 
-  constructor(pool: LoadPool, budget: CompareBudget) {
+  constructor(
+    pool: LoadPool,
+    budget: CompareBudget,
+    /** Node flags for every Roster process (`--node-args`): profilers, preloads, V8 settings. */
+    readonly nodeArgs: readonly string[],
+  ) {
     this.#pool = pool;
     this.#budget = budget;
   }
@@ -430,7 +436,7 @@ async function watchShape(comparison: Comparison, pair: Pair): Promise<void> {
  */
 async function sizeShape(comparison: Comparison): Promise<void> {
   const { pool, budget } = comparison;
-  const [roster, etcd] = await Promise.all([startRoster(), startEtcd()]);
+  const [roster, etcd] = await Promise.all([startRoster({ nodeArgs: comparison.nodeArgs }), startEtcd()]);
   const pair = { roster, etcd };
   try {
     const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, budget.settleMs));
@@ -522,7 +528,7 @@ async function clusterShape(comparison: Comparison): Promise<void> {
   const { budget } = comparison;
   const renewed = 3_000;
   const measure = async (system: System): Promise<{ latency: ReturnType<typeof summarize>; watch: WatchResult; renewals: CountResult; serverCores: number; loadCores: number } | undefined> => {
-    const group = system === 'roster' ? await startRosterCluster() : await startEtcdCluster();
+    const group = system === 'roster' ? await startRosterCluster(comparison.nodeArgs) : await startEtcdCluster();
     try {
       const [a, b, c] = group.servers as [ServerProcess, ServerProcess, ServerProcess];
       let keys: Keys;
@@ -589,6 +595,8 @@ export interface CompareOptions {
   readonly quick: boolean;
   readonly out?: string;
   readonly only?: readonly string[];
+  /** Node flags for the Roster processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (their stdout is not kept). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** Runs the comparison; answers the process exit code (1: a shape failed, 2: etcd missing or bad arguments). */
@@ -630,7 +638,7 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('exit', cleanup);
-  const comparison = new Comparison(pool, budget);
+  const comparison = new Comparison(pool, budget, options.nodeArgs ?? []);
   const wants = (shape: Shape): boolean => only.includes(shape);
   /** A shape that fails is reported and the run goes on with the next one; the exit code says so. */
   const errors: { shape: string; error: string }[] = [];
@@ -648,7 +656,7 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
     const singleNode = SHAPES.filter((s) => s !== 'size' && s !== 'cluster' && wants(s));
     if (singleNode.length > 0) {
       await attempt(singleNode.join(', '), async () => {
-        const [roster, etcd] = await Promise.all([startRoster(), startEtcd()]);
+        const [roster, etcd] = await Promise.all([startRoster({ nodeArgs: comparison.nodeArgs }), startEtcd()]);
         try {
           process.stderr.write(`Roster ${roster.address} (pid ${roster.pid}), etcd ${version} ${etcd.address} (pid ${etcd.pid}); preparing ${budget.pool} renewal keys on each\n`);
           const pair = await preparePair(comparison, roster, etcd);

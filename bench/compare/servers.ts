@@ -174,16 +174,16 @@ export function rosterRunsFrom(): 'dist' | 'src (tsx)' {
 }
 
 /** One Roster node: `node bin/roster.js serve` with silent logs and the write limit lifted. */
-export async function startRoster(options: { name?: string; extraArgs?: readonly string[] } = {}): Promise<ServerProcess> {
+export async function startRoster(options: { name?: string; extraArgs?: readonly string[]; nodeArgs?: readonly string[] } = {}): Promise<ServerProcess> {
   const [port, httpPort] = (await freePorts(2)) as [number, number];
-  return spawnRoster(options.name ?? 'roster', port, httpPort, options.extraArgs ?? []);
+  return spawnRoster(options.name ?? 'roster', port, httpPort, options.extraArgs ?? [], options.nodeArgs ?? []);
 }
 
 /**
  * Three Roster nodes, each with the other two as static peers and a shared cluster token;
  * answers once every node's /readyz says it has synced.
  */
-export async function startRosterCluster(): Promise<ServerGroup> {
+export async function startRosterCluster(nodeArgs: readonly string[] = []): Promise<ServerGroup> {
   const ports = await freePorts(6);
   const grpcPorts = [ports[0]!, ports[1]!, ports[2]!];
   const peers = grpcPorts.map((p) => `127.0.0.1:${p}`).join(',');
@@ -191,7 +191,7 @@ export async function startRosterCluster(): Promise<ServerGroup> {
   try {
     for (let i = 0; i < 3; i++) {
       started.push(
-        await spawnRoster(`roster-${'abc'[i]}`, grpcPorts[i]!, ports[3 + i]!, ['--peers', peers, '--cluster-token', CLUSTER_TOKEN, '--node-id', `node-${'abc'[i]}`], false),
+        await spawnRoster(`roster-${'abc'[i]}`, grpcPorts[i]!, ports[3 + i]!, ['--peers', peers, '--cluster-token', CLUSTER_TOKEN, '--node-id', `node-${'abc'[i]}`], nodeArgs, false),
       );
     }
     await Promise.all(started.map((s, i) => waitForHttp(s, `http://127.0.0.1:${ports[3 + i]}/readyz`, () => true)));
@@ -202,8 +202,9 @@ export async function startRosterCluster(): Promise<ServerGroup> {
   }
 }
 
-async function spawnRoster(name: string, port: number, httpPort: number, extraArgs: readonly string[], waitReady = true): Promise<ServerProcess> {
+async function spawnRoster(name: string, port: number, httpPort: number, extraArgs: readonly string[], nodeArgs: readonly string[], waitReady = true): Promise<ServerProcess> {
   const args = [
+    ...nodeArgs,
     ROSTER_BIN,
     'serve',
     '--host', '127.0.0.1',
