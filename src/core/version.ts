@@ -109,7 +109,7 @@ function feedRaw(s: string): void {
  */
 function feedString(s: string): void {
   feedChar(34); // "
-  // The state in locals through the loop: read and written per character as module variables, it was 3x slower.
+  // The state in locals through the loop: read and written per character as module variables, a hash took ~25 % longer.
   let a = h1;
   let b = h2;
   for (let i = 0; i < s.length; i++) {

@@ -113,23 +113,28 @@ export function readHeartbeatsRequest(bytes: Uint8Array): HeartbeatsRequest | un
 }
 
 function heartbeatsTo(end: number): HeartbeatsRequest | undefined {
-  const message: HeartbeatsRequest = { batchId: 0, heartbeats: [] };
+  const read = batch(end, fastHeartbeat);
+  return read && { batchId: read.batchId, heartbeats: read.items };
+}
+
+/** A batch: its id (field 1) and its items (field 2, each read by `item`), or undefined past the common shape. */
+function batch<T>(end: number, item: (end: number) => T | undefined): { batchId: number; items: T[] } | undefined {
+  let batchId = 0;
+  const items: T[] = [];
   while (pos < end) {
     const tag = buf[pos++]!;
     if (tag === 8) {
       const n = varint(end);
       if (n < 0) return undefined;
-      message.batchId = n;
+      batchId = n;
       continue;
     }
     if (tag !== 18) return undefined;
-    const length = varint(end);
-    if (length < 0 || pos + length > end) return undefined;
-    const hb = fastHeartbeat(pos + length);
-    if (hb === undefined) return undefined;
-    message.heartbeats.push(hb);
+    const value = fastSubmessage(end, item);
+    if (value === undefined) return undefined;
+    items.push(value);
   }
-  return message;
+  return { batchId, items };
 }
 
 const INT32_LIMIT = 2 ** 31;
@@ -319,21 +324,8 @@ export function readReplicateRequest(bytes: Uint8Array): rpb.ReplicateRequest | 
 }
 
 function replicateRequestTo(end: number): rpb.ReplicateRequest | undefined {
-  const message: rpb.ReplicateRequest = { batchId: 0, tasks: [] };
-  while (pos < end) {
-    const tag = buf[pos++]!;
-    if (tag === 8) {
-      const n = varint(end);
-      if (n < 0) return undefined;
-      message.batchId = n;
-      continue;
-    }
-    if (tag !== 18) return undefined;
-    const task = fastSubmessage(end, fastTask);
-    if (task === undefined) return undefined;
-    message.tasks.push(task);
-  }
-  return message;
+  const read = batch(end, fastTask);
+  return read && { batchId: read.batchId, tasks: read.items };
 }
 
 function fastTask(end: number): rpb.ReplicationTask | undefined {
