@@ -287,6 +287,29 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     assert.equal(opened, 1001, `${opened} streams reached the handler`);
   });
 
+  it('hands header names Object.prototype holds (constructor, __proto__) over as plain values', async () => {
+    const seen: http2.IncomingHttpHeaders[] = [];
+    const server = await serve((stream, headers) => {
+      seen.push(headers);
+      stream.respond({ ':status': 200 }, { endStream: true });
+    });
+    servers.push(server);
+    const socket = net.connect(server.port, '127.0.0.1');
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    const request = (extra: Array<[string, string]>): Buffer => encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/x'], ...extra]);
+    const blocks = [request([['constructor', 'c'], ['__proto__', 'p']]), request([['x-a', '1']])];
+    socket.write(Buffer.concat([PREFACE, rawFrame(4, 0, 0, Buffer.alloc(0)), ...blocks.map((b, i) => rawFrame(1, 0x5, 2 * i + 1, b))]));
+    const deadline = Date.now() + WAIT_MS;
+    while (seen.length < blocks.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    socket.destroy();
+    assert.equal(seen.length, 2);
+    assert.deepEqual(Object.keys(seen[0]!), [':method', ':scheme', ':path', 'constructor', '__proto__']);
+    assert.equal(seen[0]!['constructor'], 'c');
+    assert.equal(seen[0]!['__proto__'], 'p');
+    assert.equal(seen[1]!['x-a'], '1');
+  });
+
   it('reads a repeated header block again after a block changed the table (same bytes, new meaning)', async () => {
     const seen: string[] = [];
     const server = await serve((stream, headers) => {

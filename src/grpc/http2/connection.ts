@@ -615,6 +615,7 @@ export class Http2Connection {
 }
 
 const TOO_LARGE = 'too large';
+const inheritedName = ([name]: HeaderField): boolean => name in Object.prototype;
 const UPPER_CASE = /[A-Z]/;
 const REQUEST_PSEUDO_HEADERS = new Set([':method', ':scheme', ':authority', ':path']);
 /** Fields HTTP/2 forbids (RFC 9113 §8.2.2): they belong to HTTP/1.1 connections. */
@@ -623,7 +624,10 @@ const TOO_LARGE_BLOCK = encodeHeaders([[':status', '431']]);
 
 /** A request's header fields as node:http2 gives them (repeated names as arrays), or why not. */
 function requestHeaders(fields: readonly HeaderField[], maxBytes: number): IncomingHttpHeaders | string {
-  const headers: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  // A plain object: V8 keeps an Object.create(null) one in dictionary mode, ~0.2-0.4 µs and a
+  // larger object per request. A name Object.prototype holds (`constructor`, `__proto__`: header
+  // names are lower case) would read or set its property, so a block with one gets the null-prototype kind.
+  const headers: Record<string, string | string[]> = fields.some(inheritedName) ? (Object.create(null) as Record<string, string | string[]>) : {};
   let bytes = 0;
   let regular = false;
   for (const [name, value] of fields) {
