@@ -1,7 +1,7 @@
 import { invalid, RegistryError } from '../core/errors.js';
 import { checkApp } from '../core/validate.js';
 import type { Registry } from '../core/registry.js';
-import type { Change, ChangeType, InstanceRecord, RemovalCause, InstanceStatus, InstanceView, PortInfo, RegistrationInput } from '../core/types.js';
+import type { Change, ChangeType, InstanceRecord, RemovalCause, InstanceStatus, InstanceView, LeaseTimes, PortInfo, RegistrationInput } from '../core/types.js';
 import * as pb from '../gen/roster/v1/instance.js';
 import * as rpb from '../gen/roster/v1/replication_service.js';
 import type { ReplicationTask, TaskResult } from '../replication/link.js';
@@ -153,7 +153,8 @@ export function encodedSizeBound(record: InstanceRecord): number {
 
 // --- replication: full records, tasks, results, snapshots ---
 
-const NO_LEASE = { registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: 0 };
+/** Replicated records carry no lease times: each node keeps its own lease. */
+export const NO_LEASE: LeaseTimes = Object.freeze({ registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: 0 });
 const SNAPSHOT_CHUNK = 1000;
 /** A Snapshot request names at most this many apps (a registry with more is pulled whole). */
 export const MAX_SNAPSHOT_APPS = 10_000;

@@ -1,8 +1,9 @@
-import type { Change, InstanceView, LeaseTimes } from '../core/types.js';
+import type { Change, InstanceView } from '../core/types.js';
 import * as pb from '../gen/roster/v1/instance.js';
 import { HeartbeatsResponse, RegistryServiceService, type HeartbeatRequest, type HeartbeatResult, type HeartbeatsRequest, type RegisterRequest } from '../gen/roster/v1/registry_service.js';
 import * as rpb from '../gen/roster/v1/replication_service.js';
 import type { ReplicationTask } from '../replication/link.js';
+import { NO_LEASE } from './convert.js';
 import { instance, Writer } from './wire.js';
 
 /**
@@ -353,32 +354,22 @@ export function readReplicateResponse(bytes: Uint8Array): rpb.ReplicateResponse 
 }
 
 function replicateResponseTo(end: number): rpb.ReplicateResponse | undefined {
-  const message: rpb.ReplicateResponse = { batchId: 0, results: [] };
-  while (pos < end) {
-    const tag = buf[pos++]!;
-    const n = varint(end);
-    if (n < 0) return undefined;
-    if (tag === 8) {
-      message.batchId = n;
-      continue;
-    }
-    // A result: its length `n`, then at most its code (a conflict's record takes the generated decoder).
-    if (tag !== 18 || pos + n > end) return undefined;
-    const stop = pos + n;
-    const result: rpb.TaskResult = { code: 0, instance: undefined };
-    while (pos < stop) {
-      if (buf[pos++] !== 8) return undefined;
-      const code = varint(stop);
-      if (code < 0 || code >= INT32_LIMIT) return undefined;
-      result.code = code;
-    }
-    message.results.push(result);
-  }
-  return message;
+  const read = batch(end, fastResult);
+  return read && { batchId: read.batchId, results: read.items };
 }
 
-/** Replicated records carry no lease times: each node keeps its own lease. */
-const NO_LEASE: LeaseTimes = { registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: 0 };
+/** A result of its code only (a conflict's record takes the generated decoder). */
+function fastResult(end: number): rpb.TaskResult | undefined {
+  const result: rpb.TaskResult = { code: 0, instance: undefined };
+  while (pos < end) {
+    if (buf[pos++] !== 8) return undefined;
+    const code = varint(end);
+    if (code < 0 || code >= INT32_LIMIT) return undefined;
+    result.code = code;
+  }
+  return result;
+}
+
 const ACTION: Readonly<Record<ReplicationTask['action'], rpb.ReplicationAction>> = {
   register: rpb.ReplicationAction.REPLICATION_ACTION_REGISTER,
   heartbeat: rpb.ReplicationAction.REPLICATION_ACTION_HEARTBEAT,
