@@ -133,7 +133,9 @@ function canonicalHash(r: InstanceRecord): number {
 
 // Keys in any order, including ones objects list first (array indices) and inherited-looking names.
 const metadataKey = fc.oneof(tricky, fc.constantFrom('0', '1', '9', '10', '01', '4294967295', 'toString', '__proto__x', 'version', 'zone'));
-const anyNumber = fc.oneof(number, fc.double(), fc.constantFrom(-0, 0.5, 1e21, -1e-7, 2 ** 53, -(2 ** 53) - 2));
+// Around 10^8, where a large integer's digits are split in two, and the largest safe integers.
+const splitEdges = fc.constantFrom(1e8 - 1, 1e8, 1e8 + 1, 1e8 * 12_345 + 7, 1e16 - 1e8, 2 ** 53 - 1, -(2 ** 53 - 1), 9_007_199_200_000_000, 1_796_190_412_466);
+const anyNumber = fc.oneof(number, fc.double(), splitEdges, fc.constantFrom(-0, 0.5, 1e21, -1e-7, 2 ** 53, -(2 ** 53) - 2));
 
 test('property: the hash fed field by field is the hash of the canonical string (old definition), for any record', () => {
   fc.assert(
