@@ -755,6 +755,7 @@ export class Registry implements RegistryApi {
   #store(entry: Entry, hash: number, existing: Entry | undefined, leaseMs: number): Entry {
     const record = entry.record;
     const wall = this.#clock.wallNow();
+    const now = this.#clock.now();
     const rate = 1 / (record.renewalIntervalSecs * 1000);
     const leases = this.#leases;
     if (existing) {
@@ -766,7 +767,7 @@ export class Registry implements RegistryApi {
       const slot = leases.allocate();
       entry.attach(slot, leases);
       leases.setRegistrationTimestamp(slot, wall);
-      this.#expected.add(slot, this.#clock.now(), rate);
+      this.#expected.add(slot, now, rate);
       if (this.#tombstones.size > 0) this.#tombstones.delete(key(record.app, record.instanceId));
     }
     let app = this.#apps.get(record.app);
@@ -780,9 +781,9 @@ export class Registry implements RegistryApi {
     leases.setHash(entry.slot, hash);
     if (record.status === 'UP' && leases.serviceUpTimestamp(entry.slot) === 0) leases.setServiceUpTimestamp(entry.slot, wall);
     leases.setLastRenewalTimestamp(entry.slot, wall);
-    leases.setDeadline(entry.slot, this.#clock.now() + leaseMs);
+    leases.setDeadline(entry.slot, now + leaseMs);
     // A (re-)registration proves life like a renewal.
-    this.#renewals.add(this.#clock.now());
+    this.#renewals.add(now);
     this.#count(record, +1);
     this.#publish(existing ? 'MODIFIED' : 'ADDED', entry);
     return entry;
