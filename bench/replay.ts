@@ -54,7 +54,36 @@ export interface ReplayResult {
   readonly firstError?: string;
 }
 
-interface Answer extends ReplayResult {
+/**
+ * A write → event job (see bench/replay/watch.go): the stream to watch, opened with `request`,
+ * and how to find instance ids in its messages; writes are paced at `perSecond`, the k-th
+ * loaded request registering instance id `w-<k>`.
+ */
+export interface WatchSpec {
+  readonly target: string;
+  readonly method: string;
+  readonly request: Uint8Array;
+  /** A bidirectional stream, kept open for writing (etcd ends a watch whose client half-closes). */
+  readonly clientStreams: boolean;
+  /** A message with this bool field set says the watch is established; 0: the first message. */
+  readonly readyField: number;
+  /** Field numbers from a stream message down to an instance id, through embedded messages. */
+  readonly idPath: readonly number[];
+  readonly perSecond: number;
+}
+
+/** What the child reports of a watch job: latencies are write sent → event received. */
+export interface WatchReplayResult extends ReplayResult {
+  readonly issued: number;
+  readonly skipped: number;
+  readonly events: number;
+  readonly sustainedPerSecond: number;
+}
+
+/** Beyond a watch job's duration: setting up the watch, draining events, a call's deadline. */
+const WATCH_SLACK_MS = 5_000 + 5_000 + CALL_DEADLINE_MS + ANSWER_SLACK_MS;
+
+interface Answer extends Partial<Omit<WatchReplayResult, keyof ReplayResult>>, ReplayResult {
   readonly id: number;
   readonly loaded?: number;
   readonly error?: string;
@@ -169,6 +198,24 @@ export class Replay {
     };
   }
 
+  /** Writes loaded requests open loop, each timed to its event on the watch `spec` describes. */
+  async watch(requests: Loaded, spec: WatchSpec, durationMs: number): Promise<WatchReplayResult> {
+    const watch = { ...spec, request: Buffer.from(spec.request).toString('base64') };
+    const answer = await this.#send({ ...requests.target, file: requests.file, durationMs, deadlineMs: CALL_DEADLINE_MS, watch }, durationMs + WATCH_SLACK_MS);
+    return {
+      ok: answer.ok,
+      failed: answer.failed,
+      seconds: answer.seconds,
+      cpuSeconds: answer.cpuSeconds,
+      latencies: answer.latencies,
+      issued: answer.issued ?? 0,
+      skipped: answer.skipped ?? 0,
+      events: answer.events ?? 0,
+      sustainedPerSecond: answer.sustainedPerSecond ?? 0,
+      ...(answer.firstError === undefined ? {} : { firstError: answer.firstError }),
+    };
+  }
+
   close(): void {
     process.off('exit', this.#killOnExit);
     this.#child.stdin!.end();
@@ -248,10 +295,20 @@ export class PreparedReplay {
   }
 
   async run(key: string, concurrency: number, durationMs: number): Promise<ReplayResult> {
+    const { replay, requests } = this.#take(key);
+    return replay.run(requests, concurrency, durationMs);
+  }
+
+  async watch(key: string, spec: WatchSpec, durationMs: number): Promise<WatchReplayResult> {
+    const { replay, requests } = this.#take(key);
+    return replay.watch(requests, spec, durationMs);
+  }
+
+  #take(key: string): { replay: Replay; requests: Loaded } {
     const prepared = this.#prepared;
     this.#prepared = undefined;
     if (prepared === undefined || prepared.key !== key || this.#replay === undefined) throw new Error('a replayed job must be prepared first, with the same job');
-    return this.#replay.run(prepared.requests, concurrency, durationMs);
+    return { replay: this.#replay, requests: prepared.requests };
   }
 
   close(): void {

@@ -553,7 +553,7 @@ async function clusterShape(comparison: Comparison): Promise<void> {
               durationMs,
               keys,
             };
-      await comparison.pool.runOn(2, (i) => job(i, budget.warmupMs));
+      await comparison.sample(group, 2, (i) => job(i, budget.warmupMs), () => 0); // a warm-up
       const sample = await comparison.sample(group, 2, (i) => job(i, budget.clusterMs), () => 0);
       const watch = sample.results[0]?.type === 'watch' ? sample.results[0].result : undefined;
       const renewals = sample.results[1]?.type === 'count' ? sample.results[1].result : undefined;

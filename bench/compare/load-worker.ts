@@ -4,7 +4,9 @@
  * (de)serialized by @grpc/proto-loader with the same options, from Roster's protos and etcd's
  * (trimmed, bench/etcd/). The unary rows (register, heartbeat) are replayed by this process's
  * bench/replay child (Go) from requests encoded here beforehand, since a grpc-js caller would
- * take a whole core at these rates; everything else uses plain grpc-js channels with the same
+ * take a whole core at these rates; so are the watch rows' writes, timed to their events by the
+ * same child, since this process's own collection pauses (5-20 ms, several a second) were most
+ * of either system's p99 there. Everything else uses plain grpc-js channels with the same
  * options. Every loop stops at its deadline, and every wait has a bound.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -12,7 +14,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { benchInstance, benchKey } from '../instances.js';
-import { PreparedReplay, requestsFor, type ReplayTarget } from '../replay.js';
+import { PreparedReplay, requestsFor, type ReplayTarget, type WatchSpec } from '../replay.js';
 import { prefixEnd } from './stats.js';
 import type { CountResult, Job, JobResult, Keys, ReadResult, WatchResult, WorkerMessage, WorkerRequest } from './jobs.js';
 
@@ -37,13 +39,10 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 const LEASE_TTL_SECONDS = 3_600;
 const CALL_DEADLINE_MS = 30_000;
 const READ_DEADLINE_MS = 120_000;
-/** After a timed window: how long answers and events still in flight are waited for. */
+/** After a timed window: how long answers still in flight are waited for. */
 const DRAIN_MS = 5_000;
-const WATCH_SETUP_MS = 5_000;
 /** Open-loop pacing: each tick sends what is due since the start. */
 const TICK_MS = 5;
-/** Beyond this many unanswered paced writes, due writes are skipped (and counted) rather than queued. */
-const MAX_OUTSTANDING_WRITES = 2_000;
 /** Background renewals: per stream, beyond this many un-acknowledged renewals due ones are skipped. */
 const MAX_PACED_OUTSTANDING = 20_000;
 
@@ -142,8 +141,8 @@ const replay = new PreparedReplay();
 /** A prepared job is matched with the job that runs it by its JSON. */
 const keyOf = (job: Job): string => JSON.stringify(job);
 
-/** What a replayed job sends: its target and its k-th request's bytes; undefined for other jobs. */
-function replayedRequests(job: Job): { target: ReplayTarget; frame: (k: number) => Uint8Array } | undefined {
+/** What a replayed job sends: its target, how many requests and the k-th one's bytes; undefined for other jobs. */
+function replayedRequests(job: Job): { target: ReplayTarget; count: number; frame: (k: number) => Uint8Array } | undefined {
   switch (job.type) {
     case 'register': {
       // Distinct records, k-th with the k-th instance of the prefix, as the grpc-js callers wrote them.
@@ -151,7 +150,21 @@ function replayedRequests(job: Job): { target: ReplayTarget; frame: (k: number) 
       const m = job.system === 'roster' ? roster.register : etcd.put;
       return {
         target: { kind: 'grpc', target: job.address, method: m.path },
+        count: requestsFor(job.durationMs),
         frame: (k) => m.requestSerialize(recordRequest(job.system, benchRecord(k, job.prefix), leases?.[k % leases.length]).request),
+      };
+    }
+    case 'watch-latency': {
+      // Write k: a new instance `w-<k>` of the watched app (write 0 proves the watch live).
+      const leases = job.system === 'etcd' ? etcdLeases(job.keys) : undefined;
+      const m = job.system === 'roster' ? roster.register : etcd.put;
+      return {
+        target: { kind: 'grpc', target: job.writeAddress, method: m.path },
+        count: Math.ceil((job.perSecond * job.durationMs) / 1000) + 2,
+        frame: (k) => {
+          const record = { ...benchRecord(k, job.app), app: job.app, instanceId: `w-${k}` };
+          return m.requestSerialize(recordRequest(job.system, record, leases?.[k % leases.length]).request);
+        },
       };
     }
     case 'heartbeat': {
@@ -161,7 +174,7 @@ function replayedRequests(job: Job): { target: ReplayTarget; frame: (k: number) 
         const { app, instanceId } = benchKey(i, pool.prefix);
         return roster.heartbeat.requestSerialize({ app, instanceId });
       });
-      return { target: { kind: 'grpc', target: job.address, method: roster.heartbeat.path }, frame: (k) => encoded[k % pool.size]! };
+      return { target: { kind: 'grpc', target: job.address, method: roster.heartbeat.path }, count: requestsFor(job.durationMs), frame: (k) => encoded[k % pool.size]! };
     }
     default:
       return undefined;
@@ -171,7 +184,7 @@ function replayedRequests(job: Job): { target: ReplayTarget; frame: (k: number) 
 async function prepare(job: Job): Promise<CountResult> {
   const start = performance.now();
   const requests = replayedRequests(job);
-  const encoded = requests === undefined || !('durationMs' in job) ? 0 : await replay.prepare(keyOf(job), requests.target, requestsFor(job.durationMs), requests.frame);
+  const encoded = requests === undefined ? 0 : await replay.prepare(keyOf(job), requests.target, requests.count, requests.frame);
   return { ok: encoded, failed: 0, seconds: (performance.now() - start) / 1000 };
 }
 
@@ -338,175 +351,57 @@ async function pacedRenewals(job: Extract<Job, { type: 'paced-renewals' }>): Pro
   return { ok, failed, skipped, seconds: job.durationMs / 1000, ...(firstError === undefined ? {} : { firstError }) };
 }
 
-/** The sequence number a write embeds in its instance id (`w-<seq>`), or -1. */
-function sequenceOf(instanceId: string): number {
-  const at = instanceId.lastIndexOf('w-');
-  return at < 0 ? -1 : Number(instanceId.slice(at + 2));
-}
-
-/** A watch on one app (Roster: Watch filtered by app; etcd: a prefix watch) reporting each write's sequence number. */
-function openWatch(job: Extract<Job, { type: 'watch-latency' }>, onSequence: (seq: number) => void): { close(): void; established: Promise<void> } {
-  const client = clientFor(job.watchAddress);
-  const options = { deadline: Date.now() + job.durationMs + DRAIN_MS + WATCH_SETUP_MS + CALL_DEADLINE_MS };
+/**
+ * The watch a write → event job times its writes against: Roster's Watch filtered by the app
+ * (established by its first message, a progress message once subscribed), or an etcd prefix
+ * watch (established by `created`), and where each message carries instance ids. On etcd the id
+ * is inside the value, an encoded Instance: a registry client on etcd learns the instance only by
+ * decoding the value, as Roster's watcher does the change.
+ */
+function watchSpec(job: Extract<Job, { type: 'watch-latency' }>): WatchSpec {
   if (job.system === 'roster') {
-    const call = client.makeServerStreamRequest(roster.watch.path, roster.watch.requestSerialize, roster.watch.responseDeserialize, { app: job.app }, options);
-    // A Watch from now answers a progress message once it is subscribed: until then a write
-    // (even one at another node, replicated here) could land before it and never be seen.
-    const established = new Promise<void>((resolve, reject) => {
-      call.on('data', (answer: Message) => {
-        resolve();
-        for (const change of (answer['changes'] as { instance?: { instanceId?: string } }[] | undefined) ?? []) {
-          onSequence(sequenceOf(change.instance?.instanceId ?? ''));
-        }
-      });
-      call.on('error', reject);
-    });
-    established.catch(() => {});
-    return { close: () => call.cancel(), established };
+    return {
+      target: job.watchAddress,
+      method: roster.watch.path,
+      request: roster.watch.requestSerialize({ app: job.app }),
+      clientStreams: false,
+      readyField: 0,
+      idPath: [1, 3, 2], // WatchResponse.changes → Change.instance → Instance.instance_id
+      perSecond: job.perSecond,
+    };
   }
-  const call = client.makeBidiStreamRequest(etcd.watch.path, etcd.watch.requestSerialize, etcd.watch.responseDeserialize, options);
   const prefix = Buffer.from(`${ETCD_PREFIX}${job.app}/`);
-  const established = new Promise<void>((resolve, reject) => {
-    call.on('data', (answer: Message) => {
-      if (answer['created'] === true) resolve();
-      // The sequence comes from the decoded instance, as on Roster's side (where grpc-js decodes
-      // the whole change before 'data'): a registry client on etcd learns the instance only by
-      // decoding the value. Reading it from the key spared etcd's side that work (~7 µs and an
-      // instance's garbage per event in this process, which also times both systems' events).
-      for (const event of (answer['events'] as { kv?: { value?: Buffer } }[] | undefined) ?? []) {
-        const value = event.kv?.value;
-        if (value === undefined || value.length === 0) continue;
-        const instance = instanceCodec.responseDeserialize(value) as { instanceId?: string };
-        onSequence(sequenceOf(instance.instanceId ?? ''));
-      }
-    });
-    call.on('error', reject);
-  });
-  established.catch(() => {});
-  call.write({ createRequest: { key: prefix, rangeEnd: prefixEnd(prefix) } });
   return {
-    close: () => {
-      call.end();
-      call.cancel();
-    },
-    established,
+    target: job.watchAddress,
+    method: etcd.watch.path,
+    request: etcd.watch.requestSerialize({ createRequest: { key: prefix, rangeEnd: prefixEnd(prefix) } }),
+    clientStreams: true,
+    readyField: 3, // WatchResponse.created
+    idPath: [11, 2, 5, 2], // WatchResponse.events → Event.kv → KeyValue.value → Instance.instance_id
+    perSecond: job.perSecond,
   };
 }
 
 /**
- * Open-loop writes paced by a timer at `perSecond` (sent whether or not earlier ones were
- * answered, up to {@link MAX_OUTSTANDING_WRITES}), each a new instance `w-<seq>` of the app; a
- * watcher in this same process timestamps each one's event. Latency = event arrival − write send.
- * Write 0, sent before the paced window until its event arrives, proves the watch is live.
+ * Open-loop writes paced at `perSecond`, each a new instance `w-<k>` of the app, timed from its
+ * send to its event on one watch, both by this process's replay child (Go; see
+ * bench/replay/watch.go): its collector's pauses are well under a millisecond, where this
+ * process's were 5-20 ms several times a second and set the p99 of both systems.
  */
 async function watchLatency(job: Extract<Job, { type: 'watch-latency' }>): Promise<WatchResult> {
-  const leases = job.system === 'etcd' ? etcdLeases(job.keys) : undefined;
-  const capacity = Math.ceil((job.perSecond * job.durationMs) / 1000) + 2;
-  const sentAt = new Float64Array(capacity).fill(Number.NaN);
-  const seen = new Uint8Array(capacity);
-  const latencies: number[] = [];
-  let events = 0;
-  let firstSeen: (() => void) | undefined;
-  const watch = openWatch(job, (seq) => {
-    if (!(seq >= 0 && seq < capacity) || seen[seq] === 1) return;
-    seen[seq] = 1;
-    if (seq === 0) {
-      firstSeen?.();
-      return;
-    }
-    events++;
-    latencies.push(performance.now() - sentAt[seq]!);
-  });
-  let ok = 0;
-  let failed = 0;
-  let okInWindow = 0;
-  let outstanding = 0;
-  let firstError: string | undefined;
-  /** Resolves whether the write succeeded (failures are counted, never thrown). */
-  const write = (seq: number): Promise<boolean> => {
-    const record = { ...benchRecord(seq, job.app), app: job.app, instanceId: `w-${seq}` };
-    outstanding++;
-    sentAt[seq] = performance.now();
-    return writeRecord(job.system, job.writeAddress, record, leases?.[seq % leases.length]).then(
-      () => {
-        outstanding--;
-        ok++;
-        return true;
-      },
-      (err: unknown) => {
-        outstanding--;
-        failed++;
-        firstError ??= err instanceof Error ? err.message : String(err);
-        return false;
-      },
-    );
+  const result = await replay.watch(keyOf(job), watchSpec(job), job.durationMs);
+  return {
+    ok: result.ok,
+    failed: result.failed,
+    seconds: result.seconds,
+    issued: result.issued,
+    skipped: result.skipped,
+    events: result.events,
+    latenciesMs: result.latencies,
+    sustainedPerSecond: result.sustainedPerSecond,
+    replayCpuSeconds: result.cpuSeconds,
+    ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
   };
-  try {
-    await withTimeout(watch.established, WATCH_SETUP_MS, 'watch not created');
-    const live = new Promise<void>((resolve) => {
-      firstSeen = resolve;
-    });
-    if (!(await write(0))) throw new Error(`the first write failed: ${firstError}`);
-    await withTimeout(live, WATCH_SETUP_MS, 'the first write produced no watch event');
-
-    let issued = 1;
-    let skipped = 0;
-    const start = performance.now();
-    const stopAt = start + job.durationMs;
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        const now = performance.now();
-        const due = Math.min(capacity - 1, 1 + Math.floor(((Math.min(now, stopAt) - start) * job.perSecond) / 1000));
-        while (issued < due) {
-          if (outstanding >= MAX_OUTSTANDING_WRITES) {
-            skipped += due - issued;
-            issued = due;
-            break;
-          }
-          void write(issued++).then((succeeded) => {
-            if (succeeded && performance.now() <= stopAt) okInWindow++;
-          });
-        }
-        if (now >= stopAt) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, TICK_MS);
-    });
-    const writesIssued = issued - 1 - skipped;
-    // Events still in flight: wait for every sent write's event, within a bound.
-    const drainUntil = performance.now() + DRAIN_MS;
-    while ((outstanding > 0 || events < ok - 1) && performance.now() < drainUntil) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return {
-      ok: ok - 1,
-      failed,
-      seconds: job.durationMs / 1000,
-      issued: writesIssued,
-      skipped,
-      events,
-      latenciesMs: latencies,
-      sustainedPerSecond: okInWindow / (job.durationMs / 1000),
-      ...(firstError === undefined ? {} : { firstError }),
-    };
-  } finally {
-    watch.close();
-  }
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Registers instances [from, to), `concurrency` at a time; etcd grants each its own lease first. */

@@ -20,6 +20,10 @@
 // call here (~42 µs against ~30 µs for a 1.2 KB register; goroutine hand-offs, per-request
 // allocations).
 //
+// A gRPC job with a "watch" object times writes to their events instead (see runWatch): the
+// requests are written open loop at watch.perSecond, request k carrying instance id "w-<k>",
+// and each is timed from its send to the arrival of its change on one watch stream.
+//
 // A job with "load":true only reads and prepares its file (answering "loaded", the request
 // count) and keeps the requests for the next job naming that file, so a harness can load before
 // it starts timing and remove the file at once: the timed job then neither reads nor parses.
@@ -47,6 +51,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 type job struct {
@@ -59,6 +64,24 @@ type job struct {
 	DurationMs  int    `json:"durationMs"`
 	DeadlineMs  int    `json:"deadlineMs"`
 	Load        bool   `json:"load"`
+	Watch       *watch `json:"watch"`
+}
+
+// watch describes a write → event job: the stream to watch and how to read its messages.
+type watch struct {
+	Target string `json:"target"`
+	Method string `json:"method"`
+	// Request opens the watch (base64 in JSON). A bidirectional stream (ClientStreams) is kept
+	// open for writing, as etcd ends a watch whose client half-closes; a server stream is half-closed.
+	Request       []byte `json:"request"`
+	ClientStreams bool   `json:"clientStreams"`
+	// ReadyField: a message with this bool field set says the watch is established (etcd's
+	// created); 0 means the first message does (Roster's progress message).
+	ReadyField protowire.Number `json:"readyField"`
+	// IDPath: the field numbers from a stream message down to an instance id, through embedded
+	// (and repeated) messages, e.g. changes → instance → instance_id.
+	IDPath    []protowire.Number `json:"idPath"`
+	PerSecond int                `json:"perSecond"`
 }
 
 type result struct {
@@ -68,9 +91,15 @@ type result struct {
 	Seconds    float64   `json:"seconds"`
 	CPUSeconds float64   `json:"cpuSeconds"`
 	Latencies  []float64 `json:"latencies"`
-	Loaded     int       `json:"loaded,omitempty"`
-	FirstError string    `json:"firstError,omitempty"`
-	Error      string    `json:"error,omitempty"`
+	// Watch jobs: writes issued, due writes skipped (too many outstanding), events seen, and
+	// writes answered OK within the paced window per second of it.
+	Issued     int64   `json:"issued,omitempty"`
+	Skipped    int64   `json:"skipped,omitempty"`
+	Events     int64   `json:"events,omitempty"`
+	Sustained  float64 `json:"sustainedPerSecond,omitempty"`
+	Loaded     int     `json:"loaded,omitempty"`
+	FirstError string  `json:"firstError,omitempty"`
+	Error      string  `json:"error,omitempty"`
 }
 
 type httpRequest struct {
@@ -174,12 +203,18 @@ func run(j job) result {
 			return result{Error: err.Error()}
 		}
 	}
-	if j.Concurrency < 1 || j.DurationMs < 1 {
-		return result{Error: "concurrency and durationMs must be positive"}
+	if (j.Watch == nil && j.Concurrency < 1) || j.DurationMs < 1 {
+		return result{Error: "concurrency (but for a watch job) and durationMs must be positive"}
 	}
 	deadline := time.Duration(j.DeadlineMs) * time.Millisecond
 	if deadline <= 0 {
 		deadline = 30 * time.Second
+	}
+	if j.Watch != nil {
+		if reqs.kind != "grpc" {
+			return result{Error: "a watch job writes with gRPC"}
+		}
+		return runWatch(j, reqs.frames, deadline)
 	}
 	var caller func() (call func(i int) error, done func())
 	if reqs.kind == "grpc" {

@@ -3,13 +3,25 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Instance } from '../../src/gen/roster/v1/instance.js';
-import { RegistryServiceService } from '../../src/gen/roster/v1/registry_service.js';
+import { RegistryServiceService, WatchRequest } from '../../src/gen/roster/v1/registry_service.js';
+import { registrationFromProto } from '../../src/grpc/convert.js';
 import { benchInstance } from '../../bench/instances.js';
-import { httpFrame, PreparedReplay, Replay } from '../../bench/replay.js';
+import { httpFrame, PreparedReplay, Replay, type WatchSpec } from '../../bench/replay.js';
 import { startHarness, type Harness } from '../grpc/helpers.js';
 
 const register = RegistryServiceService.register;
 const registerFrame = (i: number): Buffer => register.requestSerialize({ instance: Instance.fromPartial(benchInstance(i, 'replay')) });
+/** Write k of a watch job: instance `w-<k>` of `app`. */
+const watchedFrame = (app: string, k: number): Buffer => register.requestSerialize({ instance: Instance.fromPartial({ ...benchInstance(k, app), app, instanceId: `w-${k}` }) });
+const watchOf = (address: string, app: string, method: string = RegistryServiceService.watch.path): WatchSpec => ({
+  target: address,
+  method,
+  request: RegistryServiceService.watch.requestSerialize(WatchRequest.fromPartial({ app })),
+  clientStreams: false,
+  readyField: 0,
+  idPath: [1, 3, 2],
+  perSecond: 500,
+});
 
 describe('bench/replay (the Go load generator) against a real Roster server', () => {
   let h: Harness;
@@ -80,6 +92,28 @@ describe('bench/replay (the Go load generator) against a real Roster server', ()
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  it('times open-loop writes to their events on a watch, each write once', async () => {
+    const loaded = await replay.load({ kind: 'grpc', target: h.address, method: register.path }, Array.from({ length: 202 }, (_, k) => watchedFrame('watched', k)));
+    // Writes to another app must not be taken for the watched app's events.
+    await h.registry.register(registrationFromProto(Instance.fromPartial({ ...benchInstance(1, 'other'), app: 'other', instanceId: 'w-1' })));
+    const result = await replay.watch(loaded, watchOf(h.address, 'watched'), 400);
+    assert.equal(result.failed, 0, result.firstError);
+    assert.equal(result.issued, 200); // 500/s for 0.4 s, after write 0
+    assert.equal(result.skipped, 0);
+    assert.equal(result.ok, 200);
+    assert.equal(result.events, 200);
+    assert.equal(result.latencies.length, 200);
+    assert.ok(result.latencies.every((ms) => ms > 0 && ms < 5_000), `latencies ${Math.min(...result.latencies)}-${Math.max(...result.latencies)} ms`);
+    assert.ok(result.sustainedPerSecond > 250, `sustained ${result.sustainedPerSecond}/s`);
+    assert.equal(h.registry.records().filter((r) => r.record.app === 'watched').length, 201);
+  });
+
+  it('fails a watch job whose stream ends before it is established, without writing', async () => {
+    const loaded = await replay.load({ kind: 'grpc', target: h.address, method: register.path }, [watchedFrame('never', 0), watchedFrame('never', 1)]);
+    await assert.rejects(replay.watch(loaded, watchOf(h.address, 'never', '/roster.v1.RegistryService/NoSuchWatch'), 200), /the watch was not established: the stream ended \(Unimplemented/);
+    assert.equal(h.registry.records().filter((r) => r.record.app === 'never').length, 0);
   });
 
   it('runs a prepared job only, matched by its key', async () => {
