@@ -1,4 +1,4 @@
-import { sameMetadata, type StringPool, type UrlForm } from './intern.js';
+import { sameMetadata, type Profile, type StringPool, type UrlForm } from './intern.js';
 import { LeaseTable } from './lease-table.js';
 import type { InstanceRecord, InstanceStatus, InstanceView, LeaseTimes, PortInfo, RegistrationInput } from './types.js';
 
@@ -21,39 +21,36 @@ const NO_LEASE: LeaseTimes = Object.freeze({ registrationTimestamp: 0, lastRenew
 /**
  * One version of an instance: the record, and once stored the view readers get (record and
  * lease in one object). A million instances are a million of these, so it is compact: one
- * object with the instance id string, pooled strings and ports, the host name as a length
- * when the id begins with it (Spring's `host:app:port`; Eureka's default id is the host name),
- * an IPv4 address as a number, the URLs as pooled forms over the host name or address when
- * they contain it (a registration's URLs almost always do), timestamps as small integers, and
- * the lease in the registry's {@link LeaseTable} at `slot`. That is 2 heap objects per
- * instance instead of 10 (a record, a view, two boxed timestamps and six strings), which both
- * shrinks the heap and shortens every major GC, whose marking visits each object.
+ * object with the instance id string, the statuses, pooled VIPs, zone and metadata (these
+ * vary within an app: three zones, a rollout's two versions), a pointer to the {@link Profile}
+ * the instance shares with the others of its app (app, ports, region, lease settings and the
+ * URLs as pooled forms over the host name or address), the host name as a length when the id
+ * begins with it (Spring's `host:app:port`; Eureka's default id is the host name), an IPv4
+ * address as a number, timestamps as small integers, and the lease in the registry's
+ * {@link LeaseTable} at `slot`. That is 2 heap objects and 152 bytes per instance instead of
+ * 10 objects (a record, a view, two boxed timestamps and six strings), which both shrinks the
+ * heap and shortens every collection: a young one copies each new version twice, a major one
+ * visits each object.
  *
  * While stored, the lease times are read live from the table; a replaced or removed version
- * keeps the times it had then (the slot may be reused). The host, address, URL and timestamp
- * fields are getters, so `{...record}` does not copy them: use {@link recordFields}.
+ * keeps the times it had then (the slot may be reused). The profile's fields, the host,
+ * address, URLs and timestamps are getters, so `{...record}` does not copy them: use
+ * {@link recordFields}.
  */
 export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
-  readonly app: string;
   readonly instanceId: string;
-  readonly port: PortInfo;
-  readonly securePort: PortInfo;
   readonly status: InstanceStatus;
   readonly overriddenStatus: InstanceStatus | undefined;
   readonly vipAddress: string;
   readonly secureVipAddress: string;
   readonly zone: string;
-  readonly region: string;
   readonly metadata: Readonly<Record<string, string>>;
-  readonly renewalIntervalSecs: number;
-  readonly durationSecs: number;
+  /** What the instance shares with others of its app: see {@link Profile}. */
+  readonly #profile: Profile;
   /** The host name, or its length when it is how the instance id begins (`host:app:port` ids). */
   readonly #hostName: string | number;
   /** The address, or a dotted IPv4 address as its 32 bits (a signed small integer). */
   readonly #ipAddr: string | number;
-  readonly #homePageUrl: string | UrlForm;
-  readonly #statusPageUrl: string | UrlForm;
-  readonly #healthCheckUrl: string | UrlForm;
   readonly #dirtyHigh: number;
   readonly #dirtyLow: number;
   readonly #updatedHigh: number;
@@ -64,28 +61,44 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
 
   /** A record from a validated registration (strings pooled, metadata shared) and its version. */
   constructor(r: RegistrationInput, version: VersionFields, pool: StringPool) {
-    this.app = pool.intern(r.app);
     this.instanceId = r.instanceId;
-    this.#hostName = r.hostName.length > 0 && r.instanceId.startsWith(r.hostName) ? r.hostName.length : r.hostName;
-    this.#ipAddr = packIpv4(r.ipAddr) ?? r.ipAddr;
-    this.port = pool.port(r.port);
-    this.securePort = pool.port(r.securePort);
     this.status = version.status;
     this.overriddenStatus = version.overriddenStatus;
     this.vipAddress = pool.intern(r.vipAddress);
     this.secureVipAddress = pool.intern(r.secureVipAddress);
     this.zone = pool.intern(r.zone);
-    this.region = pool.intern(r.region);
     this.metadata = pool.metadata(r.metadata);
-    this.renewalIntervalSecs = r.renewalIntervalSecs;
-    this.durationSecs = r.durationSecs;
-    this.#homePageUrl = pool.url(r.homePageUrl, r.hostName, r.ipAddr);
-    this.#statusPageUrl = pool.url(r.statusPageUrl, r.hostName, r.ipAddr);
-    this.#healthCheckUrl = pool.url(r.healthCheckUrl, r.hostName, r.ipAddr);
+    this.#profile = pool.profile(r);
+    this.#hostName = r.hostName.length > 0 && r.instanceId.startsWith(r.hostName) ? r.hostName.length : r.hostName;
+    this.#ipAddr = packIpv4(r.ipAddr) ?? r.ipAddr;
     this.#dirtyHigh = Math.floor(version.lastDirtyTimestamp / SPLIT);
     this.#dirtyLow = version.lastDirtyTimestamp - this.#dirtyHigh * SPLIT;
     this.#updatedHigh = Math.floor(version.lastUpdatedTimestamp / SPLIT);
     this.#updatedLow = version.lastUpdatedTimestamp - this.#updatedHigh * SPLIT;
+  }
+
+  get app(): string {
+    return this.#profile.app;
+  }
+
+  get port(): PortInfo {
+    return this.#profile.port;
+  }
+
+  get securePort(): PortInfo {
+    return this.#profile.securePort;
+  }
+
+  get region(): string {
+    return this.#profile.region;
+  }
+
+  get renewalIntervalSecs(): number {
+    return this.#profile.renewalIntervalSecs;
+  }
+
+  get durationSecs(): number {
+    return this.#profile.durationSecs;
   }
 
   get hostName(): string {
@@ -99,15 +112,15 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
   }
 
   get homePageUrl(): string {
-    return this.#url(this.#homePageUrl);
+    return this.#url(this.#profile.homePageUrl);
   }
 
   get statusPageUrl(): string {
-    return this.#url(this.#statusPageUrl);
+    return this.#url(this.#profile.statusPageUrl);
   }
 
   get healthCheckUrl(): string {
-    return this.#url(this.#healthCheckUrl);
+    return this.#url(this.#profile.healthCheckUrl);
   }
 
   /** Builds only the part the form holds (URLs are read per write, for the answer and Watch). */
@@ -122,7 +135,7 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
    * building the URL (grpc/wire.ts: every Register answer and Watch change writes three).
    */
   storedUrl(field: UrlField): string | UrlForm {
-    return field === 'homePageUrl' ? this.#homePageUrl : field === 'statusPageUrl' ? this.#statusPageUrl : this.#healthCheckUrl;
+    return this.#profile[field];
   }
 
   /** The address as its 32 bits when it is a dotted IPv4 address, for encoders that write it without building the string. */
@@ -142,25 +155,34 @@ export class Entry implements InstanceRecord, InstanceView, LeaseTimes {
     // equal forms are equal values. URL forms are compared as pooled, and rendered when unequal.
     return (
       this.instanceId === other.instanceId &&
-      this.app === other.app &&
       this.#hostName === other.#hostName &&
       this.#ipAddr === other.#ipAddr &&
       this.#dirtyHigh === other.#dirtyHigh &&
       this.#dirtyLow === other.#dirtyLow &&
       this.status === other.status &&
       this.overriddenStatus === other.overriddenStatus &&
-      samePort(this.port, other.port) &&
-      samePort(this.securePort, other.securePort) &&
       this.vipAddress === other.vipAddress &&
       this.secureVipAddress === other.secureVipAddress &&
       this.zone === other.zone &&
-      this.region === other.region &&
-      this.renewalIntervalSecs === other.renewalIntervalSecs &&
-      this.durationSecs === other.durationSecs &&
       (this.metadata === other.metadata || sameMetadata(this.metadata, other.metadata)) &&
-      (this.#homePageUrl === other.#homePageUrl || this.homePageUrl === other.homePageUrl) &&
-      (this.#statusPageUrl === other.#statusPageUrl || this.statusPageUrl === other.statusPageUrl) &&
-      (this.#healthCheckUrl === other.#healthCheckUrl || this.healthCheckUrl === other.healthCheckUrl)
+      (this.#profile === other.#profile || this.#sameProfileAs(other))
+    );
+  }
+
+  /** The shared fields compared one by one: the same values can sit in two profiles (see {@link Profile}). */
+  #sameProfileAs(other: Entry): boolean {
+    const a = this.#profile;
+    const b = other.#profile;
+    return (
+      a.app === b.app &&
+      samePort(a.port, b.port) &&
+      samePort(a.securePort, b.securePort) &&
+      a.region === b.region &&
+      a.renewalIntervalSecs === b.renewalIntervalSecs &&
+      a.durationSecs === b.durationSecs &&
+      (a.homePageUrl === b.homePageUrl || this.homePageUrl === other.homePageUrl) &&
+      (a.statusPageUrl === b.statusPageUrl || this.statusPageUrl === other.statusPageUrl) &&
+      (a.healthCheckUrl === b.healthCheckUrl || this.healthCheckUrl === other.healthCheckUrl)
     );
   }
 

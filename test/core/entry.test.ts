@@ -46,3 +46,40 @@ test('metadata keeps every key as its own property, `__proto__` included, shared
     assert.equal(Object.getPrototypeOf(entry.metadata), Object.prototype);
   }
 });
+
+test('property: instances of an app share a profile while they agree, and each reads back its own fields whatever came between', () => {
+  const shape = fc.record({
+    port: fc.constantFrom(8080, 9090),
+    region: fc.constantFrom('eu-1', 'us-1'),
+    renewalIntervalSecs: fc.constantFrom(30, 10),
+    path: fc.constantFrom('/status', '/actuator/info'),
+  });
+  fc.assert(
+    fc.property(fc.array(shape, { minLength: 2, maxLength: 12 }), (shapes) => {
+      const pool = new StringPool();
+      const version = { status: 'UP', overriddenStatus: undefined, lastDirtyTimestamp: 5, lastUpdatedTimestamp: 6 } as const;
+      const inputs = shapes.map((s, i) =>
+        registration({
+          app: 'billing',
+          instanceId: `h${i}:billing:${s.port}`,
+          hostName: `h${i}`,
+          port: { number: s.port, enabled: true },
+          region: s.region,
+          renewalIntervalSecs: s.renewalIntervalSecs,
+          statusPageUrl: `http://h${i}:${s.port}${s.path}`,
+        }),
+      );
+      const entries = inputs.map((input) => new Entry(input, version, pool));
+      entries.forEach((entry, i) => assert.deepEqual(recordFields(entry), { ...inputs[i], ...version }));
+      for (let i = 1; i < shapes.length; i++) {
+        // The URL form (`http://{host}:<port><path>`) is pooled whichever profile holds it.
+        const sameForm = shapes[i]!.port === shapes[i - 1]!.port && shapes[i]!.path === shapes[i - 1]!.path;
+        assert.equal(entries[i]!.storedUrl('statusPageUrl') === entries[i - 1]!.storedUrl('statusPageUrl'), sameForm);
+        // The same registration again, after whatever shape came last, has the same content.
+        assert.ok(new Entry(inputs[i - 1]!, version, pool).sameContentAs(entries[i - 1]!));
+        assert.equal(entries[i]!.sameContentAs(new Entry({ ...inputs[i]!, region: 'elsewhere' }, version, pool)), false);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { sameMetadata, StringPool, UrlForm } from '../../src/core/intern.js';
+import { registration } from './fixtures.js';
 
 /** A map with the entries in the order given, `__proto__` as an own key like any other. */
 function mapOf(pairs: readonly (readonly [string, string])[]): Record<string, string> {
@@ -60,4 +61,19 @@ test('property: a URL is given back as it was; a form is shared by the URLs with
     }),
     { numRuns: 2_000 },
   );
+});
+
+test("an app's instances share its last profile while they agree; another shape makes (and becomes) the next", () => {
+  const pool = new StringPool();
+  const at = (host: string, port: number) => registration({ instanceId: `${host}:billing:${port}`, hostName: host, port: { number: port, enabled: true }, homePageUrl: `http://${host}:${port}/` });
+  const first = pool.profile(at('h1', 8080));
+  assert.equal(pool.profile(at('h2', 8080)), first); // another host, the same form of URL
+  assert.ok(Object.isFrozen(first));
+  const other = pool.profile(at('h3', 9090));
+  assert.notEqual(other, first);
+  assert.equal(other.port.number, 9090);
+  const again = pool.profile(at('h4', 8080));
+  assert.notEqual(again, first); // only the last is kept per app
+  assert.deepEqual(again, first);
+  assert.notEqual(pool.profile({ ...at('h5', 8080), app: 'orders' }), again);
 });
