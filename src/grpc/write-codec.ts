@@ -509,25 +509,49 @@ export function encodeChange(change: Change): Buffer {
   return copyOut(w);
 }
 
+/** The most changes of one turn whose encodings are shared; beyond, each watcher encodes its own. */
+const MAX_SHARED_CHANGES = 1 << 16;
+
 /**
  * Encoded changes of the current event-loop turn, shared by every watcher that sends them in
  * it: N watchers of one change cost one encoding. Kept until the next turn only, so the
- * change log never pins encoded bytes.
+ * change log never pins encoded bytes. Slots are by revision from the turn's first (live
+ * changes come in revision order), in arrays kept from turn to turn: a Map cleared every turn
+ * allocated a new table each time, in the old generation once the encoder lived there (every
+ * Watch write's share of a major GC). A change outside the turn's run (a watcher replaying the
+ * change log) is encoded for its watcher alone.
  */
 export class ChangeEncoder {
-  readonly #turn = new Map<Change, Buffer>();
+  readonly #changes: (Change | undefined)[] = [];
+  readonly #encoded: (Buffer | undefined)[] = [];
+  /** The revision at slot 0 this turn; -1 before a change is encoded in it. */
+  #base = -1;
+  /** Slots this turn may have filled: [0, #used). */
+  #used = 0;
   #clearing: NodeJS.Immediate | undefined;
   /** Made once: a closure per turn was garbage of its own. */
   readonly #clear = (): void => {
     this.#clearing = undefined;
-    this.#turn.clear();
+    this.#changes.fill(undefined, 0, this.#used);
+    this.#encoded.fill(undefined, 0, this.#used);
+    this.#base = -1;
+    this.#used = 0;
   };
 
   bytes(change: Change): Buffer {
-    let encoded = this.#turn.get(change);
-    if (encoded === undefined) {
-      encoded = encodeChange(change);
-      this.#turn.set(change, encoded);
+    if (this.#base < 0) this.#base = change.revision;
+    const slot = change.revision - this.#base;
+    if (slot < 0 || slot >= MAX_SHARED_CHANGES) return encodeChange(change);
+    while (this.#changes.length <= slot) {
+      this.#changes.push(undefined);
+      this.#encoded.push(undefined);
+    }
+    if (this.#changes[slot] === change) return this.#encoded[slot]!;
+    const encoded = encodeChange(change);
+    if (this.#changes[slot] === undefined) {
+      this.#changes[slot] = change;
+      this.#encoded[slot] = encoded;
+      this.#used = Math.max(this.#used, slot + 1);
       this.#clearing ??= setImmediate(this.#clear);
     }
     return encoded;

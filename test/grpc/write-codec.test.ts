@@ -190,6 +190,24 @@ test('ChangeEncoder: one encoding per change within a turn, shared; forgotten by
   assert.deepEqual(later, first);
 });
 
+test('ChangeEncoder: a turn of changes in revision order shares each one; an older or a different change with a taken revision is encoded alone', async () => {
+  const [c] = fc.sample(change, { numRuns: 1, seed: 11 });
+  const at = (revision: number): Change => ({ ...c!, revision });
+  await new Promise((resolve) => setImmediate(resolve));
+  const encoder = new ChangeEncoder();
+  const run = [at(1_000), at(1_001), at(1_005)];
+  const first = run.map((x) => encoder.bytes(x));
+  run.forEach((x, i) => assert.equal(encoder.bytes(x), first[i]));
+  const header = { revision: 0, progress: false, resyncRequired: false, nodeId: '' };
+  assert.deepEqual(WatchResponse.decode(encodeWatchResponse(first, header)).changes.map((x) => x.revision), [1_000, 1_001, 1_005]);
+  const replayed = at(999);
+  assert.notEqual(encoder.bytes(replayed), encoder.bytes(replayed), 'before the turn: not kept');
+  const impostor = at(1_001);
+  const own = encoder.bytes(impostor);
+  assert.notEqual(own, first[1]);
+  assert.deepEqual(own, first[1]);
+});
+
 // --- the Replicate stream ---
 
 const NO_LEASE = { registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: 0 };

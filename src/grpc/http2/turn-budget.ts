@@ -39,6 +39,8 @@ export class TurnBudget {
 
   readonly #endTurn = (): void => {
     this.#startedAt = -1;
+    // Only when a reader did pause (rarely): clearing a Set allocates it a new table every time.
+    if (this.#paused.size === 0) return;
     for (const reader of this.#paused) reader.resume();
     this.#paused.clear();
   };
