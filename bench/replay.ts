@@ -188,14 +188,7 @@ export class Replay {
       { ...requests.target, file: requests.file, concurrency, durationMs, deadlineMs: CALL_DEADLINE_MS },
       durationMs + CALL_DEADLINE_MS + ANSWER_SLACK_MS,
     );
-    return {
-      ok: answer.ok,
-      failed: answer.failed,
-      seconds: answer.seconds,
-      cpuSeconds: answer.cpuSeconds,
-      latencies: answer.latencies,
-      ...(answer.firstError === undefined ? {} : { firstError: answer.firstError }),
-    };
+    return replayResult(answer);
   }
 
   /** Writes loaded requests open loop, each timed to its event on the watch `spec` describes. */
@@ -203,16 +196,11 @@ export class Replay {
     const watch = { ...spec, request: Buffer.from(spec.request).toString('base64') };
     const answer = await this.#send({ ...requests.target, file: requests.file, durationMs, deadlineMs: CALL_DEADLINE_MS, watch }, durationMs + WATCH_SLACK_MS);
     return {
-      ok: answer.ok,
-      failed: answer.failed,
-      seconds: answer.seconds,
-      cpuSeconds: answer.cpuSeconds,
-      latencies: answer.latencies,
+      ...replayResult(answer),
       issued: answer.issued ?? 0,
       skipped: answer.skipped ?? 0,
       events: answer.events ?? 0,
       sustainedPerSecond: answer.sustainedPerSecond ?? 0,
-      ...(answer.firstError === undefined ? {} : { firstError: answer.firstError }),
     };
   }
 
@@ -244,6 +232,18 @@ export class Replay {
     if (answer.error !== undefined) pending.reject(new Error(`replay: ${answer.error}`));
     else pending.resolve(answer);
   }
+}
+
+/** What every job's answer reports. */
+function replayResult(answer: Answer): ReplayResult {
+  return {
+    ok: answer.ok,
+    failed: answer.failed,
+    seconds: answer.seconds,
+    cpuSeconds: answer.cpuSeconds,
+    latencies: answer.latencies,
+    ...(answer.firstError === undefined ? {} : { firstError: answer.firstError }),
+  };
 }
 
 function writeFrames(file: string, frames: Iterable<Uint8Array>): void {
