@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { ACK, END_HEADERS, END_STREAM, FRAME_HEADER, H2Error, MAX_WINDOW, PADDED, PRIORITY } from './frames.js';
 import { encodeHeaders, HpackDecoder, HpackError, type HeaderField } from './hpack.js';
 import { headerBlock, ServerStream } from './stream.js';
+import { StreamTable } from './stream-table.js';
 import { EVENT_LOOP_TURN, type TurnBudget } from './turn-budget.js';
 
 /**
@@ -91,9 +92,14 @@ export class Http2Connection {
   readonly socket: Socket;
   readonly #options: Required<Omit<Http2ConnectionOptions, 'onStream'>> & Pick<Http2ConnectionOptions, 'onStream'>;
   readonly #decoder = new HpackDecoder();
-  readonly #streams = new Map<number, ServerStream>();
-  /** Streams with data waiting for a window, in the order they started waiting. */
-  readonly #waiting = new Set<ServerStream>();
+  readonly #streams = new StreamTable<ServerStream>();
+  /**
+   * Streams with data waiting for a window, in the order they started waiting; a stream
+   * forgotten meanwhile stays until the next pump passes it (its `_waiting` is false). An
+   * array and a flag, not a Set: a Set with streams coming and going rehashed its table every
+   * few streams, in V8's old generation once the connection was old.
+   */
+  readonly #waiting: ServerStream[] = [];
   #preface = false;
   #partial: Buffer | undefined;
   #block: { readonly stream: number; readonly flags: number; readonly parts: Buffer[]; bytes: number } | undefined;
@@ -448,7 +454,11 @@ export class Http2Connection {
 
   /** A stream has data waiting (or an end to send after it). */
   _ready(stream: ServerStream): void {
-    this.#waiting.add(stream);
+    // A stream already forgotten (closed) has nothing more to send.
+    if (!stream._waiting && this.#streams.get(stream.id) === stream) {
+      stream._waiting = true;
+      this.#waiting.push(stream);
+    }
     if (!this.#reading) this.#schedule();
   }
 
@@ -456,7 +466,7 @@ export class Http2Connection {
   _forget(stream: ServerStream): void {
     if (this.#streams.get(stream.id) !== stream) return;
     this.#streams.delete(stream.id);
-    this.#waiting.delete(stream);
+    stream._waiting = false;
     this.#armIdle();
     this.#endIfDone();
   }
@@ -472,18 +482,31 @@ export class Http2Connection {
 
   /** Sends what the windows allow of the waiting streams' data, and their ends. */
   #pump(): void {
-    if (this.#waiting.size === 0 || this.#closed) return;
-    // A Set may lose or gain members while it is iterated: a stream done is deleted as it goes.
-    for (const stream of this.#waiting) {
-      if (this.#congested || this.#outBytes > MAX_FLUSH_BYTES) return;
+    const waiting = this.#waiting;
+    if (waiting.length === 0 || this.#closed) return;
+    // Streams still waiting are moved up to `kept` as it goes; one that becomes ready while it
+    // goes is pushed at the end and reached in this pass too.
+    let kept = 0;
+    let at = 0;
+    for (; at < waiting.length; at++) {
+      const stream = waiting[at]!;
+      if (!stream._waiting) continue;
+      if (this.#congested || this.#outBytes > MAX_FLUSH_BYTES) break;
       const done = stream._send(this.#sendWindow, this.#peerMaxFrame, (flags, payload, callbacks) => {
         this.#sendWindow -= payload.length;
         this.#frame(Frame.Data, flags, stream.id, payload);
         for (const callback of callbacks) this.#outCallbacks.push(callback);
       });
-      if (done) this.#waiting.delete(stream);
-      if (this.#sendWindow <= 0) return;
+      if (done) stream._waiting = false;
+      else waiting[kept++] = stream;
+      if (this.#sendWindow <= 0) {
+        at++;
+        break;
+      }
     }
+    // The ones not reached keep their places after those kept.
+    for (; at < waiting.length; at++) if (waiting[at]!._waiting) waiting[kept++] = waiting[at]!;
+    waiting.length = kept;
   }
 
   #schedule(): void {
@@ -539,7 +562,7 @@ export class Http2Connection {
     if (unread !== undefined) socket.destroy();
     // As node:http2 does, a write's callback runs once its bytes are handed to the socket.
     for (const callback of callbacks) callback(unread);
-    if (unread === undefined && !this.#congested && this.#waiting.size > 0) this.#schedule();
+    if (unread === undefined && !this.#congested && this.#waiting.length > 0) this.#schedule();
   }
 
   #windowUpdate(id: number, increment: number): void {
@@ -572,7 +595,7 @@ export class Http2Connection {
     this.#goaway(code, reason);
     this.#flush();
     this.socket.end();
-    for (const stream of [...this.#streams.values()]) stream._closed(H2Error.Cancel);
+    for (const stream of this.#streams.values()) stream._closed(H2Error.Cancel);
     // A client that never closes its side is cut after a moment.
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
@@ -610,7 +633,7 @@ export class Http2Connection {
     this.#out = [];
     const gone = new Error('the connection closed');
     for (const callback of callbacks) callback(gone);
-    for (const stream of [...this.#streams.values()]) stream._closed(H2Error.Cancel);
+    for (const stream of this.#streams.values()) stream._closed(H2Error.Cancel);
   }
 }
 

@@ -51,6 +51,8 @@ export class ServerStream extends EventEmitter {
   closed = false;
   destroyed = false;
   headersSent = false;
+  /** In its connection's queue of streams with data waiting (the connection's bookkeeping). */
+  _waiting = false;
   readonly #connection: Http2Connection;
   #sendWindow: number;
   readonly #receiveWindow: number;
