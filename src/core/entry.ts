@@ -27,7 +27,7 @@ const NO_LEASE: LeaseTimes = Object.freeze({ registrationTimestamp: 0, lastRenew
  * URLs as pooled forms over the host name or address), the host name as a length when the id
  * begins with it (Spring's `host:app:port`; Eureka's default id is the host name), an IPv4
  * address as a number, timestamps as small integers, and the lease in the registry's
- * {@link LeaseTable} at `slot`. That is 2 heap objects and 152 bytes per instance instead of
+ * {@link LeaseTable} at `slot`. That is 2 heap objects and 160 bytes per instance instead of
  * 10 objects (a record, a view, two boxed timestamps and six strings), which both shrinks the
  * heap and shortens every collection: a young one copies each new version twice, a major one
  * visits each object.
