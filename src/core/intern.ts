@@ -172,8 +172,9 @@ function finish(h: number): number {
 /**
  * What a stored version shares with the other instances of its app, pooled by
  * {@link StringPool.profile}: a million instances of a few hundred deployments keep a few
- * hundred of these instead of 9 fields each (a record went from 224 to 160 bytes). VIPs, zone and metadata
- * stay in the record: they vary within an app more often (zones alternate as instances come).
+ * hundred of these instead of 9 fields each (a record went from 224 to 160 bytes). VIPs,
+ * zone and metadata stay in the record: they vary within an app more often (zones alternate
+ * as instances come).
  */
 export interface Profile {
   readonly app: string;
