@@ -138,8 +138,10 @@ readme_run() {
 
 # readme_job NAME CMD: starts a README command that the README runs in the background
 # (`cmd &`) or until Ctrl-C, with stdout and stderr in "$(readme_log NAME)"; it becomes the next
-# job number for readme_expand. The program replaces the subshell (exec), so signals reach it,
-# and it starts with job control on, so SIGINT is not ignored: `kill -INT` acts as Ctrl-C would.
+# job number for readme_expand. The program replaces the subshell (exec), so signals reach it.
+# CI stops jobs with SIGTERM, never SIGINT: when CI itself was started as a background job, it
+# and its children inherit SIGINT ignored, job control does not give it back, and a JVM leaves
+# an ignored SIGINT ignored (the Java client would run on).
 readme_job() {
   local name="$1" cmd
   cmd="$(readme_expand "$2")" || return 1
@@ -239,7 +241,7 @@ check_compressed_snapshot() {
     return 1
   fi
   echo "ok: both snapshots were answered gzip-compressed ($gzip_reads gzip full reads on the node)"
-  kill -INT "${README_JOBS[0]}" "${README_JOBS[1]}"
+  kill -TERM "${README_JOBS[0]}" "${README_JOBS[1]}"
   expect_exit "$first" "${README_JOBS[0]}" 0
   expect_exit "$peer" "${README_JOBS[1]}" 0
 }
@@ -248,7 +250,7 @@ check_compressed_snapshot() {
 # checks what it prints. The README has three blocks for it:
 #   ```sh ci:TAG          the build commands, then the command that runs the client (until Ctrl-C)
 #   ```sh ci:TAG-status   an operator's OUT_OF_SERVICE override, then --clear
-#   ```sh ci:TAG-cluster  a client on node A (&), one on node B (&), a read on node C, kill -INT %1, kill -INT %2
+#   ```sh ci:TAG-cluster  a client on node A (&), one on node B (&), a read on node C, kill %1, kill %2
 # The client prints `listed`, `registered`, `change`, `heartbeat`, `re-registered` and `cancelled` lines
 # (see examples/go/main.go). Run from the repository root; leaves the working directory where
 # the build commands' `cd` took it.
@@ -286,7 +288,7 @@ check_registry_client() {
   wait_for "$id" "^re-registered app=billing id=$id status=UP revision=[0-9]+$"
   wait_for "$id" "^change revision=[0-9]+ type=MODIFIED instance=billing/$id status=UP$"
   wait_for "$id" "^heartbeat batch=[0-9]+ code=OK$" 3
-  kill -INT "$pid"
+  kill -TERM "$pid" # as Ctrl-C would (see readme_job)
   expect_exit "$id" "$pid" 0
   wait_for "$id" "^cancelled app=billing id=$id revision=[0-9]+$"
   if npx --no-install roster get billing "$id" --server "$single" >/dev/null 2>&1; then

@@ -44,7 +44,7 @@ readme_job py-debian "${debian[-1]}"
 wait_for py-debian "^registered app=billing id=py-debian status=UP revision=[0-9]+$"
 wait_for py-debian "^change revision=[0-9]+ type=ADDED instance=billing/py-debian status=UP$"
 wait_for py-debian "^heartbeat batch=[0-9]+ code=OK$" 2
-kill -INT "${README_JOBS[0]}"
+kill -TERM "${README_JOBS[0]}" # as Ctrl-C would (see readme_job in lib.sh)
 expect_exit py-debian "${README_JOBS[0]}" 0
 wait_for py-debian "^cancelled app=billing id=py-debian revision=[0-9]+$"
 /usr/bin/python3 -c 'import grpc, google.protobuf; print("ok: Debian grpcio", grpc.__version__, "protobuf", google.protobuf.__version__)'
