@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
+import { LabeledHistogram } from './metrics.js';
 import type { ReplicationTask } from '../replication/link.js';
 import type { Replicator } from '../replication/replicator.js';
 import type { Metrics } from './metrics.js';
@@ -60,14 +61,14 @@ export function addReplicationMetrics(
       this.set(replicator.ready ? 1 : 0);
     },
   });
-  const lag = new Histogram({
+  const lag = new LabeledHistogram({
     name: 'roster_replication_lag_seconds',
     help: 'From a write applied at its origin to the same write applied here, by action (wall clocks: skew between hosts adds to it).',
-    labelNames: ['action'],
+    label: 'action',
     buckets: LAG_BUCKETS,
     registers,
   });
-  // One child per action, bound once: observe({ action }) hashed the labels into a key per task.
-  const byAction = { register: lag.labels('register'), heartbeat: lag.labels('heartbeat'), cancel: lag.labels('cancel') };
+  // One series per action, found once (a task is observed per replicated heartbeat).
+  const byAction = { register: lag.series('register'), heartbeat: lag.series('heartbeat'), cancel: lag.series('cancel') };
   return (action, seconds) => byAction[action].observe(seconds);
 }
