@@ -140,14 +140,21 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
   const gzipDocuments: Readonly<Record<EurekaFormat, GzipDocument>> = { json: new GzipDocument(), xml: new GzipDocument() };
   // Deltas too: a poll compresses only the segments with changes since the last one.
   const deltaDocuments: Readonly<Record<EurekaFormat, GzipDocument>> = { json: new GzipDocument(), xml: new GzipDocument() };
-  const requests = options.metrics
-    ? new Counter({
-        name: 'roster_eureka_requests_total',
-        help: 'Eureka REST requests, by route and HTTP status.',
-        labelNames: ['route', 'code'],
-        registers: [options.metrics],
-      })
-    : undefined;
+  // Requests by route, then by status: plain numbers handed to prom-client at scrape time (its
+  // `inc` builds a label key per call, 0.2-0.3 µs of every heartbeat).
+  const requests = new Map<string, Map<number, number>>();
+  if (options.metrics) {
+    new Counter({
+      name: 'roster_eureka_requests_total',
+      help: 'Eureka REST requests, by route and HTTP status.',
+      labelNames: ['route', 'code'],
+      registers: [options.metrics],
+      collect() {
+        this.reset();
+        for (const [route, byCode] of requests) for (const [code, n] of byCode) this.inc({ route, code: String(code) }, n);
+      },
+    });
+  }
 
   const assertReady = (): void => {
     if (!ready()) throw new HttpError(403, NOT_READY);
@@ -320,9 +327,11 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
   ];
 
   /** Every route passes here: negotiation, error mapping, metrics. */
-  const serve =
-    (route: Route) =>
-    async (req: IncomingMessage, res: ServerResponse, params: RouteParams): Promise<void> => {
+  const serve = (route: Route) => {
+    // One count per route, whichever of the prefixes it is served under.
+    const byCode = requests.get(route.name) ?? new Map<number, number>();
+    requests.set(route.name, byCode);
+    return async (req: IncomingMessage, res: ServerResponse, params: RouteParams): Promise<void> => {
       let answer: Reply;
       try {
         const url = new URL(req.url ?? '/', 'http://localhost');
@@ -337,9 +346,10 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
       } catch (err) {
         answer = refusal(err, route, log);
       }
-      requests?.inc({ route: route.name, code: String(answer.status) });
+      byCode.set(answer.status, (byCode.get(answer.status) ?? 0) + 1);
       send(res, answer, log);
     };
+  };
 
   return (router) => {
     for (const prefix of EUREKA_PREFIXES) {
