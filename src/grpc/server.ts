@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { ServerHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
@@ -209,7 +208,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
           keepaliveMs: KEEPALIVE_MS,
           keepaliveTimeoutMs: KEEPALIVE_TIMEOUT_MS,
           idleMs: limits.idleMs,
-          onStream: (stream, headers) => dispatch(stream as unknown as ServerHttp2Stream, headers, 0),
+          onStream: (stream, headers) => dispatch(stream, headers),
         });
   const listener = createNetServer((socket) => {
     if (!gate.admit(socket)) return;

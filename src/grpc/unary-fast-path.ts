@@ -1,8 +1,9 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, Http2Session, ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { constantHeaders } from './http2/stream.js';
+import type { Http2Connection } from './http2/connection.js';
+import { constantHeaders, type ServerStream, type UnaryReceiver } from './http2/stream.js';
 import type { Admitted, CallGuard, Caller } from './guard.js';
 
 /** A unary method served without grpc-js' call machinery: its (adapted) codecs and its grpc-js handler. */
@@ -32,14 +33,15 @@ const OK_HEADERS: OutgoingHttpHeaders = constantHeaders({
   'grpc-accept-encoding': 'identity,deflate,gzip',
 });
 const OK_TRAILERS: OutgoingHttpHeaders = constantHeaders({ 'grpc-status': '0' });
-const RESPOND_OK = { waitForTrailers: true, sendDate: false };
-const RESPOND_FAILED = { endStream: true, sendDate: false };
+const RESPOND_FAILED = { endStream: true };
 /** gRPC's TimeoutValue (at most 8 digits) and TimeoutUnit, anchored as the spec writes it. */
 const TIMEOUT = /^\d{1,8}[HMSmun]$/;
 const FRAME_HEADER_BYTES = 5;
 
-/** Takes one HTTP/2 stream of the gRPC port, as node:http2's server 'stream' event gives it. */
-export type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void;
+/** Takes one stream of the gRPC port (Roster's own HTTP/2, src/grpc/http2/) with its request headers. */
+export type StreamListener = (stream: ServerStream, headers: IncomingHttpHeaders) => void;
+/** grpc-js' handler of node:http2's server 'stream' event. */
+type GrpcJsListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void;
 
 /**
  * What takes each stream of the gRPC port (src/grpc/http2/): unary RegistryService calls are
@@ -63,10 +65,11 @@ export function unaryFastPath(options: UnaryFastPathOptions): StreamListener | u
     options.logger.warn("grpc-js internals for the unary fast path are missing: the port is served by grpc-js and node:http2");
     return undefined;
   }
-  const [delegate] = grpcJs as [StreamListener];
-  return (stream, headers, flags) => {
+  const [delegate] = grpcJs as [GrpcJsListener];
+  return (stream, headers) => {
     const method = options.methods.get(headers[':path'] ?? '');
-    if (method === undefined || !takesFastPath(headers)) return delegate(stream, headers, flags);
+    // The streams have the part of node:http2's ServerHttp2Stream that grpc-js uses (stream.ts).
+    if (method === undefined || !takesFastPath(headers)) return delegate(stream as unknown as ServerHttp2Stream, headers, 0);
     new FastUnaryCall(stream, headers, method, options).start();
   };
 }
@@ -79,25 +82,17 @@ function takesFastPath(headers: IncomingHttpHeaders): boolean {
   return encoding === undefined || encoding === 'identity';
 }
 
-/** Listeners shared by every call (a closure per call costs an allocation and a GC'd object). */
-function ignoreError(): void {
-  // As grpc-js does: an error is followed by 'close', which ends the call.
-}
-function sendOkTrailers(this: ServerHttp2Stream): void {
-  this.sendTrailers(OK_TRAILERS);
-}
-
 /**
  * Each session's remote address, read once: `session.socket` is a Proxy, and reading through it
  * on every call showed in profiles.
  */
-const remotes = new WeakMap<Http2Session, Remote>();
+const remotes = new WeakMap<Http2Connection, Remote>();
 interface Remote {
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
   readonly peer: string;
 }
-function remoteOf(session: Http2Session | undefined): Remote {
+function remoteOf(session: Http2Connection | undefined): Remote {
   if (session === undefined) return { remoteAddress: undefined, remotePort: undefined, peer: 'unknown' };
   let remote = remotes.get(session);
   if (remote === undefined) {
@@ -126,23 +121,19 @@ function frame(message: Buffer): Buffer {
   return framed;
 }
 
-/** A stream's call, where the listeners every call shares find it. */
-const CALL = Symbol('roster.fastUnaryCall');
-type CallStream = ServerHttp2Stream & { [CALL]?: FastUnaryCall | undefined };
-
 /**
- * One unary call on the fast path: its state, what the guard reads of its caller, and what a
+ * One unary call on the fast path: its state, what the guard reads of its caller, what a
  * grpc-js unary handler may read of its call (the request, the metadata built on demand, the
- * peer). One object per call, with the stream's listeners shared by every call (they find
- * their call on the stream): a closure per listener, a caller object with its own closures and
- * a separate call object were ~1 KB of garbage per call.
+ * peer), and what the stream tells it (it is the stream's {@link UnaryReceiver}). One object
+ * per call: closures per listener, a caller object with its own closures and a separate call
+ * object were ~1 KB of garbage per call.
  */
-class FastUnaryCall implements Caller {
+class FastUnaryCall implements Caller, UnaryReceiver {
   readonly cancelled = false;
   request: unknown = undefined;
   readonly connection: Remote;
   readonly authorization: string | undefined;
-  readonly #stream: CallStream;
+  readonly #stream: ServerStream;
   readonly #headers: IncomingHttpHeaders;
   readonly #method: FastUnaryMethod;
   readonly #options: UnaryFastPathOptions;
@@ -154,7 +145,7 @@ class FastUnaryCall implements Caller {
   #declared = -1;
   #metadata: grpc.Metadata | undefined;
 
-  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: FastUnaryMethod, options: UnaryFastPathOptions) {
+  constructor(stream: ServerStream, headers: IncomingHttpHeaders, method: FastUnaryMethod, options: UnaryFastPathOptions) {
     this.#stream = stream;
     this.#headers = headers;
     this.#method = method;
@@ -165,17 +156,12 @@ class FastUnaryCall implements Caller {
   }
 
   start(): void {
-    const stream = this.#stream;
-    stream[CALL] = this;
-    stream.on('error', ignoreError);
-    stream.on('close', FastUnaryCall.#onClose);
+    this.#stream.receiveUnary(this);
     const timeout = this.#headers['grpc-timeout'];
     if (timeout !== undefined && (typeof timeout !== 'string' || !TIMEOUT.test(timeout))) return this.#finish(grpc.status.INVALID_ARGUMENT, `grpc-timeout: not a valid timeout: "${timeout}"`);
     const admitted = this.#options.guard.admit(this.#method.definition.path, this);
     if (!admitted.ok) return this.#finish(admitted.code, admitted.details);
     this.#admitted = admitted;
-    stream.on('data', FastUnaryCall.#onData);
-    stream.on('end', FastUnaryCall.#onEnd);
   }
 
   peer(): string {
@@ -205,25 +191,8 @@ class FastUnaryCall implements Caller {
     return this.#headers[':path'];
   }
 
-  static #onData(this: CallStream, chunk: Buffer): void {
-    const call = this[CALL];
-    if (call !== undefined) call.#data(chunk);
-  }
-
-  static #onEnd(this: CallStream): void {
-    const call = this[CALL];
-    if (call !== undefined) call.#end();
-  }
-
-  static #onClose(this: CallStream): void {
-    const call = this[CALL];
-    this[CALL] = undefined;
-    if (call === undefined) return;
-    call.#chunks.length = 0;
-    call.#finish(grpc.status.CANCELLED, 'the client cancelled the call');
-  }
-
-  #data(chunk: Buffer): void {
+  received(chunk: Buffer): void {
+    // After an answer (a refusal before the body came), what the client still sends is dropped.
     if (this.#finished) return;
     const chunks = this.#chunks;
     chunks.push(chunk);
@@ -237,10 +206,10 @@ class FastUnaryCall implements Caller {
     if (this.#received > FRAME_HEADER_BYTES + this.#declared) this.#finish(grpc.status.INVALID_ARGUMENT, 'a unary call carries exactly one request message');
   }
 
-  #end(): void {
+  ended(): void {
     if (this.#finished) return;
     const stream = this.#stream;
-    // A stream reset or a connection lost also ends the readable side, before 'close'.
+    // A stream reset or a connection lost also ends the readable side, before it closes.
     if (stream.rstCode !== 0 || stream.session === undefined) return this.#finish(grpc.status.CANCELLED, 'the client cancelled the call');
     const chunks = this.#chunks;
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#received);
@@ -265,6 +234,11 @@ class FastUnaryCall implements Caller {
     }
   }
 
+  closed(): void {
+    this.#chunks.length = 0;
+    this.#finish(grpc.status.CANCELLED, 'the client cancelled the call');
+  }
+
   #finish(code: grpc.status, details: string, message?: Buffer): void {
     if (this.#finished) return;
     this.#finished = true;
@@ -272,14 +246,7 @@ class FastUnaryCall implements Caller {
     this.#options.observe?.(this.#method.definition.path, code, (performance.now() - this.#started) / 1000);
     const stream = this.#stream;
     if (stream.destroyed || stream.closed) return;
-    if (code === grpc.status.OK && message !== undefined) {
-      stream.respond(OK_HEADERS, RESPOND_OK);
-      stream.on('wantTrailers', sendOkTrailers);
-      stream.end(frame(message));
-    } else {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': encodeURI(details) }, RESPOND_FAILED);
-      // Whatever the client still sends is read and dropped.
-      stream.resume();
-    }
+    if (code === grpc.status.OK && message !== undefined) stream.answer(OK_HEADERS, frame(message), OK_TRAILERS);
+    else stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': encodeURI(details) }, RESPOND_FAILED);
   }
 }

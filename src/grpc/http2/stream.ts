@@ -38,6 +38,20 @@ export type DataSink = (flags: number, payload: Buffer, callbacks: readonly Writ
 const NO_CALLBACKS: readonly WriteCallback[] = [];
 
 /**
+ * What a unary call on Roster's fast path is told of its stream, by direct calls rather than
+ * 'data' / 'end' / 'close' events: four listeners added and as many events emitted per call
+ * were ~5 % of a Register's server CPU (BENCHMARKS.md).
+ */
+export interface UnaryReceiver {
+  /** Request bytes, as they arrive. */
+  received(chunk: Buffer): void;
+  /** The client ended its side. */
+  ended(): void;
+  /** The stream is over: reset, the connection lost, or answered. */
+  closed(): void;
+}
+
+/**
  * One stream, with the part of node:http2's `ServerHttp2Stream` that grpc-js' server and Roster's
  * unary fast path use: 'data' / 'end' / 'close' / 'wantTrailers' events, `pause()` and `resume()`
  * (a paused stream's window is not given back, so the client stops), `respond`, `write`, `end`,
@@ -72,6 +86,7 @@ export class ServerStream extends EventEmitter {
   #waitForTrailers = false;
   #trailers: OutgoingHttpHeaders | undefined;
   #localEnded = false;
+  #unary: UnaryReceiver | undefined;
 
   constructor(connection: Http2Connection, id: number, sendWindow: number, receiveWindow: number, remoteEnded: boolean, declaredLength: number | undefined) {
     super();
@@ -106,6 +121,24 @@ export class ServerStream extends EventEmitter {
     this.#flowing = true;
     if (this.#buffered.length > 0 || (this.#remoteEnded && !this.#endEmitted)) this.#deliverSoon();
     return this;
+  }
+
+  /** Hands the stream's request to `receiver` instead of events; it flows from now on. */
+  receiveUnary(receiver: UnaryReceiver): void {
+    this.#unary = receiver;
+    this.resume();
+  }
+
+  /** A whole answer at once: headers, one DATA payload, trailers (no 'wantTrailers' asked). */
+  answer(headers: OutgoingHttpHeaders, data: Buffer, trailers: OutgoingHttpHeaders): void {
+    if (this.headersSent || this.closed) return;
+    this.headersSent = true;
+    this.#connection._headers(this.id, headers, false);
+    this.#trailers = trailers;
+    this.#queue.push({ data, callback: undefined });
+    this.#queuedBytes += data.length;
+    this.#ending = true;
+    this.#connection._ready(this);
   }
 
   /** Sends the response headers; `endStream` makes them the whole answer (gRPC's trailers-only). */
@@ -174,7 +207,7 @@ export class ServerStream extends EventEmitter {
     if (frameBytes > data.length) this.#consumed(frameBytes - data.length); // padding is read at once
     if (data.length > 0) {
       if (this.#flowing === true && this.#buffered.length === 0) {
-        this.emit('data', data);
+        this.#emitData(data);
         this.#consumed(data.length);
       } else {
         this.#buffered.push(data);
@@ -288,17 +321,23 @@ export class ServerStream extends EventEmitter {
   #deliver(): void {
     while (this.#flowing === true && this.#buffered.length > 0 && !this.closed) {
       const data = this.#buffered.shift()!;
-      this.emit('data', data);
+      this.#emitData(data);
       this.#consumed(data.length);
     }
     if (this.#flowing === true && this.#buffered.length === 0 && this.#remoteEnded) this.#emitEnd();
     this.#connection._flushSoon();
   }
 
+  #emitData(data: Buffer): void {
+    if (this.#unary !== undefined) this.#unary.received(data);
+    else this.emit('data', data);
+  }
+
   #emitEnd(): void {
     if (this.#endEmitted) return;
     this.#endEmitted = true;
-    this.emit('end');
+    if (this.#unary !== undefined) this.#unary.ended();
+    else this.emit('end');
   }
 
   /** This side sent END_STREAM: with the client's, the stream is closed, whatever is left unread. */
@@ -328,6 +367,7 @@ export class ServerStream extends EventEmitter {
       const gone = new Error('the stream closed before its data was sent');
       for (const { callback } of unsent) callback?.(gone);
     }
+    stream.#unary?.closed();
     stream.emit('close');
   }
 }
