@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { ACK, END_HEADERS, END_STREAM, FRAME_HEADER, H2Error, MAX_WINDOW, PADDED, PRIORITY } from './frames.js';
+import { FrameOut } from './frame-out.js';
 import { encodeHeaders, HpackDecoder, HpackError, type HeaderField } from './hpack.js';
 import { headerBlock, ServerStream } from './stream.js';
 import { StreamTable } from './stream-table.js';
@@ -50,8 +51,6 @@ const enum Setting {
 const DEFAULT_WINDOW = 65_535;
 /** The largest frame payload this side reads (SETTINGS_MAX_FRAME_SIZE left at its default). */
 const MAX_FRAME_SIZE = 16_384;
-/** Small frames are copied into one buffer per write; larger payloads are written as they are. */
-const COALESCE_BYTES = 4096;
 /** DATA bytes framed per write to the socket: past this, the rest waits for the socket to drain. */
 const MAX_FLUSH_BYTES = 1024 * 1024;
 /**
@@ -114,8 +113,7 @@ export class Http2Connection {
   #sendWindow = DEFAULT_WINDOW;
   #peerInitialWindow = DEFAULT_WINDOW;
   #peerMaxFrame = MAX_FRAME_SIZE;
-  #out: Buffer[] = [];
-  #outBytes = 0;
+  readonly #out = new FrameOut();
   #resets = 0;
   #resetsSince = 0;
   #outCallbacks: Array<(err?: Error | null) => void> = [];
@@ -491,7 +489,7 @@ export class Http2Connection {
     for (; at < waiting.length; at++) {
       const stream = waiting[at]!;
       if (!stream._waiting) continue;
-      if (this.#congested || this.#outBytes > MAX_FLUSH_BYTES) break;
+      if (this.#congested || this.#out.bytes > MAX_FLUSH_BYTES) break;
       const done = stream._send(this.#sendWindow, this.#peerMaxFrame, (flags, payload, callbacks) => {
         this.#sendWindow -= payload.length;
         this.#frame(Frame.Data, flags, stream.id, payload);
@@ -520,42 +518,18 @@ export class Http2Connection {
   }
 
   #frame(type: Frame, flags: number, id: number, payload: Buffer): void {
-    const header = Buffer.allocUnsafe(FRAME_HEADER);
-    header[0] = payload.length >>> 16;
-    header[1] = (payload.length >>> 8) & 0xff;
-    header[2] = payload.length & 0xff;
-    header[3] = type;
-    header[4] = flags;
-    header.writeUInt32BE(id, 5);
-    this.#out.push(header);
-    if (payload.length > 0) this.#out.push(payload);
-    this.#outBytes += FRAME_HEADER + payload.length;
+    this.#out.frame(type, flags, id, payload);
     if (!this.#reading) this.#schedule();
   }
 
   #flush(): void {
-    const out = this.#out;
-    if (out.length === 0 || this.#closed) return;
-    this.#out = [];
-    this.#outBytes = 0;
+    if (this.#out.bytes === 0 || this.#closed) return;
+    const out = this.#out.take();
     const callbacks = this.#outCallbacks;
     this.#outCallbacks = [];
     const socket = this.socket;
     socket.cork();
-    let small: Buffer[] = [];
-    let smallBytes = 0;
-    for (const buf of out) {
-      if (buf.length < COALESCE_BYTES) {
-        small.push(buf);
-        smallBytes += buf.length;
-        continue;
-      }
-      if (small.length > 0) socket.write(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes));
-      small = [];
-      smallBytes = 0;
-      socket.write(buf);
-    }
-    if (small.length > 0) socket.write(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes));
+    for (const buf of out) socket.write(buf);
     socket.uncork();
     if (socket.writableNeedDrain) this.#congested = true;
     const unread = socket.writableLength > MAX_UNSENT_BYTES ? new Error('the client reads nothing') : undefined;
@@ -630,7 +604,7 @@ export class Http2Connection {
     clearTimeout(this.#idle);
     const callbacks = this.#outCallbacks;
     this.#outCallbacks = [];
-    this.#out = [];
+    this.#out.take();
     const gone = new Error('the connection closed');
     for (const callback of callbacks) callback(gone);
     for (const stream of this.#streams.values()) stream._closed(H2Error.Cancel);
