@@ -113,14 +113,7 @@ interface HttpAnswer {
  * (`request.reusedSocket`). Every request here is safe to repeat (reads, and registrations and
  * renewals of the same record).
  */
-export function http(
-  agent: Agent | undefined,
-  method: string,
-  url: string,
-  body?: string,
-  headers: Record<string, string> = {},
-  retry = true,
-): Promise<HttpAnswer> {
+export function http(agent: Agent | undefined, method: string, url: string, body?: string, headers: Record<string, string> = {}, retry = true): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       url,

@@ -37,17 +37,7 @@ import { describeMachine } from './harness.js';
 import { replayBinary } from './replay.js';
 import { http, type Job, type TimedSpan, type UnaryOperation } from './compare-eureka-load.js';
 import { eurekaBody, recordKey, type Lease } from './compare-eureka-records.js';
-import {
-  ensureEurekaJar,
-  freePorts,
-  LoadPool,
-  LOG_DIR,
-  ROSTER_LIFTED_LIMITS,
-  startEureka,
-  startRoster,
-  type PooledResult,
-  type ServerChild,
-} from './compare-eureka-procs.js';
+import { ensureEurekaJar, freePorts, LoadPool, LOG_DIR, ROSTER_LIFTED_LIMITS, startEureka, startRoster, type PooledResult, type ServerChild } from './compare-eureka-procs.js';
 
 const RESULTS = fileURLToPath(new URL('./results/compare-eureka.json', import.meta.url));
 const MiB = 1024 * 1024;
@@ -215,8 +205,18 @@ async function singleNodePhase(budget: Budget, pool: LoadPool, rows: Row[], log:
     const renewModes: LoadMode[] = [
       unary('Eureka', 'REST PUT', eureka, 'rest-renew', eureka.base),
       unary('Roster', 'gRPC unary Heartbeat', roster, 'grpc-heartbeat', roster.grpcAddress!),
-      { system: 'Roster', variant: 'Heartbeats stream, 1 per message', server: roster, job: (span) => ({ kind: 'grpc-stream', address: roster.grpcAddress!, prefix: PREFIX, span, concurrency: 2048, maxBatch: 1, window: 256 }) },
-      { system: 'Roster', variant: 'Heartbeats stream, 100 per message', server: roster, job: (span) => ({ kind: 'grpc-stream', address: roster.grpcAddress!, prefix: PREFIX, span, concurrency: 10_000, maxBatch: 100, window: 8 }) },
+      {
+        system: 'Roster',
+        variant: 'Heartbeats stream, 1 per message',
+        server: roster,
+        job: (span) => ({ kind: 'grpc-stream', address: roster.grpcAddress!, prefix: PREFIX, span, concurrency: 2048, maxBatch: 1, window: 256 }),
+      },
+      {
+        system: 'Roster',
+        variant: 'Heartbeats stream, 100 per message',
+        server: roster,
+        job: (span) => ({ kind: 'grpc-stream', address: roster.grpcAddress!, prefix: PREFIX, span, concurrency: 10_000, maxBatch: 100, window: 8 }),
+      },
       unary('Roster', 'REST PUT (Eureka face)', roster, 'rest-renew', roster.base),
     ];
     const renewals = await alternate('renewals/s (unary: 64 callers)', renewModes, budget, pool);
@@ -496,9 +496,12 @@ async function deltaPhase(server: ServerChild, writeMs: number, watch: boolean):
       sent.set(instanceId, { ldt, at: performance.now() });
       inFlight++;
       http(agent, 'POST', `${server.base}/apps/${app}`, eurekaBody(index, PREFIX, ldt))
-        .then((answer) => {
-          if (answer.status !== 204) writeError ??= new Error(`${server.name}: register answered ${answer.status}`);
-        }, (err: unknown) => (writeError ??= err))
+        .then(
+          (answer) => {
+            if (answer.status !== 204) writeError ??= new Error(`${server.name}: register answered ${answer.status}`);
+          },
+          (err: unknown) => (writeError ??= err),
+        )
         .finally(() => inFlight--);
     }
   }, 10);
@@ -566,13 +569,24 @@ async function clusterPhase(budget: Budget, rows: Row[], log: (line: string) => 
     const crash = budget.crash ? [startCrashFleet(eurekas), startCrashFleet(rosters)] : [];
     try {
       log(`replication lag, ${budget.lagSamples} samples each ...`);
-      const lags = new Map<System, number[]>([['Eureka', []], ['Roster', []]]);
+      const lags = new Map<System, number[]>([
+        ['Eureka', []],
+        ['Roster', []],
+      ]);
       for (let k = 0; k < budget.lagSamples; k++) {
         for (const cluster of [eurekas, rosters]) lags.get(sys(cluster[0]!))!.push(await replicationLag(cluster[0]!, cluster[1]!, k));
       }
       const lagRow = (system: System): Row => {
         const ms = lags.get(system)!;
-        return { measure: '3 nodes: register at A → readable at B (GET apps/APP/ID)', system, variant: `${ms.length} samples`, value: percentile(ms, 99), unit: 'ms p99', p50: percentile(ms, 50), p99: percentile(ms, 99) };
+        return {
+          measure: '3 nodes: register at A → readable at B (GET apps/APP/ID)',
+          system,
+          variant: `${ms.length} samples`,
+          value: percentile(ms, 99),
+          unit: 'ms p99',
+          p50: percentile(ms, 50),
+          p99: percentile(ms, 99),
+        };
       };
       const eLag = lagRow('Eureka');
       rows.push(eLag, compare(lagRow('Roster'), eLag, 'lower', 'Roster leads today: keep ≥ 1'));
@@ -592,7 +606,14 @@ async function clusterPhase(budget: Budget, rows: Row[], log: (line: string) => 
         rows.push({ measure: 'crashed instance gone for a consumer', system: 'Roster', variant: 'skipped with --quick', value: 'n/a', unit: '' });
       }
     } finally {
-      await Promise.all(crash.map((fleet) => fleet.then((f) => f.stop(), () => undefined)));
+      await Promise.all(
+        crash.map((fleet) =>
+          fleet.then(
+            (f) => f.stop(),
+            () => undefined,
+          ),
+        ),
+      );
     }
   } finally {
     await Promise.all(servers.map((s) => s.stop()));

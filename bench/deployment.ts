@@ -62,8 +62,24 @@ class Node {
   start(peers: readonly string[]): void {
     this.child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', String(this.port), '--http-port', String(this.httpPort), '--node-id', this.name,
-        '--peers', peers.join(','), '--log-level', 'warn', '--startup-wait-secs', '5'],
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'serve',
+        '--port',
+        String(this.port),
+        '--http-port',
+        String(this.httpPort),
+        '--node-id',
+        this.name,
+        '--peers',
+        peers.join(','),
+        '--log-level',
+        'warn',
+        '--startup-wait-secs',
+        '5',
+      ],
       { cwd: ROOT, env: { ...process.env, ROSTER_CLUSTER_TOKEN: TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] },
     );
   }
@@ -101,8 +117,7 @@ async function measureFailover(trials: number): Promise<number[]> {
       const client = new RosterClient(order, { backoff: { initialMs: 20, maxMs: 500 }, timeoutMs: 2_000 });
       const cache = new DiscoveryCache(client, { backoff: { initialMs: 20, maxMs: 500 } });
       try {
-        await client.keepRegistered({ app: 'failover', instanceId: `t-${trial}`, ipAddr: '127.0.0.1', port: { number: 9000, enabled: true },
-          lease: { renewalIntervalSecs: 1, durationSecs: 5 } });
+        await client.keepRegistered({ app: 'failover', instanceId: `t-${trial}`, ipAddr: '127.0.0.1', port: { number: 9000, enabled: true }, lease: { renewalIntervalSecs: 1, durationSecs: 5 } });
         await cache.start();
         const watchedBefore = cache.nodeId;
         await victim.kill();
@@ -147,9 +162,7 @@ async function measureResolver(trials: number): Promise<number[]> {
   for (const name of ['e-0', 'e-1', 'e-2']) {
     const s = new grpc.Server();
     s.addService(ECHO, { whoAmI: (_call: unknown, done: grpc.sendUnaryData<Buffer>) => done(null, Buffer.from(name)) });
-    const port = await new Promise<number>((resolve, reject) =>
-      s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    const port = await new Promise<number>((resolve, reject) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
     echoes.push({ name, port, server: s });
   }
   const register = (e: { name: string; port: number }) =>
@@ -161,8 +174,13 @@ async function measureResolver(trials: number): Promise<number[]> {
   const caller = async (): Promise<void> => {
     while (!stop) {
       const who = await new Promise<string | undefined>((resolve) =>
-        channel.makeUnaryRequest(ECHO.whoAmI.path, (v: Buffer) => v, (v: Buffer) => v, Buffer.alloc(0), { deadline: Date.now() + 2_000 }, (err, res) =>
-          resolve(err ? undefined : res!.toString()),
+        channel.makeUnaryRequest(
+          ECHO.whoAmI.path,
+          (v: Buffer) => v,
+          (v: Buffer) => v,
+          Buffer.alloc(0),
+          { deadline: Date.now() + 2_000 },
+          (err, res) => resolve(err ? undefined : res!.toString()),
         ),
       );
       if (who !== undefined) lastAnswer.set(who, performance.now());

@@ -87,9 +87,12 @@ function request(method: Method, k: number, dirty: number): Uint8Array {
 
 /** Registers the {@link RECORDS} records on Roster (the run ends when they are out) so that heartbeats find them. */
 async function seed(replay: Replay, roster: ServerProcess, dirty: number): Promise<void> {
-  const loaded = await replay.load({ kind: 'grpc', target: roster.address, method: RegistryServiceService.register.path }, (function* () {
-    for (let k = 0; k < RECORDS; k++) yield request('Register', k, dirty);
-  })());
+  const loaded = await replay.load(
+    { kind: 'grpc', target: roster.address, method: RegistryServiceService.register.path },
+    (function* () {
+      for (let k = 0; k < RECORDS; k++) yield request('Register', k, dirty);
+    })(),
+  );
   const result = await replay.run(loaded, CALLERS, SEED_TIMEOUT_MS);
   if (result.ok !== RECORDS) throw new Error(`registered ${result.ok} of ${RECORDS} records on Roster`);
 }
@@ -98,9 +101,12 @@ async function seed(replay: Replay, roster: ServerProcess, dirty: number): Promi
 async function round(replay: Replay, server: ServerProcess, method: Method, durationMs: number, dirty: number): Promise<Round> {
   const path = RegistryServiceService[method === 'Register' ? 'register' : 'heartbeat'].path;
   const count = requestsFor(durationMs, server.name === 'roster-http2' ? BARE_HTTP2_REQUESTS_PER_SECOND : undefined);
-  const loaded = await replay.load({ kind: 'grpc', target: server.address, method: path }, (function* () {
-    for (let k = 0; k < count; k++) yield request(method, k, dirty);
-  })());
+  const loaded = await replay.load(
+    { kind: 'grpc', target: server.address, method: path },
+    (function* () {
+      for (let k = 0; k < count; k++) yield request(method, k, dirty);
+    })(),
+  );
   const cpuBefore = server.cpuSeconds();
   const result: ReplayResult = await replay.run(loaded, CALLERS, durationMs);
   const serverCpu = server.cpuSeconds() - cpuBefore;
@@ -194,7 +200,18 @@ export async function runFloor(options: { quick: boolean; out?: string }): Promi
   console.log(`\nwrote ${RESULTS}${options.out === undefined ? '' : ` and ${options.out}`}`);
 }
 
-function table(rows: readonly { server: string; method: string; callsPerSecond: number; serverMicrosPerCall: number; serverCores: number; loadMicrosPerCall: number; oneCoreCallsPerSecond: number; aboveHttp2MicrosPerCall: number }[]): string {
+function table(
+  rows: readonly {
+    server: string;
+    method: string;
+    callsPerSecond: number;
+    serverMicrosPerCall: number;
+    serverCores: number;
+    loadMicrosPerCall: number;
+    oneCoreCallsPerSecond: number;
+    aboveHttp2MicrosPerCall: number;
+  }[],
+): string {
   const head = ['method', 'server', 'calls/s', 'server µs/call', 'server cores', 'load µs/call', '1 core at most', 'above node:http2'];
   const cells = rows.map((r) => [
     r.method,

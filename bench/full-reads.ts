@@ -125,8 +125,7 @@ function reader(address: string, compression: 'gzip' | 'identity', decoder: Deco
     roster: { v1: { RegistryService: new (address: string, credentials: grpc.ChannelCredentials, options: object) => grpc.Client } };
   };
   const client = new pkg.roster.v1.RegistryService(address, grpc.credentials.createInsecure(), channelOptions);
-  const list = (client as unknown as Record<string, (request: object, options: grpc.CallOptions) => grpc.ClientReadableStream<ProtoLoaderChunk>>)
-    .listApplications!.bind(client);
+  const list = (client as unknown as Record<string, (request: object, options: grpc.CallOptions) => grpc.ClientReadableStream<ProtoLoaderChunk>>).listApplications!.bind(client);
   return {
     read: async () => {
       let instances = 0;

@@ -28,11 +28,7 @@ export interface LoadResult {
  * next, until the time is up; then waits for the stragglers. `operation` resolves true on
  * success, false (or throws) on failure; `i` counts operations from 0.
  */
-export async function runInFlight(options: {
-  readonly concurrency: number;
-  readonly durationMs: number;
-  readonly operation: (i: number) => Promise<boolean>;
-}): Promise<LoadResult> {
+export async function runInFlight(options: { readonly concurrency: number; readonly durationMs: number; readonly operation: (i: number) => Promise<boolean> }): Promise<LoadResult> {
   const { concurrency, durationMs, operation } = options;
   let next = 0;
   let ok = 0;

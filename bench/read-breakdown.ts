@@ -58,6 +58,8 @@ for (let round = 0; round < ROUNDS; round++) {
   bytes = chunks.reduce((sum, c) => sum + c.length, 0);
 }
 
-console.log(`${total} instances, ${(bytes / 2 ** 20).toFixed(1)} MiB encoded, registry heap ${(heapAfter - heapBefore).toFixed(1)} MiB` +
-  (globalThis.gc === undefined ? ' (run with --expose-gc for an exact heap figure)' : ''));
+console.log(
+  `${total} instances, ${(bytes / 2 ** 20).toFixed(1)} MiB encoded, registry heap ${(heapAfter - heapBefore).toFixed(1)} MiB` +
+    (globalThis.gc === undefined ? ' (run with --expose-gc for an exact heap figure)' : ''),
+);
 for (const [phase, times] of Object.entries(phases)) console.log(`${phase.padEnd(16)} ${median(times).toFixed(1)} ms`);

@@ -44,5 +44,7 @@ for (let round = 0; round < rounds; round++) {
   }
   const ns = (v: number): string => `${Math.round((v * 1e6) / instances)} ns`;
   const total = ms.decode + ms.convert + ms.register + ms.encode;
-  console.log(`round ${round + 1} (${(round + 1) * instances} instances after): decode ${ns(ms.decode)}, convert ${ns(ms.convert)}, register ${ns(ms.register)}, encode ${ns(ms.encode)}, total ${ns(total)} per call`);
+  console.log(
+    `round ${round + 1} (${(round + 1) * instances} instances after): decode ${ns(ms.decode)}, convert ${ns(ms.convert)}, register ${ns(ms.register)}, encode ${ns(ms.encode)}, total ${ns(total)} per call`,
+  );
 }

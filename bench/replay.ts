@@ -184,10 +184,7 @@ export class Replay {
 
   /** Replays loaded requests, each once, with `concurrency` callers for `durationMs`. */
   async run(requests: Loaded, concurrency: number, durationMs: number): Promise<ReplayResult> {
-    const answer = await this.#send(
-      { ...requests.target, file: requests.file, concurrency, durationMs, deadlineMs: CALL_DEADLINE_MS },
-      durationMs + CALL_DEADLINE_MS + ANSWER_SLACK_MS,
-    );
+    const answer = await this.#send({ ...requests.target, file: requests.file, concurrency, durationMs, deadlineMs: CALL_DEADLINE_MS }, durationMs + CALL_DEADLINE_MS + ANSWER_SLACK_MS);
     return replayResult(answer);
   }
 

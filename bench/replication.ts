@@ -137,9 +137,7 @@ async function runReplication(options: { budget: Budget; serverFlags: Readonly<R
     // 1. Every node holds every renewed instance before the load starts.
     await Promise.all(nodes.map((n, k) => n.server.populate(k * INSTANCES_PER_NODE, (k + 1) * INSTANCES_PER_NODE, POOL_PREFIX)));
     const pool = nodes.length * INSTANCES_PER_NODE;
-    await waitUntil('every node holds the initial instances', START_TIMEOUT_MS, async () =>
-      (await Promise.all(nodes.map((n) => n.server.size()))).every((size) => size === pool),
-    );
+    await waitUntil('every node holds the initial instances', START_TIMEOUT_MS, async () => (await Promise.all(nodes.map((n) => n.server.size()))).every((size) => size === pool));
 
     // 2. Steady load, then a measured window with the Watch sampler.
     const load = new Load(nodes);
@@ -217,10 +215,7 @@ async function runReplication(options: { budget: Budget; serverFlags: Readonly<R
  * Starts the three nodes on free loopback ports, A↔C through the proxies, and waits until
  * each serves reads and sees both peers connected.
  */
-async function startCluster(
-  serverFlags: Readonly<Record<string, unknown>>,
-  cleanup: Cleanup,
-): Promise<{ nodes: ClusterNode[]; proxies: Proxies }> {
+async function startCluster(serverFlags: Readonly<Record<string, unknown>>, cleanup: Cleanup): Promise<{ nodes: ClusterNode[]; proxies: Proxies }> {
   const [grpcA, grpcB, grpcC, ...httpPorts] = await freePorts(6);
   const aToC = await TcpProxy.start(grpcC!);
   cleanup.add('proxy A→C', () => aToC.close());
@@ -267,7 +262,10 @@ async function startCluster(
   await Promise.all(
     nodes.map((n) =>
       waitUntil(`node ${n.name} ready with both peers connected`, START_TIMEOUT_MS, async () => {
-        const ready = await httpGet(n, '/readyz').then((res) => res.ok, () => false);
+        const ready = await httpGet(n, '/readyz').then(
+          (res) => res.ok,
+          () => false,
+        );
         return ready && (await peersReport(n)).peers.filter((p) => p.connected).length === 2;
       }),
     ),
@@ -602,8 +600,7 @@ async function partitionAndHeal(ctx: {
 }): Promise<PartitionResult> {
   const { a, c, nodes, load, proxies, budget } = ctx;
   const peerOf = (from: ClusterNode): string => (from === a ? proxies.aToC.address : proxies.cToA.address);
-  const linkUp = async (from: ClusterNode): Promise<boolean> =>
-    (await peersReport(from)).peers.find((p) => p.peer === peerOf(from))?.connected === true;
+  const linkUp = async (from: ClusterNode): Promise<boolean> => (await peersReport(from)).peers.find((p) => p.peer === peerOf(from))?.connected === true;
 
   proxies.aToC.cut(true);
   proxies.cToA.cut(true);
@@ -755,16 +752,23 @@ function measurements(run: {
     maxMs: remote.length === 0 ? null : round2(Math.max(...remote)),
     sameNodeP50Ms: round2(quantile(local, 0.5)),
     sameNodeP99Ms: round2(quantile(local, 0.99)),
-    byPairP50Ms: Object.fromEntries(Object.entries(byPair).sort().map(([pair, xs]) => [pair, round2(quantile(xs, 0.5))])),
-    byPairP99Ms: Object.fromEntries(Object.entries(byPair).sort().map(([pair, xs]) => [pair, round2(quantile(xs, 0.99))])),
+    byPairP50Ms: Object.fromEntries(
+      Object.entries(byPair)
+        .sort()
+        .map(([pair, xs]) => [pair, round2(quantile(xs, 0.5))]),
+    ),
+    byPairP99Ms: Object.fromEntries(
+      Object.entries(byPair)
+        .sort()
+        .map(([pair, xs]) => [pair, round2(quantile(xs, 0.99))]),
+    ),
     // Remote latencies by the second of the window the probe was sent in.
     maxBySecondMs: remoteBySecond.map((xs) => (xs.length === 0 ? null : round2(Math.max(...xs)))),
     p50BySecondMs: remoteBySecond.map((xs) => round2(quantile(xs, 0.5))),
   };
   const peerTotals = (reports: readonly PeersReport[]) => {
     const all = reports.flatMap((r) => r.peers);
-    const sum = (field: 'dropped' | 'expired' | 'tasksSent' | 'reconnects' | 'conflicts' | 'notFound'): number =>
-      all.reduce((n, p) => n + p[field], 0);
+    const sum = (field: 'dropped' | 'expired' | 'tasksSent' | 'reconnects' | 'conflicts' | 'notFound'): number => all.reduce((n, p) => n + p[field], 0);
     return { dropped: sum('dropped'), expired: sum('expired'), tasksSent: sum('tasksSent'), reconnects: sum('reconnects'), conflicts: sum('conflicts'), notFound: sum('notFound') };
   };
   const atEnd = peerTotals(run.peersAtEnd);
@@ -837,10 +841,7 @@ function measurements(run: {
         },
       },
     ],
-    [
-      'repl-node-cpu',
-      { value: busiest, details: { coresByNode: byNode(run.cpu.map(round2)), benchProcessCores: round2(run.benchCores) } },
-    ],
+    ['repl-node-cpu', { value: busiest, details: { coresByNode: byNode(run.cpu.map(round2)), benchProcessCores: round2(run.benchCores) } }],
     [
       'repl-node-rss',
       {

@@ -184,23 +184,14 @@ function formatNumber(value: number, unit: string): string {
 
 function formatTarget(target: Target | undefined, unit: string): string {
   if (target === undefined) return '-';
-  const bounds = [
-    ...(target.atLeast === undefined ? [] : [`≥ ${formatNumber(target.atLeast, unit)}`]),
-    ...(target.atMost === undefined ? [] : [`≤ ${formatNumber(target.atMost, unit)}`]),
-  ];
+  const bounds = [...(target.atLeast === undefined ? [] : [`≥ ${formatNumber(target.atLeast, unit)}`]), ...(target.atMost === undefined ? [] : [`≤ ${formatNumber(target.atMost, unit)}`])];
   return bounds.join(', ') + (target.note === undefined ? '' : ` (${target.note})`);
 }
 
 /** A Markdown table, so the output can be pasted into BENCHMARKS.md as it is. */
 function table(rows: readonly Row[]): string {
   const header = ['scenario', 'result', 'unit', 'target', 'met'];
-  const cells = rows.map((row) => [
-    row.scenario,
-    formatNumber(row.result, row.unit),
-    row.unit,
-    formatTarget(row.target, row.unit),
-    row.met === undefined ? '-' : row.met ? 'yes' : 'no',
-  ]);
+  const cells = rows.map((row) => [row.scenario, formatNumber(row.result, row.unit), row.unit, formatTarget(row.target, row.unit), row.met === undefined ? '-' : row.met ? 'yes' : 'no']);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: readonly string[]): string => `| ${c.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');

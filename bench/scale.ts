@@ -102,10 +102,7 @@ class ScaleNode {
   }
 
   static async start(nodeArgs: readonly string[], serverFlags: Readonly<Record<string, unknown>>): Promise<ScaleNode> {
-    const flags = Object.entries({ port: 0, httpPort: 0, logFormat: 'json', logLevel: 'info', ...serverFlags }).flatMap(([k, v]) => [
-      `--${flagOf(k as Parameters<typeof flagOf>[0])}`,
-      String(v),
-    ]);
+    const flags = Object.entries({ port: 0, httpPort: 0, logFormat: 'json', logLevel: 'info', ...serverFlags }).flatMap(([k, v]) => [`--${flagOf(k as Parameters<typeof flagOf>[0])}`, String(v)]);
     const forkedAt = performance.now();
     const child = fork(ROSTER_BIN, ['serve', ...flags], { execArgv: ['--import', PROBE, ...nodeArgs], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     const counts = new Map<string, number>();
@@ -311,7 +308,12 @@ class Renewer {
 }
 
 /** Registers [0, n) with {@link FILL_IN_FLIGHT} calls at a time; `onRegistered` learns of each success. */
-async function fill(client: RosterClient, n: number, lease: { renewalIntervalSecs: number; durationSecs: number }, onRegistered: (i: number) => void): Promise<{ failed: number; firstError?: string }> {
+async function fill(
+  client: RosterClient,
+  n: number,
+  lease: { renewalIntervalSecs: number; durationSecs: number },
+  onRegistered: (i: number) => void,
+): Promise<{ failed: number; firstError?: string }> {
   let next = 0;
   let failed = 0;
   let firstError: string | undefined;
@@ -516,7 +518,14 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       stopPercent: options.stopPercent,
       nodeArgs: options.nodeArgs,
       rssEmptyMiB: empty.rssMiB,
-      fill: { seconds: round(fillSeconds), perSecond: Math.round(n / fillSeconds), failed: filled.failed, ...(filled.firstError === undefined ? {} : { firstError: filled.firstError }), heldAfter: afterFill.instances, renewalsNotFound: fillPhase.renewals.notFound },
+      fill: {
+        seconds: round(fillSeconds),
+        perSecond: Math.round(n / fillSeconds),
+        failed: filled.failed,
+        ...(filled.firstError === undefined ? {} : { firstError: filled.firstError }),
+        heldAfter: afterFill.instances,
+        renewalsNotFound: fillPhase.renewals.notFound,
+      },
       afterFill: { rssMiB: fillPhase.rssMiB, heapUsedMiB: fillPhase.heapUsedMiB },
       fullRead: read,
       steady: {
@@ -550,8 +559,16 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       ['every instance registered and held after the fill', afterFill.instances === n, `${afterFill.instances} of ${n}`],
       ['peak RSS ≤ 1024 MiB', peak <= 1024, `${peak} MiB`],
       ['no event-loop stall > 100 ms', worstLoop <= 100, `max ${worstLoop} ms`],
-      ['renewals flowing (steady ≥ 95 % of needed, no live NOT_FOUND)', results.steady.renewalsPerSecond >= 0.95 * results.steady.neededPerSecond && results.expiry.liveRenewalsNotFound === 0 && steady.renewals.notFound === 0, `${results.steady.renewalsPerSecond}/s of ${results.steady.neededPerSecond}/s`],
-      ['stopped instances all evicted, no live one', allEvictedMs !== undefined && results.expiry.liveEvicted === 0, `${held - finalHealth.instances} of ${stopping} evicted, ${results.expiry.liveEvicted} live lost`],
+      [
+        'renewals flowing (steady ≥ 95 % of needed, no live NOT_FOUND)',
+        results.steady.renewalsPerSecond >= 0.95 * results.steady.neededPerSecond && results.expiry.liveRenewalsNotFound === 0 && steady.renewals.notFound === 0,
+        `${results.steady.renewalsPerSecond}/s of ${results.steady.neededPerSecond}/s`,
+      ],
+      [
+        'stopped instances all evicted, no live one',
+        allEvictedMs !== undefined && results.expiry.liveEvicted === 0,
+        `${held - finalHealth.instances} of ${stopping} evicted, ${results.expiry.liveEvicted} live lost`,
+      ],
       [`self-preservation not engaged (${options.stopPercent} % stopping)`, !selfPreservationSeen, String(selfPreservationSeen)],
     ] as const;
     const report = {
@@ -567,7 +584,9 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     console.log(`- eviction: ${results.expiry.evictionLogLines} log lines, longest slice ${results.expiry.longestEvictionSliceMs} ms`);
     const stalls = Object.entries(phases).flatMap(([name, p]) => p.stalls.map((s) => `${name} ${s.ms} ms (GC ${s.gcMs} ms${s.gc.length > 0 ? `: ${s.gc.join(', ')}` : ''})`));
     console.log(`- stalls > 100 ms: ${stalls.length === 0 ? 'none' : stalls.join('; ')}`);
-    const switches = results.heapGrowth.map((h) => `${h.heapGrowingPercent === 0 ? "V8's default" : `${String(h.heapGrowingPercent)} %`} at ${String(h.heapUsedMiB)} MiB used (~${Math.round(Number(h.serverMs) / 1000)} s)`);
+    const switches = results.heapGrowth.map(
+      (h) => `${h.heapGrowingPercent === 0 ? "V8's default" : `${String(h.heapGrowingPercent)} %`} at ${String(h.heapUsedMiB)} MiB used (~${Math.round(Number(h.serverMs) / 1000)} s)`,
+    );
     console.log(`- heap growth: ${switches.length === 0 ? "V8's default throughout" : switches.join(', ')}`);
     console.log(`\nload average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`);
     for (const path of [`${RESULTS_DIR}scale-${n}.json`, ...(options.out === undefined ? [] : [options.out])]) {
@@ -588,7 +607,20 @@ export async function runScale(options: ScaleOptions): Promise<void> {
 }
 
 function scaleTable(results: { fill: { perSecond: number }; fullRead: { ms: number; bytes: number } }, phases: Record<string, Phase>): string {
-  const header = ['phase', 's', 'loop p50/p99/max ms', 'GC count/total/max ms (major)', 'GC (minor)', 'renewals ok/s', 'NOT_FOUND', 'late renewals (max ms)', 'RSS MiB', 'heap used / total, external MiB', 'server/bench cores', 'load'];
+  const header = [
+    'phase',
+    's',
+    'loop p50/p99/max ms',
+    'GC count/total/max ms (major)',
+    'GC (minor)',
+    'renewals ok/s',
+    'NOT_FOUND',
+    'late renewals (max ms)',
+    'RSS MiB',
+    'heap used / total, external MiB',
+    'server/bench cores',
+    'load',
+  ];
   const gcCell = (g: Phase['gc'][string] | undefined): string => (g === undefined ? '-' : `${g.count} / ${g.totalMs} / ${g.maxMs}`);
   const rows = Object.entries(phases).map(([name, p]) => [
     name,

@@ -6,7 +6,7 @@
  * suite, bench/replication.ts) is a {@link ClusterSuite}: one run, several rows.
  */
 import * as grpc from '@grpc/grpc-js';
-import { HeartbeatStream, RosterClient } from '../src/client/index.js';
+import { HeartbeatStream, type RosterClient } from '../src/client/index.js';
 import { runInFlight, median, type LoadResult, type ServerProcess } from './harness.js';
 import { benchInstance, benchKey } from './instances.js';
 import { dashboardFilter, dashboardFirstPage } from './dashboard.js';
@@ -135,8 +135,7 @@ export const SUITES: readonly (Suite | ClusterSuite)[] = [
         id: 'register',
         title: 'b. Register, 64 in flight, distinct instances',
         unit: 'registers/s',
-        run: (ctx) =>
-          load(ctx, (phase) => (i) => ctx.client.register(benchInstance(i, `reg-${phase}`)).then(() => true)),
+        run: (ctx) => load(ctx, (phase) => (i) => ctx.client.register(benchInstance(i, `reg-${phase}`)).then(() => true)),
       },
       {
         id: 'heartbeat-unary',
@@ -384,15 +383,10 @@ type Operation = (i: number) => Promise<boolean>;
  * things (Register) can keep the phases apart. With `alongside`, a round of that operation
  * precedes each measured round; its median is reported as `alongsidePerSecond`.
  */
-async function load(
-  ctx: Context,
-  makeOperation: (phase: 'warmup' | 'measure') => Operation,
-  options: { readonly concurrency?: number; readonly alongside?: Operation } = {},
-): Promise<Measurement> {
+async function load(ctx: Context, makeOperation: (phase: 'warmup' | 'measure') => Operation, options: { readonly concurrency?: number; readonly alongside?: Operation } = {}): Promise<Measurement> {
   const { budget, server } = ctx;
   const { concurrency = IN_FLIGHT, alongside } = options;
-  const run = (operation: Operation, durationMs = budget.roundMs): Promise<LoadResult> =>
-    runInFlight({ concurrency, durationMs, operation });
+  const run = (operation: Operation, durationMs = budget.roundMs): Promise<LoadResult> => runInFlight({ concurrency, durationMs, operation });
 
   await run(makeOperation('warmup'), budget.warmupMs);
   if (alongside !== undefined) await run(alongside, budget.warmupMs);
@@ -423,9 +417,7 @@ async function load(
       // How busy each process was in the measured rounds (1 = one core): which side is the limit.
       serverCores: round2(serverCpu / seconds),
       clientCores: round2(clientCpu / seconds),
-      ...(alongside === undefined
-        ? {}
-        : { alongsideRounds: perSecond(alongsideRounds), alongsidePerSecond: median(alongsideRounds.map((r) => r.perSecond)) }),
+      ...(alongside === undefined ? {} : { alongsideRounds: perSecond(alongsideRounds), alongsidePerSecond: median(alongsideRounds.map((r) => r.perSecond)) }),
       ...(firstError === undefined ? {} : { firstError }),
     },
   };

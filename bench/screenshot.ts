@@ -90,8 +90,7 @@ try {
   for (const [app, count, team] of FLEET) {
     for (let n = 1; n <= count; n++) {
       const client = clients[k++ % 2]!;
-      const status =
-        app === 'checkout' && n === 3 ? InstanceStatus.INSTANCE_STATUS_DOWN : app === 'inventory' && n === 5 ? InstanceStatus.INSTANCE_STATUS_STARTING : InstanceStatus.INSTANCE_STATUS_UP;
+      const status = app === 'checkout' && n === 3 ? InstanceStatus.INSTANCE_STATUS_DOWN : app === 'inventory' && n === 5 ? InstanceStatus.INSTANCE_STATUS_STARTING : InstanceStatus.INSTANCE_STATUS_UP;
       await client.register(instance(app, n, team, { status }));
       renewing.push({ client, app, id: `${app}-${n}` });
     }

@@ -224,7 +224,7 @@ export async function watchLatency(ctx: Context, rate: number): Promise<Measurem
         let sent = 0;
         const timer = setInterval(() => {
           const elapsed = performance.now() - start;
-          const due = Math.floor(((Math.min(elapsed, ms)) / 1000) * rate);
+          const due = Math.floor((Math.min(elapsed, ms) / 1000) * rate);
           for (; sent < due; sent++) {
             if (outstanding >= MAX_OUTSTANDING_WRITES) {
               skipped++;
@@ -285,11 +285,8 @@ export async function watchLatency(ctx: Context, rate: number): Promise<Measurem
 function register(client: RegistryServiceClient, i: number, seq: number): Promise<void> {
   const instance = benchInstance(i, 'wlat');
   return new Promise((resolve, reject) => {
-    client.register(
-      { instance: Instance.fromPartial({ ...instance, metadata: { ...instance.metadata, seq: String(seq) } }) },
-      new grpc.Metadata(),
-      { deadline: Date.now() + 10_000 },
-      (err) => (err ? reject(err) : resolve()),
+    client.register({ instance: Instance.fromPartial({ ...instance, metadata: { ...instance.metadata, seq: String(seq) } }) }, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (err) =>
+      err ? reject(err) : resolve(),
     );
   });
 }

@@ -138,7 +138,7 @@ class BenchStream {
     const { version, nonce } = readVersionAndNonce(bytes);
     this.#call.write(ackRequest(version, nonce));
     const waiter = this.#waiter;
-    if (waiter && waiter.check(bytes)) {
+    if (waiter?.check(bytes)) {
       this.#waiter = undefined;
       waiter.resolve(at);
     }
@@ -180,4 +180,3 @@ function q(values: readonly number[], quantile: number): number {
   const high = Math.ceil(position);
   return Math.round((sorted[low]! + (sorted[high]! - sorted[low]!) * (position - low)) * 100) / 100;
 }
-

@@ -23,7 +23,7 @@ import type { CountResult, Job, JobResult, Keys, ReadResult, System, WatchResult
 import { describeMachine } from '../harness.js';
 import { replayBinary } from '../replay.js';
 import { LoadPool } from './load-pool.js';
-import { ETCD_BIN, etcdVersion, killAllSync, rosterRunsFrom, ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
+import { ETCD_BIN, etcdVersion, killAllSync, rosterRunsFrom, type ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
 import { advantage, cores, median, summarize, targetMet, type Better, type CompareTarget } from './stats.js';
 
 export const SHAPES = ['register', 'renewals', 'heartbeat', 'watch', 'size', 'cluster'] as const;
@@ -179,8 +179,18 @@ class Comparison {
         measured: {
           value: median(list.map((s) => s.value)),
           rounds: list.map((s) => round2(s.value)),
-          serverCores: round2(cores(list.reduce((sum, s) => sum + s.serverCpu, 0), wall)),
-          loadCores: round2(cores(list.reduce((sum, s) => sum + s.loadCpu, 0), wall)),
+          serverCores: round2(
+            cores(
+              list.reduce((sum, s) => sum + s.serverCpu, 0),
+              wall,
+            ),
+          ),
+          loadCores: round2(
+            cores(
+              list.reduce((sum, s) => sum + s.loadCpu, 0),
+              wall,
+            ),
+          ),
           failed: list.reduce((sum, s) => sum + s.failed, 0),
           ...(firstError === undefined ? {} : { firstError }),
         },
@@ -218,7 +228,7 @@ class Comparison {
     let roundNo = 0;
     const result = await this.alternate(
       options.systems ?? ['roster', 'etcd'],
-      (system) => this.sample(pair[system], workers, (i) => ({ ...options.job(system, 'warmup', i), durationMs: this.#budget.warmupMs } as Job), rate),
+      (system) => this.sample(pair[system], workers, (i) => ({ ...options.job(system, 'warmup', i), durationMs: this.#budget.warmupMs }) as Job, rate),
       (system) => this.sample(pair[system], workers, (i) => options.job(system, `r${roundNo++}`, i), rate),
     );
     const roster = result.roster?.measured;
@@ -320,16 +330,18 @@ async function registerShape(comparison: Comparison, pair: Pair): Promise<void> 
 async function renewalsShape(comparison: Comparison, pair: Pair): Promise<void> {
   for (const streams of [1, 4]) {
     const workers = streams === 1 ? 1 : 2;
-    const job = (perMessage: number) => (system: System, _phase: string, _i: number): Job => ({
-      type: 'renewals',
-      system,
-      address: pair[system].address,
-      streams: streams / workers,
-      perMessage,
-      window: RENEWAL_WINDOW,
-      durationMs: comparison.budget.roundMs,
-      keys: pair.keys[system],
-    });
+    const job =
+      (perMessage: number) =>
+      (system: System, _phase: string, _i: number): Job => ({
+        type: 'renewals',
+        system,
+        address: pair[system].address,
+        streams: streams / workers,
+        perMessage,
+        window: RENEWAL_WINDOW,
+        durationMs: comparison.budget.roundMs,
+        keys: pair.keys[system],
+      });
     const label = `${streams} stream${streams > 1 ? 's' : ''}`;
     const etcd = await comparison.throughputRow({
       pair,
@@ -493,7 +505,13 @@ async function readRow(comparison: Comparison, pair: { roster: ServerProcess; et
   const result = await comparison.alternate(
     ['roster', 'etcd'],
     async () => {},
-    (system) => comparison.sample(pair[system], 1, () => job(system), (results) => median(durations(results)?.durationsMs ?? [])),
+    (system) =>
+      comparison.sample(
+        pair[system],
+        1,
+        () => job(system),
+        (results) => median(durations(results)?.durationsMs ?? []),
+      ),
   );
   const reads = (system: System): { all: number[]; bytes: number; valueDecode: number[] } => {
     const list = (result[system]?.samples ?? []).flatMap((s) => (s.results[0]?.type === 'read' ? [s.results[0].result] : []));
@@ -533,7 +551,11 @@ async function clusterShape(comparison: Comparison): Promise<void> {
       const [a, b, c] = group.servers as [ServerProcess, ServerProcess, ServerProcess];
       let keys: Keys;
       if (system === 'roster') {
-        expectAll(await comparison.pool.runOn(1, () => ({ type: 'fill', system, address: a.address, from: 0, to: renewed, prefix: 'hb', concurrency: FILL_CONCURRENCY })), renewed, 'cluster renewal pool');
+        expectAll(
+          await comparison.pool.runOn(1, () => ({ type: 'fill', system, address: a.address, from: 0, to: renewed, prefix: 'hb', concurrency: FILL_CONCURRENCY })),
+          renewed,
+          'cluster renewal pool',
+        );
         keys = { system, prefix: 'hb', size: renewed };
         // Renewals at B and C need the pool replicated there first.
         await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -553,8 +575,18 @@ async function clusterShape(comparison: Comparison): Promise<void> {
               durationMs,
               keys,
             };
-      await comparison.sample(group, 2, (i) => job(i, budget.warmupMs), () => 0); // a warm-up
-      const sample = await comparison.sample(group, 2, (i) => job(i, budget.clusterMs), () => 0);
+      await comparison.sample(
+        group,
+        2,
+        (i) => job(i, budget.warmupMs),
+        () => 0,
+      ); // a warm-up
+      const sample = await comparison.sample(
+        group,
+        2,
+        (i) => job(i, budget.clusterMs),
+        () => 0,
+      );
       const watch = sample.results[0]?.type === 'watch' ? sample.results[0].result : undefined;
       const renewals = sample.results[1]?.type === 'count' ? sample.results[1].result : undefined;
       if (watch === undefined || renewals === undefined) throw new Error('cluster: unexpected job results');
@@ -586,7 +618,7 @@ async function clusterShape(comparison: Comparison): Promise<void> {
     serverCores: { roster: roster.serverCores, ...(etcd === undefined ? {} : { etcd: etcd.serverCores }) },
     loadCores: { roster: roster.loadCores, ...(etcd === undefined ? {} : { etcd: etcd.loadCores }) },
     target: { rosterAtMost: 20, text: 'Roster ≤ 20 ms' },
-    note: `Roster ${describe(roster)}` + (etcd === undefined ? '; etcd cluster not run (--quick)' : `; etcd ${describe(etcd)}`),
+    note: `Roster ${describe(roster)}${etcd === undefined ? '; etcd cluster not run (--quick)' : `; etcd ${describe(etcd)}`}`,
     details: { roster: { ...roster, latency: rounded(roster.latency) }, ...(etcd === undefined ? {} : { etcd: { ...etcd, latency: rounded(etcd.latency) } }) },
   });
 }

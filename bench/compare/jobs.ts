@@ -9,9 +9,7 @@ export type System = 'roster' | 'etcd';
  * The keys a job renews or attaches writes to: for Roster, instances `prefix`-0 … -(size-1)
  * registered beforehand (bench/instances.ts's benchKey); for etcd, lease ids granted beforehand.
  */
-export type Keys =
-  | { readonly system: 'roster'; readonly prefix: string; readonly size: number }
-  | { readonly system: 'etcd'; readonly leases: readonly string[] };
+export type Keys = { readonly system: 'roster'; readonly prefix: string; readonly size: number } | { readonly system: 'etcd'; readonly leases: readonly string[] };
 
 export type Job =
   /**
@@ -28,11 +26,37 @@ export type Job =
   /** Roster's unary Heartbeat over `keys`, `concurrency` in flight, replayed by bench/replay. */
   | { readonly type: 'heartbeat'; readonly address: string; readonly concurrency: number; readonly durationMs: number; readonly keys: Keys }
   /** Renewal streams (Roster Heartbeats / etcd LeaseKeepAlive), at most `window` renewals un-acknowledged per stream. */
-  | { readonly type: 'renewals'; readonly system: System; readonly address: string; readonly streams: number; readonly perMessage: number; readonly window: number; readonly durationMs: number; readonly keys: Keys }
+  | {
+      readonly type: 'renewals';
+      readonly system: System;
+      readonly address: string;
+      readonly streams: number;
+      readonly perMessage: number;
+      readonly window: number;
+      readonly durationMs: number;
+      readonly keys: Keys;
+    }
   /** Renewals paced at `perSecond` in total, spread over `addresses` (one stream each): background load. */
-  | { readonly type: 'paced-renewals'; readonly system: System; readonly addresses: readonly string[]; readonly perSecond: number; readonly perMessage: number; readonly durationMs: number; readonly keys: Keys }
+  | {
+      readonly type: 'paced-renewals';
+      readonly system: System;
+      readonly addresses: readonly string[];
+      readonly perSecond: number;
+      readonly perMessage: number;
+      readonly durationMs: number;
+      readonly keys: Keys;
+    }
   /** Open-loop writes at `perSecond` to `writeAddress`, each timed to its event on a watch at `watchAddress`. */
-  | { readonly type: 'watch-latency'; readonly system: System; readonly writeAddress: string; readonly watchAddress: string; readonly perSecond: number; readonly durationMs: number; readonly app: string; readonly keys: Keys }
+  | {
+      readonly type: 'watch-latency';
+      readonly system: System;
+      readonly writeAddress: string;
+      readonly watchAddress: string;
+      readonly perSecond: number;
+      readonly durationMs: number;
+      readonly app: string;
+      readonly keys: Keys;
+    }
   /** Registers instances [from, to) of `prefix` (etcd: a lease of its own for each, then a Put), for size rows. */
   | { readonly type: 'fill'; readonly system: System; readonly address: string; readonly from: number; readonly to: number; readonly prefix: string; readonly concurrency: number }
   /** Grants `count` etcd leases. */
@@ -78,7 +102,4 @@ export type JobResult =
   | { readonly type: 'leases'; readonly leases: readonly string[] };
 
 export type WorkerRequest = { readonly id: number; readonly job: Job };
-export type WorkerMessage =
-  | { readonly type: 'ready' }
-  | { readonly id: number; readonly ok: true; readonly result: JobResult }
-  | { readonly id: number; readonly ok: false; readonly error: string };
+export type WorkerMessage = { readonly type: 'ready' } | { readonly id: number; readonly ok: true; readonly result: JobResult } | { readonly id: number; readonly ok: false; readonly error: string };

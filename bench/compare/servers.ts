@@ -190,9 +190,7 @@ export async function startRosterCluster(nodeArgs: readonly string[] = []): Prom
   const started: ServerProcess[] = [];
   try {
     for (let i = 0; i < 3; i++) {
-      started.push(
-        await spawnRoster(`roster-${'abc'[i]}`, grpcPorts[i]!, ports[3 + i]!, ['--peers', peers, '--cluster-token', CLUSTER_TOKEN, '--node-id', `node-${'abc'[i]}`], nodeArgs, false),
-      );
+      started.push(await spawnRoster(`roster-${'abc'[i]}`, grpcPorts[i]!, ports[3 + i]!, ['--peers', peers, '--cluster-token', CLUSTER_TOKEN, '--node-id', `node-${'abc'[i]}`], nodeArgs, false));
     }
     await Promise.all(started.map((s, i) => waitForHttp(s, `http://127.0.0.1:${ports[3 + i]}/readyz`, () => true)));
     return new ServerGroup(started);
@@ -203,17 +201,7 @@ export async function startRosterCluster(nodeArgs: readonly string[] = []): Prom
 }
 
 async function spawnRoster(name: string, port: number, httpPort: number, extraArgs: readonly string[], nodeArgs: readonly string[], waitReady = true): Promise<ServerProcess> {
-  const args = [
-    ...nodeArgs,
-    ROSTER_BIN,
-    'serve',
-    '--host', '127.0.0.1',
-    '--port', String(port),
-    '--http-port', String(httpPort),
-    '--log-level', 'silent',
-    ...ROSTER_UNLIMITED_WRITES,
-    ...extraArgs,
-  ];
+  const args = [...nodeArgs, ROSTER_BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort), '--log-level', 'silent', ...ROSTER_UNLIMITED_WRITES, ...extraArgs];
   // The environment is left out on purpose: a stray ROSTER_* variable must not skew the run.
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env['PATH'] ?? '' } });
   const server = new ServerProcess(name, child, `127.0.0.1:${port}`);
@@ -249,24 +237,33 @@ async function startEtcdMembers(count: number): Promise<ServerGroup> {
       const dataDir = mkdtempSync(`${DATA_PARENT}/roster-bench-etcd-`);
       const clientUrl = `http://127.0.0.1:${ports[i]}`;
       const args = [
-        '--name', names[i]!,
-        '--data-dir', dataDir,
-        '--listen-client-urls', clientUrl,
-        '--advertise-client-urls', clientUrl,
-        '--listen-peer-urls', peerUrl(i),
-        '--initial-advertise-peer-urls', peerUrl(i),
-        '--initial-cluster', initialCluster,
-        '--initial-cluster-state', 'new',
-        '--initial-cluster-token', `roster-bench-${process.pid}`,
-        '--logger', 'zap',
-        '--log-level', 'error',
+        '--name',
+        names[i]!,
+        '--data-dir',
+        dataDir,
+        '--listen-client-urls',
+        clientUrl,
+        '--advertise-client-urls',
+        clientUrl,
+        '--listen-peer-urls',
+        peerUrl(i),
+        '--initial-advertise-peer-urls',
+        peerUrl(i),
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        `roster-bench-${process.pid}`,
+        '--logger',
+        'zap',
+        '--log-level',
+        'error',
       ];
       const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env['PATH'] ?? '' } });
       started.push(new ServerProcess(count === 1 ? 'etcd' : names[i]!, child, `127.0.0.1:${ports[i]}`, dataDir));
     }
-    await Promise.all(
-      started.map((s, i) => waitForHttp(s, `http://127.0.0.1:${ports[i]}/health`, (body) => /"health":\s*"true"/.test(body))),
-    );
+    await Promise.all(started.map((s, i) => waitForHttp(s, `http://127.0.0.1:${ports[i]}/health`, (body) => /"health":\s*"true"/.test(body))));
     return new ServerGroup(started);
   } catch (err) {
     for (const s of started) s.killSync();

@@ -36,7 +36,7 @@ export function summarize(samples: readonly number[]): LatencySummary {
     count: samples.length,
     p50: percentile(samples, 50),
     p99: percentile(samples, 99),
-    max: samples.length === 0 ? Number.NaN : samples.reduce((a, b) => (b > a ? b : a), -Infinity),
+    max: samples.length === 0 ? Number.NaN : samples.reduce((a, b) => Math.max(b, a), -Infinity),
   };
 }
 

@@ -21,7 +21,7 @@ export function addAgentCommand(program: Command): void {
     .option('--config <path>', 'JSON file: agent settings by name, and "apps": [{...}] for several applications [env ROSTER_AGENT_CONFIG]');
   for (const s of describeAgentSettings()) agent.option(`--${s.flag} <value>`, `${s.help} [env ${s.envVar}]`);
   agent.action(async (flags: Record<string, unknown>) => {
-    let config;
+    let config: ReturnType<typeof loadAgentConfig>;
     try {
       config = loadAgentConfig(flags);
     } catch (err) {

@@ -17,15 +17,17 @@ const int = (min: number, max: number): check.Check<number> => {
   return (value) => inRange(typeof value === 'string' && value.trim() !== '' ? Number(value) : value);
 };
 /** A string `parse` accepts; refused with parse's own message. */
-const parsable = (parse: (spec: string) => unknown): check.Check<string> => (value) => {
-  const spec = check.text()(value);
-  try {
-    parse(spec);
-  } catch (err) {
-    throw new check.Refused((err as Error).message);
-  }
-  return spec;
-};
+const parsable =
+  (parse: (spec: string) => unknown): check.Check<string> =>
+  (value) => {
+    const spec = check.text()(value);
+    try {
+      parse(spec);
+    } catch (err) {
+      throw new check.Refused((err as Error).message);
+    }
+    return spec;
+  };
 
 interface SettingDef {
   readonly check: check.Check<unknown>;
@@ -38,9 +40,14 @@ interface SettingDef {
 /** Agent-wide settings. */
 const AGENT_SETTINGS = {
   server: { check: SERVER_LIST, help: 'Roster servers, host:port[,host:port...] (failover in order)', envVar: 'ROSTER_SERVER', fallback: () => '127.0.0.1:8761' },
-  serverDns: { check: check.text({ format: /^$|^[A-Za-z0-9.-]+:\d{1,5}$/, says: 'must be name:port' }), help: 'a DNS name:port whose addresses are Roster servers too, tried after --server (e.g. the headless Service)', envVar: 'ROSTER_SERVER_DNS', fallback: () => '' },
-  httpHost: { check: check.text({ min: 1 }), help: 'address of the agent\'s /healthz and /readyz (0.0.0.0 for kubelet probes)', fallback: () => '127.0.0.1' },
-  httpPort: { check: int(0, 65535), help: 'port of the agent\'s /healthz and /readyz (0 picks a free port)', fallback: () => 8763 },
+  serverDns: {
+    check: check.text({ format: /^$|^[A-Za-z0-9.-]+:\d{1,5}$/, says: 'must be name:port' }),
+    help: 'a DNS name:port whose addresses are Roster servers too, tried after --server (e.g. the headless Service)',
+    envVar: 'ROSTER_SERVER_DNS',
+    fallback: () => '',
+  },
+  httpHost: { check: check.text({ min: 1 }), help: "address of the agent's /healthz and /readyz (0.0.0.0 for kubelet probes)", fallback: () => '127.0.0.1' },
+  httpPort: { check: int(0, 65535), help: "port of the agent's /healthz and /readyz (0 picks a free port)", fallback: () => 8763 },
   drainSecs: { check: int(0, 3600), help: 'on SIGTERM, seconds between OUT_OF_SERVICE and cancel, for in-flight traffic to finish', fallback: () => 10 },
   logLevel: { check: check.oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), help: 'log level', envVar: 'ROSTER_LOG_LEVEL', fallback: () => 'info' },
 } satisfies Record<string, SettingDef>;
@@ -49,10 +56,10 @@ const AGENT_SETTINGS = {
 const APP_SETTINGS = {
   app: { check: check.text({ min: 1, max: 128 }), help: 'application name (required)' },
   instanceId: { check: check.text({ min: 1, max: 256 }), help: 'instance id (default HOST-NAME:APP:PORT)' },
-  hostName: { check: check.text({ min: 1 }), help: 'host name to register (default: this host\'s name)' },
+  hostName: { check: check.text({ min: 1 }), help: "host name to register (default: this host's name)" },
   ip: { check: check.text({ min: 1 }), help: 'IP address to register (default: the first non-loopback IPv4; in Kubernetes the pod IP)' },
-  port: { check: int(0, 65535), help: 'the application\'s plain port (0: none)', fallback: () => 0 },
-  securePort: { check: int(0, 65535), help: 'the application\'s TLS port (0: none)', fallback: () => 0 },
+  port: { check: int(0, 65535), help: "the application's plain port (0: none)", fallback: () => 0 },
+  securePort: { check: int(0, 65535), help: "the application's TLS port (0: none)", fallback: () => 0 },
   vip: { check: check.text(), help: 'VIP address(es), comma-separated', fallback: () => '' },
   secureVip: { check: check.text(), help: 'secure VIP address(es), comma-separated', fallback: () => '' },
   zone: { check: check.text(), help: 'availability zone', fallback: () => '' },
@@ -159,9 +166,7 @@ export function loadAgentConfig(flags: Readonly<Record<string, unknown>>, env: N
     return def.fallback?.();
   };
 
-  const agent = Object.fromEntries(
-    Object.entries(AGENT_SETTINGS).map(([name, def]) => [name, pick(name, def, file, `${configPath} key ${name}`, true)]),
-  ) as Record<AgentKey, unknown>;
+  const agent = Object.fromEntries(Object.entries(AGENT_SETTINGS).map(([name, def]) => [name, pick(name, def, file, `${configPath} key ${name}`, true)])) as Record<AgentKey, unknown>;
 
   const appSources: { values: Record<string, unknown>; label: string; useCli: boolean }[] = [];
   const fileApps = file.apps;
@@ -183,9 +188,7 @@ export function loadAgentConfig(flags: Readonly<Record<string, unknown>>, env: N
 
   const apps: AppConfig[] = [];
   for (const source of appSources) {
-    const v = Object.fromEntries(
-      Object.entries(APP_SETTINGS).map(([name, def]) => [name, pick(name, def, source.values, source.label, source.useCli)]),
-    ) as Record<AppKey, unknown>;
+    const v = Object.fromEntries(Object.entries(APP_SETTINGS).map(([name, def]) => [name, pick(name, def, source.values, source.label, source.useCli)])) as Record<AppKey, unknown>;
     if (typeof v.app !== 'string') {
       if (!problems.some((p) => p.startsWith('app='))) problems.push(`app is required (${source.label || 'flags/env'})`);
       continue;
@@ -217,7 +220,10 @@ export function loadAgentConfig(flags: Readonly<Record<string, unknown>>, env: N
   for (const dup of new Set(ids.filter((id, i) => ids.indexOf(id) !== i))) problems.push(`instance ${dup} is listed twice`);
   if (problems.length > 0) throw new AgentConfigError(`invalid agent configuration: ${problems.join('; ')}`);
   return {
-    servers: (agent.server as string).split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    servers: (agent.server as string)
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
     serverDns: agent.serverDns as string,
     httpHost: agent.httpHost as string,
     httpPort: agent.httpPort as number,

@@ -101,17 +101,10 @@ function grpcProbe(address: string, service: string, timeoutMs: number): Promise
   const client = new Client(address, credentials.createInsecure());
   const check = HEALTH_SERVICE_DEFINITION.Check;
   return new Promise<ProbeResult>((resolve) => {
-    client.makeUnaryRequest(
-      check.path,
-      check.requestSerialize,
-      check.responseDeserialize,
-      { service },
-      { deadline: Date.now() + timeoutMs },
-      (err: ServiceError | null, res?: HealthCheckResponse) => {
-        if (err) resolve({ ok: false, detail: `gRPC ${err.code}: ${err.details}` });
-        else resolve({ ok: res?.status === 'SERVING', detail: `gRPC health ${res?.status ?? 'UNKNOWN'}` });
-      },
-    );
+    client.makeUnaryRequest(check.path, check.requestSerialize, check.responseDeserialize, { service }, { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, res?: HealthCheckResponse) => {
+      if (err) resolve({ ok: false, detail: `gRPC ${err.code}: ${err.details}` });
+      else resolve({ ok: res?.status === 'SERVING', detail: `gRPC health ${res?.status ?? 'UNKNOWN'}` });
+    });
   }).finally(() => client.close());
 }
 

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { addAgentCommand } from '../agent/command.js';
 import { InstanceAgent, isRetryable, RosterClient } from '../client/index.js';
 import { backoffDelay, sleep } from '../client/backoff.js';
@@ -21,17 +21,7 @@ import { bootstrapConfig } from '../xds/bootstrap.js';
 import { addClientSecurityOptions, clientSecurityOptions, type ClientSecurityFlags } from './client-security.js';
 import type { LogFormat } from './config.js';
 import { CliError, EXIT, explain, seconds } from './failures.js';
-import {
-  applicationsTable,
-  changeHeader,
-  changeLine,
-  instanceDetails,
-  instancesTable,
-  parseStatus,
-  SETTABLE_STATUSES,
-  statusName,
-  table,
-} from './format.js';
+import { applicationsTable, changeHeader, changeLine, instanceDetails, instancesTable, parseStatus, SETTABLE_STATUSES, statusName, table } from './format.js';
 import { createLogger } from './logging.js';
 import { exitOnSignals } from './signals.js';
 
@@ -86,7 +76,7 @@ export function addClientCommands(program: Command): void {
 
   clientCommand(program, 'vip')
     .description(`list the instances serving a VIP (exit ${EXIT.notFound} when there is none)`)
-    .argument('<vip>', 'VIP address, matched against each instance\'s comma-separated list')
+    .argument('<vip>', "VIP address, matched against each instance's comma-separated list")
     .option('--secure', 'match the secure VIP instead', false)
     .action(async (vip: string, flags: ClientFlags & { secure: boolean }) => {
       await withClient(flags, async (client) => {
@@ -164,7 +154,7 @@ export function addClientCommands(program: Command): void {
     });
 
   clientCommand(program, 'delta')
-    .description('print the changes after a revision, from the node\'s change log')
+    .description("print the changes after a revision, from the node's change log")
     .requiredOption('--since <revision>', 'changes after this revision (required; `roster apps` prints the current one)', nonNegativeInt)
     .option('--max <n>', 'at most this many changes (server default 1000)', nonNegativeInt, 0)
     .action(async (flags: ClientFlags & { since: number; max: number }) => {
@@ -175,7 +165,7 @@ export function addClientCommands(program: Command): void {
           throw new CliError(`revision ${flags.since} is older than the change log (node at ${res.revision}): list again with roster apps`, EXIT.failure);
         }
         if (res.changes.length > 0) process.stdout.write(changeHeader() + res.changes.map(changeLine).join(''));
-        process.stdout.write(`revision ${res.revision}${res.hasMore ? ' (more: run again with --since ' + res.revision + ')' : ''}, ${res.changes.length} changes\n`);
+        process.stdout.write(`revision ${res.revision}${res.hasMore ? ` (more: run again with --since ${res.revision})` : ''}, ${res.changes.length} changes\n`);
       });
     });
 
@@ -197,8 +187,7 @@ export function addClientCommands(program: Command): void {
           { app: app ?? '', vip: flags.vip ?? '', ...(since === undefined ? {} : { sinceRevision: since }) },
           {
             signal: abort.signal,
-            onRetry: (err, delayMs) =>
-              process.stderr.write(`roster: watch stream lost (${explain(err, flags).message}); reconnecting in ${seconds(delayMs)}\n`),
+            onRetry: (err, delayMs) => process.stderr.write(`roster: watch stream lost (${explain(err, flags).message}); reconnecting in ${seconds(delayMs)}\n`),
           },
         );
         for await (const message of changes) {
@@ -292,8 +281,7 @@ export function addClientCommands(program: Command): void {
       if (flags.json) print(Instance.toJSON(stored));
       else {
         process.stdout.write(
-          `registered ${stored.app}/${stored.instanceId} (${statusName(stored.status)}); ` +
-            `heartbeating every ${stored.lease?.renewalIntervalSecs ?? flags.renewSecs}s, Ctrl-C to cancel\n`,
+          `registered ${stored.app}/${stored.instanceId} (${statusName(stored.status)}); ` + `heartbeating every ${stored.lease?.renewalIntervalSecs ?? flags.renewSecs}s, Ctrl-C to cancel\n`,
         );
       }
     });
@@ -332,7 +320,7 @@ export function addClientCommands(program: Command): void {
     .option('--region <region>', "the client's region")
     .option('--node-id <id>', 'the client node id the server logs', `${hostname()}-xds`)
     .action((flags: { server: string[]; zone: string; region?: string; nodeId: string }) => {
-      let bootstrap;
+      let bootstrap: ReturnType<typeof bootstrapConfig>;
       try {
         bootstrap = bootstrapConfig({ servers: flags.server, zone: flags.zone, nodeId: flags.nodeId, ...(flags.region === undefined ? {} : { region: flags.region }) });
       } catch (err) {
@@ -412,7 +400,7 @@ async function withClient(flags: ClientFlags, run: (client: RosterClient) => Pro
 }
 
 function print(document: unknown): void {
-  process.stdout.write(JSON.stringify(document) + '\n');
+  process.stdout.write(`${JSON.stringify(document)}\n`);
 }
 
 function formatMetadata(metadata: Readonly<Record<string, string>>): string {

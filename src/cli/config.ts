@@ -59,13 +59,13 @@ const SETTINGS = {
   httpPort: int(0, 65535, 8762, 'HTTP port for /metrics, /healthz, /readyz (0 picks a free port)'),
   logLevel: text<LogLevel>(check.oneOf(LOG_LEVELS), () => 'info', `log level: ${LOG_LEVELS.join(', ')}`),
   logFormat: text<LogFormat>(check.oneOf(LOG_FORMATS), () => 'auto', 'log format: auto (pretty on a terminal, JSON otherwise), json, pretty'),
-  nodeId: text(check.text({ format: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, says: 'must be 1..128 of [A-Za-z0-9._:-]' }), defaultNodeId, 'this node\'s id (default: hostname plus a random suffix)'),
+  nodeId: text(check.text({ format: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, says: 'must be 1..128 of [A-Za-z0-9._:-]' }), defaultNodeId, "this node's id (default: hostname plus a random suffix)"),
   leaseRenewalSecs: int(1, 300, 30, 'renewal interval for instances that do not set one'),
   leaseDurationSecs: int(1, 3600, 90, 'lease duration for instances that do not set one'),
   selfPreservation: bool(true, 'stop evicting when renewals fall below the threshold'),
   renewalThresholdPercent: int(1, 100, 85, 'self-preservation threshold, % of expected renewals'),
   selfPreservationMinLapsed: int(1, 10_000_000, 10, 'self-preservation also needs at least this many lapsed instances'),
-  maxClockSkewSecs: int(1, 315_360_000, 86_400, 'how far ahead of this node\'s clock a client last_dirty_timestamp may be'),
+  maxClockSkewSecs: int(1, 315_360_000, 86_400, "how far ahead of this node's clock a client last_dirty_timestamp may be"),
   evictionIntervalMs: int(100, 600_000, 1000, 'how often expired leases are looked for'),
   changeLogSize: int(1, 10_000_000, 100_000, 'changes kept for GetDelta and Watch resumption'),
   peerHoldSecs: int(0, 3600, 120, 'expired leases last renewed through a peer this node cannot hear from are kept this long'),
@@ -216,9 +216,7 @@ function securityProblems(c: Config): string[] {
   const hasPeers = c.peers !== '' || c.peersDns !== '';
   const mtls = c.tlsCaFile !== '' && c.tlsClientAuth === 'require';
   if (hasPeers && c.clusterToken === '' && c.clusterTokenFile === '' && !mtls && !c.insecure) {
-    problems.push(
-      'a node with peers needs a cluster credential: clusterTokenFile (or clusterToken / ROSTER_CLUSTER_TOKEN), or mTLS (tlsCertFile, tlsKeyFile, tlsCaFile); --insecure runs without one',
-    );
+    problems.push('a node with peers needs a cluster credential: clusterTokenFile (or clusterToken / ROSTER_CLUSTER_TOKEN), or mTLS (tlsCertFile, tlsKeyFile, tlsCaFile); --insecure runs without one');
   }
   return problems;
 }
@@ -237,6 +235,8 @@ function fileObject(file: ConfigSources['file'], problems: string[]): Record<str
 }
 
 function defaultNodeId(): string {
-  const host = hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 100);
+  const host = hostname()
+    .replace(/[^A-Za-z0-9._:-]/g, '-')
+    .slice(0, 100);
   return `${/^[A-Za-z0-9]/.test(host) ? host : `roster${host}`}-${randomBytes(3).toString('hex')}`;
 }

@@ -11,9 +11,7 @@ export function statusName(status: InstanceStatus): string {
 /** Parses a status as an operator types it (`up`, `OUT_OF_SERVICE`, `INSTANCE_STATUS_DOWN`). */
 export function parseStatus(text: string): InstanceStatus | undefined {
   const key = text.trim().toUpperCase().replace(/-/g, '_');
-  const value = (InstanceStatus as unknown as Record<string, InstanceStatus | undefined>)[
-    key.startsWith(STATUS_PREFIX) ? key : STATUS_PREFIX + key
-  ];
+  const value = (InstanceStatus as unknown as Record<string, InstanceStatus | undefined>)[key.startsWith(STATUS_PREFIX) ? key : STATUS_PREFIX + key];
   return value === undefined || value === InstanceStatus.INSTANCE_STATUS_UNSPECIFIED ? undefined : value;
 }
 
@@ -25,16 +23,13 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+  return `${[line(headers), ...rows.map(line)].join('\n')}\n`;
 }
 
 /** `10.0.0.7:8080`, with the secure port when enabled (`10.0.0.7:8080,8443s`). */
 export function address(i: Instance): string {
   const host = i.ipAddr || i.hostName || '-';
-  const ports = [
-    i.port?.enabled ? String(i.port.number) : '',
-    i.securePort?.enabled ? `${i.securePort.number}s` : '',
-  ].filter((p) => p !== '');
+  const ports = [i.port?.enabled ? String(i.port.number) : '', i.securePort?.enabled ? `${i.securePort.number}s` : ''].filter((p) => p !== '');
   return ports.length === 0 ? host : `${host}:${ports.join(',')}`;
 }
 
@@ -49,7 +44,10 @@ export function applicationsTable(instances: readonly Instance[]): string {
   }
   const rows = [...apps].map(([app, counts]) => {
     const total = [...counts.values()].reduce((a, b) => a + b, 0);
-    const summary = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([s, n]) => `${s} ${n}`).join(', ');
+    const summary = [...counts]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([s, n]) => `${s} ${n}`)
+      .join(', ');
     return [app, String(total), summary];
   });
   return table(['APP', 'INSTANCES', 'STATUS'], rows);
@@ -59,15 +57,7 @@ export function applicationsTable(instances: readonly Instance[]): string {
 export function instancesTable(instances: readonly Instance[]): string {
   return table(
     ['INSTANCE', 'STATUS', 'OVERRIDE', 'ADDRESS', 'HOST', 'VIP', 'ZONE'],
-    instances.map((i) => [
-      i.instanceId,
-      statusName(i.status),
-      statusName(i.overriddenStatus),
-      address(i),
-      i.hostName || '-',
-      i.vipAddress || '-',
-      i.zone || '-',
-    ]),
+    instances.map((i) => [i.instanceId, statusName(i.status), statusName(i.overriddenStatus), address(i), i.hostName || '-', i.vipAddress || '-', i.zone || '-']),
   );
 }
 
@@ -99,7 +89,7 @@ export function instanceDetails(i: Instance): string {
       .map((k): [string, string] => [`metadata ${k}`, i.metadata[k]!]),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n';
+  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n`;
 }
 
 /** The statuses an operator may force, as typed on the command line. */
@@ -115,7 +105,10 @@ const WATCH_COLUMNS = [
 ] as const;
 
 function watchRow(cells: readonly string[]): string {
-  return cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(WATCH_COLUMNS[i]!.width))).join('  ').trimEnd() + '\n';
+  return `${cells
+    .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(WATCH_COLUMNS[i]!.width)))
+    .join('  ')
+    .trimEnd()}\n`;
 }
 
 /** The column header printed once above {@link changeLine}s. */

@@ -70,9 +70,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   // Unreadable or unusable TLS material or secrets are configuration errors (exit 2), naming the file.
   const { tls, access } = asConfigError(() => {
     const tls =
-      config.tlsCertFile !== ''
-        ? new TlsMaterial({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, ...(config.tlsCaFile !== '' ? { caFile: config.tlsCaFile } : {}) }, log)
-        : undefined;
+      config.tlsCertFile !== '' ? new TlsMaterial({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, ...(config.tlsCaFile !== '' ? { caFile: config.tlsCaFile } : {}) }, log) : undefined;
     const access = new PolicySource({
       ...(config.credentialsFile !== '' ? { credentialsFile: config.credentialsFile } : {}),
       ...(clusterToken !== undefined ? { clusterToken } : {}),

@@ -1,12 +1,7 @@
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { SystemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { InstanceStatus } from '../gen/roster/v1/instance.js';
-import type {
-  HeartbeatRequest,
-  HeartbeatResult,
-  HeartbeatsRequest,
-  HeartbeatsResponse,
-} from '../gen/roster/v1/registry_service.js';
+import type { HeartbeatRequest, HeartbeatResult, HeartbeatsRequest, HeartbeatsResponse } from '../gen/roster/v1/registry_service.js';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { isServiceError } from './errors.js';
 import type { RosterClient } from './roster-client.js';
@@ -25,7 +20,6 @@ export interface HeartbeatStreamOptions {
 }
 
 type Settle = (result: HeartbeatResult) => void;
-
 
 /**
  * Many instances' renewals on one Heartbeats bidi stream. Heartbeats queue up and leave in

@@ -168,10 +168,7 @@ export class InstanceAgent {
   }
 
   async #register(): Promise<Instance> {
-    const response = await this.#client.register(
-      { ...this.#record, lastDirtyTimestamp: this.#dirty },
-      { signal: this.#abort.signal, timeoutMs: this.#callTimeoutMs() },
-    );
+    const response = await this.#client.register({ ...this.#record, lastDirtyTimestamp: this.#dirty }, { signal: this.#abort.signal, timeoutMs: this.#callTimeoutMs() });
     this.#mustRegister = false;
     this.#registrations++;
     const stored = response.instance ?? this.#record;
@@ -197,10 +194,7 @@ export class InstanceAgent {
       signal.addEventListener('abort', onAbort, { once: true });
     });
     try {
-      const result = await Promise.race([
-        this.#client.heartbeats.heartbeat(this.#record.app, this.#record.instanceId, this.#dirty),
-        giveUp,
-      ]);
+      const result = await Promise.race([this.#client.heartbeats.heartbeat(this.#record.app, this.#record.instanceId, this.#dirty), giveUp]);
       if (result.code !== grpcStatus.OK) throw clientError(result.code, result.message);
       this.#renewals++;
       this.#effectiveStatus = result.status;

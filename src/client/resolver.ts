@@ -114,7 +114,10 @@ export function registerRosterResolver(options: RosterResolverOptions): RosterRe
         .filter((i) => i.status === InstanceStatus.INSTANCE_STATUS_UP)
         .map(addressOf)
         .filter((a): a is { host: string; port: number } => a !== undefined);
-      const key = addresses.map((a) => `${a.host}:${a.port}`).sort().join(',');
+      const key = addresses
+        .map((a) => `${a.host}:${a.port}`)
+        .sort()
+        .join(',');
       if (key === this.#last) return;
       this.#last = key;
       const endpoints = addresses.map((a) => ({ addresses: [a] }));
@@ -132,4 +135,3 @@ export function registerRosterResolver(options: RosterResolverOptions): RosterRe
     },
   };
 }
-

@@ -18,7 +18,7 @@ import { SystemClock, type Clock } from '../core/clock.js';
 import { Instance, type DeepPartial, type InstanceStatus } from '../gen/roster/v1/instance.js';
 import {
   ListApplicationsRequest,
-  RegistryServiceClient,
+  type RegistryServiceClient,
   type CancelResponse,
   type ClearStatusOverrideResponse,
   type GetApplicationResponse,
@@ -119,12 +119,7 @@ const SNAPSHOT_TIMEOUT_MS = 60_000;
 const FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
 const LIST_APPLICATIONS_PATH = '/roster.v1.RegistryService/ListApplications';
 
-type UnaryStart<Res> = (
-  stub: RegistryServiceClient,
-  metadata: Metadata,
-  options: Partial<CallOptions>,
-  callback: (err: ServiceError | null, res: Res) => void,
-) => ClientUnaryCall;
+type UnaryStart<Res> = (stub: RegistryServiceClient, metadata: Metadata, options: Partial<CallOptions>, callback: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
 
 /**
  * A promise-based client for roster.v1.RegistryService. It sticks to one server of a list (and
@@ -237,13 +232,7 @@ export class RosterClient {
   }
 
   /** Removes `remove`, then sets `set`. */
-  updateMetadata(
-    app: string,
-    instanceId: string,
-    set: Readonly<Record<string, string>>,
-    remove: readonly string[] = [],
-    opts?: CallOpts,
-  ): Promise<UpdateMetadataResponse> {
+  updateMetadata(app: string, instanceId: string, set: Readonly<Record<string, string>>, remove: readonly string[] = [], opts?: CallOpts): Promise<UpdateMetadataResponse> {
     const request = { app, instanceId, set: { ...set }, remove: [...remove] };
     return this.#unary((stub, m, o, cb) => stub.updateMetadata(request, m, o, cb), opts);
   }
@@ -433,27 +422,26 @@ export class RosterClient {
   #unary<Res>(start: UnaryStart<Res>, opts?: CallOpts): Promise<Res> {
     const signal = opts?.signal;
     const deadline = this.#deadline(opts, this.#timeoutMs);
-    return this.#withFailover(signal, deadline, (conn) =>
-      new Promise<Res>((resolve, reject) => {
-        const onAbort = (): void => call.cancel();
-        const call = start(conn.stub, new Metadata(), { deadline }, (err, res) => {
-          signal?.removeEventListener('abort', onAbort);
-          if (err) reject(err);
-          else resolve(res);
-        });
-        if (signal?.aborted) call.cancel();
-        else signal?.addEventListener('abort', onAbort, { once: true });
-      }),
+    return this.#withFailover(
+      signal,
+      deadline,
+      (conn) =>
+        new Promise<Res>((resolve, reject) => {
+          const onAbort = (): void => call.cancel();
+          const call = start(conn.stub, new Metadata(), { deadline }, (err, res) => {
+            signal?.removeEventListener('abort', onAbort);
+            if (err) reject(err);
+            else resolve(res);
+          });
+          if (signal?.aborted) call.cancel();
+          else signal?.addEventListener('abort', onAbort, { once: true });
+        }),
     );
   }
 }
 
 /** Runs `consume` over a server stream, cancelling the call when `signal` aborts or `consume` throws. */
-async function withSignal(
-  call: ClientReadableStream<unknown>,
-  signal: AbortSignal | undefined,
-  consume: () => Promise<void>,
-): Promise<void> {
+async function withSignal(call: ClientReadableStream<unknown>, signal: AbortSignal | undefined, consume: () => Promise<void>): Promise<void> {
   const onAbort = (): void => call.cancel();
   if (signal?.aborted) call.cancel();
   else signal?.addEventListener('abort', onAbort, { once: true });

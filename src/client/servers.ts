@@ -122,7 +122,7 @@ export class ServerSet {
         if (addresses.length > 0) this.#resolved = addresses;
         this.#log.debug({ dns, addresses }, 'servers resolved');
       } catch (err) {
-        this.#log.warn({ err, dns }, 'cannot resolve the servers\' DNS name; keeping the previous answer');
+        this.#log.warn({ err, dns }, "cannot resolve the servers' DNS name; keeping the previous answer");
       } finally {
         this.#resolving = undefined;
       }

@@ -86,13 +86,26 @@ function lease(r: Reader, end: number): LeaseInfo {
   while (r.pos < end) {
     const tag = r.varint();
     switch (tag) {
-      case 8: l.renewalIntervalSecs = r.varint(); break;
-      case 16: l.durationSecs = r.varint(); break;
-      case 24: l.registrationTimestamp = r.varint(); break;
-      case 32: l.lastRenewalTimestamp = r.varint(); break;
-      case 40: l.evictionTimestamp = r.varint(); break;
-      case 48: l.serviceUpTimestamp = r.varint(); break;
-      default: r.skip(tag & 7);
+      case 8:
+        l.renewalIntervalSecs = r.varint();
+        break;
+      case 16:
+        l.durationSecs = r.varint();
+        break;
+      case 24:
+        l.registrationTimestamp = r.varint();
+        break;
+      case 32:
+        l.lastRenewalTimestamp = r.varint();
+        break;
+      case 40:
+        l.evictionTimestamp = r.varint();
+        break;
+      case 48:
+        l.serviceUpTimestamp = r.varint();
+        break;
+      default:
+        r.skip(tag & 7);
     }
   }
   return l;
@@ -100,25 +113,65 @@ function lease(r: Reader, end: number): LeaseInfo {
 
 function instance(r: Reader, end: number): Instance {
   const i: Instance = {
-    app: '', instanceId: '', hostName: '', ipAddr: '', port: undefined, securePort: undefined, status: 0,
-    overriddenStatus: 0, vipAddress: '', secureVipAddress: '', zone: '', region: '', metadata: {}, homePageUrl: '',
-    statusPageUrl: '', healthCheckUrl: '', lease: undefined, lastDirtyTimestamp: 0, lastUpdatedTimestamp: 0,
+    app: '',
+    instanceId: '',
+    hostName: '',
+    ipAddr: '',
+    port: undefined,
+    securePort: undefined,
+    status: 0,
+    overriddenStatus: 0,
+    vipAddress: '',
+    secureVipAddress: '',
+    zone: '',
+    region: '',
+    metadata: {},
+    homePageUrl: '',
+    statusPageUrl: '',
+    healthCheckUrl: '',
+    lease: undefined,
+    lastDirtyTimestamp: 0,
+    lastUpdatedTimestamp: 0,
   };
   while (r.pos < end) {
     const tag = r.varint();
     switch (tag) {
-      case 10: i.app = r.string(); break;
-      case 18: i.instanceId = r.string(); break;
-      case 26: i.hostName = r.string(); break;
-      case 34: i.ipAddr = r.string(); break;
-      case 42: i.port = port(r, reenter(r)); break;
-      case 50: i.securePort = port(r, reenter(r)); break;
-      case 56: i.status = r.varint(); break;
-      case 64: i.overriddenStatus = r.varint(); break;
-      case 74: i.vipAddress = r.string(); break;
-      case 82: i.secureVipAddress = r.string(); break;
-      case 90: i.zone = r.string(); break;
-      case 98: i.region = r.string(); break;
+      case 10:
+        i.app = r.string();
+        break;
+      case 18:
+        i.instanceId = r.string();
+        break;
+      case 26:
+        i.hostName = r.string();
+        break;
+      case 34:
+        i.ipAddr = r.string();
+        break;
+      case 42:
+        i.port = port(r, reenter(r));
+        break;
+      case 50:
+        i.securePort = port(r, reenter(r));
+        break;
+      case 56:
+        i.status = r.varint();
+        break;
+      case 64:
+        i.overriddenStatus = r.varint();
+        break;
+      case 74:
+        i.vipAddress = r.string();
+        break;
+      case 82:
+        i.secureVipAddress = r.string();
+        break;
+      case 90:
+        i.zone = r.string();
+        break;
+      case 98:
+        i.region = r.string();
+        break;
       case 106: {
         const entryEnd = reenter(r);
         let key = '';
@@ -132,13 +185,26 @@ function instance(r: Reader, end: number): Instance {
         i.metadata[key] = value;
         break;
       }
-      case 114: i.homePageUrl = r.string(); break;
-      case 122: i.statusPageUrl = r.string(); break;
-      case 130: i.healthCheckUrl = r.string(); break;
-      case 138: i.lease = lease(r, reenter(r)); break;
-      case 144: i.lastDirtyTimestamp = r.varint(); break;
-      case 152: i.lastUpdatedTimestamp = r.varint(); break;
-      default: r.skip(tag & 7);
+      case 114:
+        i.homePageUrl = r.string();
+        break;
+      case 122:
+        i.statusPageUrl = r.string();
+        break;
+      case 130:
+        i.healthCheckUrl = r.string();
+        break;
+      case 138:
+        i.lease = lease(r, reenter(r));
+        break;
+      case 144:
+        i.lastDirtyTimestamp = r.varint();
+        break;
+      case 152:
+        i.lastUpdatedTimestamp = r.varint();
+        break;
+      default:
+        r.skip(tag & 7);
     }
   }
   return i;
@@ -160,12 +226,23 @@ export function decodeListChunk(bytes: Uint8Array): ListApplicationsResponse {
   while (r.pos < r.end) {
     const tag = r.varint();
     switch (tag) {
-      case 8: out.revision = r.varint(); break;
-      case 18: out.reconcileHash = r.string(); break;
-      case 24: out.totalInstances = r.varint(); break;
-      case 34: out.instances.push(instance(r, reenter(r))); break;
-      case 42: out.nodeId = r.string(); break;
-      default: r.skip(tag & 7);
+      case 8:
+        out.revision = r.varint();
+        break;
+      case 18:
+        out.reconcileHash = r.string();
+        break;
+      case 24:
+        out.totalInstances = r.varint();
+        break;
+      case 34:
+        out.instances.push(instance(r, reenter(r)));
+        break;
+      case 42:
+        out.nodeId = r.string();
+        break;
+      default:
+        r.skip(tag & 7);
     }
   }
   return out;

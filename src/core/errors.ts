@@ -1,11 +1,5 @@
 /** The kinds of failure the core reports; the gRPC layer maps each to one status code. */
-export type ErrorKind =
-  | 'invalid_argument'
-  | 'not_found'
-  | 'resource_exhausted'
-  | 'unavailable'
-  | 'unauthenticated'
-  | 'failed_precondition';
+export type ErrorKind = 'invalid_argument' | 'not_found' | 'resource_exhausted' | 'unavailable' | 'unauthenticated' | 'failed_precondition';
 
 /** A domain error. `field` names the offending input field for `invalid_argument`. */
 export class RegistryError extends Error {

@@ -322,9 +322,7 @@ export class Registry implements RegistryApi {
   }
 
   clearStatusOverride(app: string, instanceId: string): InstanceView {
-    return this.#update(app, instanceId, (r) =>
-      r.overriddenStatus === undefined ? undefined : { overriddenStatus: undefined, status: 'UNKNOWN' },
-    );
+    return this.#update(app, instanceId, (r) => (r.overriddenStatus === undefined ? undefined : { overriddenStatus: undefined, status: 'UNKNOWN' }));
   }
 
   updateMetadata(app: string, instanceId: string, set: Readonly<Record<string, string>>, remove: readonly string[]): InstanceView {

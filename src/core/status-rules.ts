@@ -7,11 +7,7 @@ import type { InstanceStatus } from './types.js';
  * 3. else, for client writes, an existing lease's UP or OUT_OF_SERVICE is kept;
  * 4. else the instance's own status.
  */
-export function resolveStatus(
-  reported: InstanceStatus,
-  override: InstanceStatus | undefined,
-  existing: InstanceStatus | undefined,
-): InstanceStatus {
+export function resolveStatus(reported: InstanceStatus, override: InstanceStatus | undefined, existing: InstanceStatus | undefined): InstanceStatus {
   if (reported === 'DOWN' || reported === 'STARTING' || reported === 'UNKNOWN') return reported;
   if (override !== undefined) return override;
   if (existing === 'UP' || existing === 'OUT_OF_SERVICE') return existing;

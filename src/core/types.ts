@@ -42,10 +42,7 @@ export interface InstanceRecord {
 }
 
 /** What a client sends on Register: a record whose server-filled fields may be absent. */
-export type RegistrationInput = Omit<
-  InstanceRecord,
-  'overriddenStatus' | 'lastUpdatedTimestamp' | 'renewalIntervalSecs' | 'durationSecs' | 'lastDirtyTimestamp'
-> & {
+export type RegistrationInput = Omit<InstanceRecord, 'overriddenStatus' | 'lastUpdatedTimestamp' | 'renewalIntervalSecs' | 'durationSecs' | 'lastDirtyTimestamp'> & {
   /** 0 means "not set": the default applies. */
   readonly renewalIntervalSecs: number;
   readonly durationSecs: number;

@@ -104,10 +104,7 @@ function checkRange(value: number, field: string, range: { min: number; max: num
  * Validates a registration and returns it normalised: app lower-cased, lease defaults
  * applied. Field names are proto paths under `instance.`.
  */
-export function checkRegistration(
-  input: RegistrationInput,
-  defaults: { renewalIntervalSecs: number; durationSecs: number },
-): RegistrationInput {
+export function checkRegistration(input: RegistrationInput, defaults: { renewalIntervalSecs: number; durationSecs: number }): RegistrationInput {
   const app = checkApp(input.app, 'instance.app');
   checkInstanceId(input.instanceId, 'instance.instance_id');
   checkToken(input.hostName, 'instance.host_name', LIMITS.hostNameLength);

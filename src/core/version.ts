@@ -17,10 +17,27 @@ export function canonicalContent(r: InstanceRecord): string {
     .sort()
     .map((k) => [k, r.metadata[k]]);
   return JSON.stringify([
-    r.app, r.instanceId, r.hostName, r.ipAddr, r.port.number, r.port.enabled, r.securePort.number,
-    r.securePort.enabled, r.status, r.overriddenStatus ?? '', r.vipAddress, r.secureVipAddress, r.zone,
-    r.region, metadata, r.homePageUrl, r.statusPageUrl, r.healthCheckUrl, r.renewalIntervalSecs,
-    r.durationSecs, r.lastDirtyTimestamp,
+    r.app,
+    r.instanceId,
+    r.hostName,
+    r.ipAddr,
+    r.port.number,
+    r.port.enabled,
+    r.securePort.number,
+    r.securePort.enabled,
+    r.status,
+    r.overriddenStatus ?? '',
+    r.vipAddress,
+    r.secureVipAddress,
+    r.zone,
+    r.region,
+    metadata,
+    r.homePageUrl,
+    r.statusPageUrl,
+    r.healthCheckUrl,
+    r.renewalIntervalSecs,
+    r.durationSecs,
+    r.lastDirtyTimestamp,
   ]);
 }
 

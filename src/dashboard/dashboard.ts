@@ -138,7 +138,11 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const tick = (): void => {
     // One statistics call per tick: the registry computes them in O(n).
     const stats = registry.stats();
-    history.sample(clock.wallNow(), peers().reduce((n, p) => n + p.queueDepth, 0), stats.evictionsTotal);
+    history.sample(
+      clock.wallNow(),
+      peers().reduce((n, p) => n + p.queueDepth, 0),
+      stats.evictionsTotal,
+    );
     if (feed.clients > 0) feed.broadcast('overview', overview(stats));
     timer = clock.setTimeout(tick, tickMs);
   };
@@ -150,50 +154,63 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     router.on(['GET', 'HEAD'], '/', (req, res) => serveFile(req, res, 'index.html'));
     router.on(['GET', 'HEAD'], '/dashboard/assets/:file', (req, res, params: RouteParams) => serveFile(req, res, params.file ?? ''));
 
-    router.on(['GET', 'HEAD'], `${API}/overview`, api((req) => {
-      queryOf(req.url, []);
-      return overview(registry.stats());
-    }));
-    router.on(['GET', 'HEAD'], `${API}/apps`, api((req) => {
-      const query = queryOf(req.url, ['q', 'offset', 'limit']);
-      const q = textParam(query, 'q', MAX_FILTER);
-      const offset = intParam(query, 'offset', 0, 100_000_000, 0);
-      const limit = intParam(query, 'limit', 1, MAX_PAGE, 50);
-      const names = index.names(q);
-      return {
-        revision: registry.revision,
-        total: names.length,
-        offset,
-        limit,
-        items: names.slice(offset, offset + limit).map((name) => index.summary(name)),
-        totals: index.totals(),
-      };
-    }));
-    router.on(['GET', 'HEAD'], `${API}/apps/:app/instances`, api((req, params) => {
-      const app = appParam(params);
-      const query = queryOf(req.url, ['q', 'status', 'zone', 'offset', 'limit']);
-      const q = textParam(query, 'q', MAX_FILTER).toLowerCase();
-      const status = query.has('status') ? statusValue(query.get('status'), 'status') : undefined;
-      const zone = query.has('zone') ? textParam(query, 'zone', MAX_FILTER) : undefined;
-      const offset = intParam(query, 'offset', 0, 100_000_000, 0);
-      const limit = intParam(query, 'limit', 1, MAX_PAGE, 50);
-      const { instances, revision } = registry.getApplication(app);
-      const matching = instances.filter(({ record: r }) =>
-        (status === undefined || r.status === status) &&
-        (zone === undefined || r.zone === zone) &&
-        (q === '' || r.instanceId.toLowerCase().includes(q) || r.hostName.toLowerCase().includes(q) || r.ipAddr.includes(q)),
-      );
-      return {
-        app,
-        revision,
-        now: clock.wallNow(),
-        total: matching.length,
-        offset,
-        limit,
-        summary: summarise(app, instances),
-        items: matching.slice(offset, offset + limit).map(instanceJson),
-      };
-    }));
+    router.on(
+      ['GET', 'HEAD'],
+      `${API}/overview`,
+      api((req) => {
+        queryOf(req.url, []);
+        return overview(registry.stats());
+      }),
+    );
+    router.on(
+      ['GET', 'HEAD'],
+      `${API}/apps`,
+      api((req) => {
+        const query = queryOf(req.url, ['q', 'offset', 'limit']);
+        const q = textParam(query, 'q', MAX_FILTER);
+        const offset = intParam(query, 'offset', 0, 100_000_000, 0);
+        const limit = intParam(query, 'limit', 1, MAX_PAGE, 50);
+        const names = index.names(q);
+        return {
+          revision: registry.revision,
+          total: names.length,
+          offset,
+          limit,
+          items: names.slice(offset, offset + limit).map((name) => index.summary(name)),
+          totals: index.totals(),
+        };
+      }),
+    );
+    router.on(
+      ['GET', 'HEAD'],
+      `${API}/apps/:app/instances`,
+      api((req, params) => {
+        const app = appParam(params);
+        const query = queryOf(req.url, ['q', 'status', 'zone', 'offset', 'limit']);
+        const q = textParam(query, 'q', MAX_FILTER).toLowerCase();
+        const status = query.has('status') ? statusValue(query.get('status'), 'status') : undefined;
+        const zone = query.has('zone') ? textParam(query, 'zone', MAX_FILTER) : undefined;
+        const offset = intParam(query, 'offset', 0, 100_000_000, 0);
+        const limit = intParam(query, 'limit', 1, MAX_PAGE, 50);
+        const { instances, revision } = registry.getApplication(app);
+        const matching = instances.filter(
+          ({ record: r }) =>
+            (status === undefined || r.status === status) &&
+            (zone === undefined || r.zone === zone) &&
+            (q === '' || r.instanceId.toLowerCase().includes(q) || r.hostName.toLowerCase().includes(q) || r.ipAddr.includes(q)),
+        );
+        return {
+          app,
+          revision,
+          now: clock.wallNow(),
+          total: matching.length,
+          offset,
+          limit,
+          summary: summarise(app, instances),
+          items: matching.slice(offset, offset + limit).map(instanceJson),
+        };
+      }),
+    );
     router.on('GET', `${API}/events`, (req, res) => {
       try {
         queryOf(req.url, []);
@@ -215,13 +232,25 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         return typeof result === 'number' ? { revision: result } : { instance: instanceJson(result), revision: registry.revision };
       });
     const instancePath = `${API}/apps/:app/instances/:id`;
-    router.on('PUT', `${instancePath}/override`, action('set-override', async (app, id, req) => {
-      const body = await jsonBody(req);
-      for (const key of Object.keys(body)) if (key !== 'status') throw new BadRequest(key, 'unknown field (expected status)');
-      return registry.setStatusOverride(app, id, statusValue(body.status, 'status', OVERRIDES));
-    }));
-    router.on('DELETE', `${instancePath}/override`, action('clear-override', async (app, id) => registry.clearStatusOverride(app, id)));
-    router.on('DELETE', instancePath, action('cancel', async (app, id) => registry.cancel(app, id)));
+    router.on(
+      'PUT',
+      `${instancePath}/override`,
+      action('set-override', async (app, id, req) => {
+        const body = await jsonBody(req);
+        for (const key of Object.keys(body)) if (key !== 'status') throw new BadRequest(key, 'unknown field (expected status)');
+        return registry.setStatusOverride(app, id, statusValue(body.status, 'status', OVERRIDES));
+      }),
+    );
+    router.on(
+      'DELETE',
+      `${instancePath}/override`,
+      action('clear-override', async (app, id) => registry.clearStatusOverride(app, id)),
+    );
+    router.on(
+      'DELETE',
+      instancePath,
+      action('cancel', async (app, id) => registry.cancel(app, id)),
+    );
   };
 
   /** A JSON endpoint: its value answered 200, a refusal answered with the parameter named. */

@@ -271,9 +271,7 @@ export function eurekaRoutes(options: EurekaRoutesOptions): HttpMount {
               const hash = reconcileHash(registry.stats().byStatus);
               if (!acceptsGzip) return encodeSliced(applicationsParts(groups, revision, hash, format));
               // Sorted, so that the same changes make the same segments from one poll to the next.
-              const items = groups
-                .sort((a, b) => compare(a.app, b.app))
-                .flatMap((group) => [...group.instances].sort((a, b) => compare(a.view.record.instanceId, b.view.record.instanceId)));
+              const items = groups.sort((a, b) => compare(a.app, b.app)).flatMap((group) => [...group.instances].sort((a, b) => compare(a.view.record.instanceId, b.view.record.instanceId)));
               return deltaDocuments[format].build(items, applicationsShape(revision, hash, format), (item) => instanceElement(item.view, format, item.actionType));
             },
           };

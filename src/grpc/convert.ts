@@ -14,9 +14,7 @@ const STATUS_TO_PROTO: Readonly<Record<InstanceStatus, pb.InstanceStatus>> = {
   UNKNOWN: pb.InstanceStatus.INSTANCE_STATUS_UNKNOWN,
 };
 
-const STATUS_FROM_PROTO: ReadonlyMap<number, InstanceStatus> = new Map(
-  Object.entries(STATUS_TO_PROTO).map(([status, value]) => [value, status as InstanceStatus]),
-);
+const STATUS_FROM_PROTO: ReadonlyMap<number, InstanceStatus> = new Map(Object.entries(STATUS_TO_PROTO).map(([status, value]) => [value, status as InstanceStatus]));
 
 const CHANGE_TYPE_TO_PROTO: Readonly<Record<ChangeType, pb.ChangeType>> = {
   ADDED: pb.ChangeType.CHANGE_TYPE_ADDED,
@@ -241,7 +239,7 @@ export function taskResultFromProto(wire: rpb.TaskResult): TaskResult {
 /** The registry (or some apps of it) as Snapshot chunks: records first, then tombstones. */
 export function* snapshotChunks(registry: Registry, apps: readonly string[], nodeId: string): Generator<rpb.SnapshotResponse> {
   if (apps.length > MAX_SNAPSHOT_APPS) throw invalid('apps', `at most ${MAX_SNAPSHOT_APPS} names per request (got ${apps.length})`);
-  apps.forEach((app, i) => checkApp(app, `apps[${i}]`));
+  for (const [i, app] of apps.entries()) checkApp(app, `apps[${i}]`);
   const wanted = new Set(apps.map((a) => a.toLowerCase()));
   let records: rpb.SnapshotRecord[] = [];
   let sent = false;

@@ -39,10 +39,14 @@ export function flowControl(options: FlowControlOptions): grpc.ServerInterceptor
   return (descriptor, call) => {
     // Other methods get the call itself, not a wrapper per call (grpc-js only chains the result).
     if (!options.methods.has(descriptor.path)) return call as grpc.ServerInterceptingCall;
-    const gated = new FlushGatedCall(call, (connection) => {
-      log.warn({ method: descriptor.path, peer: call.getPeer(), stallMs: options.stallMs }, 'peer read no response for too long; closing its connection');
-      options.cut(connection);
-    }, options);
+    const gated = new FlushGatedCall(
+      call,
+      (connection) => {
+        log.warn({ method: descriptor.path, peer: call.getPeer(), stallMs: options.stallMs }, 'peer read no response for too long; closing its connection');
+        options.cut(connection);
+      },
+      options,
+    );
     return new grpc.ServerInterceptingCall(gated);
   };
 }

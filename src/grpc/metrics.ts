@@ -58,15 +58,9 @@ export function createMetrics(registry: RegistryApi, build: BuildInfo = { versio
     },
   });
   fromStats('roster_renewals_last_minute', 'Lease renewals and registrations seen over the sliding last minute.', (s) => s.renewalsLastMinute);
-  fromStats(
-    'roster_expected_renewals_last_minute',
-    'Renewals the registered instances should have sent over the sliding last minute (each since it registered).',
-    (s) => s.expectedRenewalsPerMinute,
-  );
+  fromStats('roster_expected_renewals_last_minute', 'Renewals the registered instances should have sent over the sliding last minute (each since it registered).', (s) => s.expectedRenewalsPerMinute);
   fromStats('roster_lapsed_instances', 'Expired instances still registered plus those evicted in the last minute.', (s) => s.lapsedInstances);
-  fromStats('roster_self_preservation_active', '1 while eviction is paused by self-preservation (a mass lapse of renewals).', (s) =>
-    s.selfPreservation ? 1 : 0,
-  );
+  fromStats('roster_self_preservation_active', '1 while eviction is paused by self-preservation (a mass lapse of renewals).', (s) => (s.selfPreservation ? 1 : 0));
   fromStats('roster_registry_revision', "This node's registry revision.", (s) => s.revision);
   new Counter({
     name: 'roster_evictions_total',
@@ -107,7 +101,11 @@ export function createMetrics(registry: RegistryApi, build: BuildInfo = { versio
     collect() {
       this.reset();
       for (const [method, { requests }] of byMethod) {
-        requests.forEach((n, code) => this.inc({ method, code: status[code] ?? String(code) }, n));
+        // Indexed by status code: the codes never seen are holes.
+        for (let code = 0; code < requests.length; code++) {
+          const n = requests[code];
+          if (n !== undefined) this.inc({ method, code: status[code] ?? String(code) }, n);
+        }
       }
     },
   });
@@ -117,7 +115,13 @@ export function createMetrics(registry: RegistryApi, build: BuildInfo = { versio
     labelNames: ['method'],
     registers: [register],
   });
-  const duration = new LabeledHistogram({ name: 'roster_rpc_duration_seconds', help: 'RPC latency (whole stream lifetime for streaming methods).', label: 'method', buckets: RPC_SECONDS_BUCKETS, registers: [register] });
+  const duration = new LabeledHistogram({
+    name: 'roster_rpc_duration_seconds',
+    help: 'RPC latency (whole stream lifetime for streaming methods).',
+    label: 'method',
+    buckets: RPC_SECONDS_BUCKETS,
+    registers: [register],
+  });
 
   const fullReads = new Counter({
     name: 'roster_full_reads_total',

@@ -49,13 +49,7 @@ export function peerCredentials(material: TlsMaterial | undefined): grpc.Channel
 
 function linkError(err: grpc.ServiceError): LinkError {
   const kind =
-    err.code === grpc.status.RESOURCE_EXHAUSTED
-      ? 'overloaded'
-      : err.code === grpc.status.UNAUTHENTICATED
-        ? 'unauthenticated'
-        : err.code === grpc.status.UNAVAILABLE
-          ? 'unavailable'
-          : 'other';
+    err.code === grpc.status.RESOURCE_EXHAUSTED ? 'overloaded' : err.code === grpc.status.UNAUTHENTICATED ? 'unauthenticated' : err.code === grpc.status.UNAVAILABLE ? 'unavailable' : 'other';
   return { kind, message: `${grpc.status[err.code] ?? err.code}: ${err.details}` };
 }
 

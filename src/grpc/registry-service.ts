@@ -7,18 +7,18 @@ import { reconcileHash } from '../core/registry.js';
 import type { Change, HeartbeatOutcome, InstanceRecord, InstanceStatus, InstanceView, RegistryApi } from '../core/types.js';
 import { checkApp } from '../core/validate.js';
 import { type Instance, InstanceStatus as PbInstanceStatus } from '../gen/roster/v1/instance.js';
-import {
-  type HeartbeatRequest,
-  type HeartbeatResponse,
-  type HeartbeatResult,
-  type HeartbeatsRequest,
-  type HeartbeatsResponse,
-  type ListApplicationsRequest,
-  type ListApplicationsResponse,
-  type RegisterResponse,
-  type RegistryServiceServer,
-  type WatchRequest,
-  type WatchResponse,
+import type {
+  HeartbeatRequest,
+  HeartbeatResponse,
+  HeartbeatResult,
+  HeartbeatsRequest,
+  HeartbeatsResponse,
+  ListApplicationsRequest,
+  ListApplicationsResponse,
+  RegisterResponse,
+  RegistryServiceServer,
+  WatchRequest,
+  WatchResponse,
 } from '../gen/roster/v1/registry_service.js';
 import { changeToProto, encodedSizeBound, instanceToProto, registrationFromProto, statusFromProto, statusToProto } from './convert.js';
 import { toRpcStatus, type RpcStatus } from './errors.js';
@@ -252,9 +252,7 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
     getDelta: unary(log('GetDelta'), (req) => {
       assertReady();
       const max = countParam(req.maxChanges, 'max_changes', MAX_CHANGES);
-      const delta = foreign(req.nodeId)
-        ? { changes: [], revision: registry.revision, hasMore: false, resyncRequired: true }
-        : registry.delta(req.sinceRevision, max);
+      const delta = foreign(req.nodeId) ? { changes: [], revision: registry.revision, hasMore: false, resyncRequired: true } : registry.delta(req.sinceRevision, max);
       const end = batchEnd(delta.changes, 0, max, (change) => change.instance.record);
       const cut = end < delta.changes.length;
       return {

@@ -12,10 +12,7 @@ const LAG_BUCKETS = [0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.02
  * histogram (origin applied → this node applied) fed by the replication service.
  * Returns the lag observer to hand to that service.
  */
-export function addReplicationMetrics(
-  metrics: Metrics,
-  replicator: Replicator,
-): (action: ReplicationTask['action'], seconds: number) => void {
+export function addReplicationMetrics(metrics: Metrics, replicator: Replicator): (action: ReplicationTask['action'], seconds: number) => void {
   const registers = [metrics.registry];
   type PeerStats = ReturnType<Replicator['peers']>[number];
   const perPeer = (name: string, help: string, read: (p: PeerStats) => number): void => {

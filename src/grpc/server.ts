@@ -278,9 +278,7 @@ class Undecodable {
 function adaptCodecs<T extends grpc.ServiceDefinition>(definition: T): T {
   const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
-    const generated = method.path.startsWith(ROSTER_PATHS)
-      ? (bytes: Buffer) => decodeStrictUtf8((reader) => method.requestDeserialize(reader as unknown as Buffer), bytes)
-      : method.requestDeserialize;
+    const generated = method.path.startsWith(ROSTER_PATHS) ? (bytes: Buffer) => decodeStrictUtf8((reader) => method.requestDeserialize(reader as unknown as Buffer), bytes) : method.requestDeserialize;
     const byHand = HAND_DECODERS.get(method.path);
     const decode = byHand === undefined ? generated : (bytes: Buffer) => byHand(bytes) ?? generated(bytes);
     guarded[name] = {

@@ -62,7 +62,7 @@ export function unaryFastPath(options: UnaryFastPathOptions): StreamListener | u
   const http2Server = servers instanceof Map && servers.size === 1 ? ([...servers.keys()][0] as import('node:events').EventEmitter) : undefined;
   const grpcJs = http2Server?.listeners('stream');
   if (grpcJs?.length !== 1) {
-    options.logger.warn("grpc-js internals for the unary fast path are missing: the port is served by grpc-js and node:http2");
+    options.logger.warn('grpc-js internals for the unary fast path are missing: the port is served by grpc-js and node:http2');
     return undefined;
   }
   const [delegate] = grpcJs as [GrpcJsListener];

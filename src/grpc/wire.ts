@@ -237,13 +237,7 @@ export interface ChunkHeader {
  * one instance is far smaller than the headroom). Returns the bytes and where the next chunk
  * starts. Timestamps are non-negative (validated).
  */
-export function encodeListChunk(
-  header: ChunkHeader,
-  views: readonly InstanceView[],
-  start = 0,
-  maxCount = views.length,
-  maxBytes = Infinity,
-): { bytes: Buffer; next: number } {
+export function encodeListChunk(header: ChunkHeader, views: readonly InstanceView[], start = 0, maxCount = views.length, maxBytes = Infinity): { bytes: Buffer; next: number } {
   const w = new Writer(256 + Math.min(Math.min(views.length, start + maxCount) - start, 4096) * 512);
   const next = writeListChunk(w, header, views, start, maxCount, maxBytes);
   return { bytes: w.finish(), next };
@@ -259,13 +253,7 @@ const scratch = new Writer(1024 * 1024);
  * The same chunk as {@link encodeListChunk}, as a gRPC message frame of exactly its size
  * (uncompressed flag, length, bytes): what a cached snapshot keeps and writes as it is.
  */
-export function encodeListFrame(
-  header: ChunkHeader,
-  views: readonly InstanceView[],
-  start: number,
-  maxCount: number,
-  maxBytes: number,
-): { frame: Buffer; next: number } {
+export function encodeListFrame(header: ChunkHeader, views: readonly InstanceView[], start: number, maxCount: number, maxBytes: number): { frame: Buffer; next: number } {
   scratch.pos = 0;
   const next = writeListChunk(scratch, header, views, start, maxCount, maxBytes);
   return { frame: frameMessage(scratch.finish(), false), next };

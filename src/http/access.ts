@@ -59,7 +59,7 @@ export function presentedBy(req: IncomingMessage): Presented {
   let names: string[] | undefined;
   if (socket.authorized === true && typeof socket.getPeerCertificate === 'function') {
     const cert = socket.getPeerCertificate();
-    if (cert && cert.raw) names = certificateNames(cert.subject?.CN as string | undefined, cert.subjectaltname);
+    if (cert?.raw) names = certificateNames(cert.subject?.CN as string | undefined, cert.subjectaltname);
   }
   return { ...(token !== undefined ? { token } : {}), ...(names ? { certificateNames: names } : {}) };
 }

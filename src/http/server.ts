@@ -128,10 +128,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const clientAuth = options.clientAuth ?? 'optional';
   const tlsOptions = (pem: TlsMaterial['pem']) => ({ cert: pem.cert, key: pem.key, ...(pem.ca ? { ca: pem.ca } : {}) });
   const server = tls
-    ? createHttpsServer(
-        { ...tlsOptions(tls.pem), maxHeaderSize, requestCert: tls.hasCa && clientAuth !== 'none', rejectUnauthorized: tls.hasCa && clientAuth === 'require' },
-        handle,
-      )
+    ? createHttpsServer({ ...tlsOptions(tls.pem), maxHeaderSize, requestCert: tls.hasCa && clientAuth !== 'none', rejectUnauthorized: tls.hasCa && clientAuth === 'require' }, handle)
     : createServer({ maxHeaderSize }, handle);
   // New handshakes take new material; open connections keep theirs.
   const unwatch = tls?.onChange((pem) => (server as ReturnType<typeof createHttpsServer>).setSecureContext(tlsOptions(pem)));

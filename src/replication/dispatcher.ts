@@ -76,8 +76,7 @@ const MAX_TASK_FAILURES = 3;
 /** The registry operations a dispatcher needs for result handling. */
 export type DispatcherRegistry = Pick<Registry, 'applyRecord' | 'record'>;
 
-const taskKey = (t: ReplicationTask): string =>
-  t.action === 'register' ? `register#${t.record.app}/${t.record.instanceId}` : `${t.action}#${t.app}/${t.instanceId}`;
+const taskKey = (t: ReplicationTask): string => (t.action === 'register' ? `register#${t.record.app}/${t.record.instanceId}` : `${t.action}#${t.app}/${t.instanceId}`);
 
 /**
  * Replicates to one peer over one long-lived stream: a bounded, keyed queue (a newer task
@@ -233,7 +232,10 @@ export class PeerDispatcher {
       this.#inFlight.set(batchId, batch);
       this.#stats.batchesSent++;
       this.#stats.tasksSent += batch.length;
-      this.#stream.send(batchId, batch.map((p) => p.task));
+      this.#stream.send(
+        batchId,
+        batch.map((p) => p.task),
+      );
     }
     this.#notifyIfDrained();
   }

@@ -106,14 +106,7 @@ export class Replicator {
     }
     for (const address of wanted) {
       if (this.#peers.has(address)) continue;
-      const dispatcher = new PeerDispatcher(
-        this.#opts.connect(address),
-        this.#opts.registry,
-        this.#opts.clock,
-        this.#opts.dispatcher,
-        this.#opts.logger,
-        () => void this.reconcile(address),
-      );
+      const dispatcher = new PeerDispatcher(this.#opts.connect(address), this.#opts.registry, this.#opts.clock, this.#opts.dispatcher, this.#opts.logger, () => void this.reconcile(address));
       this.#peers.set(address, { dispatcher, reconciling: false, lastReconcileAt: undefined });
       dispatcher.start();
       this.#log?.info({ peer: address }, 'peer added');
@@ -159,10 +152,7 @@ export class Replicator {
     this.#timers.clear();
     const dispatchers = [...this.#peers.values()].map((p) => p.dispatcher);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(dispatchers.map((d) => d.drained())),
-      new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
-    ]);
+    await Promise.race([Promise.all(dispatchers.map((d) => d.drained())), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
     for (const d of dispatchers) d.stop();
     this.#peers.clear();

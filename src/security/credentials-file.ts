@@ -153,8 +153,7 @@ const ALL_ROLES: ReadonlySet<Role> = new Set(ROLES);
  * - nothing: an open node.
  */
 export function buildPolicy(sources: PolicySources): AccessPolicy {
-  const cluster: PrincipalEntry[] =
-    sources.clusterToken !== undefined ? [{ name: 'cluster', roles: new Set<Role>(['replicate']), tokenSha256: tokenDigest(sources.clusterToken) }] : [];
+  const cluster: PrincipalEntry[] = sources.clusterToken !== undefined ? [{ name: 'cluster', roles: new Set<Role>(['replicate']), tokenSha256: tokenDigest(sources.clusterToken) }] : [];
   if (sources.principals !== undefined) {
     return new AccessPolicy({ principals: [...sources.principals, ...cluster], enforced: ALL_ROLES, certificateRoles: new Set() });
   }

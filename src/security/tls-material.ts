@@ -103,11 +103,7 @@ export class TlsMaterial {
   async #reload(): Promise<boolean> {
     let pem: TlsPem;
     try {
-      const [cert, key, ca] = await Promise.all([
-        readFile(this.files.certFile),
-        readFile(this.files.keyFile),
-        this.files.caFile ? readFile(this.files.caFile) : Promise.resolve(undefined),
-      ]);
+      const [cert, key, ca] = await Promise.all([readFile(this.files.certFile), readFile(this.files.keyFile), this.files.caFile ? readFile(this.files.caFile) : Promise.resolve(undefined)]);
       pem = { cert, key, ...(ca ? { ca } : {}) };
       if (digestOf(pem) === this.#digest) return false;
       validate(pem, this.files);

@@ -138,9 +138,7 @@ export class AdsStream implements ResourceWatcher {
   #respond(state: TypeState, changedAt: number | undefined): void {
     // A type the server does not serve holds no resources.
     const { version, count, body } =
-      state.kind === undefined
-        ? { version: EMPTY_VERSION, count: 0, body: encodeResponseBody(state.typeUrl, EMPTY_VERSION, []) }
-        : this.#cache.response(state.kind, state.sortedNames);
+      state.kind === undefined ? { version: EMPTY_VERSION, count: 0, body: encodeResponseBody(state.typeUrl, EMPTY_VERSION, []) } : this.#cache.response(state.kind, state.sortedNames);
     if (state.nonce !== undefined && version === state.sentVersion) return;
     if (version === state.rejectedVersion) return;
     const nonce = String(++this.#nonce);

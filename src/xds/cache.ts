@@ -175,7 +175,7 @@ export class XdsResourceCache {
   }
 
   #build(kind: ResourceKind, name: string, key: string, members: Set<string>): { resource: EncodedResource } {
-    let json;
+    let json: Parameters<typeof encodeResource>[1];
     switch (kind) {
       case 'listener':
         json = listenerJson(name);

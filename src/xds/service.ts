@@ -102,7 +102,7 @@ export function createXdsService(options: XdsServiceOptions): XdsService {
       observer.closed();
     };
     call.on('data', (bytes: Buffer) => {
-      let request;
+      let request: ReturnType<typeof decode>;
       try {
         request = decode(bytes);
       } catch (err) {

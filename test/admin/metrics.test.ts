@@ -102,7 +102,10 @@ test('/metrics follows the Prometheus conventions, checked with the official tex
 
     const build = byName.get('roster_build_info')!.samples;
     const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-    assert.deepEqual(build.map((s) => [s.labels.version, s.labels.nodejs, s.value]), [[version, process.version, 1]]);
+    assert.deepEqual(
+      build.map((s) => [s.labels.version, s.labels.nodejs, s.value]),
+      [[version, process.version, 1]],
+    );
 
     const open = Object.fromEntries(byName.get('roster_rpc_open_streams')!.samples.map((s) => [s.labels.method, s.value]));
     assert.equal(open['/roster.v1.RegistryService/Watch'], 1, 'one watcher');

@@ -34,33 +34,60 @@ after(async () => {
   await node.stop();
 });
 
-const statusOf = async (appName: string, id: string): Promise<InstanceStatus | undefined> =>
-  (await client.getApplication(appName)).instances.find((i) => i.instanceId === id)?.status;
+const statusOf = async (appName: string, id: string): Promise<InstanceStatus | undefined> => (await client.getApplication(appName)).instances.find((i) => i.instanceId === id)?.status;
 
 /** The agent's "agent running" log line, which names its HTTP port. */
 async function agentHttpPort(agent: ReturnType<typeof spawnRoster>): Promise<number> {
-  return waitFor('the agent to run', () => {
-    for (const line of agent.output().split('\n')) {
-      if (line.includes('"agent running"')) return (JSON.parse(line) as { httpPort: number }).httpPort;
-    }
-    if (agent.exitCode !== null) throw new Error(`agent exited ${agent.exitCode}: ${agent.output()}`);
-    return undefined;
-  }, 60_000);
+  return waitFor(
+    'the agent to run',
+    () => {
+      for (const line of agent.output().split('\n')) {
+        if (line.includes('"agent running"')) return (JSON.parse(line) as { httpPort: number }).httpPort;
+      }
+      if (agent.exitCode !== null) throw new Error(`agent exited ${agent.exitCode}: ${agent.output()}`);
+      return undefined;
+    },
+    60_000,
+  );
 }
 
 test('roster agent: probe verdicts become DOWN and UP; SIGTERM drains (OUT_OF_SERVICE, wait, cancel) and exits 0', { timeout: 120_000 }, async () => {
   const appPort = (app.address() as AddressInfo).port;
   const agent = spawnRoster([
-    'agent', '--server', `127.0.0.1:${node.grpcPort}`, '--app', 'web', '--instance-id', 'web-1', '--port', String(appPort),
-    '--probe', `http://127.0.0.1:${appPort}/health`, '--probe-interval-ms', String(PROBE_INTERVAL_MS),
-    '--failure-threshold', '1', '--success-threshold', '1', '--renew-secs', '1', '--drain-secs', String(DRAIN_SECS),
-    '--http-port', '0', '--log-level', 'info',
+    'agent',
+    '--server',
+    `127.0.0.1:${node.grpcPort}`,
+    '--app',
+    'web',
+    '--instance-id',
+    'web-1',
+    '--port',
+    String(appPort),
+    '--probe',
+    `http://127.0.0.1:${appPort}/health`,
+    '--probe-interval-ms',
+    String(PROBE_INTERVAL_MS),
+    '--failure-threshold',
+    '1',
+    '--success-threshold',
+    '1',
+    '--renew-secs',
+    '1',
+    '--drain-secs',
+    String(DRAIN_SECS),
+    '--http-port',
+    '0',
+    '--log-level',
+    'info',
   ]);
   try {
     const httpPort = await agentHttpPort(agent);
     await waitFor('web-1 UP', async () => (await statusOf('web', 'web-1')) === InstanceStatus.INSTANCE_STATUS_UP, 30_000);
     const healthz = (await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as { apps: { app: string; health: string; status: string }[] };
-    assert.deepEqual(healthz.apps.map((a) => [a.app, a.health, a.status]), [['web', 'healthy', 'UP']]);
+    assert.deepEqual(
+      healthz.apps.map((a) => [a.app, a.health, a.status]),
+      [['web', 'healthy', 'UP']],
+    );
     assert.equal((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status, 200);
 
     appHealthy = false;
@@ -111,16 +138,19 @@ test('roster agent: several applications from a file, each with its own probe (T
   const marker = join(dir, 'ready');
   writeFileSync(marker, '');
   const file = join(dir, 'agent.json');
-  writeFileSync(file, JSON.stringify({
-    server: `127.0.0.1:${node.grpcPort}`,
-    httpPort: 0,
-    drainSecs: 0,
-    apps: [
-      { app: 'db', instanceId: 'db-1', port: tcpPort, probe: `tcp://127.0.0.1:${tcpPort}`, probeIntervalMs: 300, failureThreshold: 2, renewSecs: 1 },
-      { app: 'batch', instanceId: 'batch-1', probe: `exec:test -f ${marker}`, probeIntervalMs: 300, failureThreshold: 1, renewSecs: 1 },
-      { app: 'registry', instanceId: 'self', port: node.grpcPort, probe: `grpc://127.0.0.1:${node.grpcPort}/roster.v1.RegistryService`, probeIntervalMs: 300, renewSecs: 1 },
-    ],
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      server: `127.0.0.1:${node.grpcPort}`,
+      httpPort: 0,
+      drainSecs: 0,
+      apps: [
+        { app: 'db', instanceId: 'db-1', port: tcpPort, probe: `tcp://127.0.0.1:${tcpPort}`, probeIntervalMs: 300, failureThreshold: 2, renewSecs: 1 },
+        { app: 'batch', instanceId: 'batch-1', probe: `exec:test -f ${marker}`, probeIntervalMs: 300, failureThreshold: 1, renewSecs: 1 },
+        { app: 'registry', instanceId: 'self', port: node.grpcPort, probe: `grpc://127.0.0.1:${node.grpcPort}/roster.v1.RegistryService`, probeIntervalMs: 300, renewSecs: 1 },
+      ],
+    }),
+  );
   const agent = spawnRoster(['agent', '--config', file, '--log-level', 'info']);
   try {
     await agentHttpPort(agent);

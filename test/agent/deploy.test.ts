@@ -62,7 +62,10 @@ test('Dockerfile: multi-stage, non-root, healthcheck, every COPY source exists, 
   assert.ok(stages.length >= 2, 'multi-stage');
   const last = stages.length - 1;
   const final = instructions.filter((i) => i.stage === last);
-  const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const ignored = read('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
 
   for (const copy of instructions.filter((i) => i.keyword === 'COPY')) {
     const parts = copy.args.split(/\s+/);
@@ -83,8 +86,14 @@ test('Dockerfile: multi-stage, non-root, healthcheck, every COPY source exists, 
   assert.ok(user !== undefined && !/^(root|0)(:|$)/.test(user), `the final stage runs as a non-root user (${user})`);
   const healthcheck = final.find((i) => i.keyword === 'HEALTHCHECK');
   assert.match(healthcheck?.args ?? '', /CMD \[.*\/healthz/, 'a HEALTHCHECK on /healthz');
-  assert.ok(final.some((i) => i.keyword === 'COPY' && i.args.includes('--from=') && i.args.includes('dist')), 'the runtime stage takes the compiled output');
-  const runs = instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join('\n');
+  assert.ok(
+    final.some((i) => i.keyword === 'COPY' && i.args.includes('--from=') && i.args.includes('dist')),
+    'the runtime stage takes the compiled output',
+  );
+  const runs = instructions
+    .filter((i) => i.keyword === 'RUN')
+    .map((i) => i.args)
+    .join('\n');
   const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
   for (const [, script] of runs.matchAll(/npm run (\S+)/g)) assert.ok(scripts[script!] !== undefined, `npm run ${script} exists`);
 
@@ -92,7 +101,10 @@ test('Dockerfile: multi-stage, non-root, healthcheck, every COPY source exists, 
   const cmd = JSON.parse(final.find((i) => i.keyword === 'CMD')!.args) as string[];
   // The image runs the `roster` command, which runs dist/ when there is no src/ (bin/roster.js).
   assert.deepEqual(entrypoint, ['node', (JSON.parse(read('package.json')) as { bin: Record<string, string> }).bin['roster']!.replace(/^\.\//, '')]);
-  assert.ok(final.some((i) => i.keyword === 'COPY' && /^bin\s/.test(i.args)), 'the runtime stage has bin/');
+  assert.ok(
+    final.some((i) => i.keyword === 'COPY' && /^bin\s/.test(i.args)),
+    'the runtime stage has bin/',
+  );
   const source = 'src/cli/main.ts';
   const known = new Set(describeSettings().map((s) => s.flag));
   for (const flag of flagNames(cmd)) assert.ok(known.has(flag), `CMD flag --${flag} is a serve option`);
@@ -128,7 +140,11 @@ function manifests(): { file: string; doc: Json }[] {
   const dir = join(root, 'deploy/kubernetes');
   return readdirSync(dir)
     .filter((f) => f.endsWith('.yaml'))
-    .flatMap((f) => safeLoadAll(readFileSync(join(dir, f), 'utf8')).filter((d) => d !== null).map((doc) => ({ file: f, doc: doc as Json })));
+    .flatMap((f) =>
+      safeLoadAll(readFileSync(join(dir, f), 'utf8'))
+        .filter((d) => d !== null)
+        .map((doc) => ({ file: f, doc: doc as Json })),
+    );
 }
 
 const matches = (selector: Json, labels: Json): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -165,7 +181,7 @@ function flagValues(args: readonly string[], defs: readonly { name: string; flag
   return out;
 }
 
-test('Kubernetes manifests: three replicas via a headless Service, probes, drain, policy; every flag and env var is the CLI\'s', () => {
+test("Kubernetes manifests: three replicas via a headless Service, probes, drain, policy; every flag and env var is the CLI's", () => {
   const docs = manifests();
   const of = (kind: string): Json[] => docs.filter((d) => d.doc.kind === kind).map((d) => d.doc);
   for (const { file, doc } of docs) {
@@ -194,7 +210,10 @@ test('Kubernetes manifests: three replicas via a headless Service, probes, drain
   const [policy] = of('NetworkPolicy');
   assert.ok(policy !== undefined && matches(policy.spec.podSelector.matchLabels, podLabels));
   const peerRule = (policy.spec.ingress as Json[]).find((r) => (r.ports as Json[]).some((p) => p.port === 8761));
-  assert.ok(peerRule?.from.some((f: Json) => f.podSelector?.matchLabels && matches(f.podSelector.matchLabels, podLabels)), 'peers may reach 8761');
+  assert.ok(
+    peerRule?.from.some((f: Json) => f.podSelector?.matchLabels && matches(f.podSelector.matchLabels, podLabels)),
+    'peers may reach 8761',
+  );
 
   const serveDefs = describeSettings();
   const agentDefs = describeAgentSettings();
@@ -232,7 +251,7 @@ test('Kubernetes manifests: three replicas via a headless Service, probes, drain
         const config = loadAgentConfig(flagValues(args.slice(1), agentDefs), env);
         assert.equal(config.apps[0]?.ip, '10.1.2.3', 'the pod IP is registered');
         assert.equal(config.apps[0]?.instanceId, 'pod-0');
-        assert.equal(config.httpHost, '0.0.0.0', 'the kubelet can reach the agent\'s probes');
+        assert.equal(config.httpHost, '0.0.0.0', "the kubelet can reach the agent's probes");
         assert.equal(c.livenessProbe?.httpGet?.path, '/healthz');
         // The application keeps serving while the agent drains.
         const app = (pod.containers as Json[]).find((other) => other !== c)!;

@@ -19,9 +19,15 @@ test('thresholds: N failures make it unhealthy, M successes healthy again, each 
   assert.equal(t.record(false), undefined);
   assert.equal(t.record(false), undefined);
   assert.equal(t.record(true), undefined, 'a success resets the failure count');
-  assert.deepEqual([false, false, false].map((ok) => t.record(ok)), [undefined, undefined, 'unhealthy']);
+  assert.deepEqual(
+    [false, false, false].map((ok) => t.record(ok)),
+    [undefined, undefined, 'unhealthy'],
+  );
   assert.equal(t.record(false), undefined, 'no repeat while it stays unhealthy');
-  assert.deepEqual([true, true].map((ok) => t.record(ok)), [undefined, 'healthy']);
+  assert.deepEqual(
+    [true, true].map((ok) => t.record(ok)),
+    [undefined, 'healthy'],
+  );
   const fast = new HealthThresholds(1, 1);
   assert.equal(fast.record(false), 'unhealthy', 'a starting app that fails is unhealthy at the threshold');
 });
@@ -54,9 +60,7 @@ before(async () => {
   health = new HealthImplementation({ '': 'SERVING', 'echo.Echo': 'NOT_SERVING' });
   grpcServer = new grpc.Server();
   health.addToServer(grpcServer);
-  grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-  );
+  grpcPort = await new Promise<number>((resolve, reject) => grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
   await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
   tcpPort = (tcp.address() as AddressInfo).port;
 });
@@ -98,22 +102,28 @@ test('probes against real servers: HTTP status ranges, gRPC health, TCP, command
 test('agent config: flags over env over file, several apps from a file, every problem at once', () => {
   const dir = mkdtempSync(join(tmpdir(), 'roster-agent-'));
   const file = join(dir, 'agent.json');
-  writeFileSync(file, JSON.stringify({
-    drainSecs: 5,
-    httpPort: 9000,
-    apps: [
-      { app: 'web', port: 8080, probe: 'http://127.0.0.1:8080/health', ip: '10.0.0.1' },
-      { app: 'worker', instanceId: 'w-1', probe: 'exec:true', failureThreshold: 2 },
-    ],
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      drainSecs: 5,
+      httpPort: 9000,
+      apps: [
+        { app: 'web', port: 8080, probe: 'http://127.0.0.1:8080/health', ip: '10.0.0.1' },
+        { app: 'worker', instanceId: 'w-1', probe: 'exec:true', failureThreshold: 2 },
+      ],
+    }),
+  );
   const config = loadAgentConfig({ config: file, drainSecs: '7' }, { ROSTER_AGENT_DRAIN_SECS: '6', ROSTER_AGENT_HTTP_PORT: '9100', ROSTER_SERVER: 'a:1,b:2' });
   assert.equal(config.drainSecs, 7, 'flag');
   assert.equal(config.httpPort, 9100, 'env over file');
   assert.deepEqual(config.servers, ['a:1', 'b:2']);
-  assert.deepEqual(config.apps.map((a) => [a.app, a.instanceId.endsWith(':web:8080') ? 'default id' : a.instanceId, a.probe.kind, a.failureThreshold]), [
-    ['web', 'default id', 'http', 3],
-    ['worker', 'w-1', 'exec', 2],
-  ]);
+  assert.deepEqual(
+    config.apps.map((a) => [a.app, a.instanceId.endsWith(':web:8080') ? 'default id' : a.instanceId, a.probe.kind, a.failureThreshold]),
+    [
+      ['web', 'default id', 'http', 3],
+      ['worker', 'w-1', 'exec', 2],
+    ],
+  );
 
   const oneApp = loadAgentConfig({ app: 'api', port: '9000', probe: 'tcp://127.0.0.1:9000', metadata: 'version=2,team=core' }, {});
   assert.deepEqual(oneApp.apps[0]?.metadata, { version: '2', team: 'core' });
@@ -122,11 +132,7 @@ test('agent config: flags over env over file, several apps from a file, every pr
   assert.throws(() => loadAgentConfig({}, {}), /no application/);
   assert.throws(
     () => loadAgentConfig({ app: 'api', port: '70000', probe: 'ftp://x:1', server: 'nope' }, {}),
-    (err: unknown) =>
-      err instanceof AgentConfigError &&
-      /port="70000" \(from flag --port\)/.test(err.message) &&
-      /probe="ftp:\/\/x:1"/.test(err.message) &&
-      /server="nope"/.test(err.message),
+    (err: unknown) => err instanceof AgentConfigError && /port="70000" \(from flag --port\)/.test(err.message) && /probe="ftp:\/\/x:1"/.test(err.message) && /server="nope"/.test(err.message),
   );
   writeFileSync(file, JSON.stringify({ colour: 'red', apps: [{ app: 'x', typo: 1 }] }));
   assert.throws(() => loadAgentConfig({ config: file }, {}), /unknown key "colour".*unknown key "apps\[0\]\.typo"/);

@@ -39,7 +39,10 @@ describe('bench/replay (the Go load generator) against a real Roster server', ()
 
   it('replays encoded Register calls, each once, and reports its own CPU', async () => {
     const count = 20_000;
-    const loaded = await replay.load({ kind: 'grpc', target: h.address, method: register.path }, Array.from({ length: count }, (_, i) => registerFrame(i)));
+    const loaded = await replay.load(
+      { kind: 'grpc', target: h.address, method: register.path },
+      Array.from({ length: count }, (_, i) => registerFrame(i)),
+    );
     assert.equal(loaded.count, count);
     const result = await replay.run(loaded, 8, 300);
     assert.equal(result.failed, 0, result.firstError);
@@ -59,7 +62,10 @@ describe('bench/replay (the Go load generator) against a real Roster server', ()
   });
 
   it('reports an unknown method as failed calls, not a hang', async () => {
-    const loaded = await replay.load({ kind: 'grpc', target: h.address, method: '/roster.v1.RegistryService/NoSuchMethod' }, Array.from({ length: 5_000 }, (_, i) => registerFrame(200_000 + i)));
+    const loaded = await replay.load(
+      { kind: 'grpc', target: h.address, method: '/roster.v1.RegistryService/NoSuchMethod' },
+      Array.from({ length: 5_000 }, (_, i) => registerFrame(200_000 + i)),
+    );
     const result = await replay.run(loaded, 4, 200);
     assert.equal(result.ok, 0);
     assert.ok(result.failed > 0);
@@ -79,7 +85,10 @@ describe('bench/replay (the Go load generator) against a real Roster server', ()
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/eureka`;
-      const frames = [httpFrame({ method: 'POST', path: '/apps/A', headers: { 'content-type': 'application/json' }, body: '{"instance":{}}' }), httpFrame({ method: 'PUT', path: '/apps/A/missing?status=UP', headers: {}, body: '' })];
+      const frames = [
+        httpFrame({ method: 'POST', path: '/apps/A', headers: { 'content-type': 'application/json' }, body: '{"instance":{}}' }),
+        httpFrame({ method: 'PUT', path: '/apps/A/missing?status=UP', headers: {}, body: '' }),
+      ];
       const result = await replay.run(await replay.load({ kind: 'http', target: base }, frames), 1, 5_000);
       assert.equal(result.ok, 1);
       assert.equal(result.failed, 2); // the 404, then running out
@@ -95,7 +104,10 @@ describe('bench/replay (the Go load generator) against a real Roster server', ()
   });
 
   it('times open-loop writes to their events on a watch, each write once', async () => {
-    const loaded = await replay.load({ kind: 'grpc', target: h.address, method: register.path }, Array.from({ length: 202 }, (_, k) => watchedFrame('watched', k)));
+    const loaded = await replay.load(
+      { kind: 'grpc', target: h.address, method: register.path },
+      Array.from({ length: 202 }, (_, k) => watchedFrame('watched', k)),
+    );
     // Writes to another app must not be taken for the watched app's events.
     await h.registry.register(registrationFromProto(Instance.fromPartial({ ...benchInstance(1, 'other'), app: 'other', instanceId: 'w-1' })));
     const result = await replay.watch(loaded, watchOf(h.address, 'watched'), 400);
@@ -105,7 +117,10 @@ describe('bench/replay (the Go load generator) against a real Roster server', ()
     assert.equal(result.ok, 200);
     assert.equal(result.events, 200);
     assert.equal(result.latencies.length, 200);
-    assert.ok(result.latencies.every((ms) => ms > 0 && ms < 5_000), `latencies ${Math.min(...result.latencies)}-${Math.max(...result.latencies)} ms`);
+    assert.ok(
+      result.latencies.every((ms) => ms > 0 && ms < 5_000),
+      `latencies ${Math.min(...result.latencies)}-${Math.max(...result.latencies)} ms`,
+    );
     assert.ok(result.sustainedPerSecond > 250, `sustained ${result.sustainedPerSecond}/s`);
     assert.equal(h.registry.records().filter((r) => r.record.app === 'watched').length, 201);
   });

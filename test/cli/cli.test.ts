@@ -19,8 +19,26 @@ after(killAll);
 
 test('register, apps, get, status, watch and SIGTERM against a real server', async () => {
   const agent = start([
-    'register', '--server', address, '--json', '--app', 'Cli-App', '--id', 'c-1', '--ip', '10.1.2.3', '--port', '8080',
-    '--metadata', 'team=core', '--metadata', 'tier=1', '--vip', 'cli-vip', '--renew-secs', '5',
+    'register',
+    '--server',
+    address,
+    '--json',
+    '--app',
+    'Cli-App',
+    '--id',
+    'c-1',
+    '--ip',
+    '10.1.2.3',
+    '--port',
+    '8080',
+    '--metadata',
+    'team=core',
+    '--metadata',
+    'tier=1',
+    '--vip',
+    'cli-vip',
+    '--renew-secs',
+    '5',
   ]);
   const registered = JSON.parse(await agent.line(() => true)) as Record<string, unknown>;
   assert.equal(registered.app, 'cli-app');
@@ -83,7 +101,10 @@ test('peers: the replication state from the admin port, as a table and as JSON',
   assert.equal(json.code, 0, json.stderr);
   const report = JSON.parse(json.stdout) as { nodeId: string; peers: { peer: string; connected: boolean }[] };
   assert.equal(report.nodeId, 'lonely');
-  assert.deepEqual(report.peers.map((p) => [p.peer, p.connected]), [['127.0.0.1:1', false]]);
+  assert.deepEqual(
+    report.peers.map((p) => [p.peer, p.connected]),
+    [['127.0.0.1:1', false]],
+  );
   const table = await run(['peers'], { ROSTER_ADMIN: `127.0.0.1:${started.httpPort}` });
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /^PEER\s+STATE\s+QUEUED/m);
@@ -110,7 +131,6 @@ test('usage and configuration errors exit 2 with one line on stderr', async () =
   const bad = await run(['serve', '--port', '70000']);
   assert.equal(bad.stderr, 'roster: invalid configuration: port=70000 (from flag --port): must be an integer from 0 to 65535\n');
 });
-
 
 test('serve exits 0 on SIGTERM after a graceful stop', async () => {
   server.child.kill('SIGTERM');

@@ -70,19 +70,13 @@ test('validation errors name the setting, its value and its source, all at once'
 });
 
 test('file values keep their JSON types and unknown file keys are refused', () => {
-  assert.throws(
-    () => resolveConfig({ file: { path: 'r.json', data: { port: '8761' } } }),
-    /port="8761" \(from file r.json\)/,
-  );
+  assert.throws(() => resolveConfig({ file: { path: 'r.json', data: { port: '8761' } } }), /port="8761" \(from file r.json\)/);
   assert.throws(() => resolveConfig({ file: { path: 'r.json', data: { prot: 1 } } }), /unknown setting "prot"/);
   assert.throws(() => resolveConfig({ file: { path: 'r.json', data: [1] } }), /must hold a JSON object/);
 });
 
 test('lease duration must cover the renewal interval', () => {
-  assert.throws(
-    () => resolveConfig({ flags: { leaseRenewalSecs: '60', leaseDurationSecs: '30' } }),
-    /leaseDurationSecs \(30\) must be at least leaseRenewalSecs \(60\)/,
-  );
+  assert.throws(() => resolveConfig({ flags: { leaseRenewalSecs: '60', leaseDurationSecs: '30' } }), /leaseDurationSecs \(30\) must be at least leaseRenewalSecs \(60\)/);
 });
 
 test('loadConfig reads --config and reports unreadable files', () => {
@@ -94,7 +88,10 @@ test('loadConfig reads --config and reports unreadable files', () => {
     assert.equal(c.port, 9001);
     assert.equal(c.maxWatchers, 8);
     writeFileSync(path, '{ not json');
-    assert.throws(() => loadConfig({ config: path }, {}), (err: unknown) => err instanceof ConfigError && err.message.includes(path));
+    assert.throws(
+      () => loadConfig({ config: path }, {}),
+      (err: unknown) => err instanceof ConfigError && err.message.includes(path),
+    );
     assert.throws(() => loadConfig({ config: join(dir, 'missing.json') }, {}), /cannot read config file/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -107,12 +104,56 @@ test('names map to stable env vars and flags', () => {
   assert.equal(flagOf('shutdownGraceMs'), 'shutdown-grace-ms');
   const names = describeSettings().map((s) => s.name);
   assert.deepEqual(names, [
-    'host', 'port', 'httpPort', 'logLevel', 'logFormat', 'nodeId', 'leaseRenewalSecs', 'leaseDurationSecs', 'selfPreservation',
-    'renewalThresholdPercent', 'selfPreservationMinLapsed', 'maxClockSkewSecs', 'evictionIntervalMs', 'changeLogSize', 'peerHoldSecs', 'maxInstances', 'maxInstancesPerApp', 'maxMetadataBytes', 'writesPerSecond', 'writeBurst', 'maxWatchers', 'fullReadCacheMib', 'eurekaPlainCacheMib',
-    'shutdownGraceMs', 'peers', 'peersDns', 'peerRefreshSecs', 'clusterToken', 'antiEntropySecs', 'startupWaitSecs',
-    'replicationQueueSize', 'replicationTasksPerSecond', 'clusterTokenFile', 'credentialsFile', 'tlsCertFile', 'tlsKeyFile',
-    'tlsCaFile', 'tlsClientAuth', 'httpTls', 'httpTlsClientAuth', 'peerTlsServerName', 'tlsReloadSecs', 'insecure', 'httpHost',
-    'maxConnections', 'maxConnectionsPerAddress', 'maxCalls', 'maxCallsPerConnection', 'idleConnectionSecs', 'httpMaxHeaderBytes',
+    'host',
+    'port',
+    'httpPort',
+    'logLevel',
+    'logFormat',
+    'nodeId',
+    'leaseRenewalSecs',
+    'leaseDurationSecs',
+    'selfPreservation',
+    'renewalThresholdPercent',
+    'selfPreservationMinLapsed',
+    'maxClockSkewSecs',
+    'evictionIntervalMs',
+    'changeLogSize',
+    'peerHoldSecs',
+    'maxInstances',
+    'maxInstancesPerApp',
+    'maxMetadataBytes',
+    'writesPerSecond',
+    'writeBurst',
+    'maxWatchers',
+    'fullReadCacheMib',
+    'eurekaPlainCacheMib',
+    'shutdownGraceMs',
+    'peers',
+    'peersDns',
+    'peerRefreshSecs',
+    'clusterToken',
+    'antiEntropySecs',
+    'startupWaitSecs',
+    'replicationQueueSize',
+    'replicationTasksPerSecond',
+    'clusterTokenFile',
+    'credentialsFile',
+    'tlsCertFile',
+    'tlsKeyFile',
+    'tlsCaFile',
+    'tlsClientAuth',
+    'httpTls',
+    'httpTlsClientAuth',
+    'peerTlsServerName',
+    'tlsReloadSecs',
+    'insecure',
+    'httpHost',
+    'maxConnections',
+    'maxConnectionsPerAddress',
+    'maxCalls',
+    'maxCallsPerConnection',
+    'idleConnectionSecs',
+    'httpMaxHeaderBytes',
     'httpMaxBodyBytes',
   ]);
   assert.equal(envVarOf('clusterToken'), 'ROSTER_CLUSTER_TOKEN');

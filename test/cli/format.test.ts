@@ -14,12 +14,20 @@ test('statuses parse the way operators type them and print without the enum pref
 });
 
 test('tables align columns and leave no trailing blanks', () => {
-  assert.equal(table(['A', 'LONG'], [['xyz', '1'], ['q', '']]), 'A    LONG\nxyz  1\nq\n');
+  assert.equal(
+    table(
+      ['A', 'LONG'],
+      [
+        ['xyz', '1'],
+        ['q', ''],
+      ],
+    ),
+    'A    LONG\nxyz  1\nq\n',
+  );
 });
 
 test('applications are summarised per status', () => {
-  const mk = (app: string, instanceId: string, status: InstanceStatus): Instance =>
-    Instance.fromPartial({ app, instanceId, status });
+  const mk = (app: string, instanceId: string, status: InstanceStatus): Instance => Instance.fromPartial({ app, instanceId, status });
   const out = applicationsTable([
     mk('billing', 'a', InstanceStatus.INSTANCE_STATUS_UP),
     mk('billing', 'b', InstanceStatus.INSTANCE_STATUS_DOWN),
@@ -50,12 +58,18 @@ test('watch lines sit in aligned columns under their header and tell evictions f
     changeLine({ revision: 1234, type: ChangeType.CHANGE_TYPE_DELETED, instance: i, removal: RemovalCause.REMOVAL_CAUSE_EVICTED }),
     changeLine({ revision: 1235, type: ChangeType.CHANGE_TYPE_DELETED, instance: i, removal: RemovalCause.REMOVAL_CAUSE_CANCELLED }),
   ];
-  assert.deepEqual(lines.map((l) => l.split(/\s{2,}/)[1]), ['CHANGE', 'ADDED', 'EVICTED', 'CANCELLED']);
+  assert.deepEqual(
+    lines.map((l) => l.split(/\s{2,}/)[1]),
+    ['CHANGE', 'ADDED', 'EVICTED', 'CANCELLED'],
+  );
   // Every column starts at the same offset on every line.
   for (const word of ['CHANGE', 'INSTANCE', 'STATUS', 'ADDRESS']) {
     const at = lines[0]!.indexOf(word);
     const cells = lines.slice(1).map((l) => l.slice(at).split(/\s{2,}/)[0]);
-    assert.ok(cells.every((c) => c !== '' && c !== undefined), `${word} column aligned: ${JSON.stringify(lines)}`);
+    assert.ok(
+      cells.every((c) => c !== '' && c !== undefined),
+      `${word} column aligned: ${JSON.stringify(lines)}`,
+    );
   }
   assert.equal(lines[1], '12        ADDED      billing/i-1                           UP              10.0.0.7:8080\n');
 });

@@ -3,15 +3,7 @@ import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
-import {
-  GROWTH_BUDGET_BYTES,
-  HeapGrowth,
-  MAX_HEAP_GROWING_PERCENT,
-  MIN_HEAP_GROWING_PERCENT,
-  RELAX_BELOW_BYTES,
-  TIGHTEN_AT_BYTES,
-  type HeapGrowthOptions,
-} from '../../src/cli/heap-growth.js';
+import { GROWTH_BUDGET_BYTES, HeapGrowth, MAX_HEAP_GROWING_PERCENT, MIN_HEAP_GROWING_PERCENT, RELAX_BELOW_BYTES, TIGHTEN_AT_BYTES, type HeapGrowthOptions } from '../../src/cli/heap-growth.js';
 
 const MiB = 1024 * 1024;
 
@@ -120,7 +112,14 @@ describe('HeapGrowth', () => {
 
   it('follows real major GCs by default', async () => {
     let majors = 0;
-    const policy = new HeapGrowth({ usedHeapBytes: () => (majors++, 1), setFlag: () => undefined, execArgv: [] });
+    const policy = new HeapGrowth({
+      usedHeapBytes: () => {
+        majors++;
+        return 1;
+      },
+      setFlag: () => undefined,
+      execArgv: [],
+    });
     policy.start();
     try {
       // A full GC without starting node with --expose-gc: the flag exposes `gc` to contexts made after it.

@@ -67,7 +67,12 @@ test('register with the server down retries with backoff, one human line per att
   const attempts = agent.stderr().trim().split('\n');
   assert.ok(attempts.length >= 2);
   for (const line of attempts) {
-    assert.match(line, new RegExp(`^roster: cannot reach a Roster node at 127\\.0\\.0\\.1:${port} \\(connection refused\\): is it running\\? \\(--server, ROSTER_SERVER\\); attempt \\d+ of 40, retrying in [\\d.]+ m?s$`));
+    assert.match(
+      line,
+      new RegExp(
+        `^roster: cannot reach a Roster node at 127\\.0\\.0\\.1:${port} \\(connection refused\\): is it running\\? \\(--server, ROSTER_SERVER\\); attempt \\d+ of 40, retrying in [\\d.]+ m?s$`,
+      ),
+    );
   }
 
   // The server goes away: the agent's renewal failures are logged without stack traces.
@@ -111,7 +116,12 @@ test('client commands take --timeout and say in one line what is wrong, with doc
     silent.close();
   }
 
-  for (const args of [['get', 'nope-app', 'nope-id'], ['get', 'nope-app'], ['vip', 'nope-vip'], ['cancel', 'nope-app', 'nope-id']]) {
+  for (const args of [
+    ['get', 'nope-app', 'nope-id'],
+    ['get', 'nope-app'],
+    ['vip', 'nope-vip'],
+    ['cancel', 'nope-app', 'nope-id'],
+  ]) {
     const missing = await run([...args, '--server', address]);
     assert.equal(missing.code, 3, `${args.join(' ')}: ${missing.stderr}`);
     assert.match(missing.stderr, /^roster: not found: /);
@@ -141,7 +151,10 @@ test('cancel, metadata set and rm, vip, delta, --version, and help that shows de
   assert.equal(delta.code, 0, delta.stderr);
   const lines = delta.stdout.trim().split('\n');
   assert.match(lines[0]!, /^REVISION\s+CHANGE\s+INSTANCE\s+STATUS\s+ADDRESS$/);
-  assert.deepEqual(lines.slice(1, -1).map((l) => l.split(/\s+/)[1]), ['ADDED', 'MODIFIED', 'MODIFIED', 'CANCELLED']);
+  assert.deepEqual(
+    lines.slice(1, -1).map((l) => l.split(/\s+/)[1]),
+    ['ADDED', 'MODIFIED', 'MODIFIED', 'CANCELLED'],
+  );
   assert.match(lines.at(-1)!, /^revision \d+, 4 changes$/);
 
   const version = await run(['--version']);
@@ -171,12 +184,15 @@ test('watch says what it watches and from which revision at once, in aligned col
   await client.cancel('w-app', 'leaves');
   const evicted = await watch.line((l) => l.includes('EVICTED'), 15_000);
   const rows = watch.stdout().trim().split('\n').slice(1);
-  assert.deepEqual(rows.map((r) => r.split(/\s+/).slice(1, 3)), [
-    ['ADDED', 'w-app/dies'],
-    ['ADDED', 'w-app/leaves'],
-    ['CANCELLED', 'w-app/leaves'],
-    ['EVICTED', 'w-app/dies'],
-  ]);
+  assert.deepEqual(
+    rows.map((r) => r.split(/\s+/).slice(1, 3)),
+    [
+      ['ADDED', 'w-app/dies'],
+      ['ADDED', 'w-app/leaves'],
+      ['CANCELLED', 'w-app/leaves'],
+      ['EVICTED', 'w-app/dies'],
+    ],
+  );
   assert.ok(rows.includes(evicted));
   for (const column of ['CHANGE', 'INSTANCE', 'STATUS']) {
     const at = header.indexOf(column);
@@ -188,7 +204,11 @@ test('watch says what it watches and from which revision at once, in aligned col
 });
 
 test('logs are JSON lines when stdout is not a terminal, human lines with --log-format pretty, and a standalone node mentions the missing credentials once, calmly', async () => {
-  const json = server.stdout().trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+  const json = server
+    .stdout()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { level: string; msg: string });
   const token = json.filter((l) => /no credentials configured/.test(l.msg));
   assert.equal(token.length, 1);
   assert.equal(token[0]!.level, 'info');

@@ -47,7 +47,10 @@ export function start(args: readonly string[], command: readonly string[] = [pro
     for (const w of waiters) w();
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  exited.then(() => spawned.delete(child), () => undefined);
+  exited.then(
+    () => spawned.delete(child),
+    () => undefined,
+  );
   let cursor = 0;
   return {
     child,
@@ -92,12 +95,7 @@ export function start(args: readonly string[], command: readonly string[] = [pro
         check();
       }),
     exit: (timeoutMs = 15_000) =>
-      Promise.race([
-        exited,
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error(`roster ${args.join(' ')} did not exit in ${timeoutMs} ms`)), timeoutMs).unref(),
-        ),
-      ]),
+      Promise.race([exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`roster ${args.join(' ')} did not exit in ${timeoutMs} ms`)), timeoutMs).unref())]),
   };
 }
 

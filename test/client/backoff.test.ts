@@ -5,11 +5,26 @@ import { backoffDelay, sleep } from '../../src/client/backoff.js';
 
 test('backoff doubles from the initial delay, caps at the maximum, and jitters within [half, full]', () => {
   const opts = { initialMs: 100, maxMs: 1000 };
-  assert.equal(backoffDelay(0, opts, () => 0), 50);
-  assert.equal(backoffDelay(0, opts, () => 1), 100);
-  assert.equal(backoffDelay(3, opts, () => 1), 800);
-  assert.equal(backoffDelay(4, opts, () => 1), 1000);
-  assert.equal(backoffDelay(1000, opts, () => 0.5), 750);
+  assert.equal(
+    backoffDelay(0, opts, () => 0),
+    50,
+  );
+  assert.equal(
+    backoffDelay(0, opts, () => 1),
+    100,
+  );
+  assert.equal(
+    backoffDelay(3, opts, () => 1),
+    800,
+  );
+  assert.equal(
+    backoffDelay(4, opts, () => 1),
+    1000,
+  );
+  assert.equal(
+    backoffDelay(1000, opts, () => 0.5),
+    750,
+  );
   for (let attempt = 0; attempt < 40; attempt++) {
     const d = backoffDelay(attempt);
     const nominal = Math.min(30_000, 100 * 2 ** attempt);

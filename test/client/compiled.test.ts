@@ -41,10 +41,17 @@ test('the server runs from the compiled output (node dist/cli/main.js serve)', {
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
-    await waitFor('the compiled server to be ready', async () => {
-      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stderr}`);
-      return fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
-    }, 30_000);
+    await waitFor(
+      'the compiled server to be ready',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stderr}`);
+        return fetch(`http://127.0.0.1:${httpPort}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      },
+      30_000,
+    );
     // Files the code reads next to itself (descriptor sets, the dashboard) were copied too.
     assert.equal((await fetch(`http://127.0.0.1:${httpPort}/`)).status, 200);
   } finally {

@@ -23,10 +23,14 @@ function view(instances: readonly Instance[]): string[] {
 async function cacheMatches(cache: DiscoveryCache, server: RosterClient, what: string): Promise<void> {
   let last: { cache: string[]; server: string[] } | undefined;
   try {
-    await waitFor(what, async () => {
-      last = { cache: view(cache.all()), server: view((await server.listApplications()).instances) };
-      return last.cache.length === last.server.length && last.cache.every((c, i) => c === last!.server[i]);
-    }, 10_000);
+    await waitFor(
+      what,
+      async () => {
+        last = { cache: view(cache.all()), server: view((await server.listApplications()).instances) };
+        return last.cache.length === last.server.length && last.cache.every((c, i) => c === last!.server[i]);
+      },
+      10_000,
+    );
   } catch (err) {
     assert.deepEqual(last?.cache, last?.server, `${what}: ${String(err)}`);
   }
@@ -51,8 +55,12 @@ async function randomChanges(client: RosterClient, seed: number, count: number):
     try {
       if (roll < 0.5) {
         await client.register({
-          app: 'shop', instanceId: id, ipAddr: '127.0.0.1', port: { number: 9000 + n, enabled: true },
-          status: statuses[Math.floor(random() * statuses.length)]!, lastDirtyTimestamp: Date.now() + n,
+          app: 'shop',
+          instanceId: id,
+          ipAddr: '127.0.0.1',
+          port: { number: 9000 + n, enabled: true },
+          status: statuses[Math.floor(random() * statuses.length)]!,
+          lastDirtyTimestamp: Date.now() + n,
           lease: { renewalIntervalSecs: 30, durationSecs: 90 },
         });
       } else if (roll < 0.7) await client.updateMetadata('shop', id, { step: String(n) });
@@ -80,10 +88,17 @@ describe('client against real servers', { timeout: 240_000 }, () => {
     const client = new RosterClient(node.address, FAST);
     const direct = new RosterClient(node.address);
     const cache = new DiscoveryCache(client, { backoff: FAST.backoff });
-    closers.push(() => direct.close(), () => client.close(), () => cache.close());
+    closers.push(
+      () => direct.close(),
+      () => client.close(),
+      () => cache.close(),
+    );
 
     const agent = await client.keepRegistered({
-      app: 'orders', instanceId: 'o-1', ipAddr: '127.0.0.1', port: { number: 7001, enabled: true },
+      app: 'orders',
+      instanceId: 'o-1',
+      ipAddr: '127.0.0.1',
+      port: { number: 7001, enabled: true },
       lease: { renewalIntervalSecs: RENEW_SECS, durationSecs: 3 * RENEW_SECS },
     });
     await cache.start();
@@ -95,10 +110,14 @@ describe('client against real servers', { timeout: 240_000 }, () => {
     node.start();
     await node.ready();
     const readyAt = Date.now();
-    await waitFor('orders/o-1 registered again', async () => {
-      const res = await direct.getApplication('orders').catch(() => undefined);
-      return res?.instances.some((i) => i.instanceId === 'o-1');
-    }, 5_000);
+    await waitFor(
+      'orders/o-1 registered again',
+      async () => {
+        const res = await direct.getApplication('orders').catch(() => undefined);
+        return res?.instances.some((i) => i.instanceId === 'o-1');
+      },
+      5_000,
+    );
     const relistedMs = Date.now() - readyAt;
     assert.ok(relistedMs <= RENEW_SECS * 1000, `listed again ${relistedMs} ms after the restart (one heartbeat interval is ${RENEW_SECS * 1000} ms)`);
     // The listing can see the record before the agent has read its Register response.
@@ -129,11 +148,18 @@ describe('client against real servers', { timeout: 240_000 }, () => {
     const cache = new DiscoveryCache(client, { backoff: FAST.backoff });
     const changes: CacheChange[] = [];
     cache.on('change', (c) => changes.push(c));
-    closers.push(() => viaB.close(), () => client.close(), () => cache.close());
+    closers.push(
+      () => viaB.close(),
+      () => client.close(),
+      () => cache.close(),
+    );
 
     for (const id of ['p-1', 'p-2']) {
       await client.keepRegistered({
-        app: 'payments', instanceId: id, ipAddr: '127.0.0.1', port: { number: 8001, enabled: true },
+        app: 'payments',
+        instanceId: id,
+        ipAddr: '127.0.0.1',
+        port: { number: 8001, enabled: true },
         lease: { renewalIntervalSecs: RENEW_SECS, durationSecs: 3 * RENEW_SECS },
       });
     }
@@ -143,8 +169,7 @@ describe('client against real servers', { timeout: 240_000 }, () => {
     await randomChanges(viaB, 3, 30);
     await cacheMatches(cache, viaB, 'the cache (fed by a) after random changes made at b');
 
-    const renewedAt = async (): Promise<number> =>
-      (await viaB.getInstance('payments', 'p-1')).instance?.lease?.lastRenewalTimestamp ?? 0;
+    const renewedAt = async (): Promise<number> => (await viaB.getInstance('payments', 'p-1')).instance?.lease?.lastRenewalTimestamp ?? 0;
     await a.kill();
     const killedAt = Date.now();
     await waitFor('a heartbeat renewed at b after the failover', async () => (await renewedAt()) > killedAt, 5_000);

@@ -11,7 +11,6 @@ export function startTestNode(flags: Record<string, unknown> = {}): Promise<Rost
   return startNode(config, pino({ level: 'silent' }));
 }
 
-
 /** A logger whose records land in `lines` (parsed), to assert on what a component reported. */
 export function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];

@@ -16,11 +16,7 @@ before(async () => {
   node = await startTestNode({ writesPerSecond: 1_000_000, writeBurst: 1_000_000 });
   client = new RosterClient(`127.0.0.1:${node.grpcPort}`);
   for (let i = 0; i < INSTANCES; i += 200) {
-    await Promise.all(
-      Array.from({ length: 200 }, (_, k) =>
-        client.register({ app: 'fleet', instanceId: `f-${i + k}`, hostName: 'h', status: InstanceStatus.INSTANCE_STATUS_UP }),
-      ),
-    );
+    await Promise.all(Array.from({ length: 200 }, (_, k) => client.register({ app: 'fleet', instanceId: `f-${i + k}`, hostName: 'h', status: InstanceStatus.INSTANCE_STATUS_UP })));
   }
 });
 
@@ -73,7 +69,10 @@ test('many renewals on one stream, each with its own result, within the window',
     assert.ok(counting.maxOutstanding <= 3, `window exceeded: ${counting.maxOutstanding}`);
     assert.equal(counting.maxOutstanding, 3, 'the window was used');
     assert.ok(counting.batchSizes.every((n) => n >= 1 && n <= 100));
-    assert.equal(counting.batchSizes.reduce((a, b) => a + b, 0), rounds * INSTANCES + 2);
+    assert.equal(
+      counting.batchSizes.reduce((a, b) => a + b, 0),
+      rounds * INSTANCES + 2,
+    );
     assert.equal(stream.inFlightBatches, 0);
     assert.equal(stream.queued, 0);
   } finally {
@@ -86,7 +85,10 @@ test('a queue beyond maxQueued is refused with RESOURCE_EXHAUSTED', async () => 
   const stream = new HeartbeatStream(client, { maxQueued: 3 });
   try {
     const results = await Promise.all([0, 1, 2, 3].map((i) => stream.heartbeat('fleet', `f-${i}`)));
-    assert.deepEqual(results.map((r) => r.code), [status.OK, status.OK, status.OK, status.RESOURCE_EXHAUSTED]);
+    assert.deepEqual(
+      results.map((r) => r.code),
+      [status.OK, status.OK, status.OK, status.RESOURCE_EXHAUSTED],
+    );
   } finally {
     await stream.close();
   }
@@ -117,11 +119,15 @@ test('a broken stream fails its in-flight heartbeats and reconnects for the rest
     clock.advance(50);
     const first = await queued;
     // grpc-js may fail a stream or two while its channel reconnects; each failure backs off again.
-    const result = await waitFor('a heartbeat through a new stream', async () => {
-      clock.advance(50);
-      const r = await stream.heartbeat('fleet', 'f-3');
-      return r.code === status.OK ? r : undefined;
-    }, 10_000);
+    const result = await waitFor(
+      'a heartbeat through a new stream',
+      async () => {
+        clock.advance(50);
+        const r = await stream.heartbeat('fleet', 'f-3');
+        return r.code === status.OK ? r : undefined;
+      },
+      10_000,
+    );
     assert.equal(result.status, InstanceStatus.INSTANCE_STATUS_UP);
     assert.ok(first.code === status.OK || first.code === status.UNAVAILABLE, `unexpected ${status[first.code]}`);
   } finally {

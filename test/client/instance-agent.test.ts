@@ -124,10 +124,14 @@ test('transient failures are retried with backoff; bad input fails start()', asy
     await waitFor('a failed heartbeat', () => lines.some((l) => l.msg === 'renewal failed; retrying'));
     assert.equal(clock.pendingTimers, 1, 'a retry is scheduled');
     proxy.accept();
-    await waitFor('a heartbeat after the outage', () => {
-      clock.advance(100);
-      return agent.renewals >= 1;
-    }, 10_000);
+    await waitFor(
+      'a heartbeat after the outage',
+      () => {
+        clock.advance(100);
+        return agent.renewals >= 1;
+      },
+      10_000,
+    );
     await agent.stop();
   } finally {
     viaProxy.close();

@@ -53,22 +53,40 @@ export class ServeProcess {
 
   start(peers: readonly string[] = []): void {
     this.child = spawnRoster(
-      ['serve', '--port', String(this.port), '--http-port', String(this.httpPort), '--node-id', this.name,
-        '--peers', peers.join(','), '--log-level', 'warn', '--startup-wait-secs', '10', ...this.extraArgs],
+      [
+        'serve',
+        '--port',
+        String(this.port),
+        '--http-port',
+        String(this.httpPort),
+        '--node-id',
+        this.name,
+        '--peers',
+        peers.join(','),
+        '--log-level',
+        'warn',
+        '--startup-wait-secs',
+        '10',
+        ...this.extraArgs,
+      ],
       { ROSTER_CLUSTER_TOKEN: 'client-test-token' },
     );
   }
 
   /** Waits until /readyz answers 200. */
   async ready(): Promise<void> {
-    await waitFor(`${this.name} ready`, async () => {
-      if (this.child?.exitCode !== null) throw new Error(`${this.name} exited: ${this.child?.output()}`);
-      try {
-        return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
-      } catch {
-        return false;
-      }
-    }, 60_000);
+    await waitFor(
+      `${this.name} ready`,
+      async () => {
+        if (this.child?.exitCode !== null) throw new Error(`${this.name} exited: ${this.child?.output()}`);
+        try {
+          return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+    );
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {

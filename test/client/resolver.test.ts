@@ -29,9 +29,7 @@ interface EchoServer {
 async function startEcho(name: string): Promise<EchoServer> {
   const server = new grpc.Server();
   server.addService(ECHO, { whoAmI: (_call: unknown, done: grpc.sendUnaryData<Buffer>) => done(null, Buffer.from(name)) });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   return { name, port, server };
 }
 
@@ -56,15 +54,24 @@ after(async () => {
 
 function register(e: EchoServer): Promise<unknown> {
   return registry.register({
-    app: 'echo', instanceId: e.name, ipAddr: '127.0.0.1', port: { number: e.port, enabled: true }, vipAddress: 'echo.vip,other.vip',
+    app: 'echo',
+    instanceId: e.name,
+    ipAddr: '127.0.0.1',
+    port: { number: e.port, enabled: true },
+    vipAddress: 'echo.vip,other.vip',
     lastDirtyTimestamp: Date.now(),
   });
 }
 
 function call(client: grpc.Client): Promise<string> {
   return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(ECHO.whoAmI.path, (v: Buffer) => v, (v: Buffer) => v, Buffer.alloc(0), { deadline: Date.now() + 2_000 }, (err, res) =>
-      err ? reject(err) : resolve(res!.toString()),
+    client.makeUnaryRequest(
+      ECHO.whoAmI.path,
+      (v: Buffer) => v,
+      (v: Buffer) => v,
+      Buffer.alloc(0),
+      { deadline: Date.now() + 2_000 },
+      (err, res) => (err ? reject(err) : resolve(res!.toString())),
     ),
   );
 }

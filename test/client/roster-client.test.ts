@@ -57,8 +57,14 @@ test('unary calls round-trip the generated messages', async () => {
   assert.deepEqual(meta.instance?.metadata, { zone: 'a' });
 
   const app = await client.getApplication('billing');
-  assert.deepEqual(app.instances.map((i) => i.instanceId), ['b-1']);
-  assert.deepEqual((await client.listByVip('shared')).instances.map((i) => i.instanceId), ['b-1']);
+  assert.deepEqual(
+    app.instances.map((i) => i.instanceId),
+    ['b-1'],
+  );
+  assert.deepEqual(
+    (await client.listByVip('shared')).instances.map((i) => i.instanceId),
+    ['b-1'],
+  );
   assert.equal((await client.listByVip('shared', true)).instances.length, 0);
 
   const over = await client.setStatusOverride('billing', 'b-1', InstanceStatus.INSTANCE_STATUS_OUT_OF_SERVICE);
@@ -92,7 +98,10 @@ test('listApplications collects every chunk of the snapshot', async () => {
   for (let i = 0; i < 7; i++) await client.register(instance('chunky', `c-${i}`));
   const snapshot = await client.listApplications({ chunkSize: 2 });
   const chunky = snapshot.instances.filter((i) => i.app === 'chunky');
-  assert.deepEqual(chunky.map((i) => i.instanceId), ['c-0', 'c-1', 'c-2', 'c-3', 'c-4', 'c-5', 'c-6']);
+  assert.deepEqual(
+    chunky.map((i) => i.instanceId),
+    ['c-0', 'c-1', 'c-2', 'c-3', 'c-4', 'c-5', 'c-6'],
+  );
   assert.equal(snapshot.revision, node.registry.revision);
   assert.match(snapshot.reconcileHash, /UP_\d+_/);
   for (let i = 0; i < 7; i++) await client.cancel('chunky', `c-${i}`);
@@ -106,16 +115,12 @@ test('watch delivers changes from a revision and resumes after the connection dr
   const retries: status[] = [];
   try {
     const from = (await client.listApplications()).revision;
-    const watch = viaProxy.watch(
-      { app: 'watched', sinceRevision: from },
-      { signal: abort.signal, clock, onRetry: (err) => retries.push(err.code), backoff: { initialMs: 10, maxMs: 10 } },
-    );
+    const watch = viaProxy.watch({ app: 'watched', sinceRevision: from }, { signal: abort.signal, clock, onRetry: (err) => retries.push(err.code), backoff: { initialMs: 10, maxMs: 10 } });
     const seen: WatchResponse[] = [];
     const reader = (async () => {
       for await (const message of watch) seen.push(message);
     })();
-    const changesSeen = (): { id: string; revision: number }[] =>
-      seen.flatMap((m) => m.changes.map((c) => ({ id: c.instance?.instanceId ?? '', revision: c.revision })));
+    const changesSeen = (): { id: string; revision: number }[] => seen.flatMap((m) => m.changes.map((c) => ({ id: c.instance?.instanceId ?? '', revision: c.revision })));
 
     await client.register(instance('watched', 'w-1'));
     await client.register(instance('other', 'o-1'));
@@ -127,14 +132,25 @@ test('watch delivers changes from a revision and resumes after the connection dr
     await client.cancel('watched', 'w-1');
     proxy.accept();
     // Each advance fires one reconnect; grpc-js may need a few while its channel reconnects.
-    await waitFor('the changes made while disconnected', () => {
-      clock.advance(10);
-      return changesSeen().length === 3;
-    }, 10_000);
+    await waitFor(
+      'the changes made while disconnected',
+      () => {
+        clock.advance(10);
+        return changesSeen().length === 3;
+      },
+      10_000,
+    );
 
-    assert.deepEqual(changesSeen().map((c) => c.id), ['w-1', 'w-2', 'w-1']);
+    assert.deepEqual(
+      changesSeen().map((c) => c.id),
+      ['w-1', 'w-2', 'w-1'],
+    );
     const revisions = changesSeen().map((c) => c.revision);
-    assert.deepEqual(revisions, [...revisions].sort((a, b) => a - b), 'in revision order');
+    assert.deepEqual(
+      revisions,
+      [...revisions].sort((a, b) => a - b),
+      'in revision order',
+    );
     assert.equal(new Set(revisions).size, 3, 'no change delivered twice');
     assert.ok(retries.length >= 1 && retries.every((code) => code !== status.OK));
 

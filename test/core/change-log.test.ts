@@ -28,7 +28,10 @@ test('property: the change log answers like the last `capacity` changes, while i
           }
           const from = Math.max(since, oldest) + 1;
           const expected = Array.from({ length: Math.max(0, Math.min(max, appended - from + 1)) }, (_, i) => from + i);
-          assert.deepEqual(got?.map((c) => c.revision), expected);
+          assert.deepEqual(
+            got?.map((c) => c.revision),
+            expected,
+          );
         }
       },
     ),

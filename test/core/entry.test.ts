@@ -42,7 +42,10 @@ test('metadata keeps every key as its own property, `__proto__` included, shared
   const metadata = JSON.parse('{"__proto__": "x", "zone": "a"}') as Record<string, string>;
   for (const pool of [new StringPool(), new StringPool(0)]) {
     const entry = new Entry(registration({ metadata }), { status: 'UP', overriddenStatus: undefined, lastDirtyTimestamp: 1, lastUpdatedTimestamp: 1 }, pool);
-    assert.deepEqual(Object.entries(entry.metadata), [['__proto__', 'x'], ['zone', 'a']]);
+    assert.deepEqual(Object.entries(entry.metadata), [
+      ['__proto__', 'x'],
+      ['zone', 'a'],
+    ]);
     assert.equal(Object.getPrototypeOf(entry.metadata), Object.prototype);
   }
 });
@@ -70,7 +73,7 @@ test('property: instances of an app share a profile while they agree, and each r
         }),
       );
       const entries = inputs.map((input) => new Entry(input, version, pool));
-      entries.forEach((entry, i) => assert.deepEqual(recordFields(entry), { ...inputs[i], ...version }));
+      for (const [i, entry] of entries.entries()) assert.deepEqual(recordFields(entry), { ...inputs[i], ...version });
       for (let i = 1; i < shapes.length; i++) {
         // The URL form (`http://{host}:<port><path>`) is pooled whichever profile holds it.
         const sameForm = shapes[i]!.port === shapes[i - 1]!.port && shapes[i]!.path === shapes[i - 1]!.path;

@@ -38,7 +38,10 @@ test('lease table past its pages and doublings: columns read back, the heap find
   assert.equal(table.earliest(), Math.min(...live.values()));
   for (const now of [0, 5_000, 50_000, 100_000]) {
     const due = table.collectDue(now).sort((a, b) => a - b);
-    const brute = [...live].filter(([, d]) => d <= now).map(([s]) => s).sort((a, b) => a - b);
+    const brute = [...live]
+      .filter(([, d]) => d <= now)
+      .map(([s]) => s)
+      .sort((a, b) => a - b);
     assert.deepEqual(due, brute, `due at ${now}`);
   }
 });

@@ -38,7 +38,10 @@ test('property: the lease table finds exactly the due slots and agrees with a mo
         } else if (o.kind === 'evict') {
           // What an eviction pass does: find the due slots, then free them one by one.
           const due = table.collectDue(o.now);
-          const expected = [...model].filter(([, [, d]]) => d <= o.now).map(([, [name]]) => name).sort();
+          const expected = [...model]
+            .filter(([, [, d]]) => d <= o.now)
+            .map(([, [name]]) => name)
+            .sort();
           assert.deepEqual(due.map((slot) => table.owner(slot)).sort(), expected);
           for (const slot of due) {
             table.free(slot);
@@ -60,10 +63,7 @@ test('property: the lease table finds exactly the due slots and agrees with a mo
 });
 
 test('property: an expired or evicted lease cannot be renewed', () => {
-  const step = fc.oneof(
-    fc.record({ kind: fc.constant('advance' as const), seconds: fc.integer({ min: 1, max: 60 }) }),
-    fc.record({ kind: fc.constant('beat' as const) }),
-  );
+  const step = fc.oneof(fc.record({ kind: fc.constant('advance' as const), seconds: fc.integer({ min: 1, max: 60 }) }), fc.record({ kind: fc.constant('beat' as const) }));
   fc.assert(
     fc.property(fc.array(step, { maxLength: 60 }), fc.boolean(), (steps, preserve) => {
       const { registry, clock } = newRegistry({ selfPreservation: preserve });
@@ -98,18 +98,21 @@ test('property: the dirty-timestamp rule makes register order-independent', () =
     metadata: fc.dictionary(fc.constantFrom('x', 'y'), fc.constantFrom('1', '2')),
   });
   fc.assert(
-    fc.property(fc.array(version, { minLength: 1, maxLength: 8 }).chain((vs) => fc.tuple(fc.constant(vs), fc.shuffledSubarray(vs, { minLength: vs.length }))), ([inOrder, shuffled]) => {
-      const one = newRegistry().registry;
-      const two = newRegistry().registry;
-      // Replicas apply peers' records as they are, so the final record must not depend on order.
-      for (const v of inOrder) one.applyRecord({ ...registration(v), overriddenStatus: undefined, lastUpdatedTimestamp: 0 });
-      for (const v of shuffled) two.applyRecord({ ...registration(v), overriddenStatus: undefined, lastUpdatedTimestamp: 0 });
-      const a = one.get('billing', 'i-1').record;
-      const b = two.get('billing', 'i-1').record;
-      assert.deepEqual({ ...recordFields(a), lastUpdatedTimestamp: 0 }, { ...recordFields(b), lastUpdatedTimestamp: 0 });
-      const max = Math.max(...inOrder.map((v) => v.lastDirtyTimestamp));
-      assert.equal(a.lastDirtyTimestamp, max);
-    }),
+    fc.property(
+      fc.array(version, { minLength: 1, maxLength: 8 }).chain((vs) => fc.tuple(fc.constant(vs), fc.shuffledSubarray(vs, { minLength: vs.length }))),
+      ([inOrder, shuffled]) => {
+        const one = newRegistry().registry;
+        const two = newRegistry().registry;
+        // Replicas apply peers' records as they are, so the final record must not depend on order.
+        for (const v of inOrder) one.applyRecord({ ...registration(v), overriddenStatus: undefined, lastUpdatedTimestamp: 0 });
+        for (const v of shuffled) two.applyRecord({ ...registration(v), overriddenStatus: undefined, lastUpdatedTimestamp: 0 });
+        const a = one.get('billing', 'i-1').record;
+        const b = two.get('billing', 'i-1').record;
+        assert.deepEqual({ ...recordFields(a), lastUpdatedTimestamp: 0 }, { ...recordFields(b), lastUpdatedTimestamp: 0 });
+        const max = Math.max(...inOrder.map((v) => v.lastDirtyTimestamp));
+        assert.equal(a.lastDirtyTimestamp, max);
+      },
+    ),
     { numRuns: 300 },
   );
 });
@@ -150,7 +153,11 @@ test('snapshots and application reads list the current entries in (app, instance
         }
         for (const app of ['app-0', 'app-1', 'app-2']) {
           const read = registry.getApplication(app).instances.map((v) => v.record.instanceId);
-          assert.deepEqual(read, listed.filter((k) => k.startsWith(`${app}/`)).map((k) => k.slice(app.length + 1)), `getApplication(${app})`);
+          assert.deepEqual(
+            read,
+            listed.filter((k) => k.startsWith(`${app}/`)).map((k) => k.slice(app.length + 1)),
+            `getApplication(${app})`,
+          );
         }
       }
     }),

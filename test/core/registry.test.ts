@@ -518,12 +518,19 @@ describe('self-preservation', () => {
     assert.equal(held.lapsedInstances, 300);
     beat(alive, 300);
     assert.equal(registry.stats().size, 1000, 'still held minutes later');
-    assert.deepEqual(switches().map((l) => l.msg.split(':')[0]), ['self-preservation on'], 'logged once, not every minute');
+    assert.deepEqual(
+      switches().map((l) => l.msg.split(':')[0]),
+      ['self-preservation on'],
+      'logged once, not every minute',
+    );
     // The network heals: the silent 300 re-register and renew again.
     for (const id of ids.slice(0, 300)) registry.register(registration({ instanceId: id, lastDirtyTimestamp: clock.wallNow() }));
     beat(ids, 120);
     assert.equal(registry.stats().selfPreservation, false);
-    assert.deepEqual(switches().map((l) => l.msg.split(':')[0]), ['self-preservation on', 'self-preservation off']);
+    assert.deepEqual(
+      switches().map((l) => l.msg.split(':')[0]),
+      ['self-preservation on', 'self-preservation off'],
+    );
     // Eviction works again: one death is now evicted at its expiry.
     beat(ids.slice(1), 120);
     assert.equal(registry.stats().size, 999);
@@ -600,7 +607,10 @@ describe('removal cause', () => {
     registry.cancel('billing', 'a');
     clock.advance(2 * SEC);
     const deleted = changes.filter((c) => c.type === 'DELETED').map((c) => [c.instance.record.instanceId, c.removal]);
-    assert.deepEqual(deleted, [['a', 'cancelled'], ['b', 'evicted']]);
+    assert.deepEqual(deleted, [
+      ['a', 'cancelled'],
+      ['b', 'evicted'],
+    ]);
     assert.equal(changes.find((c) => c.type === 'ADDED')?.removal, undefined);
   });
 });
@@ -617,7 +627,10 @@ describe('cancel', () => {
 
   test('an unknown instance is NOT_FOUND', () => {
     const { registry } = newRegistry();
-    assert.throws(() => registry.cancel('billing', 'i-1'), (e: unknown) => e instanceof RegistryError && e.kind === 'not_found');
+    assert.throws(
+      () => registry.cancel('billing', 'i-1'),
+      (e: unknown) => e instanceof RegistryError && e.kind === 'not_found',
+    );
   });
 
   test('a replicated copy at or below the cancelled version does not resurrect it', () => {
@@ -642,7 +655,10 @@ describe('cancel', () => {
       registry.register(registration({ instanceId: `i-${i}` }));
       registry.cancel('billing', `i-${i}`);
     }
-    assert.deepEqual(registry.tombstones().map((t) => t.instanceId), ['i-2', 'i-3', 'i-4']);
+    assert.deepEqual(
+      registry.tombstones().map((t) => t.instanceId),
+      ['i-2', 'i-3', 'i-4'],
+    );
   });
 
   test('a replicated cancel older than the stored version is ignored', () => {
@@ -663,7 +679,10 @@ describe('reads', () => {
     const snap = registry.snapshot();
     assert.equal(snap.revision, 4);
     assert.equal(snap.reconcileHash, 'DOWN_1_UP_2_');
-    assert.deepEqual(snap.instances.map((v) => v.record.instanceId), ['a', 'b', 'c']);
+    assert.deepEqual(
+      snap.instances.map((v) => v.record.instanceId),
+      ['a', 'b', 'c'],
+    );
     assert.deepEqual(registry.get('billing', 'a').record.metadata, { k: 'v' });
   });
 
@@ -673,8 +692,14 @@ describe('reads', () => {
     registry.register(registration({ app: 'other', instanceId: 'b', vipAddress: 'x', secureVipAddress: 'billing' }));
     assert.equal(registry.getApplication('BILLING').instances.length, 1);
     assert.equal(registry.getApplication('nothing').instances.length, 0);
-    assert.deepEqual(registry.listByVip('billing', false).instances.map((v) => v.record.instanceId), ['a']);
-    assert.deepEqual(registry.listByVip('billing', true).instances.map((v) => v.record.instanceId), ['b']);
+    assert.deepEqual(
+      registry.listByVip('billing', false).instances.map((v) => v.record.instanceId),
+      ['a'],
+    );
+    assert.deepEqual(
+      registry.listByVip('billing', true).instances.map((v) => v.record.instanceId),
+      ['b'],
+    );
   });
 
   test('findById finds an id in every app, ordered by app, and validates the id', () => {
@@ -682,10 +707,16 @@ describe('reads', () => {
     registry.register(registration({ app: 'zeta', instanceId: 'shared' }));
     registry.register(registration({ app: 'alpha', instanceId: 'shared' }));
     registry.register(registration({ app: 'alpha', instanceId: 'other' }));
-    assert.deepEqual(registry.findById('shared').map((v) => v.record.app), ['alpha', 'zeta']);
+    assert.deepEqual(
+      registry.findById('shared').map((v) => v.record.app),
+      ['alpha', 'zeta'],
+    );
     assert.deepEqual(registry.findById('missing'), []);
     registry.cancel('zeta', 'shared');
-    assert.deepEqual(registry.findById('shared').map((v) => v.record.app), ['alpha']);
+    assert.deepEqual(
+      registry.findById('shared').map((v) => v.record.app),
+      ['alpha'],
+    );
     assertInvalid(() => registry.findById(''), 'instance_id');
   });
 
@@ -693,7 +724,10 @@ describe('reads', () => {
     const { registry } = newRegistry({ changeLogSize: 5 });
     for (let i = 0; i < 4; i++) registry.register(registration({ instanceId: `i-${i}` }));
     const page = registry.delta(1, 2);
-    assert.deepEqual(page.changes.map((c) => c.revision), [2, 3]);
+    assert.deepEqual(
+      page.changes.map((c) => c.revision),
+      [2, 3],
+    );
     assert.equal(page.hasMore, true);
     assert.equal(registry.delta(page.revision, 10).hasMore, false);
     for (let i = 4; i < 8; i++) registry.register(registration({ instanceId: `i-${i}` }));

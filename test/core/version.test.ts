@@ -54,18 +54,35 @@ function contentFields(num: fc.Arbitrary<number>, metadata: fc.Arbitrary<Record<
 
 test('property: the canonical content gives back every replicated field, whatever the strings (no two contents share a string)', () => {
   fc.assert(
-    fc.property(
-      contentFields(number, fc.dictionary(tricky, tricky, { maxKeys: 5 })),
-      (fields) => {
-        const r = record(fields);
-        const metadata = Object.keys(r.metadata).sort().map((k) => [k, r.metadata[k]]);
-        assert.deepEqual(JSON.parse(canonicalContent(r)), [
-          r.app, r.instanceId, r.hostName, r.ipAddr, r.port.number, r.port.enabled, r.securePort.number, r.securePort.enabled,
-          r.status, r.overriddenStatus ?? '', r.vipAddress, r.secureVipAddress, r.zone, r.region, metadata, r.homePageUrl,
-          r.statusPageUrl, r.healthCheckUrl, r.renewalIntervalSecs, r.durationSecs, r.lastDirtyTimestamp,
-        ]);
-      },
-    ),
+    fc.property(contentFields(number, fc.dictionary(tricky, tricky, { maxKeys: 5 })), (fields) => {
+      const r = record(fields);
+      const metadata = Object.keys(r.metadata)
+        .sort()
+        .map((k) => [k, r.metadata[k]]);
+      assert.deepEqual(JSON.parse(canonicalContent(r)), [
+        r.app,
+        r.instanceId,
+        r.hostName,
+        r.ipAddr,
+        r.port.number,
+        r.port.enabled,
+        r.securePort.number,
+        r.securePort.enabled,
+        r.status,
+        r.overriddenStatus ?? '',
+        r.vipAddress,
+        r.secureVipAddress,
+        r.zone,
+        r.region,
+        metadata,
+        r.homePageUrl,
+        r.statusPageUrl,
+        r.healthCheckUrl,
+        r.renewalIntervalSecs,
+        r.durationSecs,
+        r.lastDirtyTimestamp,
+      ]);
+    }),
     { numRuns: 2_000 },
   );
 });
@@ -168,7 +185,10 @@ test('property: a stored (compact) entry hashes as the registration and version 
     fc.property(
       fc.record({
         host: fc.constantFrom('billing-1.example.internal', 'h', ''),
-        ip: fc.oneof(fc.tuple(octet, octet, octet, octet).map((o) => o.join('.')), fc.constantFrom('::1', '010.0.0.1')),
+        ip: fc.oneof(
+          fc.tuple(octet, octet, octet, octet).map((o) => o.join('.')),
+          fc.constantFrom('::1', '010.0.0.1'),
+        ),
         idTail: fc.constantFrom('', ':8080', ':billing:8080'),
         metadata: fc.dictionary(metadataKey, tricky, { maxKeys: 6 }),
         dirty: fc.maxSafeNat(),
@@ -230,7 +250,10 @@ test('property: stored entries whose hashes tie compare as their canonical strin
     });
     return new Entry(input, { status: d.status, overriddenStatus: d.overriddenStatus, lastDirtyTimestamp: d.dirty, lastUpdatedTimestamp: 5 }, pools[d.pool]!);
   };
-  const taken = fc.array(fc.nat({ max: 9 }).map((n) => n === 0), { minLength: 12, maxLength: 12 });
+  const taken = fc.array(
+    fc.nat({ max: 9 }).map((n) => n === 0),
+    { minLength: 12, maxLength: 12 },
+  );
   fc.assert(
     fc.property(description, description, taken, (first, other, take) => {
       const keys = Object.keys(first) as (keyof Description)[];

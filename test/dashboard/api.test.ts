@@ -73,9 +73,7 @@ describe('dashboard JSON API', () => {
   before(async () => {
     node = await startDashboardNode({ dashboard: { version: '9.9.9-test' } });
     for (let i = 0; i < 120; i++) {
-      node.registry.register(
-        registration({ app: `app-${String(i % 12).padStart(2, '0')}`, instanceId: `i-${i}`, zone: `zone-${i % 3}`, status: i % 12 === 0 ? 'DOWN' : 'UP', ipAddr: `10.0.0.${i}` }),
-      );
+      node.registry.register(registration({ app: `app-${String(i % 12).padStart(2, '0')}`, instanceId: `i-${i}`, zone: `zone-${i % 3}`, status: i % 12 === 0 ? 'DOWN' : 'UP', ipAddr: `10.0.0.${i}` }));
     }
   });
   after(() => node.close());
@@ -117,12 +115,22 @@ describe('dashboard JSON API', () => {
     const first = await api('/apps?limit=5');
     assert.equal(first.status, 200);
     assert.equal(first.body.total, 12);
-    assert.deepEqual(first.body.items.map((a: { app: string }) => a.app), ['app-00', 'app-01', 'app-02', 'app-03', 'app-04']);
+    assert.deepEqual(
+      first.body.items.map((a: { app: string }) => a.app),
+      ['app-00', 'app-01', 'app-02', 'app-03', 'app-04'],
+    );
     assert.deepEqual(first.body.items[0], { app: 'app-00', count: 10, byStatus: { UP: 0, DOWN: 10, STARTING: 0, OUT_OF_SERVICE: 0, UNKNOWN: 0 }, byZone: { 'zone-0': 10 } });
     assert.deepEqual(first.body.totals.byZone, { 'zone-0': 40, 'zone-1': 40, 'zone-2': 40 });
-    assert.deepEqual((await api('/apps?offset=10&limit=5')).body.items.map((a: { app: string }) => a.app), ['app-10', 'app-11']);
+    assert.deepEqual(
+      (await api('/apps?offset=10&limit=5')).body.items.map((a: { app: string }) => a.app),
+      ['app-10', 'app-11'],
+    );
     const search = await api('/apps?q=P-1');
-    assert.deepEqual(search.body.items.map((a: { app: string }) => a.app), ['app-10', 'app-11'], 'case-insensitive substring');
+    assert.deepEqual(
+      search.body.items.map((a: { app: string }) => a.app),
+      ['app-10', 'app-11'],
+      'case-insensitive substring',
+    );
     assert.equal(search.body.totals.apps, 12);
   });
 
@@ -139,7 +147,10 @@ describe('dashboard JSON API', () => {
     assert.deepEqual(one.metadata, { version: '1.2.3' });
     assert.equal((await api('/apps/app-00/instances?status=DOWN&limit=3')).body.items.length, 3);
     assert.equal((await api('/apps/app-00/instances?status=UP')).body.total, 0);
-    assert.deepEqual((await api('/apps/app-01/instances?q=10.0.0.13')).body.items.map((i: { instanceId: string }) => i.instanceId), ['i-13']);
+    assert.deepEqual(
+      (await api('/apps/app-01/instances?q=10.0.0.13')).body.items.map((i: { instanceId: string }) => i.instanceId),
+      ['i-13'],
+    );
     assert.equal((await api('/apps/app-01/instances?zone=zone-1')).body.total, 10);
     assert.equal((await api('/apps/app-01/instances?zone=zone-2')).body.total, 0);
     const unknown = await api('/apps/nobody/instances');
@@ -214,9 +225,7 @@ describe('dashboard actions behind a guard', () => {
       dashboard: {
         guard: (req, action) => {
           seen.push(action);
-          return req.headers.authorization === 'Bearer operator'
-            ? { allowed: true }
-            : { allowed: false, status: req.headers.authorization ? 403 : 401, message: 'the operate role is required' };
+          return req.headers.authorization === 'Bearer operator' ? { allowed: true } : { allowed: false, status: req.headers.authorization ? 403 : 401, message: 'the operate role is required' };
         },
       },
     });
@@ -248,7 +257,10 @@ describe('dashboard event stream', () => {
       assert.equal(hello.revision, 0);
       for (let i = 0; i < 3; i++) node.registry.register(registration({ instanceId: `i-${i}` }));
       const batch = await events.next('changes', (d) => d.revision === 3);
-      assert.deepEqual(batch.changes.map((c: { type: string; instanceId: string }) => `${c.type} ${c.instanceId}`), ['ADDED i-0', 'ADDED i-1', 'ADDED i-2']);
+      assert.deepEqual(
+        batch.changes.map((c: { type: string; instanceId: string }) => `${c.type} ${c.instanceId}`),
+        ['ADDED i-0', 'ADDED i-1', 'ADDED i-2'],
+      );
       node.clock.advance(2000);
       const overview = await events.next('overview');
       assert.equal(overview.registry.size, 3);

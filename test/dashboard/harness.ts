@@ -18,9 +18,7 @@ export interface DashboardNode {
   close(): Promise<void>;
 }
 
-export async function startDashboardNode(
-  options: { registry?: Partial<RegistryOptions>; dashboard?: Partial<Omit<DashboardOptions, 'registry' | 'clock' | 'logger'>> } = {},
-): Promise<DashboardNode> {
+export async function startDashboardNode(options: { registry?: Partial<RegistryOptions>; dashboard?: Partial<Omit<DashboardOptions, 'registry' | 'clock' | 'logger'>> } = {}): Promise<DashboardNode> {
   const clock = new FakeClock();
   const registry = new Registry({ clock, ...options.registry });
   registry.start();

@@ -4,15 +4,7 @@ import { describe, test } from 'node:test';
 import { FakeClock } from '../../src/core/clock.js';
 import { RegistryError } from '../../src/core/errors.js';
 import { Registry } from '../../src/core/registry.js';
-import {
-  applicationsParts,
-  decodeDoc,
-  encodeInstance,
-  groupByApp,
-  registrationFromDoc,
-  type EurekaDoc,
-  type EurekaFormat,
-} from '../../src/eureka/codec.js';
+import { applicationsParts, decodeDoc, encodeInstance, groupByApp, registrationFromDoc, type EurekaDoc, type EurekaFormat } from '../../src/eureka/codec.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 /** The fixtures are indented for reading; the codec writes compact documents. */
@@ -81,10 +73,10 @@ describe('golden fixtures (Eureka codec shapes)', () => {
 
   test('metadata keys that cannot be XML names are left out of XML only; $ and _ are XStream-encoded', () => {
     const registry = new Registry({ clock: new FakeClock() });
-    registry.register(read({ ...MINIMAL, metadata: { 'a b': '1', 'cost$': '2', '9lives': '3', ok_1: '4' } }));
+    registry.register(read({ ...MINIMAL, metadata: { 'a b': '1', cost$: '2', '9lives': '3', ok_1: '4' } }));
     const view = registry.get('cart', 'cart-1.local');
     const json = JSON.parse(encodeInstance(view, 'json')) as { instance: { metadata: unknown } };
-    assert.deepEqual(json.instance.metadata, { '9lives': '3', 'a b': '1', 'cost$': '2', ok_1: '4' });
+    assert.deepEqual(json.instance.metadata, { '9lives': '3', 'a b': '1', cost$: '2', ok_1: '4' });
     const xml = encodeInstance(view, 'xml');
     assert.match(xml, /<metadata><cost_->2<\/cost_-><ok__1>4<\/ok__1><\/metadata>/);
     assert.deepEqual(registrationFromDoc(decodeDoc(xml, 'xml'), 'xml', 'cart').metadata, { cost$: '2', ok_1: '4' });
@@ -117,11 +109,23 @@ describe('lenient input, as the Eureka server reads it', () => {
     { name: '@enabled as a string', input: { securePort: { $: 8443, '@enabled': 'true' } }, check: (r) => assert.deepEqual(r.securePort, { number: 8443, enabled: true }) },
     { name: 'a port without @enabled keeps the default flag', input: { port: { $: 9000 } }, check: (r) => assert.deepEqual(r.port, { number: 9000, enabled: true }) },
     { name: 'a lower-case status is stored as UNKNOWN', input: { status: 'up' }, check: (r) => assert.equal(r.status, 'UNKNOWN') },
-    { name: 'lease numbers and lastDirtyTimestamp as strings', input: { leaseInfo: { renewalIntervalInSecs: '5', durationInSecs: '15' }, lastDirtyTimestamp: '1700000000000' }, check: (r) => assert.deepEqual([r.renewalIntervalSecs, r.durationSecs, r.lastDirtyTimestamp], [5, 15, 1700000000000]) },
+    {
+      name: 'lease numbers and lastDirtyTimestamp as strings',
+      input: { leaseInfo: { renewalIntervalInSecs: '5', durationInSecs: '15' }, lastDirtyTimestamp: '1700000000000' },
+      check: (r) => assert.deepEqual([r.renewalIntervalSecs, r.durationSecs, r.lastDirtyTimestamp], [5, 15, 1700000000000]),
+    },
     { name: 'unknown scalar and object fields are ignored', input: { sid: 'x', countryId: 1, asgName: 'asg', appGroupName: 'G', somethingNew: { a: 1 } }, check: (r) => assert.equal(r.app, 'CART') },
-    { name: 'metadata @class is skipped, scalars become strings, null values are dropped', input: { metadata: { '@class': 'java.util.Collections$EmptyMap', n: 5, b: false, gone: null } }, check: (r) => assert.deepEqual(r.metadata, { n: '5', b: 'false' }) },
+    {
+      name: 'metadata @class is skipped, scalars become strings, null values are dropped',
+      input: { metadata: { '@class': 'java.util.Collections$EmptyMap', n: 5, b: false, gone: null } },
+      check: (r) => assert.deepEqual(r.metadata, { n: '5', b: 'false' }),
+    },
     { name: 'the zone comes from metadata.zone', input: { metadata: { zone: 'eu-1a' } }, check: (r) => assert.equal(r.zone, 'eu-1a') },
-    { name: 'MyDataCenterInfo is the same as the default class', input: { dataCenterInfo: { '@class': 'com.netflix.appinfo.MyDataCenterInfo', name: 'MyOwn' } }, check: (r) => assert.equal(r.hostName, 'cart-1.local') },
+    {
+      name: 'MyDataCenterInfo is the same as the default class',
+      input: { dataCenterInfo: { '@class': 'com.netflix.appinfo.MyDataCenterInfo', name: 'MyOwn' } },
+      check: (r) => assert.equal(r.hostName, 'cart-1.local'),
+    },
     { name: 'null fields count as absent', input: { vipAddress: null, leaseInfo: null }, check: (r) => assert.equal(r.vipAddress, '') },
     { name: 'the body app may differ in case from the path', input: { app: 'cart' }, check: (r) => assert.equal(r.app, 'cart') },
   ];

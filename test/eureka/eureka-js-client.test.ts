@@ -30,8 +30,7 @@ function eurekaClient(httpPort: number, overrides: Partial<EurekaConfig> = {}): 
   });
 }
 
-const call = <T>(fn: (done: (err?: Error | null) => void) => void): Promise<T | void> =>
-  new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+const call = <T>(fn: (done: (err?: Error | null) => void) => void): Promise<T | undefined> => new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve(undefined))));
 
 const grpcInstance = (id: string) => ({
   app: 'grpcapp',
@@ -102,11 +101,12 @@ test('eureka-js-client registers, heartbeats, reads the registry and deltas, fol
     await roster.register(grpcInstance('grpc-2'));
     await waitFor('the delta with grpc-2', () => client.getInstancesByAppId('GRPCAPP').some((i) => i.instanceId === 'grpc-2'));
     await roster.setStatusOverride('grpcapp', 'grpc-1', InstanceStatus.INSTANCE_STATUS_OUT_OF_SERVICE);
-    await waitFor('the status change', () =>
-      client.getInstancesByAppId('GRPCAPP').some((i) => i.instanceId === 'grpc-1' && i.status === 'OUT_OF_SERVICE'),
-    );
+    await waitFor('the status change', () => client.getInstancesByAppId('GRPCAPP').some((i) => i.instanceId === 'grpc-1' && i.status === 'OUT_OF_SERVICE'));
     assert.ok((await requestsTo('delta')) > deltasBefore, 'the changes came through apps/delta');
-    assert.ok(client.getInstancesByAppId('JSAPP').some((i) => i.hostName === 'js-1.local'), 'the client sees itself');
+    assert.ok(
+      client.getInstancesByAppId('JSAPP').some((i) => i.hostName === 'js-1.local'),
+      'the client sees itself',
+    );
   } finally {
     await call((done) => client.stop(done));
   }

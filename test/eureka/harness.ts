@@ -60,9 +60,7 @@ export interface FaceHarness {
 }
 
 /** The Eureka face alone on an HTTP server on 127.0.0.1:0, over a registry on a fake clock. */
-export async function startFace(
-  options: { registryOptions?: Partial<RegistryOptions>; face?: Partial<Omit<EurekaRoutesOptions, 'registry' | 'clock' | 'logger'>> } = {},
-): Promise<FaceHarness> {
+export async function startFace(options: { registryOptions?: Partial<RegistryOptions>; face?: Partial<Omit<EurekaRoutesOptions, 'registry' | 'clock' | 'logger'>> } = {}): Promise<FaceHarness> {
   const clock = new FakeClock();
   const registry = new Registry({ clock, ...options.registryOptions });
   const metrics = new PromRegistry();

@@ -123,10 +123,16 @@ describe('Eureka REST face: endpoints', () => {
       await h.register();
       await h.register({ app: 'OTHER', hostName: 'o-1', vipAddress: 'other,cart', secureVipAddress: '' });
       const vip = parse((await h.call('GET', '/eureka/vips/cart', { headers: ACCEPT_JSON })).text);
-      assert.deepEqual(vip.applications.application.map((a) => a.name), ['CART', 'OTHER']);
+      assert.deepEqual(
+        vip.applications.application.map((a) => a.name),
+        ['CART', 'OTHER'],
+      );
       assert.equal(vip.applications.apps__hashcode, 'UP_2_');
       const svip = parse((await h.call('GET', '/eureka/v2/svips/cart-secure', { headers: ACCEPT_JSON })).text);
-      assert.deepEqual(instancesOf(svip).map((i) => i.instanceId), ['cart-1.local']);
+      assert.deepEqual(
+        instancesOf(svip).map((i) => i.instanceId),
+        ['cart-1.local'],
+      );
       const none = await h.call('GET', '/eureka/vips/nothing', { headers: ACCEPT_JSON });
       assert.equal(none.status, 200);
       assert.deepEqual(parse(none.text).applications.application, []);
@@ -199,7 +205,10 @@ describe('Eureka REST face: endpoints', () => {
     const registry = new Registry({ clock });
     const broken = new Proxy(registry, {
       get(target, prop) {
-        if (prop === 'snapshot') return () => { throw new Error('disk on fire'); };
+        if (prop === 'snapshot')
+          return () => {
+            throw new Error('disk on fire');
+          };
         const value: unknown = Reflect.get(target, prop, target);
         return typeof value === 'function' ? value.bind(target) : value;
       },
@@ -240,31 +249,34 @@ describe('Eureka REST face: endpoints', () => {
 
 describe('Eureka REST face: apps/delta', () => {
   test('the changes of the time window, the last per instance with its actionType, and the whole registry hash', () =>
-    withFace(
-      async (h) => {
-        const delta = async () => parse((await h.call('GET', '/eureka/apps/delta', { headers: ACCEPT_JSON })).text);
-        assert.deepEqual((await delta()).applications.application, [], 'nothing changed yet');
-        await h.register({ hostName: 'old' });
-        h.clock.advance(30_000);
-        await h.register({ hostName: 'a' });
-        await h.register({ hostName: 'b' });
-        await h.register({ app: 'OTHER', hostName: 'gone' });
-        assert.equal((await h.call('PUT', '/eureka/apps/CART/a/status?value=OUT_OF_SERVICE')).status, 200);
-        assert.equal((await h.call('DELETE', '/eureka/apps/OTHER/gone')).status, 200);
-        let doc = await delta();
-        assert.equal(doc.applications.apps__hashcode, 'OUT_OF_SERVICE_1_UP_2_', 'counts of the whole registry');
-        assert.equal(doc.applications.versions__delta, String(h.registry.revision));
-        const seen = Object.fromEntries(instancesOf(doc).map((i) => [i.instanceId, [i.actionType, i.status]]));
-        assert.deepEqual(seen, { old: ['ADDED', 'UP'], a: ['MODIFIED', 'OUT_OF_SERVICE'], b: ['ADDED', 'UP'], gone: ['DELETED', 'UP'] });
+    withFace(async (h) => {
+      const delta = async () => parse((await h.call('GET', '/eureka/apps/delta', { headers: ACCEPT_JSON })).text);
+      assert.deepEqual((await delta()).applications.application, [], 'nothing changed yet');
+      await h.register({ hostName: 'old' });
+      h.clock.advance(30_000);
+      await h.register({ hostName: 'a' });
+      await h.register({ hostName: 'b' });
+      await h.register({ app: 'OTHER', hostName: 'gone' });
+      assert.equal((await h.call('PUT', '/eureka/apps/CART/a/status?value=OUT_OF_SERVICE')).status, 200);
+      assert.equal((await h.call('DELETE', '/eureka/apps/OTHER/gone')).status, 200);
+      let doc = await delta();
+      assert.equal(doc.applications.apps__hashcode, 'OUT_OF_SERVICE_1_UP_2_', 'counts of the whole registry');
+      assert.equal(doc.applications.versions__delta, String(h.registry.revision));
+      const seen = Object.fromEntries(instancesOf(doc).map((i) => [i.instanceId, [i.actionType, i.status]]));
+      assert.deepEqual(seen, { old: ['ADDED', 'UP'], a: ['MODIFIED', 'OUT_OF_SERVICE'], b: ['ADDED', 'UP'], gone: ['DELETED', 'UP'] });
 
-        h.clock.advance(95_000); // 'old' is now 125 s ago: outside the 120 s window; the rest 95 s ago
-        doc = await delta();
-        assert.deepEqual(instancesOf(doc).map((i) => i.instanceId).sort(), ['a', 'b', 'gone']);
-        assert.equal(doc.applications.apps__hashcode, 'OUT_OF_SERVICE_1_UP_2_');
-        h.clock.advance(30_000);
-        assert.deepEqual((await delta()).applications.application, []);
-      },
-    ));
+      h.clock.advance(95_000); // 'old' is now 125 s ago: outside the 120 s window; the rest 95 s ago
+      doc = await delta();
+      assert.deepEqual(
+        instancesOf(doc)
+          .map((i) => i.instanceId)
+          .sort(),
+        ['a', 'b', 'gone'],
+      );
+      assert.equal(doc.applications.apps__hashcode, 'OUT_OF_SERVICE_1_UP_2_');
+      h.clock.advance(30_000);
+      assert.deepEqual((await delta()).applications.application, []);
+    }));
 
   test('a client that applies the delta to its last full read reaches the full registry and its hash', () =>
     withFace(async (h) => {
@@ -283,10 +295,18 @@ describe('Eureka REST face: apps/delta', () => {
       }
       const counts = new Map<string, number>();
       for (const i of local.values()) counts.set(String(i.status), (counts.get(String(i.status)) ?? 0) + 1);
-      const hash = [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([s, n]) => `${s}_${n}_`).join('');
+      const hash = [...counts]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([s, n]) => `${s}_${n}_`)
+        .join('');
       assert.equal(hash, delta.applications.apps__hashcode);
       const now = parse((await h.call('GET', '/eureka/apps', { headers: ACCEPT_JSON })).text);
-      assert.deepEqual([...local.keys()].sort(), instancesOf(now).map((i) => String(i.instanceId)).sort());
+      assert.deepEqual(
+        [...local.keys()].sort(),
+        instancesOf(now)
+          .map((i) => String(i.instanceId))
+          .sort(),
+      );
     }));
 
   test('polls between two changes share one body (the change log is read once); the next change is in the next poll', () =>
@@ -308,7 +328,13 @@ describe('Eureka REST face: apps/delta', () => {
       }
       await h.register({ hostName: 'b' });
       const doc = parse((await h.call('GET', '/eureka/apps/delta', { headers: ACCEPT_JSON })).text);
-      assert.deepEqual(instancesOf(doc).map((i) => i.instanceId).sort(), ['a', 'b'], 'a change moves the revision: never stale');
+      assert.deepEqual(
+        instancesOf(doc)
+          .map((i) => i.instanceId)
+          .sort(),
+        ['a', 'b'],
+        'a change moves the revision: never stale',
+      );
       assert.equal(doc.applications.versions__delta, String(h.registry.revision));
     }));
 
@@ -327,7 +353,10 @@ describe('Eureka REST face: apps/delta', () => {
     withFace(async (h) => {
       h.registry.register(registration({ app: 'billing', instanceId: 'grpc-1', lastDirtyTimestamp: 0 }));
       const doc = parse((await h.call('GET', '/eureka/apps/delta', { headers: ACCEPT_JSON })).text);
-      assert.deepEqual(instancesOf(doc).map((i) => [i.app, i.instanceId, i.actionType]), [['BILLING', 'grpc-1', 'ADDED']]);
+      assert.deepEqual(
+        instancesOf(doc).map((i) => [i.app, i.instanceId, i.actionType]),
+        [['BILLING', 'grpc-1', 'ADDED']],
+      );
     }));
 });
 
@@ -342,14 +371,78 @@ describe('Eureka REST face: bad input changes nothing', () => {
     { name: 'malformed JSON', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: '{"instance": {', status: 400, reason: /body: malformed JSON/ },
     { name: 'malformed XML', method: 'POST', path: '/eureka/apps/CART', headers: { 'content-type': 'application/xml' }, body: '<instance><app>', status: 400, reason: /body: malformed XML/ },
     { name: 'an empty body', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: '', status: 400, reason: /body/ },
-    { name: 'no hostName', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: JSON.stringify({ instance: eurekaInstance({ hostName: undefined }) }), status: 400, reason: /instance\.hostName: is required/ },
-    { name: 'a bare-number port', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: JSON.stringify({ instance: eurekaInstance({ port: 8080 }) }), status: 400, reason: /instance\.port/ },
-    { name: 'dataCenterInfo without @class', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: JSON.stringify({ instance: eurekaInstance({ dataCenterInfo: { name: 'MyOwn' } }) }), status: 400, reason: /@class/ },
-    { name: 'a mismatched app', method: 'POST', path: '/eureka/apps/OTHER', headers: JSON_HEADERS, body: JSON.stringify({ instance: eurekaInstance() }), status: 400, reason: /mismatched appName, expecting OTHER but was CART/ },
-    { name: 'an app name Roster cannot hold', method: 'POST', path: '/eureka/apps/a%20b', headers: JSON_HEADERS, body: JSON.stringify({ instance: eurekaInstance({ app: 'a b' }) }), status: 400, reason: /instance\.app/ },
-    { name: 'an instance id Roster cannot hold', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: JSON.stringify({ instance: eurekaInstance({ instanceId: 'has space' }) }), status: 400, reason: /instance_id/ },
-    { name: 'a lease outside the bounds', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: JSON.stringify({ instance: eurekaInstance({ leaseInfo: { durationInSecs: 99_999 } }) }), status: 400, reason: /duration/ },
-    { name: 'too much metadata', method: 'POST', path: '/eureka/apps/CART', headers: JSON_HEADERS, body: JSON.stringify({ instance: eurekaInstance({ metadata: Object.fromEntries(Array.from({ length: LIMITS.metadataEntries + 1 }, (_, i) => [`k${i}`, 'v'])) }) }), status: 400, reason: /metadata/ },
+    {
+      name: 'no hostName',
+      method: 'POST',
+      path: '/eureka/apps/CART',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ instance: eurekaInstance({ hostName: undefined }) }),
+      status: 400,
+      reason: /instance\.hostName: is required/,
+    },
+    {
+      name: 'a bare-number port',
+      method: 'POST',
+      path: '/eureka/apps/CART',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ instance: eurekaInstance({ port: 8080 }) }),
+      status: 400,
+      reason: /instance\.port/,
+    },
+    {
+      name: 'dataCenterInfo without @class',
+      method: 'POST',
+      path: '/eureka/apps/CART',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ instance: eurekaInstance({ dataCenterInfo: { name: 'MyOwn' } }) }),
+      status: 400,
+      reason: /@class/,
+    },
+    {
+      name: 'a mismatched app',
+      method: 'POST',
+      path: '/eureka/apps/OTHER',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ instance: eurekaInstance() }),
+      status: 400,
+      reason: /mismatched appName, expecting OTHER but was CART/,
+    },
+    {
+      name: 'an app name Roster cannot hold',
+      method: 'POST',
+      path: '/eureka/apps/a%20b',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ instance: eurekaInstance({ app: 'a b' }) }),
+      status: 400,
+      reason: /instance\.app/,
+    },
+    {
+      name: 'an instance id Roster cannot hold',
+      method: 'POST',
+      path: '/eureka/apps/CART',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ instance: eurekaInstance({ instanceId: 'has space' }) }),
+      status: 400,
+      reason: /instance_id/,
+    },
+    {
+      name: 'a lease outside the bounds',
+      method: 'POST',
+      path: '/eureka/apps/CART',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ instance: eurekaInstance({ leaseInfo: { durationInSecs: 99_999 } }) }),
+      status: 400,
+      reason: /duration/,
+    },
+    {
+      name: 'too much metadata',
+      method: 'POST',
+      path: '/eureka/apps/CART',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ instance: eurekaInstance({ metadata: Object.fromEntries(Array.from({ length: LIMITS.metadataEntries + 1 }, (_, i) => [`k${i}`, 'v'])) }) }),
+      status: 400,
+      reason: /metadata/,
+    },
     { name: 'a heartbeat with a non-numeric lastDirtyTimestamp', method: 'PUT', path: '/eureka/apps/CART/cart-1.local?lastDirtyTimestamp=yesterday', status: 400, reason: /lastDirtyTimestamp/ },
     { name: 'an override to a lower-case status', method: 'PUT', path: '/eureka/apps/CART/cart-1.local/status?value=down', status: 400, reason: /value: must be one of/ },
     { name: 'an override without a value', method: 'PUT', path: '/eureka/apps/CART/cart-1.local/status', status: 400, reason: /value/ },

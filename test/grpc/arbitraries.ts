@@ -27,10 +27,14 @@ export const record: fc.Arbitrary<InstanceRecord> = fc.record({
   zone: text,
   region: text,
   // "__proto__" is left out: the generated decoder cannot represent that key either.
-  metadata: fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }).filter((k) => k !== '__proto__'), fc.string({ maxLength: 300 }), {
-    maxKeys: 8,
-    noNullPrototype: true,
-  }),
+  metadata: fc.dictionary(
+    fc.string({ minLength: 1, maxLength: 20 }).filter((k) => k !== '__proto__'),
+    fc.string({ maxLength: 300 }),
+    {
+      maxKeys: 8,
+      noNullPrototype: true,
+    },
+  ),
   homePageUrl: text,
   statusPageUrl: text,
   healthCheckUrl: fc.string({ maxLength: 3000 }),
@@ -58,7 +62,10 @@ export const storedView: fc.Arbitrary<InstanceView> = fc
   .record({
     base: record,
     hostName: fc.oneof(text, fc.constantFrom('billing-1.example.internal', 'h')),
-    ipAddr: fc.oneof(fc.tuple(octet, octet, octet, octet).map((o) => o.join('.')), text),
+    ipAddr: fc.oneof(
+      fc.tuple(octet, octet, octet, octet).map((o) => o.join('.')),
+      text,
+    ),
     urls: fc.array(fc.tuple(urlPart, fc.constantFrom('host', 'ip', 'none'), urlPart), { minLength: 3, maxLength: 3 }),
     idTail: fc.constantFrom('', ':8080'),
     pool: fc.constantFrom(0, 1, 1_000),

@@ -4,14 +4,7 @@ import { RegistryError } from '../../src/core/errors.js';
 import { STATUSES, type InstanceView } from '../../src/core/types.js';
 import { ChangeType, Instance, InstanceStatus } from '../../src/gen/roster/v1/instance.js';
 import { ListApplicationsResponse } from '../../src/gen/roster/v1/registry_service.js';
-import {
-  changeToProto,
-  encodedSizeBound,
-  instanceToProto,
-  registrationFromProto,
-  statusFromProto,
-  statusToProto,
-} from '../../src/grpc/convert.js';
+import { changeToProto, encodedSizeBound, instanceToProto, registrationFromProto, statusFromProto, statusToProto } from '../../src/grpc/convert.js';
 import { protoInstance, registration } from './helpers.js';
 
 const invalidField = (field: string) => (err: unknown) => err instanceof RegistryError && err.kind === 'invalid_argument' && err.field === field;
@@ -67,9 +60,7 @@ describe('registrationFromProto', () => {
   });
 
   test('status UNSPECIFIED means UP; missing ports and lease mean "not set"', () => {
-    const input = registrationFromProto(
-      Instance.fromPartial({ app: 'a', instanceId: 'i', status: InstanceStatus.INSTANCE_STATUS_UNSPECIFIED }),
-    );
+    const input = registrationFromProto(Instance.fromPartial({ app: 'a', instanceId: 'i', status: InstanceStatus.INSTANCE_STATUS_UNSPECIFIED }));
     assert.equal(input.status, 'UP');
     assert.deepEqual(input.port, { number: 0, enabled: false });
     assert.deepEqual(input.securePort, { number: 0, enabled: false });
@@ -78,9 +69,7 @@ describe('registrationFromProto', () => {
   });
 
   test('other statuses pass through; overridden_status is ignored', () => {
-    const input = registrationFromProto(
-      protoInstance({ status: InstanceStatus.INSTANCE_STATUS_STARTING, overriddenStatus: InstanceStatus.INSTANCE_STATUS_OUT_OF_SERVICE }),
-    );
+    const input = registrationFromProto(protoInstance({ status: InstanceStatus.INSTANCE_STATUS_STARTING, overriddenStatus: InstanceStatus.INSTANCE_STATUS_OUT_OF_SERVICE }));
     assert.equal(input.status, 'STARTING');
     assert.equal('overriddenStatus' in input, false);
   });

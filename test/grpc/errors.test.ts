@@ -20,7 +20,13 @@ function capturingLogger(): { logger: pino.Logger; lines: Array<Record<string, u
 
 describe('toRpcStatus', () => {
   const cases: Array<{ name: string; err: unknown; code: status; details: string; logged: boolean }> = [
-    { name: 'invalid_argument names the field', err: invalid('instance.port.number', 'must be 0..65535'), code: status.INVALID_ARGUMENT, details: 'instance.port.number: must be 0..65535', logged: false },
+    {
+      name: 'invalid_argument names the field',
+      err: invalid('instance.port.number', 'must be 0..65535'),
+      code: status.INVALID_ARGUMENT,
+      details: 'instance.port.number: must be 0..65535',
+      logged: false,
+    },
     { name: 'a field missing from the message is prefixed', err: new RegistryError('invalid_argument', 'too long', 'app'), code: status.INVALID_ARGUMENT, details: 'app: too long', logged: false },
     { name: 'not_found', err: new RegistryError('not_found', 'instance a/b is not registered'), code: status.NOT_FOUND, details: 'instance a/b is not registered', logged: false },
     { name: 'resource_exhausted', err: new RegistryError('resource_exhausted', 'rate limit exceeded'), code: status.RESOURCE_EXHAUSTED, details: 'rate limit exceeded', logged: false },

@@ -59,10 +59,9 @@ const anyInstance: fc.Arbitrary<Instance> = fc.record({
   homePageUrl: fc.constantFrom('', 'http://h/'),
   statusPageUrl: fc.constant(''),
   healthCheckUrl: fc.constant(''),
-  leaseInfo: fc.option(
-    fc.record({ renewalIntervalSecs: u32, durationSecs: u32, registrationTimestamp: int64, lastRenewalTimestamp: int64, evictionTimestamp: int64, serviceUpTimestamp: int64 }),
-    { nil: undefined },
-  ),
+  leaseInfo: fc.option(fc.record({ renewalIntervalSecs: u32, durationSecs: u32, registrationTimestamp: int64, lastRenewalTimestamp: int64, evictionTimestamp: int64, serviceUpTimestamp: int64 }), {
+    nil: undefined,
+  }),
   lastDirtyTimestamp: int64,
   lastUpdatedTimestamp: int64,
 }) as fc.Arbitrary<Instance>;
@@ -117,7 +116,10 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: op(
       'replicate',
       fc.oneof(
-        { weight: 5, arbitrary: fc.array(fc.record({ action: fc.integer({ min: -1, max: 4 }), instance: fc.option(instance, { nil: undefined, freq: 10 }), originTimestamp: int64 }), { maxLength: 5 }) },
+        {
+          weight: 5,
+          arbitrary: fc.array(fc.record({ action: fc.integer({ min: -1, max: 4 }), instance: fc.option(instance, { nil: undefined, freq: 10 }), originTimestamp: int64 }), { maxLength: 5 }),
+        },
         fc.constant('oversized'),
       ),
     ),
@@ -149,29 +151,60 @@ const rawRequests: fc.Arbitrary<RawOp> = fc.oneof(
     fc.tuple(storableInstance, spotted, spotted).map(([i, host, value]) => rs.RegisterRequest.encode({ instance: { ...i, hostName: host, metadata: { ...i.metadata, k: value } } }).finish()),
     true,
   ),
-  raw(rs.RegistryServiceService.heartbeat.path, fc.record({ app: spotted, instanceId: spottedId, lastDirtyTimestamp: int64 }).map((r) => rs.HeartbeatRequest.encode(r).finish()), true),
-  raw(rs.RegistryServiceService.cancel.path, fc.record({ app: spotted, instanceId: spottedId }).map((r) => rs.CancelRequest.encode(r).finish()), true),
   raw(
-    rs.RegistryServiceService.updateMetadata.path,
-    fc.record({ app: spotted, instanceId: spottedId, set: fc.dictionary(spotted, spotted, { maxKeys: 2 }), remove: fc.array(spotted, { maxLength: 2 }) }).map((r) => rs.UpdateMetadataRequest.encode(r).finish()),
+    rs.RegistryServiceService.heartbeat.path,
+    fc.record({ app: spotted, instanceId: spottedId, lastDirtyTimestamp: int64 }).map((r) => rs.HeartbeatRequest.encode(r).finish()),
     true,
   ),
-  raw(rs.RegistryServiceService.getInstance.path, fc.record({ app: spotted, instanceId: spottedId }).map((r) => rs.GetInstanceRequest.encode(r).finish()), false),
-  raw(rs.RegistryServiceService.getApplication.path, fc.record({ app: spotted, pageSize: u32, pageToken: fc.constantFrom('', SPOT) }).map((r) => rs.GetApplicationRequest.encode(r).finish()), false),
-  raw(rs.RegistryServiceService.listByVip.path, fc.record({ vip: spotted, secure: fc.boolean(), pageSize: u32, pageToken: fc.constant('') }).map((r) => rs.ListByVipRequest.encode(r).finish()), false),
+  raw(
+    rs.RegistryServiceService.cancel.path,
+    fc.record({ app: spotted, instanceId: spottedId }).map((r) => rs.CancelRequest.encode(r).finish()),
+    true,
+  ),
+  raw(
+    rs.RegistryServiceService.updateMetadata.path,
+    fc
+      .record({ app: spotted, instanceId: spottedId, set: fc.dictionary(spotted, spotted, { maxKeys: 2 }), remove: fc.array(spotted, { maxLength: 2 }) })
+      .map((r) => rs.UpdateMetadataRequest.encode(r).finish()),
+    true,
+  ),
+  raw(
+    rs.RegistryServiceService.getInstance.path,
+    fc.record({ app: spotted, instanceId: spottedId }).map((r) => rs.GetInstanceRequest.encode(r).finish()),
+    false,
+  ),
+  raw(
+    rs.RegistryServiceService.getApplication.path,
+    fc.record({ app: spotted, pageSize: u32, pageToken: fc.constantFrom('', SPOT) }).map((r) => rs.GetApplicationRequest.encode(r).finish()),
+    false,
+  ),
+  raw(
+    rs.RegistryServiceService.listByVip.path,
+    fc.record({ vip: spotted, secure: fc.boolean(), pageSize: u32, pageToken: fc.constant('') }).map((r) => rs.ListByVipRequest.encode(r).finish()),
+    false,
+  ),
   raw(
     rs.RegistryServiceService.heartbeats.path,
-    fc.array(fc.record({ app: spotted, instanceId: spottedId, lastDirtyTimestamp: int64 }), { minLength: 1, maxLength: 3 }).map((heartbeats) => rs.HeartbeatsRequest.encode({ batchId: 1, heartbeats }).finish()),
+    fc
+      .array(fc.record({ app: spotted, instanceId: spottedId, lastDirtyTimestamp: int64 }), { minLength: 1, maxLength: 3 })
+      .map((heartbeats) => rs.HeartbeatsRequest.encode({ batchId: 1, heartbeats }).finish()),
     true,
   ),
   raw(
     rpb.ReplicationServiceService.replicate.path,
-    fc
-      .array(fc.tuple(storableInstance, spotted), { minLength: 1, maxLength: 3 })
-      .map((tasks) => rpb.ReplicateRequest.encode({ batchId: 1, tasks: tasks.map(([i, zone]) => ({ action: rpb.ReplicationAction.REPLICATION_ACTION_REGISTER, instance: { ...i, zone }, originTimestamp: 0 })) }).finish()),
+    fc.array(fc.tuple(storableInstance, spotted), { minLength: 1, maxLength: 3 }).map((tasks) =>
+      rpb.ReplicateRequest.encode({
+        batchId: 1,
+        tasks: tasks.map(([i, zone]) => ({ action: rpb.ReplicationAction.REPLICATION_ACTION_REGISTER, instance: { ...i, zone }, originTimestamp: 0 })),
+      }).finish(),
+    ),
     true,
   ),
-  raw(rpb.ReplicationServiceService.snapshot.path, fc.array(spotted, { maxLength: 3 }).map((apps) => rpb.SnapshotRequest.encode({ apps }).finish()), false),
+  raw(
+    rpb.ReplicationServiceService.snapshot.path,
+    fc.array(spotted, { maxLength: 3 }).map((apps) => rpb.SnapshotRequest.encode({ apps }).finish()),
+    false,
+  ),
 );
 const rawOps = fc.record({
   request: rawRequests,

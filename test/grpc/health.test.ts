@@ -31,9 +31,7 @@ test('Check, Watch and List served to a client built from the official .proto', 
   health.setStatus('', 'SERVING');
   const server = new grpc.Server();
   server.addService(HEALTH_SERVICE_DEFINITION, health.implementation);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   const Client = grpc.makeClientConstructor(reference as grpc.ServiceDefinition, 'grpc.health.v1.Health');
   const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     check: (req: { service: string }, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r: { status: string }) => void) => grpc.ClientUnaryCall;

@@ -59,15 +59,17 @@ async function replicate(client: rpb.ReplicationServiceClient, batches: rpb.Repl
       });
       call.write({ batchId: n + 1, tasks });
       const response = await answered;
-      assert.ok(response.results.every((r) => r.code === rpb.TaskResultCode.TASK_RESULT_CODE_OK), `batch ${n + 1} was not applied`);
+      assert.ok(
+        response.results.every((r) => r.code === rpb.TaskResultCode.TASK_RESULT_CODE_OK),
+        `batch ${n + 1} was not applied`,
+      );
     }
   } finally {
     call.end();
   }
 }
 
-const batchesOf = (version: number): rpb.ReplicationTask[][] =>
-  Array.from({ length: INSTANCES / BATCH }, (_, b) => Array.from({ length: BATCH }, (_, i) => registerTask(b * BATCH + i, version)));
+const batchesOf = (version: number): rpb.ReplicationTask[][] => Array.from({ length: INSTANCES / BATCH }, (_, b) => Array.from({ length: BATCH }, (_, i) => registerTask(b * BATCH + i, version)));
 
 let node: Running | undefined;
 const sessions: http2.ClientHttp2Session[] = [];
@@ -141,7 +143,9 @@ test(`a node with --max-old-space-size=${HEAP_MB} survives non-reading peers, wa
     assert.equal(page.instances.length, 100);
     const metrics = await fetch(`http://127.0.0.1:${started.httpPort}/metrics`, { signal: AbortSignal.timeout(WAIT_MS) }).then((r) => r.text());
     const gauge = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
-    t.diagnostic(`rss ${(gauge('process_resident_memory_bytes') / 2 ** 20).toFixed(0)} MiB, heap used ${(gauge('nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(0)} MiB, after ${Date.now() - began} ms`);
+    t.diagnostic(
+      `rss ${(gauge('process_resident_memory_bytes') / 2 ** 20).toFixed(0)} MiB, heap used ${(gauge('nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(0)} MiB, after ${Date.now() - began} ms`,
+    );
     assert.equal(node.child.exitCode, null, `the node exited: ${node.stderr()}`);
   } catch (err) {
     // Say why the node went away, when it did.

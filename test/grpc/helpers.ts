@@ -64,12 +64,7 @@ export function newClient(address: string): RegistryServiceClient {
   return new RegistryServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.per_rpc_retry_buffer_size': 0 });
 }
 
-type UnaryMethod<Req, Res> = (
-  request: Req,
-  metadata: grpc.Metadata,
-  options: Partial<grpc.CallOptions>,
-  callback: (error: grpc.ServiceError | null, response: Res) => void,
-) => grpc.ClientUnaryCall;
+type UnaryMethod<Req, Res> = (request: Req, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, callback: (error: grpc.ServiceError | null, response: Res) => void) => grpc.ClientUnaryCall;
 
 /** Calls a unary method with a deadline: `await call(client.getInstance.bind(client), {...})`. */
 export function call<Req, Res>(method: UnaryMethod<Req, Res>, request: Req): Promise<Res> {

@@ -102,7 +102,7 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     });
   });
 
-  it('yields the event loop during a burst (every chunk after a turn\'s budget pauses its socket) and still answers every stream', async () => {
+  it("yields the event loop during a burst (every chunk after a turn's budget pauses its socket) and still answers every stream", async () => {
     // A clock that moves on at every chunk, and a budget of 0: every chunk after a turn's first pauses.
     let clock = 0;
     let pauses = 0;
@@ -182,7 +182,7 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     assert.equal(received, 1024 * 1024);
   });
 
-  it('a client that resets a stream closes it with the client\'s code', async () => {
+  it("a client that resets a stream closes it with the client's code", async () => {
     const closed = new Promise<number>((resolve) => {
       void serve((stream) => {
         stream.on('data', () => undefined);
@@ -276,7 +276,12 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', () => undefined);
-    const block = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/x'], [':authority', 'a']]);
+    const block = encodeHeaders([
+      [':method', 'POST'],
+      [':scheme', 'http'],
+      [':path', '/x'],
+      [':authority', 'a'],
+    ]);
     const cancel = Buffer.from([0, 0, 0, 8]);
     const frames = [PREFACE, rawFrame(4, 0, 0, Buffer.alloc(0))];
     for (let id = 1; id < 2 * 3000; id += 2) frames.push(rawFrame(1, 0x4, id, block), rawFrame(3, 0, id, cancel));
@@ -298,7 +303,13 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     socket.on('data', () => undefined);
     socket.on('error', () => undefined);
     const request = (extra: Array<[string, string]>): Buffer => encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/x'], ...extra]);
-    const blocks = [request([['constructor', 'c'], ['__proto__', 'p']]), request([['x-a', '1']])];
+    const blocks = [
+      request([
+        ['constructor', 'c'],
+        ['__proto__', 'p'],
+      ]),
+      request([['x-a', '1']]),
+    ];
     socket.write(Buffer.concat([PREFACE, rawFrame(4, 0, 0, Buffer.alloc(0)), ...blocks.map((b, i) => rawFrame(1, 0x5, 2 * i + 1, b))]));
     const deadline = Date.now() + WAIT_MS;
     while (seen.length < blocks.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -306,6 +317,7 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     assert.equal(seen.length, 2);
     assert.deepEqual(Object.keys(seen[0]!), [':method', ':scheme', ':path', 'constructor', '__proto__']);
     assert.equal(seen[0]!['constructor'], 'c');
+    // biome-ignore lint/suspicious/noProto: a header named __proto__ must be an own property
     assert.equal(seen[0]!['__proto__'], 'p');
     assert.equal(seen[1]!['x-a'], '1');
   });
@@ -334,7 +346,7 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
 });
 
 describe('TurnBudget (src/grpc/http2/turn-budget.ts)', () => {
-  it('pauses a reader whose chunk comes after the turn\'s budget is spent, once, and resumes it on the next turn', async () => {
+  it("pauses a reader whose chunk comes after the turn's budget is spent, once, and resumes it on the next turn", async () => {
     let now = 0;
     const budget = new TurnBudget(10, () => now);
     const log: string[] = [];

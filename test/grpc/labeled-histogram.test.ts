@@ -24,7 +24,15 @@ test('LabeledHistogram exposes what a prom-client Histogram does for the same ob
   const ours = new Registry();
   const histogram = new LabeledHistogram({ name: 'x_seconds', help: 'Durations.', label: 'method', buckets: bounds, registers: [ours] });
   // On a bound, between bounds, above every bound, zero; two methods, one with a quoted name.
-  const observations: Array<[string, number]> = [['/a/B', 0], ['/a/B', 0.001], ['/a/B', 0.0010001], ['/a/B', 0.5], ['/a/B', 7], ['/c/"D"', 0.05], ['/c/"D"', 1]];
+  const observations: Array<[string, number]> = [
+    ['/a/B', 0],
+    ['/a/B', 0.001],
+    ['/a/B', 0.0010001],
+    ['/a/B', 0.5],
+    ['/a/B', 7],
+    ['/c/"D"', 0.05],
+    ['/c/"D"', 1],
+  ];
   for (const [method, seconds] of observations) {
     reference.observe({ method }, seconds);
     histogram.series(method).observe(seconds);

@@ -4,7 +4,6 @@ import * as grpc from '@grpc/grpc-js';
 import type { ListApplicationsResponse } from '../../src/gen/roster/v1/registry_service.js';
 import { readAll, registration, StreamReader, withHarness } from './helpers.js';
 
-
 const key = (app: string, id: string): string => `${app}/${id}`;
 const pad = (n: number): string => String(n).padStart(6, '0');
 
@@ -54,7 +53,10 @@ describe('ListApplications', () => {
       for (let i = 0; i < 20; i++) registry.register(registration({ instanceId: `i-${pad(i)}` }));
       registry.setStatusOverride('billing', `i-${pad(3)}`, 'OUT_OF_SERVICE');
       const chunks = await readAll(client.listApplications({ chunkSize: 7 }));
-      assert.deepEqual(chunks.map((c) => c.instances.length), [7, 7, 6]);
+      assert.deepEqual(
+        chunks.map((c) => c.instances.length),
+        [7, 7, 6],
+      );
       assert.ok(chunks.every((c) => c.reconcileHash === 'OUT_OF_SERVICE_1_UP_19_' && c.revision === 21));
       await assert.rejects(readAll(client.listApplications({ chunkSize: 5001 })), (err: grpc.ServiceError) => {
         assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
@@ -69,7 +71,10 @@ describe('ListApplications', () => {
       for (let i = 0; i < 1500; i++) registry.register(registration({ instanceId: `i-${pad(i)}`, metadata: bulky }));
       const chunks = await readAll(client.listApplications({ chunkSize: 5000 }));
       assert.ok(chunks.length >= 6, `~22 MB must take several chunks, got ${chunks.length}`);
-      assert.equal(chunks.reduce((n, c) => n + c.instances.length, 0), 1500);
+      assert.equal(
+        chunks.reduce((n, c) => n + c.instances.length, 0),
+        1500,
+      );
       assert.deepEqual(chunks[0]!.instances[0]!.metadata, bulky);
     }));
 });

@@ -6,10 +6,9 @@ import { registration } from '../core/fixtures.js';
 import { call, rejectsWith, withHarness } from './helpers.js';
 
 /** 1 KB of metadata per instance: 5,000 of them are ~5.5 MB, beyond a default client's 4 MiB. */
-const heavy = (app: string, i: number) =>
-  registration({ app, instanceId: `i-${String(i).padStart(5, '0')}`, vipAddress: 'heavy.vip', metadata: { blob: 'x'.repeat(1000) } });
+const heavy = (app: string, i: number) => registration({ app, instanceId: `i-${String(i).padStart(5, '0')}`, vipAddress: 'heavy.vip', metadata: { blob: 'x'.repeat(1000) } });
 
-describe('GetApplication and ListByVip answer in pages within a default client\'s 4 MiB', () => {
+describe("GetApplication and ListByVip answer in pages within a default client's 4 MiB", () => {
   test('a 5,000-instance application with 1 KB metadata each comes in pages, every instance exactly once', () =>
     withHarness({}, async ({ client, registry }) => {
       for (let i = 0; i < 5000; i++) registry.register(heavy('big', i));
@@ -36,13 +35,22 @@ describe('GetApplication and ListByVip answer in pages within a default client\'
     withHarness({}, async ({ client, registry }) => {
       for (let i = 0; i < 10; i++) registry.register(heavy('app', i));
       const first = await call(client.getApplication.bind(client), { app: 'app', pageSize: 4, pageToken: '' });
-      assert.deepEqual(first.instances.map((i) => i.instanceId), ['i-00000', 'i-00001', 'i-00002', 'i-00003']);
+      assert.deepEqual(
+        first.instances.map((i) => i.instanceId),
+        ['i-00000', 'i-00001', 'i-00002', 'i-00003'],
+      );
       registry.cancel('app', 'i-00001');
       registry.cancel('app', 'i-00004');
       const second = await call(client.getApplication.bind(client), { app: 'app', pageSize: 4, pageToken: first.nextPageToken });
-      assert.deepEqual(second.instances.map((i) => i.instanceId), ['i-00005', 'i-00006', 'i-00007', 'i-00008']);
+      assert.deepEqual(
+        second.instances.map((i) => i.instanceId),
+        ['i-00005', 'i-00006', 'i-00007', 'i-00008'],
+      );
       const last = await call(client.getApplication.bind(client), { app: 'app', pageSize: 4, pageToken: second.nextPageToken });
-      assert.deepEqual(last.instances.map((i) => i.instanceId), ['i-00009']);
+      assert.deepEqual(
+        last.instances.map((i) => i.instanceId),
+        ['i-00009'],
+      );
       assert.equal(last.nextPageToken, '');
     }));
 

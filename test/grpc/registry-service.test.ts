@@ -8,7 +8,6 @@ import { call, protoInstance, registration, rejectsWith, startHarness, StreamRea
 
 const { INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, OK } = grpc.status;
 
-
 /** Asserts INVALID_ARGUMENT naming `field`, and that the registry did not change. */
 async function refusesField(h: Harness, promise: Promise<unknown>, field: string): Promise<void> {
   const before = { revision: h.registry.revision, stats: h.registry.stats(), snapshot: h.registry.snapshot() };
@@ -66,8 +65,7 @@ describe('Register and GetInstance', () => {
     withHarness({}, async (h) => {
       const { client } = h;
       await call(client.register.bind(client), { instance: protoInstance({ instanceId: 'existing' }) });
-      const register = (instance: Parameters<typeof protoInstance>[0] | undefined) =>
-        call(client.register.bind(client), { instance: instance === undefined ? undefined : protoInstance(instance) });
+      const register = (instance: Parameters<typeof protoInstance>[0] | undefined) => call(client.register.bind(client), { instance: instance === undefined ? undefined : protoInstance(instance) });
       await refusesField(h, register(undefined), 'instance');
       await refusesField(h, register({ app: '' }), 'instance.app');
       await refusesField(h, register({ app: 'no spaces' }), 'instance.app');
@@ -75,13 +73,9 @@ describe('Register and GetInstance', () => {
       await refusesField(h, register({ status: 77 as InstanceStatus }), 'instance.status');
       await refusesField(h, register({ port: { number: 70_000, enabled: true } }), 'instance.port.number');
       await refusesField(h, register({ securePort: { number: 0, enabled: true } }), 'instance.secure_port.number');
-      await refusesField(h, register({ lease: { renewalIntervalSecs: 60, durationSecs: 30 } } ), 'instance.lease.duration_secs');
-      await refusesField(h, register({ lease: { renewalIntervalSecs: 301 } } ), 'instance.lease.renewal_interval_secs');
-      await refusesField(
-        h,
-        register({ metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }),
-        'instance.metadata',
-      );
+      await refusesField(h, register({ lease: { renewalIntervalSecs: 60, durationSecs: 30 } }), 'instance.lease.duration_secs');
+      await refusesField(h, register({ lease: { renewalIntervalSecs: 301 } }), 'instance.lease.renewal_interval_secs');
+      await refusesField(h, register({ metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }), 'instance.metadata');
       await refusesField(h, register({ hostName: 'has space' }), 'instance.host_name');
       await refusesField(h, register({ instanceId: 'existing', zone: 'x'.repeat(65), lastDirtyTimestamp: 9e12 }), 'instance.zone');
     }));
@@ -118,8 +112,7 @@ describe('Heartbeat', () => {
 
   test('NOT_FOUND when unknown, when the caller is newer, when expired and when the status is UNKNOWN', () =>
     withHarness({}, async ({ client, registry, clock }) => {
-      const beat = (instanceId: string, lastDirtyTimestamp = 0) =>
-        call(client.heartbeat.bind(client), { app: 'billing', instanceId, lastDirtyTimestamp });
+      const beat = (instanceId: string, lastDirtyTimestamp = 0) => call(client.heartbeat.bind(client), { app: 'billing', instanceId, lastDirtyTimestamp });
       await rejectsWith(beat('nope'), NOT_FOUND, /not registered/);
       registry.register(registration({ instanceId: 'a', lastDirtyTimestamp: 1_000 }));
       await rejectsWith(beat('a', 2_000), NOT_FOUND, /newer/);
@@ -171,8 +164,7 @@ describe('Cancel, overrides and metadata', () => {
     withHarness({}, async (h) => {
       const { client, registry } = h;
       registry.register(registration());
-      const force = (status: InstanceStatus, instanceId = 'i-1') =>
-        call(client.setStatusOverride.bind(client), { app: 'billing', instanceId, status });
+      const force = (status: InstanceStatus, instanceId = 'i-1') => call(client.setStatusOverride.bind(client), { app: 'billing', instanceId, status });
       await refusesField(h, force(InstanceStatus.INSTANCE_STATUS_UNSPECIFIED), 'status');
       await refusesField(h, force(12 as InstanceStatus), 'status');
       await refusesField(h, force(InstanceStatus.INSTANCE_STATUS_UNKNOWN), 'status');
@@ -201,7 +193,10 @@ describe('reads', () => {
       registry.register(registration({ app: 'other' }));
       const res = await call(client.getApplication.bind(client), { app: 'BiLLing', pageSize: 0, pageToken: '' });
       assert.equal(res.app, 'billing');
-      assert.deepEqual(res.instances.map((i) => i.instanceId), ['i-1', 'i-2', 'i-3']);
+      assert.deepEqual(
+        res.instances.map((i) => i.instanceId),
+        ['i-1', 'i-2', 'i-3'],
+      );
       assert.equal(res.revision, 4);
       const none = await call(client.getApplication.bind(client), { app: 'ghost', pageSize: 0, pageToken: '' });
       assert.deepEqual(none.instances, []);
@@ -215,10 +210,16 @@ describe('reads', () => {
       registry.register(registration({ app: 'a', instanceId: '1', vipAddress: 'api', secureVipAddress: 'api-tls' }));
       registry.register(registration({ app: 'a', instanceId: '3', vipAddress: 'other', secureVipAddress: 'API' }));
       const plain = await call(client.listByVip.bind(client), { vip: 'api', secure: false, pageSize: 0, pageToken: '' });
-      assert.deepEqual(plain.instances.map((i) => `${i.app}/${i.instanceId}`), ['a/1', 'b/2']);
+      assert.deepEqual(
+        plain.instances.map((i) => `${i.app}/${i.instanceId}`),
+        ['a/1', 'b/2'],
+      );
       assert.equal(plain.revision, 3);
       const secure = await call(client.listByVip.bind(client), { vip: 'api', secure: true, pageSize: 0, pageToken: '' });
-      assert.deepEqual(secure.instances.map((i) => `${i.app}/${i.instanceId}`), ['a/3']);
+      assert.deepEqual(
+        secure.instances.map((i) => `${i.app}/${i.instanceId}`),
+        ['a/3'],
+      );
       await refusesField(h, call(client.listByVip.bind(client), { vip: ' ', secure: false, pageSize: 0, pageToken: '' }), 'vip');
     }));
 
@@ -232,17 +233,23 @@ describe('reads', () => {
       assert.equal(hash, 'OUT_OF_SERVICE_1_UP_3_');
 
       const first = await call(client.getDelta.bind(client), { sinceRevision: 0, maxChanges: 4, nodeId: '' });
-      assert.deepEqual(first.changes.map((c) => c.revision), [1, 2, 3, 4]);
+      assert.deepEqual(
+        first.changes.map((c) => c.revision),
+        [1, 2, 3, 4],
+      );
       assert.equal(first.revision, 4);
       assert.equal(first.hasMore, true);
       assert.equal(first.resyncRequired, false);
       assert.equal(first.reconcileHash, hash);
       const rest = await call(client.getDelta.bind(client), { sinceRevision: first.revision, maxChanges: 0, nodeId: '' });
-      assert.deepEqual(rest.changes.map((c) => [c.revision, c.type, c.instance?.instanceId]), [
-        [5, 1, 'i-4'],
-        [6, 2, 'i-0'],
-        [7, 3, 'i-1'],
-      ]);
+      assert.deepEqual(
+        rest.changes.map((c) => [c.revision, c.type, c.instance?.instanceId]),
+        [
+          [5, 1, 'i-4'],
+          [6, 2, 'i-0'],
+          [7, 3, 'i-1'],
+        ],
+      );
       assert.equal(rest.revision, 7);
       assert.equal(rest.hasMore, false);
       const none = await call(client.getDelta.bind(client), { sinceRevision: 7, maxChanges: 10, nodeId: '' });
@@ -264,7 +271,10 @@ describe('reads', () => {
       assert.equal(old.revision, 6);
       const recent = await call(client.getDelta.bind(client), { sinceRevision: registry.oldestReplayableRevision, maxChanges: 10, nodeId: '' });
       assert.equal(recent.resyncRequired, false);
-      assert.deepEqual(recent.changes.map((c) => c.revision), [4, 5, 6]);
+      assert.deepEqual(
+        recent.changes.map((c) => c.revision),
+        [4, 5, 6],
+      );
     }));
 
   test('GetDelta cuts a page by size so it fits a default client, and says has_more', () =>
@@ -283,7 +293,10 @@ describe('reads', () => {
         if (!page.hasMore) break;
       }
       assert.ok(pages >= 3, `600 changes of ~15 KB need several pages, got ${pages}`);
-      assert.deepEqual(revisions, Array.from({ length: 600 }, (_, i) => i + 1));
+      assert.deepEqual(
+        revisions,
+        Array.from({ length: 600 }, (_, i) => i + 1),
+      );
     }));
 });
 
@@ -322,11 +335,7 @@ describe('readiness and overload', () => {
       await rejectsWith(register('b'), RESOURCE_EXHAUSTED, limited);
       await rejectsWith(call(client.heartbeat.bind(client), { app: 'billing', instanceId: 'a', lastDirtyTimestamp: 0 }), RESOURCE_EXHAUSTED, limited);
       await rejectsWith(call(client.cancel.bind(client), { app: 'billing', instanceId: 'a' }), RESOURCE_EXHAUSTED, limited);
-      await rejectsWith(
-        call(client.setStatusOverride.bind(client), { app: 'billing', instanceId: 'a', status: InstanceStatus.INSTANCE_STATUS_DOWN }),
-        RESOURCE_EXHAUSTED,
-        limited,
-      );
+      await rejectsWith(call(client.setStatusOverride.bind(client), { app: 'billing', instanceId: 'a', status: InstanceStatus.INSTANCE_STATUS_DOWN }), RESOURCE_EXHAUSTED, limited);
       await rejectsWith(call(client.clearStatusOverride.bind(client), { app: 'billing', instanceId: 'a' }), RESOURCE_EXHAUSTED, limited);
       await rejectsWith(call(client.updateMetadata.bind(client), { app: 'billing', instanceId: 'a', set: {}, remove: [] }), RESOURCE_EXHAUSTED, limited);
       assert.equal(registry.revision, revision, 'nothing changed');
@@ -350,8 +359,12 @@ describe('undecodable requests', () => {
       h.registry.register(registration({ instanceId: 'a' }));
       const bytes = new BinaryWriter().uint32(10).string('billing').uint32(18).string('a').uint32(24).int64('1152921504606846976').finish();
       const code = await new Promise<grpc.status>((resolve) =>
-        h.client.makeUnaryRequest('/roster.v1.RegistryService/Heartbeat', (b: Buffer) => b, (b: Buffer) => b, Buffer.from(bytes), (err) =>
-          resolve(err?.code ?? OK),
+        h.client.makeUnaryRequest(
+          '/roster.v1.RegistryService/Heartbeat',
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          Buffer.from(bytes),
+          (err) => resolve(err?.code ?? OK),
         ),
       );
       assert.equal(code, INVALID_ARGUMENT);
@@ -449,7 +462,10 @@ describe('Heartbeats', () => {
       const { stream, reader } = openHeartbeats(h);
       stream.write({ batchId: 1, heartbeats: Array.from({ length: 3 }, () => ({ app: 'billing', instanceId: 'i-1', lastDirtyTimestamp: 0 })) });
       const res = await reader.next();
-      assert.deepEqual(res.results.map((r) => r.code), [OK, OK, RESOURCE_EXHAUSTED]);
+      assert.deepEqual(
+        res.results.map((r) => r.code),
+        [OK, OK, RESOURCE_EXHAUSTED],
+      );
       assert.equal(res.results[2]!.message, 'rate limit exceeded');
       stream.end();
       assert.equal(await reader.ended(), undefined);
@@ -471,10 +487,7 @@ describe('Heartbeats', () => {
       let pushedBack = false;
       while (sent < 1000 && !pushedBack) {
         if (stream.write(batch(++sent))) continue;
-        pushedBack = !(await Promise.race([
-          new Promise<boolean>((resolve) => stream.once('drain', () => resolve(true))),
-          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500)),
-        ]));
+        pushedBack = !(await Promise.race([new Promise<boolean>((resolve) => stream.once('drain', () => resolve(true))), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500))]));
       }
       assert.ok(pushedBack, `writes were never held back (${sent} batches sent unread)`);
       assert.equal(answers.length, 0);
@@ -484,7 +497,10 @@ describe('Heartbeats', () => {
         stream.on('error', reject);
         stream.on('end', resolve);
       });
-      assert.deepEqual(answers.map((a) => a.batchId), Array.from({ length: sent }, (_, i) => i + 1));
+      assert.deepEqual(
+        answers.map((a) => a.batchId),
+        Array.from({ length: sent }, (_, i) => i + 1),
+      );
       assert.ok(answers.every((a) => a.results.length === 1000 && a.results.every((r) => r.code === OK)));
     }));
 });

@@ -82,10 +82,19 @@ describe('gzip-compressed responses', () => {
       for (const answer of [plain, zipped]) assert.equal(answer.trailers['grpc-status'], '0');
       assert.equal(zipped.frames.length, 3);
       assert.ok(plain.frames.every((f) => !f.compressed));
-      assert.ok(zipped.frames.every((f) => f.compressed && f.body[0] === 0x1f && f.body[1] === 0x8b), 'gzip magic in every frame');
+      assert.ok(
+        zipped.frames.every((f) => f.compressed && f.body[0] === 0x1f && f.body[1] === 0x8b),
+        'gzip magic in every frame',
+      );
       const decoded = zipped.frames.map((f) => ListApplicationsResponse.decode(gunzipSync(f.body)));
-      assert.deepEqual(decoded, plain.frames.map((f) => ListApplicationsResponse.decode(f.body)));
-      assert.equal(decoded.reduce((sum, chunk) => sum + chunk.instances.length, 0), 2500);
+      assert.deepEqual(
+        decoded,
+        plain.frames.map((f) => ListApplicationsResponse.decode(f.body)),
+      );
+      assert.equal(
+        decoded.reduce((sum, chunk) => sum + chunk.instances.length, 0),
+        2500,
+      );
       const bytes = (a: RawAnswer): number => a.frames.reduce((sum, f) => sum + f.body.length, 0);
       assert.ok(bytes(zipped) * 4 < bytes(plain), `gzip ${bytes(zipped)} bytes vs plain ${bytes(plain)}`);
     }));
@@ -139,12 +148,8 @@ describe('gzip-compressed responses', () => {
       registry.register(registration({ app: 'billing', instanceId: 'i-2' }));
       await rawCall(address, LIST, listRequest, 'gzip');
       const text = await metrics.render();
-      const count = (encoding: string, cache: string): number =>
-        Number(new RegExp(`^roster_full_reads_total\\{encoding="${encoding}",cache="${cache}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
-      assert.deepEqual(
-        { identityMiss: count('identity', 'miss'), gzipHit: count('gzip', 'hit'), gzipMiss: count('gzip', 'miss') },
-        { identityMiss: 1, gzipHit: 2, gzipMiss: 1 },
-      );
+      const count = (encoding: string, cache: string): number => Number(new RegExp(`^roster_full_reads_total\\{encoding="${encoding}",cache="${cache}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+      assert.deepEqual({ identityMiss: count('identity', 'miss'), gzipHit: count('gzip', 'hit'), gzipMiss: count('gzip', 'miss') }, { identityMiss: 1, gzipHit: 2, gzipMiss: 1 });
     });
   });
 

@@ -3,13 +3,8 @@ import { setImmediate as nextTick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import {
-  ReplicationServiceClient,
-  ReplicationServiceService,
-  type ReplicationServiceServer,
-} from '../../src/gen/roster/v1/replication_service.js';
+import { ReplicationServiceClient, ReplicationServiceService, type ReplicationServiceServer } from '../../src/gen/roster/v1/replication_service.js';
 import { bufCurl, call, protoInstance, readAll, rejectsWith, StreamReader, WAIT_MS, withHarness } from './helpers.js';
-
 
 const HealthClient = grpc.makeClientConstructor(healthService as grpc.ServiceDefinition, 'grpc.health.v1.Health');
 
@@ -75,12 +70,7 @@ describe('reflection and buf curl', () => {
     withHarness({}, async (h) => {
       const res = await bufCurl(['--list-services', `http://${h.address}`]);
       assert.equal(res.code, 0, res.stderr);
-      assert.deepEqual(res.stdout.trim().split('\n').sort(), [
-        'grpc.health.v1.Health',
-        'grpc.reflection.v1.ServerReflection',
-        'grpc.reflection.v1alpha.ServerReflection',
-        'roster.v1.RegistryService',
-      ]);
+      assert.deepEqual(res.stdout.trim().split('\n').sort(), ['grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection', 'roster.v1.RegistryService']);
     }));
 
   test('Register then GetInstance round-trip every field, metadata map included', () =>
@@ -106,11 +96,7 @@ describe('reflection and buf curl', () => {
       };
       const registered = await bufCurl([`http://${h.address}/roster.v1.RegistryService/Register`, '-d', JSON.stringify({ instance })]);
       assert.equal(registered.code, 0, registered.stderr);
-      const got = await bufCurl([
-        `http://${h.address}/roster.v1.RegistryService/GetInstance`,
-        '-d',
-        JSON.stringify({ app: 'BILLING', instance_id: 'i-9' }),
-      ]);
+      const got = await bufCurl([`http://${h.address}/roster.v1.RegistryService/GetInstance`, '-d', JSON.stringify({ app: 'BILLING', instance_id: 'i-9' })]);
       assert.equal(got.code, 0, got.stderr);
       const wall = String(h.clock.wallNow());
       assert.deepEqual(JSON.parse(got.stdout), {
@@ -148,26 +134,23 @@ describe('reflection and buf curl', () => {
       snapshot: (stream) => stream.end(),
       digest: (_call, callback) => callback(null, { nodeId: 'node-a', apps: [] }),
     };
-    await withHarness(
-      { extraServices: [{ definition: ReplicationServiceService, implementation: replication }] },
-      async (h) => {
-        const listed = await bufCurl(['--list-services', `http://${h.address}`]);
-        assert.deepEqual(listed.stdout.trim().split('\n').sort(), [
-          'grpc.health.v1.Health',
-          'grpc.reflection.v1.ServerReflection',
-          'grpc.reflection.v1alpha.ServerReflection',
-          'roster.v1.RegistryService',
-          'roster.v1.ReplicationService',
-        ]);
-        const client = new ReplicationServiceClient(h.address, grpc.credentials.createInsecure());
-        try {
-          const digest = await call(client.digest.bind(client), {});
-          assert.equal(digest.nodeId, 'node-a');
-        } finally {
-          client.close();
-        }
-      },
-    );
+    await withHarness({ extraServices: [{ definition: ReplicationServiceService, implementation: replication }] }, async (h) => {
+      const listed = await bufCurl(['--list-services', `http://${h.address}`]);
+      assert.deepEqual(listed.stdout.trim().split('\n').sort(), [
+        'grpc.health.v1.Health',
+        'grpc.reflection.v1.ServerReflection',
+        'grpc.reflection.v1alpha.ServerReflection',
+        'roster.v1.RegistryService',
+        'roster.v1.ReplicationService',
+      ]);
+      const client = new ReplicationServiceClient(h.address, grpc.credentials.createInsecure());
+      try {
+        const digest = await call(client.digest.bind(client), {});
+        assert.equal(digest.nodeId, 'node-a');
+      } finally {
+        client.close();
+      }
+    });
   });
 });
 

@@ -49,7 +49,10 @@ describe('SnapshotCache', () => {
     const later = await frames(cache.open(CHUNK, false));
     const allOfA = [firstOfA!, ...restOfA];
     assert.equal(allOfA.length, 4);
-    assert.deepEqual(allOfA.map((f) => decode(f).instances.length), [10, 10, 10, 5]);
+    assert.deepEqual(
+      allOfA.map((f) => decode(f).instances.length),
+      [10, 10, 10, 5],
+    );
     for (let i = 0; i < 4; i++) {
       assert.equal(allOfB[i], allOfA[i], `frame ${i} is the same buffer for a concurrent reader`);
       assert.equal(later[i], allOfA[i], `frame ${i} is the same buffer for a later reader`);
@@ -57,7 +60,10 @@ describe('SnapshotCache', () => {
     const stats = cache.stats();
     assert.equal(stats.builds, 1);
     assert.equal(stats.hits, 2);
-    assert.equal(stats.kept?.plainBytes, allOfA.reduce((sum, f) => sum + f.length, 0));
+    assert.equal(
+      stats.kept?.plainBytes,
+      allOfA.reduce((sum, f) => sum + f.length, 0),
+    );
   });
 
   test('a read after any change reflects it; a reader already under way keeps its own revision', async () => {
@@ -163,7 +169,10 @@ describe('SnapshotCache', () => {
     const small = setup(40);
     await frames(small.cache.open(CHUNK, false));
     const other = await frames(small.cache.open(7, false));
-    assert.deepEqual(other.map((f) => decode(f).instances.length), [7, 7, 7, 7, 7, 5]);
+    assert.deepEqual(
+      other.map((f) => decode(f).instances.length),
+      [7, 7, 7, 7, 7, 5],
+    );
     await frames(small.cache.open(CHUNK, false));
     assert.deepEqual({ builds: small.cache.stats().builds, hits: small.cache.stats().hits }, { builds: 2, hits: 1 }, 'another chunk size leaves the kept entry alone');
     assert.equal(registry.revision, 40);

@@ -4,11 +4,11 @@ import fc from 'fast-check';
 import { StreamTable } from '../../src/grpc/http2/stream-table.js';
 
 // Odd ids as a client opens them, and some others; a small table so that runs wrap and it grows.
-const id = fc.oneof(fc.integer({ min: 0, max: 40 }).map((n) => 2 * n + 1), fc.integer({ min: 1, max: 0x7fffffff }));
-const op = fc.oneof(
-  fc.record({ kind: fc.constant('set' as const), id, value: fc.integer() }),
-  fc.record({ kind: fc.constant('delete' as const), id }),
+const id = fc.oneof(
+  fc.integer({ min: 0, max: 40 }).map((n) => 2 * n + 1),
+  fc.integer({ min: 1, max: 0x7fffffff }),
 );
+const op = fc.oneof(fc.record({ kind: fc.constant('set' as const), id, value: fc.integer() }), fc.record({ kind: fc.constant('delete' as const), id }));
 
 test('property: StreamTable answers get, delete, size and values as a Map does, through growth and wrapped runs', () => {
   fc.assert(

@@ -42,7 +42,13 @@ const CASES: ReadonlyArray<{ path: string; bytes: Uint8Array; field: string }> =
   { path: rs.RegistryServiceService.heartbeat.path, bytes: rs.HeartbeatRequest.encode({ app: 'billing', instanceId: SPOT, lastDirtyTimestamp: 0 }).finish(), field: 'instance_id' },
   {
     path: rs.RegistryServiceService.heartbeats.path,
-    bytes: rs.HeartbeatsRequest.encode({ batchId: 1, heartbeats: [{ app: 'billing', instanceId: 'i-1', lastDirtyTimestamp: 0 }, { app: SPOT, instanceId: 'i-1', lastDirtyTimestamp: 0 }] }).finish(),
+    bytes: rs.HeartbeatsRequest.encode({
+      batchId: 1,
+      heartbeats: [
+        { app: 'billing', instanceId: 'i-1', lastDirtyTimestamp: 0 },
+        { app: SPOT, instanceId: 'i-1', lastDirtyTimestamp: 0 },
+      ],
+    }).finish(),
     field: 'heartbeats[1].app',
   },
   { path: rs.RegistryServiceService.cancel.path, bytes: rs.CancelRequest.encode({ app: SPOT, instanceId: 'i-1' }).finish(), field: 'app' },
@@ -97,7 +103,12 @@ describe('strings that are not UTF-8 are refused, naming the field', () => {
   });
 
   test('overlong encodings and encoded surrogates are not UTF-8', () => {
-    for (const bad of [[0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]]) {
+    for (const bad of [
+      [0xc0, 0xaf],
+      [0xed, 0xa0, 0x80],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0xe2, 0x82],
+    ]) {
       const bytes = Buffer.from([0x0a, bad.length, ...bad]);
       assert.throws(() => decodeStrictUtf8((r) => rs.GetInstanceRequest.decode(r), bytes), InvalidUtf8Error);
     }

@@ -51,7 +51,9 @@ describe('transport-level client faults are INVALID_ARGUMENT, not INTERNAL', () 
   }
 
   test('a well-formed grpc-timeout is honoured as before', async () => {
-    const status = await rawCall(h.server.port, rs.RegistryServiceService.getInstance.path, [grpcFrame(rs.GetInstanceRequest.encode({ app: 'billing', instanceId: 'raw-1' }).finish())], { 'grpc-timeout': '5S' });
+    const status = await rawCall(h.server.port, rs.RegistryServiceService.getInstance.path, [grpcFrame(rs.GetInstanceRequest.encode({ app: 'billing', instanceId: 'raw-1' }).finish())], {
+      'grpc-timeout': '5S',
+    });
     assert.equal(status.code, grpc.status.OK, status.details);
   });
 });

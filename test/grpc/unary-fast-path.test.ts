@@ -35,7 +35,10 @@ describe('the unary fast path', () => {
   };
 
   test('is installed: grpc-js internals were found', () => {
-    assert.deepEqual(warnings.filter((w) => w.includes('fast path')), []);
+    assert.deepEqual(
+      warnings.filter((w) => w.includes('fast path')),
+      [],
+    );
   });
 
   test('a well-formed Register is served, observed OK, and readable back', async () => {
@@ -51,11 +54,9 @@ describe('the unary fast path', () => {
 
   test('no request message is INVALID_ARGUMENT', () => refused([], grpc.status.INVALID_ARGUMENT, /without its request message/));
 
-  test('a message cut short is INVALID_ARGUMENT', () =>
-    refused([grpcFrame(register('cut-1')).subarray(0, 20)], grpc.status.INVALID_ARGUMENT, /cut short \(15 of \d+ bytes\)/));
+  test('a message cut short is INVALID_ARGUMENT', () => refused([grpcFrame(register('cut-1')).subarray(0, 20)], grpc.status.INVALID_ARGUMENT, /cut short \(15 of \d+ bytes\)/));
 
-  test('a compressed flag without grpc-encoding is INVALID_ARGUMENT', () =>
-    refused([grpcFrame(register('flag-1'), true)], grpc.status.INVALID_ARGUMENT, /flagged compressed/));
+  test('a compressed flag without grpc-encoding is INVALID_ARGUMENT', () => refused([grpcFrame(register('flag-1'), true)], grpc.status.INVALID_ARGUMENT, /flagged compressed/));
 
   test('a declared length beyond the 4 MiB receive limit is RESOURCE_EXHAUSTED before the body arrives', () => {
     const header = Buffer.alloc(5);

@@ -20,7 +20,6 @@ function capturingLogger() {
   return { logger: pino({ level: 'debug' }, sink), saw: (msg: string) => lines.some((l) => l.includes(`"msg":"${msg}"`)) };
 }
 
-
 describe('Watch limits hold against clients that stop reading', () => {
   test('a paused watcher told to resync still counts against max_watchers until its stream is gone', async () => {
     const { logger, saw } = capturingLogger();

@@ -6,7 +6,6 @@ import { ChangeType, RemovalCause } from '../../src/gen/roster/v1/instance.js';
 import { WatchResponse, type GetDeltaResponse, type WatchRequest } from '../../src/gen/roster/v1/registry_service.js';
 import { registration, StreamReader, WAIT_MS, withHarness, type Harness } from './helpers.js';
 
-
 function watch(h: Harness, request: Partial<WatchRequest> = {}): StreamReader<WatchResponse> {
   return new StreamReader(h.client.watch({ app: '', vip: '', nodeId: '', ...request } as WatchRequest, { deadline: Date.now() + 3 * WAIT_MS }));
 }
@@ -24,7 +23,7 @@ async function revisionsUntil(reader: StreamReader<WatchResponse>, revision: num
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('Watch', () => {
-  test('a cursor issued by another node gets resync_required; this node\'s own id resumes', () =>
+  test("a cursor issued by another node gets resync_required; this node's own id resumes", () =>
     withHarness({ nodeId: 'node-a' }, async (h) => {
       h.registry.register(registration({ instanceId: 'x' }));
       h.registry.register(registration({ instanceId: 'y' }));
@@ -36,7 +35,10 @@ describe('Watch', () => {
         nodeId: 'node-a',
       });
       const resumed = await watch(h, { sinceRevision: 1, nodeId: 'node-a' }).next();
-      assert.deepEqual(resumed.changes.map((c) => c.revision), [2]);
+      assert.deepEqual(
+        resumed.changes.map((c) => c.revision),
+        [2],
+      );
       assert.equal(resumed.nodeId, 'node-a');
       const delta = await new Promise<GetDeltaResponse>((resolve, reject) =>
         h.client.getDelta({ sinceRevision: 1, maxChanges: 0, nodeId: 'node-b' }, (err, res) => (err ? reject(err) : resolve(res))),
@@ -53,7 +55,10 @@ describe('Watch', () => {
       h.registry.register(registration());
       const added = await reader.next();
       assert.equal(added.revision, 2);
-      assert.deepEqual(added.changes.map((c) => [c.revision, c.type, c.instance?.instanceId]), [[2, ChangeType.CHANGE_TYPE_ADDED, 'i-1']]);
+      assert.deepEqual(
+        added.changes.map((c) => [c.revision, c.type, c.instance?.instanceId]),
+        [[2, ChangeType.CHANGE_TYPE_ADDED, 'i-1']],
+      );
       h.registry.setStatusOverride('billing', 'i-1', 'DOWN');
       assert.equal((await reader.next()).changes[0]?.type, ChangeType.CHANGE_TYPE_MODIFIED);
       h.registry.cancel('billing', 'i-1');
@@ -89,7 +94,10 @@ describe('Watch', () => {
       await reader.next();
       for (let i = 0; i < 5; i++) h.registry.register(registration({ instanceId: `i-${i}` }));
       const m = await reader.next();
-      assert.deepEqual(m.changes.map((c) => c.revision), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        m.changes.map((c) => c.revision),
+        [1, 2, 3, 4, 5],
+      );
       assert.equal(m.revision, 5);
       reader.stream.cancel();
     }));
@@ -131,7 +139,10 @@ describe('Watch', () => {
       assert.deepEqual(seen, range(1, 100));
       assert.ok(sizes.length >= 4, `${sizes.length} messages`);
       for (const size of sizes) assert.ok(size <= 256 * 1024, `a message of ${size} bytes`);
-      assert.ok(sizes.slice(0, -1).every((size) => size > 200 * 1024), `pages filled: ${sizes.join(', ')}`);
+      assert.ok(
+        sizes.slice(0, -1).every((size) => size > 200 * 1024),
+        `pages filled: ${sizes.join(', ')}`,
+      );
       reader.stream.cancel();
     }));
 
@@ -147,9 +158,15 @@ describe('Watch', () => {
       h.registry.register(registration({ app: 'other', instanceId: 'o3', vipAddress: 'apis', secureVipAddress: 'rapi' }));
 
       const appMessage = await byApp.next();
-      assert.deepEqual(appMessage.changes.map((c) => c.instance?.instanceId), ['b']);
+      assert.deepEqual(
+        appMessage.changes.map((c) => c.instance?.instanceId),
+        ['b'],
+      );
       const vipMessage = await byVip.next();
-      assert.deepEqual(vipMessage.changes.map((c) => c.instance?.instanceId), ['o1', 'o2']);
+      assert.deepEqual(
+        vipMessage.changes.map((c) => c.instance?.instanceId),
+        ['o1', 'o2'],
+      );
       assert.equal(vipMessage.revision, 4, 'the filtered-out o3 is included in the revision');
       const progress = await byApp.nextMatching((m) => m.progress);
       assert.deepEqual(progress, { changes: [], revision: 4, progress: true, resyncRequired: false, nodeId: '' });
@@ -177,7 +194,10 @@ describe('Watch', () => {
         assert.equal(await reader.ended(), undefined);
       }
       const fine = watch(h, { sinceRevision: 20 });
-      assert.deepEqual((await fine.next()).changes.map((c) => c.revision), range(21, 30));
+      assert.deepEqual(
+        (await fine.next()).changes.map((c) => c.revision),
+        range(21, 30),
+      );
       fine.stream.cancel();
     }));
 

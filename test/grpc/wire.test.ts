@@ -11,14 +11,10 @@ import { storedView, text, timestamp, view } from './arbitraries.js';
 
 test('property: hand-encoded ListApplications chunks decode to exactly what the generated encoder would send', () => {
   fc.assert(
-    fc.property(
-      fc.array(view, { maxLength: 20 }),
-      fc.record({ revision: timestamp, reconcileHash: text, totalInstances: fc.nat(), nodeId: text }),
-      (views, header) => {
-        const decoded = ListApplicationsResponse.decode(encodeListChunk(header, views).bytes);
-        assert.deepEqual(decoded, { ...header, instances: views.map(instanceToProto) });
-      },
-    ),
+    fc.property(fc.array(view, { maxLength: 20 }), fc.record({ revision: timestamp, reconcileHash: text, totalInstances: fc.nat(), nodeId: text }), (views, header) => {
+      const decoded = ListApplicationsResponse.decode(encodeListChunk(header, views).bytes);
+      assert.deepEqual(decoded, { ...header, instances: views.map(instanceToProto) });
+    }),
     { numRuns: 500 },
   );
 });
@@ -29,7 +25,12 @@ test('property: a stored entry encodes to the bytes of its fields written out (a
     fc.property(fc.array(storedView, { minLength: 1, maxLength: 5 }), (views) => {
       const plain = views.map(({ record, lease }) => ({
         record: recordFields(record),
-        lease: { registrationTimestamp: lease.registrationTimestamp, lastRenewalTimestamp: lease.lastRenewalTimestamp, evictionTimestamp: lease.evictionTimestamp, serviceUpTimestamp: lease.serviceUpTimestamp },
+        lease: {
+          registrationTimestamp: lease.registrationTimestamp,
+          lastRenewalTimestamp: lease.lastRenewalTimestamp,
+          evictionTimestamp: lease.evictionTimestamp,
+          serviceUpTimestamp: lease.serviceUpTimestamp,
+        },
       }));
       assert.deepEqual(encodeListChunk(header, views).bytes, encodeListChunk(header, plain).bytes);
     }),
@@ -39,17 +40,12 @@ test('property: a stored entry encodes to the bytes of its fields written out (a
 
 test('property: the client decoder reads chunks exactly as the generated decoder does', () => {
   fc.assert(
-    fc.property(
-      fc.array(view, { maxLength: 20 }),
-      fc.record({ revision: timestamp, reconcileHash: text, totalInstances: fc.nat(), nodeId: text }),
-      fc.boolean(),
-      (views, header, generated) => {
-        const message = { ...header, instances: views.map(instanceToProto) };
-        // Both encoders: the server's hand-written one and the generated one (other field order, defaults).
-        const bytes = generated ? ListApplicationsResponse.encode(message).finish() : encodeListChunk(header, views).bytes;
-        assert.deepEqual(decodeListChunk(bytes), ListApplicationsResponse.decode(bytes));
-      },
-    ),
+    fc.property(fc.array(view, { maxLength: 20 }), fc.record({ revision: timestamp, reconcileHash: text, totalInstances: fc.nat(), nodeId: text }), fc.boolean(), (views, header, generated) => {
+      const message = { ...header, instances: views.map(instanceToProto) };
+      // Both encoders: the server's hand-written one and the generated one (other field order, defaults).
+      const bytes = generated ? ListApplicationsResponse.encode(message).finish() : encodeListChunk(header, views).bytes;
+      assert.deepEqual(decodeListChunk(bytes), ListApplicationsResponse.decode(bytes));
+    }),
     { numRuns: 500 },
   );
 });
@@ -73,5 +69,8 @@ test('chunks stop at the count or just past the byte budget, and resume where th
     seen.push(...decoded.map((i) => i.instanceId));
     start = next;
   }
-  assert.deepEqual(seen, views.map((v) => v.record.instanceId));
+  assert.deepEqual(
+    seen,
+    views.map((v) => v.record.instanceId),
+  );
 });

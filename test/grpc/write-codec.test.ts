@@ -99,12 +99,19 @@ test('property: unary Heartbeat requests, valid or mangled, decode by hand exact
   const encoded = heartbeat.map((m) => HeartbeatRequest.encode(m).finish());
   fc.assert(
     fc.property(fc.oneof(encoded, mangledFrom(encoded)), (bytes) => {
-      assert.deepEqual(fastHeartbeat(bytes), decodedBy((input) => HeartbeatRequest.decode(input), bytes));
+      assert.deepEqual(
+        fastHeartbeat(bytes),
+        decodedBy((input) => HeartbeatRequest.decode(input), bytes),
+      );
     }),
     { numRuns: 5_000 },
   );
   // The common shape is read by hand.
-  assert.deepEqual(readHeartbeatRequest(HeartbeatRequest.encode({ app: 'app-1', instanceId: 'host-1:8080', lastDirtyTimestamp: 1_700_000_000_000 }).finish()), { app: 'app-1', instanceId: 'host-1:8080', lastDirtyTimestamp: 1_700_000_000_000 });
+  assert.deepEqual(readHeartbeatRequest(HeartbeatRequest.encode({ app: 'app-1', instanceId: 'host-1:8080', lastDirtyTimestamp: 1_700_000_000_000 }).finish()), {
+    app: 'app-1',
+    instanceId: 'host-1:8080',
+    lastDirtyTimestamp: 1_700_000_000_000,
+  });
 });
 
 // Register requests as clients send them (ASCII or not), plus numbers the fast path must hand
@@ -124,7 +131,14 @@ const registerRequest = fc
   });
 const asciiRegister = fc.nat({ max: 100_000 }).map((i) => ({
   instance: {
-    ...instanceToProto({ record: { ...registration({ instanceId: `h-${i}:app:8080`, hostName: `h-${i}`, metadata: { version: '1.4.2', build: String(i), team: 't' } }), overriddenStatus: undefined, lastUpdatedTimestamp: i }, lease: { registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: i } }),
+    ...instanceToProto({
+      record: {
+        ...registration({ instanceId: `h-${i}:app:8080`, hostName: `h-${i}`, metadata: { version: '1.4.2', build: String(i), team: 't' } }),
+        overriddenStatus: undefined,
+        lastUpdatedTimestamp: i,
+      },
+      lease: { registrationTimestamp: 0, lastRenewalTimestamp: 0, evictionTimestamp: 0, serviceUpTimestamp: i },
+    }),
     overriddenStatus: 0,
   },
 }));
@@ -142,7 +156,10 @@ test('property: Register requests decode by hand exactly as the generated decode
     { numRuns: 2_000 },
   );
   // The common shape is read by hand.
-  fc.assert(fc.property(asciiRegister, (message) => assert.deepEqual(readRegisterRequest(RegisterRequest.encode(message).finish()), RegisterRequest.decode(RegisterRequest.encode(message).finish()))), { numRuns: 200 });
+  fc.assert(
+    fc.property(asciiRegister, (message) => assert.deepEqual(readRegisterRequest(RegisterRequest.encode(message).finish()), RegisterRequest.decode(RegisterRequest.encode(message).finish()))),
+    { numRuns: 200 },
+  );
 });
 
 test('property: any bytes, or a Register request with extra fields, garbage or a cut: the same message or the same refusal', () => {
@@ -156,7 +173,11 @@ test('property: any bytes, or a Register request with extra fields, garbage or a
 });
 
 test('property: hand-encoded Heartbeats answers decode to the results given', () => {
-  const result = fc.record({ code: fc.integer({ min: -1, max: 16 }), message: fc.oneof(fc.constant(''), fc.string({ maxLength: 200 }), fc.string({ minLength: 4_001, maxLength: 4_100 })), status: fc.integer({ min: 0, max: 5 }) });
+  const result = fc.record({
+    code: fc.integer({ min: -1, max: 16 }),
+    message: fc.oneof(fc.constant(''), fc.string({ maxLength: 200 }), fc.string({ minLength: 4_001, maxLength: 4_100 })),
+    status: fc.integer({ min: 0, max: 5 }),
+  });
   fc.assert(
     fc.property(timestamp, fc.array(result, { maxLength: 10 }), (batchId, results) => {
       assert.deepEqual(HeartbeatsResponse.decode(encodeHeartbeatsResponse(batchId, results)), HeartbeatsResponse.decode(HeartbeatsResponse.encode({ batchId, results }).finish()));
@@ -197,9 +218,12 @@ test('ChangeEncoder: a turn of changes in revision order shares each one; an old
   const encoder = new ChangeEncoder();
   const run = [at(1_000), at(1_001), at(1_005)];
   const first = run.map((x) => encoder.bytes(x));
-  run.forEach((x, i) => assert.equal(encoder.bytes(x), first[i]));
+  for (const [i, x] of run.entries()) assert.equal(encoder.bytes(x), first[i]);
   const header = { revision: 0, progress: false, resyncRequired: false, nodeId: '' };
-  assert.deepEqual(WatchResponse.decode(encodeWatchResponse(first, header)).changes.map((x) => x.revision), [1_000, 1_001, 1_005]);
+  assert.deepEqual(
+    WatchResponse.decode(encodeWatchResponse(first, header)).changes.map((x) => x.revision),
+    [1_000, 1_001, 1_005],
+  );
   const replayed = at(999);
   assert.notEqual(encoder.bytes(replayed), encoder.bytes(replayed), 'before the turn: not kept');
   const impostor = at(1_001);
@@ -215,7 +239,14 @@ const PB_ACTION = { register: ReplicationAction.REPLICATION_ACTION_REGISTER, hea
 
 // Tasks as a node sends them: registers of plain or stored records, heartbeats and cancels.
 const task: fc.Arbitrary<ReplicationTask> = fc.oneof(
-  fc.record({ action: fc.constant('register' as const), record: fc.oneof(record, storedView.map((v) => v.record)), originTimestamp: timestamp }),
+  fc.record({
+    action: fc.constant('register' as const),
+    record: fc.oneof(
+      record,
+      storedView.map((v) => v.record),
+    ),
+    originTimestamp: timestamp,
+  }),
   fc.record({ action: fc.constantFrom('heartbeat' as const, 'cancel' as const), app: text, instanceId: text, lastDirtyTimestamp: timestamp, originTimestamp: timestamp }),
 );
 
@@ -264,15 +295,16 @@ test('property: Replicate batches, valid or mangled, decode by hand exactly as t
   );
   // The common shape is read by hand: what encodeReplicateRequest sends of ASCII records.
   const heartbeatTask: ReplicationTask = { action: 'heartbeat', app: 'billing', instanceId: 'h-1:billing:8080', lastDirtyTimestamp: 1_700_000_000_000, originTimestamp: 1_700_000_000_123 };
-  const registerTask: ReplicationTask = { action: 'register', record: { ...registration({ instanceId: 'h-2:billing:8080', hostName: 'h-2' }), overriddenStatus: undefined, lastUpdatedTimestamp: 5 }, originTimestamp: 9 };
+  const registerTask: ReplicationTask = {
+    action: 'register',
+    record: { ...registration({ instanceId: 'h-2:billing:8080', hostName: 'h-2' }), overriddenStatus: undefined, lastUpdatedTimestamp: 5 },
+    originTimestamp: 9,
+  };
   const bytes = encodeReplicateRequest(3, [heartbeatTask, registerTask]);
   assert.deepEqual(readReplicateRequest(bytes), ReplicateRequest.decode(bytes));
 });
 
-const taskResult = fc.oneof(
-  fc.record({ code: fc.integer({ min: 0, max: 5 }) }),
-  fc.record({ code: fc.constant(TaskResultCode.TASK_RESULT_CODE_CONFLICT), instance: view.map(instanceToProto) }),
-);
+const taskResult = fc.oneof(fc.record({ code: fc.integer({ min: 0, max: 5 }) }), fc.record({ code: fc.constant(TaskResultCode.TASK_RESULT_CODE_CONFLICT), instance: view.map(instanceToProto) }));
 
 test('property: hand-encoded Replicate answers decode to the results given, and peers read them back', () => {
   const replicateResponse = fc.record({ batchId: timestamp, results: fc.array(taskResult, { maxLength: 6 }) });

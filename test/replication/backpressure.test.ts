@@ -120,7 +120,10 @@ describe('Replicate backpressure: a peer that sends batches and never reads its 
     });
     stream.resume();
     await until('every batch answered', () => answered.length === BATCHES);
-    assert.deepEqual(answered, Array.from({ length: BATCHES }, (_, i) => i + 1));
+    assert.deepEqual(
+      answered,
+      Array.from({ length: BATCHES }, (_, i) => i + 1),
+    );
     assert.equal(registry.stats().size, BATCHES * TASKS_PER_BATCH);
   });
 

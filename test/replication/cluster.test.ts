@@ -7,7 +7,11 @@ import { SimNetwork, contents } from './harness.js';
 async function threeNodes(): Promise<SimNetwork> {
   const net = new SimNetwork();
   const all = ['a', 'b', 'c'];
-  for (const address of all) net.addNode(address, all.filter((x) => x !== address));
+  for (const address of all)
+    net.addNode(
+      address,
+      all.filter((x) => x !== address),
+    );
   for (const node of net.nodes.values()) await node.replicator.start();
   await net.run(100);
   return net;
@@ -46,7 +50,10 @@ describe('cluster (in-process, one fake clock)', () => {
     net.addNode('b', ['a']);
     await node.replicator.start();
     await net.run(100);
-    assert.deepEqual(node.replicator.peers().map((p) => p.peer), ['b']);
+    assert.deepEqual(
+      node.replicator.peers().map((p) => p.peer),
+      ['b'],
+    );
     await stopAll(net);
   });
 
@@ -57,10 +64,16 @@ describe('cluster (in-process, one fake clock)', () => {
     net.addNode('c', []);
     const a = net.addNode('a', () => peers);
     await a.replicator.start();
-    assert.deepEqual(a.replicator.peers().map((p) => p.peer), ['b']);
+    assert.deepEqual(
+      a.replicator.peers().map((p) => p.peer),
+      ['b'],
+    );
     peers = ['c'];
     await a.replicator.refreshPeers();
-    assert.deepEqual(a.replicator.peers().map((p) => p.peer), ['c']);
+    assert.deepEqual(
+      a.replicator.peers().map((p) => p.peer),
+      ['c'],
+    );
     a.registry.register(registration());
     await net.run(50);
     assert.equal(net.node('c').registry.stats().size, 1);
@@ -128,7 +141,10 @@ describe('cluster (in-process, one fake clock)', () => {
     const expected = contents(a);
     for (const n of ['b', 'c']) assert.deepEqual(contents(net.node(n).registry), expected, n);
     // The cancel at A came after C's metadata change: the newest write wins everywhere.
-    assert.deepEqual(a.snapshot().instances.map((v) => v.record.instanceId), ['from-a', 'from-c']);
+    assert.deepEqual(
+      a.snapshot().instances.map((v) => v.record.instanceId),
+      ['from-a', 'from-c'],
+    );
     await stopAll(net);
   });
 });
@@ -182,7 +198,12 @@ test('property: random writes, delays, drops, duplicates, replays, cuts and heal
       await net.run(25_000, 100);
       const expected = contents(net.node('a').registry);
       for (const n of ['b', 'c']) assert.deepEqual(contents(net.node(n).registry), expected);
-      const present = new Set(net.node('a').registry.snapshot().instances.map((v) => v.record.instanceId));
+      const present = new Set(
+        net
+          .node('a')
+          .registry.snapshot()
+          .instances.map((v) => v.record.instanceId),
+      );
       for (const [id, alive] of live) assert.equal(present.has(id), alive, `${id} should be ${alive ? 'live' : 'gone'}`);
       await stopAll(net);
     }),

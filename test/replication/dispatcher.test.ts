@@ -44,7 +44,10 @@ describe('per-peer dispatcher', () => {
     assert.equal(link.batches.length, 1);
     assert.deepEqual(
       link.batches[0]!.tasks.map((t) => t.action === 'heartbeat' && [t.instanceId, t.lastDirtyTimestamp]),
-      [['a', 2], ['b', 1]],
+      [
+        ['a', 2],
+        ['b', 1],
+      ],
     );
   });
 
@@ -56,7 +59,10 @@ describe('per-peer dispatcher', () => {
     assert.equal(link.batches.length, 0, 'nothing leaves inside the turn that queued it');
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(link.batches.length, 1);
-    assert.deepEqual(link.batches[0]!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId), ['a', 'b', 'c']);
+    assert.deepEqual(
+      link.batches[0]!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId),
+      ['a', 'b', 'c'],
+    );
     assert.equal(clock.pendingTimers, 0, 'the flush used no clock timer');
     dispatcher.enqueue(heartbeat('d'));
     dispatcher.stop();
@@ -71,7 +77,10 @@ describe('per-peer dispatcher', () => {
     assert.equal(dispatcher.stats().dropped, 1);
     open();
     clock.advance(5);
-    assert.deepEqual(link.batches[0]!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId), ['b', 'c', 'd']);
+    assert.deepEqual(
+      link.batches[0]!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId),
+      ['b', 'c', 'd'],
+    );
   });
 
   test('batches hold at most maxBatch tasks and at most maxBatchesInFlight are unanswered', () => {
@@ -80,8 +89,14 @@ describe('per-peer dispatcher', () => {
     open();
     for (let i = 0; i < 1000; i++) dispatcher.enqueue(heartbeat(`i${i}`));
     clock.advance(5);
-    assert.deepEqual(link.batches.map((b) => b.tasks.length), [250, 250]);
-    link.answer(link.batches[0]!.batchId, link.batches[0]!.tasks.map(() => ({ code: 'ok' })));
+    assert.deepEqual(
+      link.batches.map((b) => b.tasks.length),
+      [250, 250],
+    );
+    link.answer(
+      link.batches[0]!.batchId,
+      link.batches[0]!.tasks.map(() => ({ code: 'ok' })),
+    );
     clock.advance(5);
     assert.equal(link.batches.length, 3);
     assert.equal(dispatcher.stats().inFlight, 500);
@@ -97,7 +112,10 @@ describe('per-peer dispatcher', () => {
     open();
     clock.advance(5);
     assert.equal(dispatcher.stats().expired, 2);
-    assert.deepEqual(link.batches[0]!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId), ['c']);
+    assert.deepEqual(
+      link.batches[0]!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId),
+      ['c'],
+    );
   });
 
   test('404→register: a heartbeat the peer does not know is followed by a register of the local record', () => {
@@ -221,7 +239,10 @@ describe('per-peer dispatcher', () => {
     dispatcher.enqueue(heartbeat('poison'));
     clock.advance(5);
     for (let failure = 1; failure <= 3; failure++) {
-      assert.ok(link.batches.at(-1)!.tasks.some((t) => t.action === 'heartbeat' && t.instanceId === 'poison'), `sent again after ${failure - 1} failures`);
+      assert.ok(
+        link.batches.at(-1)!.tasks.some((t) => t.action === 'heartbeat' && t.instanceId === 'poison'),
+        `sent again after ${failure - 1} failures`,
+      );
       link.handlers!.onClose({ kind: 'unavailable', message: 'stream reset' });
       dispatcher.enqueue(heartbeat(`fresh-${failure}`));
       const opened = link.opened;
@@ -230,6 +251,10 @@ describe('per-peer dispatcher', () => {
       clock.advance(5);
     }
     assert.equal(dispatcher.stats().poisoned, 1);
-    assert.deepEqual(link.batches.at(-1)!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId), ['fresh-1', 'fresh-2', 'fresh-3'], 'the poison task is not sent again; the others are');
+    assert.deepEqual(
+      link.batches.at(-1)!.tasks.map((t) => t.action === 'heartbeat' && t.instanceId),
+      ['fresh-1', 'fresh-2', 'fresh-3'],
+      'the poison task is not sent again; the others are',
+    );
   });
 });

@@ -36,21 +36,44 @@ class Proc {
   start(): void {
     this.child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', String(this.port), '--http-port', String(this.httpPort),
-        '--node-id', this.name, '--peers', this.peers.join(','), '--log-level', 'warn', '--anti-entropy-secs', '2',
-        '--startup-wait-secs', '10', '--shutdown-grace-ms', '20000'],
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'serve',
+        '--port',
+        String(this.port),
+        '--http-port',
+        String(this.httpPort),
+        '--node-id',
+        this.name,
+        '--peers',
+        this.peers.join(','),
+        '--log-level',
+        'warn',
+        '--anti-entropy-secs',
+        '2',
+        '--startup-wait-secs',
+        '10',
+        '--shutdown-grace-ms',
+        '20000',
+      ],
       { env: { ...process.env, ROSTER_CLUSTER_TOKEN: TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] },
     );
   }
 
   async ready(): Promise<void> {
-    await waitFor(`${this.name} ready`, async () => {
-      try {
-        return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
-      } catch {
-        return false;
-      }
-    }, 20_000);
+    await waitFor(
+      `${this.name} ready`,
+      async () => {
+        try {
+          return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      20_000,
+    );
   }
 
   /** Signals the process and resolves with its exit code once it has exited. */
@@ -132,7 +155,14 @@ describe('three roster serve processes on loopback', { timeout: 120_000 }, () =>
     await b.ready();
     clients.get('b')!.close();
     clients.set('b', new RosterClient(b.address));
-    await waitFor('B has the write made while it was down', async () => (await client(b).getInstance('orders', 'while-b-down').catch(() => undefined)) !== undefined, 10_000);
+    await waitFor(
+      'B has the write made while it was down',
+      async () =>
+        (await client(b)
+          .getInstance('orders', 'while-b-down')
+          .catch(() => undefined)) !== undefined,
+      10_000,
+    );
     await waitFor('B identical to A', async () => (await contents(client(b))) === (await contents(client(a))), 5_000);
     const next = await Promise.race([messages.next(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no resync in 15 s')), 15_000))]);
     assert.equal(next.value?.resyncRequired, true);

@@ -178,11 +178,7 @@ describe('replication over gRPC', () => {
  * A sending node (registry + replicator, no server) and one receiving node on a real gRPC
  * server; `via` may put something (a proxy) between them.
  */
-async function senderAndPeer(options: {
-  via?: (port: number) => Promise<string>;
-  limiter?: (clock: SystemClock) => TokenBucket;
-  dispatcher?: ReplicatorOptions['dispatcher'];
-}) {
+async function senderAndPeer(options: { via?: (port: number) => Promise<string>; limiter?: (clock: SystemClock) => TokenBucket; dispatcher?: ReplicatorOptions['dispatcher'] }) {
   const clock = new SystemClock();
   const target = new Registry({ clock });
   const limiter = options.limiter?.(clock);

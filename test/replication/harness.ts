@@ -1,16 +1,7 @@
 import { FakeClock } from '../../src/core/clock.js';
 import { recordFields } from '../../src/core/entry.js';
 import { Registry } from '../../src/core/registry.js';
-import type {
-  LinkError,
-  PeerDigest,
-  PeerLink,
-  PeerSnapshot,
-  ReplicateHandlers,
-  ReplicateStream,
-  ReplicationTask,
-  TaskResult,
-} from '../../src/replication/link.js';
+import type { LinkError, PeerDigest, PeerLink, PeerSnapshot, ReplicateHandlers, ReplicateStream, ReplicationTask, TaskResult } from '../../src/replication/link.js';
 import { applyTasks } from '../../src/replication/receiver.js';
 import { Replicator } from '../../src/replication/replicator.js';
 

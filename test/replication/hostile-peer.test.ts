@@ -91,7 +91,7 @@ describe('a hostile or broken peer cannot hurt a node', () => {
     assert.match(refused.details, /^apps\[1\]/);
   });
 
-  test('a batch far above the senders\' 250 tasks ends the stream with INVALID_ARGUMENT and applies nothing', async () => {
+  test("a batch far above the senders' 250 tasks ends the stream with INVALID_ARGUMENT and applies nothing", async () => {
     const before = registry.stats().size;
     const answer = await replicateOnce(Array.from({ length: 1001 }, (_, i) => registerTask(`big-${i}`)));
     assert.ok(!Array.isArray(answer));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { FakeClock, SystemClock } from '../../src/core/clock.js';
 import { Registry } from '../../src/core/registry.js';
@@ -15,7 +15,6 @@ import { TcpProxy } from '../support/tcp-proxy.js';
 
 const logger = pino({ level: 'silent' });
 const INSTANCES = 20;
-
 
 describe('a one-way cut between peers', () => {
   test('a node does not evict live instances whose renewals reach a peer it cannot hear from, and resumes when the link heals', async () => {

@@ -22,5 +22,8 @@ test('DNS peers: every answer becomes host:port, deduplicated and sorted, IPv6 i
 test('DNS peers: a real lookup of localhost answers loopback', async () => {
   const peers = await dnsPeers('localhost:8761')();
   assert.ok(peers.length > 0);
-  assert.ok(peers.every((p) => p === '127.0.0.1:8761' || p === '[::1]:8761'), peers.join(','));
+  assert.ok(
+    peers.every((p) => p === '127.0.0.1:8761' || p === '[::1]:8761'),
+    peers.join(','),
+  );
 });

@@ -19,8 +19,20 @@ test('credentials file: every problem names the entry and field, never the token
     [file([{ name: 'a', roles: ['read'], token: 'short' }]), /principals\.0\.token: must be at least 16 characters/],
     [file([{ name: 'a', roles: ['root'], token: SECRET }]), /principals\.0\.roles\.0/],
     [file([{ name: 'a', roles: ['read'] }]), /needs a token, a tokenSha256 or a certificate name/],
-    [file([{ name: 'a', roles: ['read'], token: SECRET }, { name: 'a', roles: ['read'], certificate: 'x' }]), /"a" appears twice/],
-    [file([{ name: 'a', roles: ['read'], token: SECRET }, { name: 'b', roles: ['operate'], token: SECRET }]), /principals\.1 \(b\): its token is also another principal's/],
+    [
+      file([
+        { name: 'a', roles: ['read'], token: SECRET },
+        { name: 'a', roles: ['read'], certificate: 'x' },
+      ]),
+      /"a" appears twice/,
+    ],
+    [
+      file([
+        { name: 'a', roles: ['read'], token: SECRET },
+        { name: 'b', roles: ['operate'], token: SECRET },
+      ]),
+      /principals\.1 \(b\): its token is also another principal's/,
+    ],
     [file([{ name: 'a', roles: [], token: SECRET }]), /must list at least one role/],
     ['{}', /principals: is required/],
     [file([{ roles: ['read'], token: SECRET, extra: 1 }]), /principals\.0: unknown key "extra"; principals\.0\.name: is required/],
@@ -28,13 +40,16 @@ test('credentials file: every problem names the entry and field, never the token
     [file([{ name: 'a', roles: ['read'], certificate: 'x', apps: [] }]), /principals\.0\.apps: must list at least one app when present/],
   ];
   for (const [text, expected] of cases) {
-    assert.throws(() => parseCredentials(text, '/etc/roster/credentials.json'), (err: unknown) => {
-      assert.ok(err instanceof CredentialsError);
-      assert.match(err.message, /credentials file \/etc\/roster\/credentials\.json/);
-      assert.match(err.message, expected);
-      assert.ok(!err.message.includes(SECRET) && !err.message.includes('short'), err.message);
-      return true;
-    });
+    assert.throws(
+      () => parseCredentials(text, '/etc/roster/credentials.json'),
+      (err: unknown) => {
+        assert.ok(err instanceof CredentialsError);
+        assert.match(err.message, /credentials file \/etc\/roster\/credentials\.json/);
+        assert.match(err.message, expected);
+        assert.ok(!err.message.includes(SECRET) && !err.message.includes('short'), err.message);
+        return true;
+      },
+    );
   }
 });
 

@@ -24,6 +24,17 @@ test('checks pass a valid value through and say what a refused one must be', () 
 });
 
 test('only a refusal is a verdict: any other error is a bug and is thrown on', () => {
-  assert.deepEqual(verdict(() => { throw new Refused('no'); }, 1), { ok: false, problem: 'no' });
-  assert.throws(() => verdict(() => { throw new TypeError('bug'); }, 1), TypeError);
+  assert.deepEqual(
+    verdict(() => {
+      throw new Refused('no');
+    }, 1),
+    { ok: false, problem: 'no' },
+  );
+  assert.throws(
+    () =>
+      verdict(() => {
+        throw new TypeError('bug');
+      }, 1),
+    TypeError,
+  );
 });

@@ -14,7 +14,6 @@ import { TestPki } from './pki.js';
 const READ = 'cli-read-token-0123456789';
 const WRITE = 'cli-register-token-0123456789';
 
-
 describe('clients of a node with TLS and credentials', () => {
   const pki = new TestPki();
   const ca = pki.ca('ca');
@@ -25,7 +24,12 @@ describe('clients of a node with TLS and credentials', () => {
     const credentials = join(pki.dir, 'credentials.json');
     writeFileSync(
       credentials,
-      JSON.stringify({ principals: [{ name: 'reader', token: READ, roles: ['read'] }, { name: 'agent', token: WRITE, roles: ['register', 'read'], apps: ['billing'] }] }),
+      JSON.stringify({
+        principals: [
+          { name: 'reader', token: READ, roles: ['read'] },
+          { name: 'agent', token: WRITE, roles: ['register', 'read'], apps: ['billing'] },
+        ],
+      }),
     );
     writeFileSync(join(pki.dir, 'read.token'), `${READ}\n`);
     // Server-side TLS only (no client CA): clients verify the node; tokens say who they are.

@@ -69,7 +69,10 @@ describe('a 3-node cluster over mTLS, without a cluster token', () => {
 
 describe('safe defaults', () => {
   test('a node with peers refuses to start without a cluster credential unless --insecure', () => {
-    assert.throws(() => resolveConfig({ flags: { peers: '127.0.0.1:9' } }), (err: unknown) => err instanceof ConfigError && /needs a cluster credential/.test(err.message));
+    assert.throws(
+      () => resolveConfig({ flags: { peers: '127.0.0.1:9' } }),
+      (err: unknown) => err instanceof ConfigError && /needs a cluster credential/.test(err.message),
+    );
     assert.throws(() => resolveConfig({ flags: { peersDns: 'roster:8761' } }), /needs a cluster credential/);
     assert.equal(resolveConfig({ flags: { peers: '127.0.0.1:9', insecure: true } }).insecure, true);
     assert.equal(resolveConfig({ flags: { peers: '127.0.0.1:9' }, env: { ROSTER_CLUSTER_TOKEN: 'from-the-environment' } }).clusterToken, 'from-the-environment');
@@ -80,7 +83,10 @@ describe('safe defaults', () => {
 
   test('unreadable TLS material or secrets stop the start with a configuration error naming the file', async () => {
     const base = { port: 0, httpPort: 0, nodeId: 'broken', logLevel: 'silent' as const };
-    await assert.rejects(startNode(resolveConfig({ flags: { ...base, tlsCertFile: '/nonexistent/node.crt', tlsKeyFile: '/nonexistent/node.key' } }), pino({ level: 'silent' })), (err: unknown) => err instanceof ConfigError && /\/nonexistent\/node\.crt: ENOENT/.test(err.message));
+    await assert.rejects(
+      startNode(resolveConfig({ flags: { ...base, tlsCertFile: '/nonexistent/node.crt', tlsKeyFile: '/nonexistent/node.key' } }), pino({ level: 'silent' })),
+      (err: unknown) => err instanceof ConfigError && /\/nonexistent\/node\.crt: ENOENT/.test(err.message),
+    );
     await assert.rejects(startNode(resolveConfig({ flags: { ...base, credentialsFile: '/nonexistent/credentials.json' } }), pino({ level: 'silent' })), /credentials\.json: ENOENT/);
     await assert.rejects(startNode(resolveConfig({ flags: { ...base, clusterTokenFile: '/nonexistent/token' } }), pino({ level: 'silent' })), /\/nonexistent\/token: ENOENT/);
   });

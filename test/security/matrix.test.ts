@@ -37,8 +37,7 @@ const CREDENTIALS = {
 const CALLERS = ['anonymous', 'unknown', 'read', 'register', 'scoped', 'scoped-other', 'operate', 'replicate'] as const;
 type Caller = (typeof CALLERS)[number];
 
-const tokenOf = (caller: Caller): string | undefined =>
-  caller === 'anonymous' ? undefined : caller === 'unknown' ? 'token-nobody-0123456789' : TOKENS[caller === 'scoped-other' ? 'scoped' : caller];
+const tokenOf = (caller: Caller): string | undefined => (caller === 'anonymous' ? undefined : caller === 'unknown' ? 'token-nobody-0123456789' : TOKENS[caller === 'scoped-other' ? 'scoped' : caller]);
 const appOf = (caller: Caller): string => (caller === 'scoped-other' ? 'other' : 'billing');
 
 type Kind = 'unary' | 'server' | 'bidi';
@@ -83,7 +82,13 @@ const ROWS: readonly Row[] = [
   rpc(R, 'Watch', ['read'], (app) => ({ app, vip: '', nodeId: '' })),
   rpc(P, 'Replicate', ['replicate'], (app) => ({
     batchId: 1,
-    tasks: [{ action: ReplicationAction.REPLICATION_ACTION_REGISTER, instance: recordToProto({ ...registration({ app, instanceId: 'from-peer', lastDirtyTimestamp: Date.now() }), overriddenStatus: undefined, lastUpdatedTimestamp: 0 }), originTimestamp: 0 }],
+    tasks: [
+      {
+        action: ReplicationAction.REPLICATION_ACTION_REGISTER,
+        instance: recordToProto({ ...registration({ app, instanceId: 'from-peer', lastDirtyTimestamp: Date.now() }), overriddenStatus: undefined, lastUpdatedTimestamp: 0 }),
+        originTimestamp: 0,
+      },
+    ],
   })),
   rpc(P, 'Snapshot', ['replicate'], () => ({ apps: [] })),
   rpc(P, 'Digest', ['replicate'], () => ({})),
@@ -195,9 +200,17 @@ describe('every RPC and every HTTP endpoint × every role', () => {
     assert.equal(listed.code, grpc.status.OK);
     const served = servicesOf(listed.response!);
     assert.ok(served.includes('roster.v1.RegistryService'), `served: ${served.join(', ')}`);
-    for (const service of served) assert.ok(ROWS.some((r) => r.path.startsWith(`/${service}/`)), `${service} is served but has no row in the matrix`);
+    for (const service of served)
+      assert.ok(
+        ROWS.some((r) => r.path.startsWith(`/${service}/`)),
+        `${service} is served but has no row in the matrix`,
+      );
     for (const definition of [R, P]) {
-      for (const method of Object.values(definition)) assert.ok(ROWS.some((r) => r.path === method.path), `${method.path} has no row`);
+      for (const method of Object.values(definition))
+        assert.ok(
+          ROWS.some((r) => r.path === method.path),
+          `${method.path} has no row`,
+        );
     }
   });
 
@@ -228,7 +241,17 @@ describe('every RPC and every HTTP endpoint × every role', () => {
    * `scoped-other`); health and metrics are open. A mounted route without a row fails.
    */
   const EUREKA_BODY = (app: string): string =>
-    JSON.stringify({ instance: { instanceId: 'i-1', app: app.toUpperCase(), hostName: 'h', ipAddr: '10.0.0.9', status: 'UP', port: { $: 8080, '@enabled': 'true' }, dataCenterInfo: { '@class': 'com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo', name: 'MyOwn' } } });
+    JSON.stringify({
+      instance: {
+        instanceId: 'i-1',
+        app: app.toUpperCase(),
+        hostName: 'h',
+        ipAddr: '10.0.0.9',
+        status: 'UP',
+        port: { $: 8080, '@enabled': 'true' },
+        dataCenterInfo: { '@class': 'com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo', name: 'MyOwn' },
+      },
+    });
   interface HttpRow {
     readonly method: string;
     readonly route: string;
@@ -275,7 +298,10 @@ describe('every RPC and every HTTP endpoint × every role', () => {
     for (const route of node.httpRoutes) {
       const [method, path] = route.split(' ');
       if (method === 'HEAD') continue;
-      assert.ok(HTTP_ROWS.some((r) => r.method === method && r.route === path), `${route} is mounted but has no row in the matrix`);
+      assert.ok(
+        HTTP_ROWS.some((r) => r.method === method && r.route === path),
+        `${route} is mounted but has no row in the matrix`,
+      );
     }
   });
 
@@ -291,7 +317,8 @@ describe('every RPC and every HTTP endpoint × every role', () => {
         const headers: Record<string, string> = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
         if (row.body) headers['content-type'] = 'application/json';
         const res = await fetch(`${base}${path}`, { method: row.method, headers, ...(row.body ? { body: row.body(app) } : {}) });
-        const body = row.stream && res.ok ? (await res.body?.cancel(), '') : await res.text();
+        if (row.stream && res.ok) await res.body?.cancel();
+        const body = row.stream && res.ok ? '' : await res.text();
         const who = `${row.method} ${path} as ${caller}: ${res.status} ${body.trim().slice(0, 200)}`;
         if (row.allowed.includes(caller)) {
           assert.ok(res.status !== 401 && res.status !== 403, who);

@@ -240,7 +240,15 @@ describe('TLS on the HTTP port', () => {
     const get = (withCert: boolean): Promise<{ status: number; fingerprint: string }> =>
       new Promise((resolve, reject) => {
         const req = request(
-          { host: '127.0.0.1', port: http.port, path: '/healthz', ca: pem(ca.cert), servername: 'localhost', agent: false, ...(withCert ? { cert: pem(clientFiles.cert), key: pem(clientFiles.key) } : {}) },
+          {
+            host: '127.0.0.1',
+            port: http.port,
+            path: '/healthz',
+            ca: pem(ca.cert),
+            servername: 'localhost',
+            agent: false,
+            ...(withCert ? { cert: pem(clientFiles.cert), key: pem(clientFiles.key) } : {}),
+          },
           (res) => {
             const fingerprint = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256;
             res.resume();

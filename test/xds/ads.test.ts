@@ -37,7 +37,11 @@ describe('xDS (ADS, state of the world)', () => {
       const hcm = listener['apiListener'].apiListener;
       assert.equal(hcm['@type'], HCM);
       assert.deepEqual(hcm.rds, { configSource: { ads: {}, resourceApiVersion: 'V3' }, routeConfigName: 'echo:50051' });
-      assert.deepEqual(hcm.httpFilters.map((f: any) => f.typedConfig['@type']), [ROUTER], 'the router filter is present');
+      assert.deepEqual(
+        hcm.httpFilters.map((f: any) => f.typedConfig['@type']),
+        [ROUTER],
+        'the router filter is present',
+      );
 
       c.request('route', ['echo:50051']);
       const rds = await c.next();
@@ -211,7 +215,10 @@ describe('xDS (ADS, state of the world)', () => {
   test('bad input ends the stream with INVALID_ARGUMENT naming the field; delta xDS is UNIMPLEMENTED', async () => {
     await withXds(async (h) => {
       const tooMany = h.open();
-      tooMany.request('endpoint', Array.from({ length: 10_001 }, (_, i) => `n${i}`));
+      tooMany.request(
+        'endpoint',
+        Array.from({ length: 10_001 }, (_, i) => `n${i}`),
+      );
       const s1 = await tooMany.ended();
       assert.equal(s1.code, grpc.status.INVALID_ARGUMENT);
       assert.match(s1.details, /resource_names/);
@@ -255,7 +262,7 @@ describe('xDS (ADS, state of the world)', () => {
           return c.next(30_000);
         }),
       );
-      streams.forEach((c, i) => c.request('endpoint', ['fan'], firsts[i]));
+      for (const [i, c] of streams.entries()) c.request('endpoint', ['fan'], firsts[i]);
       h.registry.register(registration({ app: 'fan', instanceId: 'x', ipAddr: '10.9.0.1', zone: 'z' }));
       const pushed = await Promise.all(streams.map((c) => c.next(30_000)));
       assert.ok(pushed.every((r) => endpoints(r).join() === 'z 10.9.0.1:8080 1'));

@@ -18,7 +18,10 @@ function roster(args: string[]): Promise<{ code: number; stdout: string; stderr:
 describe('roster xds bootstrap', () => {
   test('carries xds_v3, ignore_resource_deletion, insecure creds and the locality grpc-js needs', () => {
     const b = bootstrapConfig({ servers: ['127.0.0.1:8761', 'dns:///roster.ns.svc:8761'], zone: 'z1', region: 'r1', nodeId: 'n1' });
-    assert.deepEqual(b.xds_servers.map((s) => s.server_uri), ['127.0.0.1:8761', 'dns:///roster.ns.svc:8761']);
+    assert.deepEqual(
+      b.xds_servers.map((s) => s.server_uri),
+      ['127.0.0.1:8761', 'dns:///roster.ns.svc:8761'],
+    );
     for (const s of b.xds_servers) {
       assert.deepEqual(s.channel_creds, [{ type: 'insecure' }]);
       assert.deepEqual(s.server_features, ['xds_v3', 'ignore_resource_deletion']);

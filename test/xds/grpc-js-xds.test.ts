@@ -83,7 +83,11 @@ describe('a @grpc/grpc-js-xds client on xds:///echo against two roster serve pro
     const first = await xds.waitForCall('a call to the new instance', added, (c) => c.server === 'e4', 5_000);
     process.stderr.write(`# e4: first call ${first.at - added} ms after it registered\n`);
     assert.ok(first.at - added < STOP_WITHIN_MS, `the new instance got its first call after ${first.at - added} ms`);
-    assert.deepEqual(xds.after(added).filter((c) => c.error), [], 'no call failed');
+    assert.deepEqual(
+      xds.after(added).filter((c) => c.error),
+      [],
+      'no call failed',
+    );
   });
 
   test('keeps calling when its Roster node is killed, and follows the other node', async () => {
@@ -92,7 +96,11 @@ describe('a @grpc/grpc-js-xds client on xds:///echo against two roster serve pro
     const killed = Date.now();
     await nodes[0]!.kill('SIGKILL');
     await client.waitForCall('calls after the kill', killed + 500, (c) => c.server !== undefined);
-    assert.deepEqual(client.after(killed).filter((c) => c.error), [], 'the last endpoints keep serving');
+    assert.deepEqual(
+      client.after(killed).filter((c) => c.error),
+      [],
+      'the last endpoints keep serving',
+    );
 
     // Changes made at the surviving node reach the client through its new ADS stream.
     const added = Date.now();
@@ -101,7 +109,11 @@ describe('a @grpc/grpc-js-xds client on xds:///echo against two roster serve pro
     const cancelled = Date.now();
     await b.cancel('echo', 'e1');
     await assertStopped('e1', cancelled);
-    assert.deepEqual(client.after(killed).filter((c) => c.error), [], 'no call failed across the fail-over');
+    assert.deepEqual(
+      client.after(killed).filter((c) => c.error),
+      [],
+      'no call failed across the fail-over',
+    );
     const metrics = await nodes[1]!.metrics();
     assert.match(metrics, /^roster_xds_streams 1$/m, 'the client now streams from the surviving node');
     assert.match(metrics, /^roster_xds_acks_total\{type="eds"\} [1-9]/m);

@@ -52,9 +52,7 @@ export async function withXds(body: (h: XdsHarness) => Promise<void>): Promise<v
       // A histogram's series (`_count`, `_sum`) live under the histogram's own name.
       const base = name.replace(/_(count|sum)$/, '');
       const metric = await (metrics.getSingleMetric(name) ?? metrics.getSingleMetric(base))?.get();
-      const match = metric?.values.find(
-        (v) => ((v as { metricName?: string }).metricName ?? name) === name && Object.entries(labels).every(([k, val]) => v.labels[k] === val),
-      );
+      const match = metric?.values.find((v) => ((v as { metricName?: string }).metricName ?? name) === name && Object.entries(labels).every(([k, val]) => v.labels[k] === val));
       return match?.value ?? 0;
     },
     async close() {

@@ -32,20 +32,38 @@ export class RosterProcess {
   start(): void {
     this.child = spawn(
       process.execPath,
-      ['bin/roster.js', 'serve', '--port', String(this.port), '--http-port', String(this.httpPort), '--node-id', this.name,
-        '--peers', this.peers.join(','), '--log-level', 'warn', '--startup-wait-secs', '10'],
+      [
+        'bin/roster.js',
+        'serve',
+        '--port',
+        String(this.port),
+        '--http-port',
+        String(this.httpPort),
+        '--node-id',
+        this.name,
+        '--peers',
+        this.peers.join(','),
+        '--log-level',
+        'warn',
+        '--startup-wait-secs',
+        '10',
+      ],
       { cwd: REPO, env: { ...process.env, ROSTER_CLUSTER_TOKEN: CLUSTER_TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] },
     );
   }
 
   async ready(): Promise<void> {
-    await waitFor(`${this.name} ready`, async () => {
-      try {
-        return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
-      } catch {
-        return false;
-      }
-    }, 30_000);
+    await waitFor(
+      `${this.name} ready`,
+      async () => {
+        try {
+          return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+    );
   }
 
   async metrics(): Promise<string> {
@@ -65,7 +83,13 @@ export class RosterProcess {
 export async function startCluster(names: readonly string[]): Promise<RosterProcess[]> {
   const ports = await Promise.all(names.map(async () => ({ grpc: await freePort(), http: await freePort() })));
   const nodes = names.map(
-    (name, i) => new RosterProcess(name, ports[i]!.grpc, ports[i]!.http, ports.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p.grpc}`)),
+    (name, i) =>
+      new RosterProcess(
+        name,
+        ports[i]!.grpc,
+        ports[i]!.http,
+        ports.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p.grpc}`),
+      ),
   );
   for (const n of nodes) n.start();
   await Promise.all(nodes.map((n) => n.ready()));

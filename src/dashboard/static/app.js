@@ -74,45 +74,66 @@ function renderOverview(o) {
   const minutes = Math.max(1, Math.round((samples.length * o.history.intervalMs) / 60000));
   const queue = o.peers.reduce((n, p) => n + p.queueDepth, 0);
   $('queue').textContent = o.peers.length === 0 ? 'no peers' : fmt(queue);
-  sparkline($('queue-spark'), samples.map((s) => s.queueDepth), { label: `Replication queue depth over the last ${minutes} min, now ${queue}` });
+  sparkline(
+    $('queue-spark'),
+    samples.map((s) => s.queueDepth),
+    { label: `Replication queue depth over the last ${minutes} min, now ${queue}` },
+  );
   const lastLag = samples.findLast((s) => s.lagMs !== null);
   $('lag').textContent = lastLag ? lagText(lastLag.lagMs) : '–';
-  sparkline($('lag-spark'), samples.map((s) => s.lagMs), { label: `Replication lag over the last ${minutes} min, latest ${lagText(lastLag?.lagMs)}` });
+  sparkline(
+    $('lag-spark'),
+    samples.map((s) => s.lagMs),
+    { label: `Replication lag over the last ${minutes} min, latest ${lagText(lastLag?.lagMs)}` },
+  );
 
   $('evictions').textContent = fmt(r.evictionsTotal);
   const recent = samples.reduce((n, s) => n + s.evictions, 0);
   $('evictions-recent').textContent = fmt(recent);
   $('history-span').textContent = `${minutes} min`;
-  sparkline($('evictions-spark'), samples.map((s) => s.evictions), { label: `Evictions over the last ${minutes} min: ${recent}`, bars: true });
+  sparkline(
+    $('evictions-spark'),
+    samples.map((s) => s.evictions),
+    { label: `Evictions over the last ${minutes} min: ${recent}`, bars: true },
+  );
 
   const peers = $('peers');
   if (o.peers.length === 0) {
     peers.replaceChildren(h('tr', {}, h('td', { colSpan: 8, className: 'empty' }, 'No peers: this node runs alone.')));
   } else {
-    peers.replaceChildren(...o.peers.map((p) => h('tr', {},
-      h('td', {}, h('code', {}, p.peer)),
-      h('td', {}, h('span', { className: `badge ${p.connected ? 's-UP' : 's-DOWN'}` }, p.connected ? 'connected' : 'down')),
-      h('td', { className: 'num' }, fmt(p.queueDepth)),
-      h('td', { className: 'num' }, fmt(p.inFlight)),
-      h('td', { className: 'num' }, fmt(p.dropped)),
-      h('td', { className: 'num' }, fmt(p.expired)),
-      h('td', { className: 'num' }, fmt(p.retries)),
-      h('td', { className: 'error-text' }, p.lastError ?? ''),
-    )));
+    peers.replaceChildren(
+      ...o.peers.map((p) =>
+        h(
+          'tr',
+          {},
+          h('td', {}, h('code', {}, p.peer)),
+          h('td', {}, h('span', { className: `badge ${p.connected ? 's-UP' : 's-DOWN'}` }, p.connected ? 'connected' : 'down')),
+          h('td', { className: 'num' }, fmt(p.queueDepth)),
+          h('td', { className: 'num' }, fmt(p.inFlight)),
+          h('td', { className: 'num' }, fmt(p.dropped)),
+          h('td', { className: 'num' }, fmt(p.expired)),
+          h('td', { className: 'num' }, fmt(p.retries)),
+          h('td', { className: 'error-text' }, p.lastError ?? ''),
+        ),
+      ),
+    );
   }
 }
 
 function renderStatusBar(byStatus, total) {
   const bar = $('status-bar');
-  bar.replaceChildren(...STATUSES.filter((s) => byStatus[s] > 0).map((s) => {
-    const seg = h('span', { className: `seg s-${s}`, title: `${s}: ${fmt(byStatus[s])}` });
-    seg.style.flexGrow = String(byStatus[s]);
-    return seg;
-  }));
+  bar.replaceChildren(
+    ...STATUSES.filter((s) => byStatus[s] > 0).map((s) => {
+      const seg = h('span', { className: `seg s-${s}`, title: `${s}: ${fmt(byStatus[s])}` });
+      seg.style.flexGrow = String(byStatus[s]);
+      return seg;
+    }),
+  );
   bar.setAttribute('aria-label', `Instances by status: ${STATUSES.map((s) => `${s} ${byStatus[s]}`).join(', ')}`);
   bar.classList.toggle('empty', total === 0);
-  $('status-legend').replaceChildren(...STATUSES.map((s) =>
-    h('li', { className: byStatus[s] === 0 ? 'zero' : '' }, h('span', { className: `dot s-${s}` }), `${s.replaceAll('_', ' ')} `, h('strong', {}, fmt(byStatus[s])))));
+  $('status-legend').replaceChildren(
+    ...STATUSES.map((s) => h('li', { className: byStatus[s] === 0 ? 'zero' : '' }, h('span', { className: `dot s-${s}` }), `${s.replaceAll('_', ' ')} `, h('strong', {}, fmt(byStatus[s])))),
+  );
 }
 
 const refreshOverview = () => run(async () => renderOverview(await getJson('overview', '/overview')));
@@ -136,19 +157,30 @@ function renderApps(page) {
   $('size').textContent = fmt(t.instances);
   $('app-count').textContent = fmt(t.apps);
   renderStatusBar(t.byStatus, t.instances);
-  $('status-totals').replaceChildren(...STATUSES.map((s) => h('li', { className: `chip ${t.byStatus[s] === 0 ? 'zero' : ''}` }, h('span', { className: `dot s-${s}` }), `${s.replaceAll('_', ' ')} `, h('strong', {}, fmt(t.byStatus[s])))));
+  $('status-totals').replaceChildren(
+    ...STATUSES.map((s) =>
+      h('li', { className: `chip ${t.byStatus[s] === 0 ? 'zero' : ''}` }, h('span', { className: `dot s-${s}` }), `${s.replaceAll('_', ' ')} `, h('strong', {}, fmt(t.byStatus[s]))),
+    ),
+  );
   const zones = Object.entries(t.byZone).sort(([a], [b]) => a.localeCompare(b));
   $('zone-totals').replaceChildren(...zones.map(([zone, n]) => h('li', { className: 'chip zone' }, `${zone || '(no zone)'} `, h('strong', {}, fmt(n)))));
-  $('apps-status').textContent = state.appQuery
-    ? `${fmt(page.total)} of ${fmt(t.apps)} applications match “${state.appQuery}”`
-    : `${fmt(t.apps)} applications, ${fmt(t.instances)} instances`;
+  $('apps-status').textContent = state.appQuery ? `${fmt(page.total)} of ${fmt(t.apps)} applications match “${state.appQuery}”` : `${fmt(t.apps)} applications, ${fmt(t.instances)} instances`;
   const rows = page.items.map((a) => {
     const open = h('button', { type: 'button', className: 'app-link', 'aria-controls': 'instances-section', 'aria-expanded': String(a.app === state.app), onclick: () => selectApp(a.app) }, a.app);
-    return h('tr', { className: a.app === state.app ? 'selected' : '', dataset: { app: a.app } },
+    return h(
+      'tr',
+      { className: a.app === state.app ? 'selected' : '', dataset: { app: a.app } },
       h('th', { scope: 'row' }, open),
       h('td', { className: 'num' }, fmt(a.count)),
       ...STATUSES.map((s) => h('td', { className: `num ${a.byStatus[s] === 0 ? 'zero' : `c-${s}`}` }, fmt(a.byStatus[s]))),
-      h('td', { className: 'zones' }, Object.entries(a.byZone).sort(([x], [y]) => x.localeCompare(y)).map(([z, n]) => `${z || '–'} ${n}`).join(' · ')),
+      h(
+        'td',
+        { className: 'zones' },
+        Object.entries(a.byZone)
+          .sort(([x], [y]) => x.localeCompare(y))
+          .map(([z, n]) => `${z || '–'} ${n}`)
+          .join(' · '),
+      ),
     );
   });
   $('apps').replaceChildren(...(rows.length > 0 ? rows : [h('tr', {}, h('td', { colSpan: 8, className: 'empty' }, state.appQuery ? 'No application matches.' : 'No application is registered.'))]));
@@ -207,8 +239,12 @@ async function loadInstances() {
 function renderInstances(page) {
   const s = page.summary;
   $('instance-totals').replaceChildren(
-    ...STATUSES.filter((st) => s.byStatus[st] > 0).map((st) => h('li', { className: 'chip' }, h('span', { className: `dot s-${st}` }), `${st.replaceAll('_', ' ')} `, h('strong', {}, fmt(s.byStatus[st])))),
-    ...Object.entries(s.byZone).sort(([a], [b]) => a.localeCompare(b)).map(([z, n]) => h('li', { className: 'chip zone' }, `${z || '(no zone)'} `, h('strong', {}, fmt(n)))),
+    ...STATUSES.filter((st) => s.byStatus[st] > 0).map((st) =>
+      h('li', { className: 'chip' }, h('span', { className: `dot s-${st}` }), `${st.replaceAll('_', ' ')} `, h('strong', {}, fmt(s.byStatus[st]))),
+    ),
+    ...Object.entries(s.byZone)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([z, n]) => h('li', { className: 'chip zone' }, `${z || '(no zone)'} `, h('strong', {}, fmt(n)))),
   );
   $('instances-status').textContent = page.summary.count === 0 ? 'This application has no instance left.' : `${fmt(page.total)} of ${fmt(s.count)} instances shown by the filter`;
   // Keep a half-made choice when the list refreshes under the operator's hands.
@@ -216,7 +252,10 @@ function renderInstances(page) {
   const kept = new Map([...$('instances').querySelectorAll('select')].map((sel) => [sel.dataset.id, sel.value]));
   const rows = page.items.map((i) => instanceRow(i, page.now, kept.get(i.instanceId)));
   $('instances').replaceChildren(...(rows.length > 0 ? rows : [h('tr', {}, h('td', { colSpan: 10, className: 'empty' }, 'No instance matches.'))]));
-  if (focusedId) $('instances').querySelector(`tr[data-id="${CSS.escape(focusedId)}"] select`)?.focus();
+  if (focusedId)
+    $('instances')
+      .querySelector(`tr[data-id="${CSS.escape(focusedId)}"] select`)
+      ?.focus();
   pager('instances', page, (offset) => {
     state.instOffset = offset;
     run(loadInstances);
@@ -228,15 +267,29 @@ function instanceRow(i, now, keptChoice) {
   if (i.securePort.enabled) address.push(h('span', { className: 'muted small' }, ` TLS ${i.securePort.number}`));
   if (i.hostName) address.push(h('div', { className: 'muted small' }, i.hostName));
   const meta = Object.entries(i.metadata);
-  const metaList = h('ul', { className: 'meta' }, meta.map(([k, v]) => h('li', {}, h('span', { className: 'k' }, k), '=', h('span', { className: 'v' }, v))));
-  const links = [['home', i.homePageUrl], ['status', i.statusPageUrl], ['health', i.healthCheckUrl]]
+  const metaList = h(
+    'ul',
+    { className: 'meta' },
+    meta.map(([k, v]) => h('li', {}, h('span', { className: 'k' }, k), '=', h('span', { className: 'v' }, v))),
+  );
+  const links = [
+    ['home', i.homePageUrl],
+    ['status', i.statusPageUrl],
+    ['health', i.healthCheckUrl],
+  ]
     .map(([label, url]) => [label, safeUrl(url)])
     .filter(([, url]) => url !== undefined)
     .map(([label, url]) => h('a', { href: url, target: '_blank', rel: 'noopener noreferrer', 'aria-label': `${label} page of ${i.instanceId}` }, label));
 
-  const select = h('select', { 'aria-label': `Action on ${i.instanceId}`, dataset: { id: i.instanceId } },
+  const select = h(
+    'select',
+    { 'aria-label': `Action on ${i.instanceId}`, dataset: { id: i.instanceId } },
     h('option', { value: '' }, 'Choose…'),
-    h('optgroup', { label: 'Override status' }, OVERRIDES.map((s) => h('option', { value: `set:${s}` }, `Override: ${s}`))),
+    h(
+      'optgroup',
+      { label: 'Override status' },
+      OVERRIDES.map((s) => h('option', { value: `set:${s}` }, `Override: ${s}`)),
+    ),
     i.overriddenStatus ? h('option', { value: 'clear' }, 'Clear override') : null,
     h('option', { value: 'cancel' }, 'Cancel instance'),
   );
@@ -244,7 +297,9 @@ function instanceRow(i, now, keptChoice) {
   const apply = h('button', { type: 'button', className: 'small-button', onclick: () => act(i, select.value) }, 'Apply');
   apply.setAttribute('aria-label', `Apply the chosen action to ${i.instanceId}`);
 
-  return h('tr', { dataset: { id: i.instanceId } },
+  return h(
+    'tr',
+    { dataset: { id: i.instanceId } },
     h('th', { scope: 'row' }, h('code', {}, i.instanceId)),
     h('td', {}, statusBadge(i.status)),
     h('td', {}, i.overriddenStatus ? statusBadge(i.overriddenStatus) : h('span', { className: 'muted' }, '–')),
@@ -290,7 +345,11 @@ async function act(instance, choice) {
   let question;
   if (choice.startsWith('set:')) {
     const status = choice.slice(4);
-    question = [`Override the status of ${who}?`, `Its status becomes ${status} on every node until the override is cleared, whatever the instance reports (unless it reports DOWN, STARTING or UNKNOWN).`, `Override to ${status}`];
+    question = [
+      `Override the status of ${who}?`,
+      `Its status becomes ${status} on every node until the override is cleared, whatever the instance reports (unless it reports DOWN, STARTING or UNKNOWN).`,
+      `Override to ${status}`,
+    ];
     request = { method: 'PUT', url: `${path}/override`, body: JSON.stringify({ status }) };
   } else if (choice === 'clear') {
     question = [`Clear the override of ${who}?`, 'Its status becomes UNKNOWN until its next heartbeat, which makes it register again with its own status.', 'Clear override'];
@@ -363,16 +422,22 @@ function connect() {
 
 // ---- wiring ------------------------------------------------------------------------------
 
-$('app-search').addEventListener('input', debounce((e) => {
-  state.appQuery = e.target.value.trim();
-  state.appOffset = 0;
-  run(loadApps);
-}, 120));
-$('instance-search').addEventListener('input', debounce((e) => {
-  state.instQuery = e.target.value.trim();
-  state.instOffset = 0;
-  run(loadInstances);
-}, 120));
+$('app-search').addEventListener(
+  'input',
+  debounce((e) => {
+    state.appQuery = e.target.value.trim();
+    state.appOffset = 0;
+    run(loadApps);
+  }, 120),
+);
+$('instance-search').addEventListener(
+  'input',
+  debounce((e) => {
+    state.instQuery = e.target.value.trim();
+    state.instOffset = 0;
+    run(loadInstances);
+  }, 120),
+);
 $('instance-status').addEventListener('change', (e) => {
   state.instStatus = e.target.value;
   state.instOffset = 0;

@@ -21,14 +21,14 @@ export function sparkline(container, values, { label, floor = 1, bars = false, h
   const x = (i) => pad + i * step;
   const y = (v) => height - pad - (v / max) * (height - 2 * pad);
   const base = document.createElementNS(SVG, 'line');
-  Object.entries({ x1: 0, x2: width, y1: height - pad, y2: height - pad, class: 'spark-base' }).forEach(([k, v]) => base.setAttribute(k, String(v)));
+  for (const [k, v] of Object.entries({ x1: 0, x2: width, y1: height - pad, y2: height - pad, class: 'spark-base' })) base.setAttribute(k, String(v));
   svg.append(base);
   if (bars) {
     const w = Math.max(1, step * 0.7);
     values.forEach((v, i) => {
       if (!v) return;
       const rect = document.createElementNS(SVG, 'rect');
-      Object.entries({ x: x(i) - w / 2, y: y(v), width: w, height: height - pad - y(v), class: 'spark-bar' }).forEach(([k, val]) => rect.setAttribute(k, String(val)));
+      for (const [k, val] of Object.entries({ x: x(i) - w / 2, y: y(v), width: w, height: height - pad - y(v), class: 'spark-bar' })) rect.setAttribute(k, String(val));
       svg.append(rect);
     });
   } else {
@@ -45,12 +45,15 @@ export function sparkline(container, values, { label, floor = 1, bars = false, h
       }
       points = [];
     };
-    values.forEach((v, i) => (v === null ? flush() : points.push([x(i).toFixed(1), y(v).toFixed(1)])));
+    values.forEach((v, i) => {
+      if (v === null) flush();
+      else points.push([x(i).toFixed(1), y(v).toFixed(1)]);
+    });
     flush();
     const lastIndex = values.findLastIndex((v) => v !== null);
     if (lastIndex >= 0) {
       const dot = document.createElementNS(SVG, 'circle');
-      Object.entries({ cx: x(lastIndex), cy: y(values[lastIndex]), r: 2.5, class: 'spark-dot' }).forEach(([k, v]) => dot.setAttribute(k, String(v)));
+      for (const [k, v] of Object.entries({ cx: x(lastIndex), cy: y(values[lastIndex]), r: 2.5, class: 'spark-dot' })) dot.setAttribute(k, String(v));
       svg.append(dot);
     }
   }

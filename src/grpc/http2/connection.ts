@@ -188,7 +188,7 @@ export class Http2Connection {
     // After a connection error nothing more is read: the socket is ending.
     if (this.#failed) return;
     this.#options.turn.reading(this.socket);
-    let buf = this.#partial === undefined ? chunk : Buffer.concat([this.#partial, chunk]);
+    const buf = this.#partial === undefined ? chunk : Buffer.concat([this.#partial, chunk]);
     this.#partial = undefined;
     let at = 0;
     if (!this.#preface) {
@@ -648,4 +648,3 @@ function requestHeaders(fields: readonly HeaderField[], maxBytes: number): Incom
   if (length !== undefined && (typeof length !== 'string' || !/^\d{1,15}$/.test(length))) return 'malformed';
   return headers as IncomingHttpHeaders;
 }
-

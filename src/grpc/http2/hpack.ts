@@ -8,6 +8,7 @@
 export class HpackError extends Error {}
 
 /** RFC 7541 Appendix A. */
+// biome-ignore format: the RFC's table, as dense as it prints it
 const STATIC_TABLE: readonly (readonly [string, string])[] = [
   [':authority', ''], [':method', 'GET'], [':method', 'POST'], [':path', '/'], [':path', '/index.html'],
   [':scheme', 'http'], [':scheme', 'https'], [':status', '200'], [':status', '204'], [':status', '206'],
@@ -27,9 +28,12 @@ const STATIC_NAME_INDEX = new Map<string, number>();
 STATIC_TABLE.forEach(([name], i) => {
   if (!STATIC_NAME_INDEX.has(name)) STATIC_NAME_INDEX.set(name, i + 1);
 });
-const STATIC_FIELD_INDEX = new Map<string, number>(STATIC_TABLE.filter(([, value]) => value !== '').map(([name, value]) => [`${name}\0${value}`, STATIC_TABLE.findIndex(([n, v]) => n === name && v === value) + 1]));
+const STATIC_FIELD_INDEX = new Map<string, number>(
+  STATIC_TABLE.filter(([, value]) => value !== '').map(([name, value]) => [`${name}\0${value}`, STATIC_TABLE.findIndex(([n, v]) => n === name && v === value) + 1]),
+);
 
 /** RFC 7541 Appendix B: the Huffman code of each octet, as [code, length in bits]. */
+// biome-ignore format: the RFC's table, as dense as it prints it
 const HUFFMAN_CODES: readonly (readonly [number, number])[] = [
   [0x1ff8, 13], [0x7fffd8, 23], [0xfffffe2, 28], [0xfffffe3, 28], [0xfffffe4, 28], [0xfffffe5, 28], [0xfffffe6, 28], [0xfffffe7, 28],
   [0xfffffe8, 28], [0xffffea, 24], [0x3ffffffc, 30], [0xfffffe9, 28], [0xfffffea, 28], [0x3ffffffd, 30], [0xfffffeb, 28], [0xfffffec, 28],

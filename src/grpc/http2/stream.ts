@@ -101,12 +101,14 @@ export class ServerStream extends EventEmitter {
   }
 
   /** Node's streams start flowing when a 'data' listener is added (`once` calls `on`). */
+  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter's own signature, overridden
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
     super.on(event, listener);
     if (event === 'data' && this.#flowing === undefined) this.resume();
     return this;
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter's own signature, overridden
   override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
     return this.on(event, listener);
   }
