@@ -62,23 +62,15 @@ class Node {
   start(peers: readonly string[]): void {
     this.child = spawn(
       process.execPath,
+      // biome-ignore format: a flag and its value per line
       [
-        '--import',
-        'tsx',
-        'src/cli/main.ts',
-        'serve',
-        '--port',
-        String(this.port),
-        '--http-port',
-        String(this.httpPort),
-        '--node-id',
-        this.name,
-        '--peers',
-        peers.join(','),
-        '--log-level',
-        'warn',
-        '--startup-wait-secs',
-        '5',
+        '--import', 'tsx', 'src/cli/main.ts', 'serve',
+        '--port', String(this.port),
+        '--http-port', String(this.httpPort),
+        '--node-id', this.name,
+        '--peers', peers.join(','),
+        '--log-level', 'warn',
+        '--startup-wait-secs', '5',
       ],
       { cwd: ROOT, env: { ...process.env, ROSTER_CLUSTER_TOKEN: TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] },
     );

@@ -236,29 +236,19 @@ async function startEtcdMembers(count: number): Promise<ServerGroup> {
     for (let i = 0; i < count; i++) {
       const dataDir = mkdtempSync(`${DATA_PARENT}/roster-bench-etcd-`);
       const clientUrl = `http://127.0.0.1:${ports[i]}`;
+      // biome-ignore format: a flag and its value per line
       const args = [
-        '--name',
-        names[i]!,
-        '--data-dir',
-        dataDir,
-        '--listen-client-urls',
-        clientUrl,
-        '--advertise-client-urls',
-        clientUrl,
-        '--listen-peer-urls',
-        peerUrl(i),
-        '--initial-advertise-peer-urls',
-        peerUrl(i),
-        '--initial-cluster',
-        initialCluster,
-        '--initial-cluster-state',
-        'new',
-        '--initial-cluster-token',
-        `roster-bench-${process.pid}`,
-        '--logger',
-        'zap',
-        '--log-level',
-        'error',
+        '--name', names[i]!,
+        '--data-dir', dataDir,
+        '--listen-client-urls', clientUrl,
+        '--advertise-client-urls', clientUrl,
+        '--listen-peer-urls', peerUrl(i),
+        '--initial-advertise-peer-urls', peerUrl(i),
+        '--initial-cluster', initialCluster,
+        '--initial-cluster-state', 'new',
+        '--initial-cluster-token', `roster-bench-${process.pid}`,
+        '--logger', 'zap',
+        '--log-level', 'error',
       ];
       const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env['PATH'] ?? '' } });
       started.push(new ServerProcess(count === 1 ? 'etcd' : names[i]!, child, `127.0.0.1:${ports[i]}`, dataDir));

@@ -53,32 +53,21 @@ async function agentHttpPort(agent: ReturnType<typeof spawnRoster>): Promise<num
 
 test('roster agent: probe verdicts become DOWN and UP; SIGTERM drains (OUT_OF_SERVICE, wait, cancel) and exits 0', { timeout: 120_000 }, async () => {
   const appPort = (app.address() as AddressInfo).port;
+  // biome-ignore format: a flag and its value per line
   const agent = spawnRoster([
     'agent',
-    '--server',
-    `127.0.0.1:${node.grpcPort}`,
-    '--app',
-    'web',
-    '--instance-id',
-    'web-1',
-    '--port',
-    String(appPort),
-    '--probe',
-    `http://127.0.0.1:${appPort}/health`,
-    '--probe-interval-ms',
-    String(PROBE_INTERVAL_MS),
-    '--failure-threshold',
-    '1',
-    '--success-threshold',
-    '1',
-    '--renew-secs',
-    '1',
-    '--drain-secs',
-    String(DRAIN_SECS),
-    '--http-port',
-    '0',
-    '--log-level',
-    'info',
+    '--server', `127.0.0.1:${node.grpcPort}`,
+    '--app', 'web',
+    '--instance-id', 'web-1',
+    '--port', String(appPort),
+    '--probe', `http://127.0.0.1:${appPort}/health`,
+    '--probe-interval-ms', String(PROBE_INTERVAL_MS),
+    '--failure-threshold', '1',
+    '--success-threshold', '1',
+    '--renew-secs', '1',
+    '--drain-secs', String(DRAIN_SECS),
+    '--http-port', '0',
+    '--log-level', 'info',
   ]);
   try {
     const httpPort = await agentHttpPort(agent);

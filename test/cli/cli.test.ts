@@ -18,27 +18,19 @@ before(async () => {
 after(killAll);
 
 test('register, apps, get, status, watch and SIGTERM against a real server', async () => {
+  // biome-ignore format: a flag and its value per line
   const agent = start([
     'register',
-    '--server',
-    address,
+    '--server', address,
     '--json',
-    '--app',
-    'Cli-App',
-    '--id',
-    'c-1',
-    '--ip',
-    '10.1.2.3',
-    '--port',
-    '8080',
-    '--metadata',
-    'team=core',
-    '--metadata',
-    'tier=1',
-    '--vip',
-    'cli-vip',
-    '--renew-secs',
-    '5',
+    '--app', 'Cli-App',
+    '--id', 'c-1',
+    '--ip', '10.1.2.3',
+    '--port', '8080',
+    '--metadata', 'team=core',
+    '--metadata', 'tier=1',
+    '--vip', 'cli-vip',
+    '--renew-secs', '5',
   ]);
   const registered = JSON.parse(await agent.line(() => true)) as Record<string, unknown>;
   assert.equal(registered.app, 'cli-app');

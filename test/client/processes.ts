@@ -53,21 +53,15 @@ export class ServeProcess {
 
   start(peers: readonly string[] = []): void {
     this.child = spawnRoster(
+      // biome-ignore format: a flag and its value per line
       [
         'serve',
-        '--port',
-        String(this.port),
-        '--http-port',
-        String(this.httpPort),
-        '--node-id',
-        this.name,
-        '--peers',
-        peers.join(','),
-        '--log-level',
-        'warn',
-        '--startup-wait-secs',
-        '10',
-        ...this.extraArgs,
+        '--port', String(this.port),
+        '--http-port', String(this.httpPort),
+        '--node-id', this.name,
+        '--peers', peers.join(','),
+        '--log-level', 'warn',
+        '--startup-wait-secs', '10', ...this.extraArgs,
       ],
       { ROSTER_CLUSTER_TOKEN: 'client-test-token' },
     );

@@ -1,16 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FrameOut } from '../../src/grpc/http2/frame-out.js';
-
-/** A frame as HTTP/2 writes it: 24-bit length, type, flags, 31-bit stream id, payload. */
-function frame(type: number, flags: number, id: number, payload: Buffer): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(id, 5);
-  return Buffer.concat([header, payload]);
-}
+import { rawFrame as frame } from './raw-http2.js';
 
 const payload = (bytes: number, fill: number): Buffer => Buffer.alloc(bytes, fill);
 

@@ -8,6 +8,7 @@ import type { ServerStream } from '../../src/grpc/http2/stream.js';
 import { encodeHeaders } from '../../src/grpc/http2/hpack.js';
 import { TurnBudget, type Pausable } from '../../src/grpc/http2/turn-budget.js';
 import { WAIT_MS } from './helpers.js';
+import { rawFrame } from './raw-http2.js';
 
 /** A plain-text server of Http2Connections on 127.0.0.1:0; `handle` answers each stream. */
 async function serve(handle: (stream: ServerStream, headers: http2.IncomingHttpHeaders) => void, options: Partial<Http2ConnectionOptions> = {}) {
@@ -27,16 +28,6 @@ async function serve(handle: (stream: ServerStream, headers: http2.IncomingHttpH
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-/** One HTTP/2 frame's bytes, for clients node:http2 would not be. */
-function rawFrame(type: number, flags: number, id: number, payload: Buffer): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(id, 5);
-  return Buffer.concat([header, payload]);
-}
 
 /** The error code of the last GOAWAY frame in what a server sent, or undefined. */
 function goawayCode(bytes: Buffer): number | undefined {

@@ -6,6 +6,16 @@ import { WAIT_MS } from './helpers.js';
  * malformed headers, bytes that are not UTF-8, peers that never read.
  */
 
+/** One HTTP/2 frame's bytes, for clients node:http2 would not be. */
+export function rawFrame(type: number, flags: number, id: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(id, 5);
+  return Buffer.concat([header, payload]);
+}
+
 /** One gRPC length-prefixed message: flag byte (1 = compressed), 4-byte length, bytes. */
 export function grpcFrame(message: Uint8Array, compressed = false): Buffer {
   const frame = Buffer.alloc(5 + message.length);

@@ -32,21 +32,15 @@ export class RosterProcess {
   start(): void {
     this.child = spawn(
       process.execPath,
+      // biome-ignore format: a flag and its value per line
       [
-        'bin/roster.js',
-        'serve',
-        '--port',
-        String(this.port),
-        '--http-port',
-        String(this.httpPort),
-        '--node-id',
-        this.name,
-        '--peers',
-        this.peers.join(','),
-        '--log-level',
-        'warn',
-        '--startup-wait-secs',
-        '10',
+        'bin/roster.js', 'serve',
+        '--port', String(this.port),
+        '--http-port', String(this.httpPort),
+        '--node-id', this.name,
+        '--peers', this.peers.join(','),
+        '--log-level', 'warn',
+        '--startup-wait-secs', '10',
       ],
       { cwd: REPO, env: { ...process.env, ROSTER_CLUSTER_TOKEN: CLUSTER_TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] },
     );
