@@ -93,6 +93,8 @@ interface Sample {
   readonly value: number;
   readonly wallSeconds: number;
   readonly serverCpu: number;
+  /** Seconds the server's threads waited, runnable, for a CPU (see ServerProcess.waitSeconds). */
+  readonly serverWait: number;
   readonly loadCpu: number;
   readonly failed: number;
   readonly firstError?: string;
@@ -102,6 +104,8 @@ interface Measured {
   readonly value: number;
   readonly rounds: readonly number[];
   readonly serverCores: number;
+  /** Server threads waiting for a CPU, in cores (seconds waited ÷ wall seconds). */
+  readonly serverWaitCores: number;
   readonly loadCores: number;
   readonly failed: number;
   readonly firstError?: string;
@@ -137,6 +141,7 @@ class Comparison {
     const jobs = Array.from({ length: workers }, (_, i) => makeJob(i));
     await this.#pool.runOn(workers, (i) => ({ type: 'prepare', job: jobs[i]! }));
     const serverBefore = servers.cpuSeconds();
+    const waitBefore = servers.waitSeconds();
     const loadBefore = this.#pool.cpuSeconds(workers);
     const start = performance.now();
     const results = await this.#pool.runOn(workers, (i) => jobs[i]!);
@@ -149,6 +154,7 @@ class Comparison {
       value: value(results),
       wallSeconds,
       serverCpu: servers.cpuSeconds() - serverBefore,
+      serverWait: servers.waitSeconds() - waitBefore,
       loadCpu: this.#pool.cpuSeconds(workers) - loadBefore + replayCpu,
       failed: counts.reduce((sum, c) => sum + c.failed, 0),
       ...(firstError === undefined ? {} : { firstError }),
@@ -182,6 +188,12 @@ class Comparison {
           serverCores: round2(
             cores(
               list.reduce((sum, s) => sum + s.serverCpu, 0),
+              wall,
+            ),
+          ),
+          serverWaitCores: round2(
+            cores(
+              list.reduce((sum, s) => sum + s.serverWait, 0),
               wall,
             ),
           ),
@@ -245,7 +257,7 @@ class Comparison {
       serverCores: { roster: roster.serverCores, ...(etcd === undefined ? {} : { etcd: etcd.serverCores }) },
       loadCores: { roster: roster.loadCores, ...(etcd === undefined ? {} : { etcd: etcd.loadCores }) },
       target: options.target,
-      note: [perOperation(roster, etcd), failures(roster, etcd), options.note ?? ''].filter(Boolean).join('; '),
+      note: [perOperation(roster, etcd), waiting(roster, etcd), failures(roster, etcd), options.note ?? ''].filter(Boolean).join('; '),
       details: { roster, ...(etcd === undefined ? {} : { etcd }), loadProcesses: workers },
     });
     return result.etcd?.measured;
@@ -267,6 +279,16 @@ class Comparison {
 function perOperation(roster: Measured, etcd: Measured | undefined): string {
   const us = (m: Measured | undefined): string => (m === undefined || !(m.value > 0) ? '-' : ((m.serverCores / m.value) * 1e6).toFixed(0));
   return `server CPU ${us(roster)} / ${us(etcd)} µs per op`;
+}
+
+/**
+ * How much the servers' threads waited, runnable, for a CPU (in cores): Roster's one thread
+ * loses that share of its time to other threads on the machine's cores (the load processes'
+ * among them); etcd's goroutines move to whichever core is free.
+ */
+function waiting(roster: Measured, etcd: Measured | undefined): string {
+  const cores = (m: Measured | undefined): string => (m === undefined || !Number.isFinite(m.serverWaitCores) ? '-' : m.serverWaitCores.toFixed(2));
+  return `waiting for a CPU ${cores(roster)} / ${cores(etcd)} cores`;
 }
 
 function failures(roster: Measured, etcd: Measured | undefined): string {

@@ -10,7 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { cpuSecondsFromStat, statusBytes } from './stats.js';
+import { cpuSecondsFromStat, statusBytes, waitSecondsFromSchedstat } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ROSTER_BIN = `${ROOT}bin/roster.js`;
@@ -73,6 +73,28 @@ export class ServerProcess {
     return cpuSecondsFromStat(readFileSync(`/proc/${this.pid}/stat`, 'utf8'));
   }
 
+  /**
+   * Seconds its threads have waited for a CPU while runnable, summed over the threads alive now
+   * (from their schedstat; a thread that ended takes its share with it); NaN where the kernel
+   * keeps no schedstat. A single-threaded server that shares the machine's cores loses this
+   * much time to other threads.
+   */
+  waitSeconds(): number {
+    try {
+      let sum = 0;
+      for (const tid of readdirSync(`/proc/${this.pid}/task`)) {
+        try {
+          sum += waitSecondsFromSchedstat(readFileSync(`/proc/${this.pid}/task/${tid}/schedstat`, 'utf8'));
+        } catch {
+          // The thread ended between the listing and the read.
+        }
+      }
+      return sum;
+    } catch {
+      return Number.NaN;
+    }
+  }
+
   /** Resident set now and its peak so far (VmRSS, VmHWM), in bytes. */
   memory(): { rss: number; peakRss: number } {
     const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
@@ -119,6 +141,10 @@ export class ServerGroup {
 
   cpuSeconds(): number {
     return this.servers.reduce((sum, s) => sum + s.cpuSeconds(), 0);
+  }
+
+  waitSeconds(): number {
+    return this.servers.reduce((sum, s) => sum + s.waitSeconds(), 0);
   }
 
   async stop(): Promise<void> {

@@ -52,6 +52,17 @@ export function cpuSecondsFromStat(stat: string): number {
   return (user + system) / CLOCK_TICKS_PER_SECOND;
 }
 
+/**
+ * Seconds a thread has spent runnable but not running (waiting on a run queue for a CPU): the
+ * second field of /proc/<pid>/task/<tid>/schedstat, in nanoseconds.
+ */
+export function waitSecondsFromSchedstat(schedstat: string): number {
+  const fields = schedstat.trim().split(' ');
+  const waited = Number(fields[1]);
+  if (fields.length !== 3 || !Number.isFinite(waited)) throw new Error('unexpected /proc/<pid>/task/<tid>/schedstat format');
+  return waited / 1e9;
+}
+
 /** A `Vm*:  N kB` field of /proc/<pid>/status, in bytes. */
 export function statusBytes(status: string, field: 'VmRSS' | 'VmHWM'): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);

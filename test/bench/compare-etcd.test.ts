@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { compareTable, runCompareEtcd, type CompareRow } from '../../bench/compare/compare-etcd.js';
 import { etcdVersion } from '../../bench/compare/servers.js';
-import { advantage, cores, cpuSecondsFromStat, median, percentile, prefixEnd, statusBytes, summarize, targetMet } from '../../bench/compare/stats.js';
+import { advantage, cores, cpuSecondsFromStat, median, percentile, prefixEnd, statusBytes, summarize, targetMet, waitSecondsFromSchedstat } from '../../bench/compare/stats.js';
 
 describe('compare-etcd arithmetic', () => {
   it('takes nearest-rank percentiles of unsorted samples', () => {
@@ -24,6 +25,13 @@ describe('compare-etcd arithmetic', () => {
     assert.equal(cpuSecondsFromStat(stat), 3);
     assert.throws(() => cpuSecondsFromStat('4242 (x) S 1'), /format/);
     assert.equal(cores(3, 2), 1.5);
+  });
+
+  it("reads a thread's run-queue wait from its schedstat (nanoseconds running, waiting, timeslices)", () => {
+    assert.equal(waitSecondsFromSchedstat('8125013441 2500000000 91737\n'), 2.5);
+    assert.throws(() => waitSecondsFromSchedstat('8125013441\n'), /format/);
+    // Where the kernel keeps it, the test's own main thread has a readable one.
+    assert.ok(waitSecondsFromSchedstat(readFileSync(`/proc/${process.pid}/task/${process.pid}/schedstat`, 'utf8')) >= 0);
   });
 
   it('reads VmRSS and VmHWM in bytes', () => {
