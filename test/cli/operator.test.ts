@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { RosterClient } from '../../src/client/index.js';
 import { killAll, ROOT, run, start, type Running } from './process.js';
+import { freePort } from '../support/ports.js';
 
 /** What an operator meets at the command line: retries, timeouts, one-line errors, logs, commands. */
 
@@ -24,15 +25,6 @@ after(() => {
   client.close();
   killAll();
 });
-
-/** A port nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 /** Whether `port` can be bound again on 127.0.0.1 (nobody holds it), retried for up to `withinMs`. */
 async function portIsFree(port: number, withinMs = 5_000): Promise<boolean> {

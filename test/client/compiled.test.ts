@@ -5,7 +5,8 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { RosterClient } from '../../src/client/index.js';
 import { startTestNode, waitFor } from './harness.js';
-import { freePort, stopProcess } from './processes.js';
+import { freePort } from '../support/ports.js';
+import { stopProcess } from './processes.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));

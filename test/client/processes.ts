@@ -1,15 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { waitFor } from './harness.js';
-
-/** A free loopback port (closed again, so a child process can bind it). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from '../support/ports.js';
 
 /** Runs `roster` (the TypeScript CLI through tsx) with `args`; stdout and stderr are collected. */
 export function spawnRoster(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {

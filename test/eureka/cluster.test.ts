@@ -1,20 +1,12 @@
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Eureka } from 'eureka-js-client';
 import type { RosterNode } from '../../src/cli/node.js';
 import { startTestNode, waitFor } from '../client/harness.js';
 import { eurekaInstance, http, JSON_HEADERS } from './harness.js';
+import { freePort } from '../support/ports.js';
 
 const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Instance ids of an app as one node's Eureka face lists them (none when the app is unknown). */
 async function idsAt(node: RosterNode, app: string): Promise<string[]> {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { RosterClient } from '../../src/client/index.js';
@@ -8,16 +7,9 @@ import { Instance } from '../../src/gen/roster/v1/instance.js';
 import * as pb from '../../src/gen/roster/v1/replication_service.js';
 import { waitFor } from '../client/harness.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { freePort } from '../support/ports.js';
 
 const TOKEN = 'e2e-cluster-token';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** One `roster serve` process on fixed loopback ports, restartable on the same ports. */
 class Proc {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
@@ -10,14 +9,7 @@ import { RosterClient } from '../../src/client/index.js';
 import { captureLogger, waitFor } from '../client/harness.js';
 import { protoInstance } from '../grpc/helpers.js';
 import { TestPki } from './pki.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from '../support/ports.js';
 
 describe('a 3-node cluster over mTLS, without a cluster token', () => {
   const pki = new TestPki();

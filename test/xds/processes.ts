@@ -1,19 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../client/harness.js';
+import { freePort } from '../support/ports.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const CLUSTER_TOKEN = 'xds-test-cluster-token';
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A `roster serve` process on fixed loopback ports. */
 export class RosterProcess {
