@@ -9,7 +9,8 @@ import { RosterClient } from '../../src/client/index.js';
 import type { RosterNode } from '../../src/cli/node.js';
 import { ChangeType, InstanceStatus, type Instance } from '../../src/gen/roster/v1/instance.js';
 import { startTestNode, waitFor } from '../client/harness.js';
-import { spawnRoster, stopProcess } from '../client/processes.js';
+import { spawnRoster } from '../client/processes.js';
+import { stopProcess } from '../support/nodes.js';
 
 const PROBE_INTERVAL_MS = 1_000;
 /** Time for the status write itself (one register call) after the probe that notices. */

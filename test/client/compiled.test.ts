@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { RosterClient } from '../../src/client/index.js';
 import { startTestNode, waitFor } from './harness.js';
 import { freePort } from '../support/ports.js';
-import { stopProcess } from './processes.js';
+import { stopProcess } from '../support/nodes.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));

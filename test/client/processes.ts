@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { waitFor } from './harness.js';
+import { stopProcess, untilReady } from '../support/nodes.js';
 import { freePort } from '../support/ports.js';
 
 /** Runs `roster` (the TypeScript CLI through tsx) with `args`; stdout and stderr are collected. */
@@ -12,14 +12,6 @@ export function spawnRoster(args: readonly string[], env: NodeJS.ProcessEnv = {}
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   return Object.assign(child, { output: () => output });
-}
-
-/** Signals `child` and resolves with its exit code (null when a signal ended it). */
-export async function stopProcess(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.kill(signal);
-  return exited;
 }
 
 /** One `roster serve` process on fixed loopback ports, restartable on the same ports. */
@@ -58,20 +50,9 @@ export class ServeProcess {
     );
   }
 
-  /** Waits until /readyz answers 200. */
-  async ready(): Promise<void> {
-    await waitFor(
-      `${this.name} ready`,
-      async () => {
-        if (this.child?.exitCode !== null) throw new Error(`${this.name} exited: ${this.child?.output()}`);
-        try {
-          return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
-        } catch {
-          return false;
-        }
-      },
-      60_000,
-    );
+  /** Waits until /readyz answers 200; fails at once if the process exited. */
+  ready(): Promise<void> {
+    return untilReady(this.name, this.httpPort, 60_000, () => (this.child?.exitCode !== null ? (this.child?.output() ?? 'not started') : undefined));
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {

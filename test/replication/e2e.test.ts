@@ -7,6 +7,7 @@ import { Instance } from '../../src/gen/roster/v1/instance.js';
 import * as pb from '../../src/gen/roster/v1/replication_service.js';
 import { waitFor } from '../client/harness.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { stopProcess, untilReady } from '../support/nodes.js';
 import { freePort } from '../support/ports.js';
 
 const TOKEN = 'e2e-cluster-token';
@@ -44,27 +45,13 @@ class Proc {
     );
   }
 
-  async ready(): Promise<void> {
-    await waitFor(
-      `${this.name} ready`,
-      async () => {
-        try {
-          return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
-        } catch {
-          return false;
-        }
-      },
-      20_000,
-    );
+  ready(): Promise<void> {
+    return untilReady(this.name, this.httpPort, 20_000);
   }
 
   /** Signals the process and resolves with its exit code once it has exited. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill(signal);
-    return exited;
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    return stopProcess(this.child, signal);
   }
 }
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../client/harness.js';
+import { stopProcess, untilReady } from '../support/nodes.js';
 import { freePort } from '../support/ports.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -38,18 +39,8 @@ export class RosterProcess {
     );
   }
 
-  async ready(): Promise<void> {
-    await waitFor(
-      `${this.name} ready`,
-      async () => {
-        try {
-          return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
-        } catch {
-          return false;
-        }
-      },
-      30_000,
-    );
+  ready(): Promise<void> {
+    return untilReady(this.name, this.httpPort, 30_000);
   }
 
   async metrics(): Promise<string> {
@@ -57,11 +48,7 @@ export class RosterProcess {
   }
 
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(signal);
-    await exited;
+    await stopProcess(this.child, signal);
   }
 }
 
