@@ -46,7 +46,7 @@ test('bytes taken are never written over, across chunk replacements', () => {
   const out = new FrameOut();
   const other = new FrameOut();
   const taken: Array<{ parts: Buffer[]; want: Buffer }> = [];
-  // ~40 chunks' worth of frames, in takes of a few frames each, another connection writing between.
+  // about 11 MB of frames (hundreds of chunks), in takes of a few frames each, another connection writing between.
   for (let round = 0; round < 2000; round++) {
     const want: Buffer[] = [];
     for (let i = 0; i < 3; i++) {

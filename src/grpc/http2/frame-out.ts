@@ -2,11 +2,15 @@ import { FRAME_HEADER } from './frames.js';
 
 /** Payloads below this are copied in after their frame header; larger ones are written as they are. */
 const COALESCE_BYTES = 4096;
-/** The shared chunk's size: a full one is replaced by a new one (slices of the old stay valid). */
-const CHUNK_BYTES = 64 * 1024;
+/**
+ * The shared chunk's size: a full one is replaced by a new one (slices of the old stay valid).
+ * A socket whose client stops reading holds its unsent slice, and with it the whole chunk, so a
+ * chunk is kept small: 16 KiB, twice Node's own pool slab (which small Buffers pin the same way).
+ */
+const CHUNK_BYTES = 16 * 1024;
 
 /**
- * Every connection's frames are written one after another into one shared chunk; a full chunk
+ * Every connection's small frames are written one after another into one shared chunk; a full chunk
  * is replaced, never reused, so a slice handed to a socket is never written over and the socket
  * may hold it as long as it needs. A unary answer (HEADERS, DATA, trailers) was three 9-byte
  * header Buffers, its payloads, and a Buffer.concat of them all at the flush.
