@@ -34,6 +34,9 @@ interface Pending {
   readonly callback: WriteCallback | undefined;
 }
 
+/** `respond`'s options for {@link ServerStream.answer}: data and trailers follow, unasked. */
+const ANSWER: RespondOptions = {};
+
 export type DataSink = (flags: number, payload: Buffer, callbacks: readonly WriteCallback[]) => void;
 const NO_CALLBACKS: readonly WriteCallback[] = [];
 
@@ -134,13 +137,9 @@ export class ServerStream extends EventEmitter {
   /** A whole answer at once: headers, one DATA payload, trailers (no 'wantTrailers' asked). */
   answer(headers: OutgoingHttpHeaders, data: Buffer, trailers: OutgoingHttpHeaders): void {
     if (this.headersSent || this.closed) return;
-    this.headersSent = true;
-    this.#connection._headers(this.id, headers, false);
+    this.respond(headers, ANSWER);
     this.#trailers = trailers;
-    this.#queue.push({ data, callback: undefined });
-    this.#queuedBytes += data.length;
-    this.#ending = true;
-    this.#connection._ready(this);
+    this.end(data);
   }
 
   /** Sends the response headers; `endStream` makes them the whole answer (gRPC's trailers-only). */
