@@ -33,9 +33,9 @@ for (let round = 0; round < rounds; round++) {
     const t1 = performance.now();
     const input = registrationFromProto(request.instance);
     const t2 = performance.now();
-    const { view, revision } = registry.register(input);
+    const registered = registry.register(input);
     const t3 = performance.now();
-    encodeRegisterResponse(view, revision);
+    encodeRegisterResponse(registered, request);
     const t4 = performance.now();
     ms.decode += t1 - t0;
     ms.convert += t2 - t1;

@@ -20,6 +20,7 @@ import {
   type InstanceStatus,
   type InstanceView,
   type LocalWrite,
+  type Registered,
   type RegistrationInput,
   type RegistryApi,
   type RegistryStats,
@@ -229,7 +230,7 @@ export class Registry implements RegistryApi {
     return this.#changes.oldestReplayable(this.#revision);
   }
 
-  register(input: RegistrationInput): { view: InstanceView; revision: number } {
+  register(input: RegistrationInput): Registered {
     const checked = checkRegistration(input, {
       renewalIntervalSecs: this.#opts.leaseRenewalSecs,
       durationSecs: this.#opts.leaseDurationSecs,
@@ -254,7 +255,7 @@ export class Registry implements RegistryApi {
       // The stored record is as new or newer: it wins, the caller still gets OK and a lease.
       this.#renew(existing);
       this.#emitLocal({ action: 'heartbeat', app: checked.app, instanceId: checked.instanceId, lastDirtyTimestamp: existing.record.lastDirtyTimestamp });
-      return { view: existing, revision: this.#revision };
+      return { view: existing, revision: this.#revision, kept: order < 0 };
     }
     this.#checkCapacity(candidate, existing?.record);
     const entry = this.#store(candidate, hash, existing, candidate.durationSecs * 1000);
@@ -262,7 +263,7 @@ export class Registry implements RegistryApi {
     this.#emitLocal({ action: 'register', record: candidate });
     // Guarded: the fields object would be built on every write even with debug off.
     if (this.#log?.isLevelEnabled('debug')) this.#log.debug({ app: candidate.app, instanceId: candidate.instanceId, status: candidate.status }, 'registered');
-    return { view: entry, revision: this.#revision };
+    return { view: entry, revision: this.#revision, kept: false };
   }
 
   heartbeat(app: string, instanceId: string, lastDirtyTimestamp = 0, origin: WriteOrigin = 'client', via?: string): HeartbeatOutcome {

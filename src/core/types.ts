@@ -137,6 +137,14 @@ export interface RegistryStats {
   readonly capacityRefusals: Readonly<Record<'instances' | 'instances_per_app' | 'metadata_bytes', number>>;
 }
 
+/** What a Register did: the record as stored, and the revision after. */
+export interface Registered {
+  readonly view: InstanceView;
+  readonly revision: number;
+  /** The node held a newer version than the one sent, and kept it: `view` is that version. */
+  readonly kept: boolean;
+}
+
 /**
  * What the transports need from a registry: the narrow seam handlers depend on.
  * Inputs are validated here; failures throw {@link RegistryError} (kind `invalid_argument`
@@ -145,7 +153,7 @@ export interface RegistryStats {
  */
 export interface RegistryApi {
   /** Stores or replaces a record (dirty-timestamp rule, override rules) and renews its lease. */
-  register(input: RegistrationInput): { view: InstanceView; revision: number };
+  register(input: RegistrationInput): Registered;
   /** Renews a lease; `lastDirtyTimestamp` 0 means "not sent". Never throws not_found: see the outcome. */
   heartbeat(app: string, instanceId: string, lastDirtyTimestamp?: number, origin?: WriteOrigin): HeartbeatOutcome;
   /** Removes an instance; returns the revision after. Throws not_found when unknown (client origin). */

@@ -168,9 +168,9 @@ export function createRegistryService(options: RegistryServiceOptions): Registry
   const implementation: RegistryServiceServer = {
     register: unary(log('Register'), (req) => {
       takeWriteToken();
-      const { view, revision } = registry.register(registrationFromProto(req.instance));
+      const registered = registry.register(registrationFromProto(req.instance));
       // Pre-encoded bytes pass the server's serializer untouched (see server.ts).
-      return encodeRegisterResponse(view, revision) as unknown as RegisterResponse;
+      return encodeRegisterResponse(registered, req) as unknown as RegisterResponse;
     }),
 
     // Pre-encoded bytes pass the server's serializer untouched (see server.ts).

@@ -50,6 +50,19 @@ export class Writer {
     this.varint(n);
   }
 
+  /** A varint field written even when 0: a value that replaces one written before it (a decoder keeps a field's last value). */
+  override(field: number, n: number): void {
+    this.tag(field, 0);
+    this.varint(n);
+  }
+
+  /** Bytes encoded elsewhere, as they are (fields of the message being written). */
+  raw(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
   bool(field: number, b: boolean): void {
     if (b) this.uint(field, 1);
   }

@@ -7,7 +7,7 @@ import { Change as PbChange } from '../../src/gen/roster/v1/instance.js';
 import { ReplicateRequest, ReplicateResponse, ReplicationAction, TaskResultCode } from '../../src/gen/roster/v1/replication_service.js';
 import { Instance } from '../../src/gen/roster/v1/instance.js';
 import type { ReplicationTask } from '../../src/replication/link.js';
-import { changeToProto, instanceToProto } from '../../src/grpc/convert.js';
+import { changeToProto, instanceToProto, registrationFromProto } from '../../src/grpc/convert.js';
 import {
   ChangeEncoder,
   encodeChange,
@@ -23,7 +23,7 @@ import {
   readReplicateResponse,
 } from '../../src/grpc/write-codec.js';
 
-import { registration } from '../core/fixtures.js';
+import { newRegistry, registration } from '../core/fixtures.js';
 import { record, storedView, text, timestamp, view } from './arbitraries.js';
 
 const change: fc.Arbitrary<Change> = fc.oneof(
@@ -144,7 +144,12 @@ const asciiRegister = fc.nat({ max: 100_000 }).map((i) => ({
 }));
 
 const generatedRegister = (bytes: Uint8Array): RegisterRequest | 'throws' => decodedBy((input) => RegisterRequest.decode(input), bytes);
-const fastRegister = served(readRegisterRequest, (bytes) => RegisterRequest.decode(bytes));
+/** The request the hand reader made, without the bytes it keeps for the answer. */
+function readRegister(bytes: Uint8Array): RegisterRequest | undefined {
+  const read = readRegisterRequest(bytes);
+  return read && { instance: read.instance };
+}
+const fastRegister = served(readRegister, (bytes) => RegisterRequest.decode(bytes));
 
 test('property: Register requests decode by hand exactly as the generated decoder decodes them', () => {
   fc.assert(
@@ -157,7 +162,7 @@ test('property: Register requests decode by hand exactly as the generated decode
   );
   // The common shape is read by hand.
   fc.assert(
-    fc.property(asciiRegister, (message) => assert.deepEqual(readRegisterRequest(RegisterRequest.encode(message).finish()), RegisterRequest.decode(RegisterRequest.encode(message).finish()))),
+    fc.property(asciiRegister, (message) => assert.deepEqual(readRegister(RegisterRequest.encode(message).finish()), RegisterRequest.decode(RegisterRequest.encode(message).finish()))),
     { numRuns: 200 },
   );
 });
@@ -169,6 +174,71 @@ test('property: any bytes, or a Register request with extra fields, garbage or a
       assert.deepEqual(fastRegister(bytes), generatedRegister(bytes));
     }),
     { numRuns: 5_000 },
+  );
+});
+
+// Registrations a registry accepts, in the shapes clients send: any case of app name, any
+// status and overridden status sent, ports or lease left out, lease times a client should not
+// send, a dirty timestamp or none.
+const acceptedRegister = fc
+  .record({
+    i: fc.nat({ max: 20 }),
+    upperApp: fc.boolean(),
+    status: fc.integer({ min: 0, max: 5 }),
+    overriddenStatus: fc.integer({ min: 0, max: 5 }),
+    withPorts: fc.boolean(),
+    lease: fc.option(
+      fc.record({
+        renewalIntervalSecs: fc.constantFrom(0, 10, 30),
+        durationSecs: fc.constantFrom(0, 90, 3600),
+        registrationTimestamp: fc.nat(),
+        serviceUpTimestamp: fc.integer({ min: 0, max: 2 ** 48 }),
+      }),
+    ),
+    lastDirtyTimestamp: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: Date.UTC(2026, 0, 1) })),
+    lastUpdatedTimestamp: fc.integer({ min: 0, max: 2 ** 48 }),
+    metadata: fc.dictionary(fc.constantFrom('version', 'build', 'team', 'zone'), fc.constantFrom('', '1', 'blue', 'x'.repeat(30))),
+  })
+  .map(({ i, upperApp, status, overriddenStatus, withPorts, lease, lastDirtyTimestamp, lastUpdatedTimestamp, metadata }) => ({
+    instance: Instance.fromPartial({
+      app: upperApp ? 'Billing' : 'billing',
+      instanceId: `h-${i}:billing:8080`,
+      hostName: `h-${i}`,
+      ipAddr: `10.0.0.${i}`,
+      ...(withPorts ? { port: { number: 8080, enabled: true }, securePort: { number: 8443 } } : {}),
+      status,
+      overriddenStatus,
+      vipAddress: 'billing',
+      zone: 'z1',
+      metadata,
+      homePageUrl: `http://h-${i}:8080/`,
+      healthCheckUrl: i % 2 === 0 ? `http://10.0.0.${i}/health` : '',
+      ...(lease === null ? {} : { lease }),
+      lastDirtyTimestamp,
+      lastUpdatedTimestamp,
+    }),
+  }));
+
+test("property: a Register answer made of the request's bytes decodes to the stored record, whatever the registry kept", () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(acceptedRegister, fc.constantFrom('none', 'override', 'clear')), { minLength: 1, maxLength: 8 }), (writes) => {
+      const { registry, clock } = newRegistry();
+      for (const [message, operator] of writes) {
+        clock.advance(1);
+        const bytes = Buffer.from(RegisterRequest.encode(message).finish());
+        const request = readRegisterRequest(bytes);
+        assert.ok(request?.instanceBytes, 'read by hand');
+        const registered = registry.register(registrationFromProto(request.instance));
+        const answer = encodeRegisterResponse(registered, request);
+        assert.deepEqual(RegisterResponse.decode(answer), RegisterResponse.decode(encodeRegisterResponse(registered)));
+        // The request's bytes are reused unless the node kept a newer version.
+        assert.equal(answer.includes(Buffer.from(request.instanceBytes)), !registered.kept);
+        const { app, instanceId } = registered.view.record;
+        if (operator === 'override') registry.setStatusOverride(app, instanceId, 'OUT_OF_SERVICE');
+        if (operator === 'clear') registry.clearStatusOverride(app, instanceId);
+      }
+    }),
+    { numRuns: 500 },
   );
 });
 
@@ -189,7 +259,10 @@ test('property: hand-encoded Heartbeats answers decode to the results given', ()
 test('property: hand-encoded Register answers, changes and Watch messages decode to what the generated encoder sends', () => {
   fc.assert(
     fc.property(view, timestamp, fc.array(change, { maxLength: 4 }), timestamp, fc.boolean(), fc.boolean(), text, (v, revision, changes, watchRevision, progress, resyncRequired, nodeId) => {
-      assert.deepEqual(RegisterResponse.decode(encodeRegisterResponse(v, revision)), RegisterResponse.decode(RegisterResponse.encode({ instance: instanceToProto(v), revision }).finish()));
+      assert.deepEqual(
+        RegisterResponse.decode(encodeRegisterResponse({ view: v, revision, kept: false })),
+        RegisterResponse.decode(RegisterResponse.encode({ instance: instanceToProto(v), revision }).finish()),
+      );
       for (const c of changes) assert.deepEqual(PbChange.decode(encodeChange(c)), PbChange.decode(PbChange.encode(changeToProto(c)).finish()));
       const bytes = encodeWatchResponse(changes.map(encodeChange), { revision: watchRevision, progress, resyncRequired, nodeId });
       const expected = WatchResponse.encode({ changes: changes.map(changeToProto), revision: watchRevision, progress, resyncRequired, nodeId }).finish();
