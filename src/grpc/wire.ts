@@ -43,15 +43,9 @@ export class Writer {
     this.varint(field * 8 + wireType);
   }
 
-  /** A varint field, omitted when 0 (proto3 default). */
-  uint(field: number, n: number): void {
-    if (n === 0) return;
-    this.tag(field, 0);
-    this.varint(n);
-  }
-
-  /** A varint field written even when 0: a value that replaces one written before it (a decoder keeps a field's last value). */
-  override(field: number, n: number): void {
+  /** A varint field, omitted when 0 (proto3 default) unless `always`: a value that replaces one written before it (a decoder keeps a field's last value). */
+  uint(field: number, n: number, always = false): void {
+    if (n === 0 && !always) return;
     this.tag(field, 0);
     this.varint(n);
   }
@@ -183,7 +177,6 @@ const INSTANCE = 3;
 /** Writes the fields of one roster.v1.Instance (a view: record plus this node's lease times). */
 export function instance(w: Writer, view: InstanceView): void {
   const r = view.record;
-  const l = view.lease;
   // A stored entry's address and URLs are written from their compact forms: building their
   // strings per write was ~0.6 KB of garbage per Register answer and Watch change.
   const entry = r instanceof Entry ? r : undefined;
@@ -217,16 +210,26 @@ export function instance(w: Writer, view: InstanceView): void {
   url(w, 14, r, entry, 'homePageUrl', hostName);
   url(w, 15, r, entry, 'statusPageUrl', hostName);
   url(w, 16, r, entry, 'healthCheckUrl', hostName);
-  at = w.begin(17, SMALL);
-  w.uint(1, r.renewalIntervalSecs);
-  w.uint(2, r.durationSecs);
-  w.uint(3, l.registrationTimestamp);
-  w.uint(4, l.lastRenewalTimestamp);
-  w.uint(5, l.evictionTimestamp);
-  w.uint(6, l.serviceUpTimestamp);
+  leaseAndVersion(w, view, false);
+}
+
+/**
+ * The last fields of an Instance: the lease (field 17) and the dirty and update times (18, 19).
+ * With `always`, zeros are written too, so that they replace what was written before them.
+ */
+export function leaseAndVersion(w: Writer, view: InstanceView, always: boolean): void {
+  const r = view.record;
+  const l = view.lease;
+  const at = w.begin(17, SMALL);
+  w.uint(1, r.renewalIntervalSecs, always);
+  w.uint(2, r.durationSecs, always);
+  w.uint(3, l.registrationTimestamp, always);
+  w.uint(4, l.lastRenewalTimestamp, always);
+  w.uint(5, l.evictionTimestamp, always);
+  w.uint(6, l.serviceUpTimestamp, always);
   w.end(at, SMALL);
-  w.uint(18, r.lastDirtyTimestamp);
-  w.uint(19, r.lastUpdatedTimestamp);
+  w.uint(18, r.lastDirtyTimestamp, always);
+  w.uint(19, r.lastUpdatedTimestamp, always);
 }
 
 /** A URL field: a stored entry's pooled form written around the host name or address it was cut at. */

@@ -4,7 +4,7 @@ import { HeartbeatsResponse, RegistryServiceService, type HeartbeatRequest, type
 import * as rpb from '../gen/roster/v1/replication_service.js';
 import type { ReplicationTask } from '../replication/link.js';
 import { NO_LEASE, statusToProto } from './convert.js';
-import { instance, Writer } from './wire.js';
+import { instance, leaseAndVersion, Writer } from './wire.js';
 
 /**
  * Hand-written codecs for the write path's hottest messages: Heartbeats batches (decoded and
@@ -489,24 +489,14 @@ export function encodeRegisterResponse({ view, revision, kept }: Registered, req
   if (sent === undefined) instance(w, view);
   else {
     const r = view.record;
-    const l = view.lease;
     const asSent = request!.instance!;
     w.raw(sent);
     if (r.app !== asSent.app) w.string(1, r.app);
     if (asSent.port === undefined) w.end(w.begin(5, SMALL_ROOM), SMALL_ROOM);
     if (asSent.securePort === undefined) w.end(w.begin(6, SMALL_ROOM), SMALL_ROOM);
-    w.override(7, statusToProto(r.status));
-    w.override(8, statusToProto(r.overriddenStatus));
-    const lease = w.begin(17, SMALL_ROOM);
-    w.override(1, r.renewalIntervalSecs);
-    w.override(2, r.durationSecs);
-    w.override(3, l.registrationTimestamp);
-    w.override(4, l.lastRenewalTimestamp);
-    w.override(5, l.evictionTimestamp);
-    w.override(6, l.serviceUpTimestamp);
-    w.end(lease, SMALL_ROOM);
-    w.override(18, r.lastDirtyTimestamp);
-    w.override(19, r.lastUpdatedTimestamp);
+    w.uint(7, statusToProto(r.status), true);
+    w.uint(8, statusToProto(r.overriddenStatus), true);
+    leaseAndVersion(w, view, true);
   }
   w.end(at, INSTANCE_ROOM);
   w.uint(2, revision);
