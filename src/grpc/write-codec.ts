@@ -230,6 +230,9 @@ function fastInstance(end: number): pb.Instance | undefined {
     switch (tag) {
       case 42:
       case 50: {
+        // A port sent twice is left to the generated decoder, which keeps the last one (the
+        // spec merges them): the Register answer, made of these bytes, must read as stored.
+        if ((tag === 42 ? m.port : m.securePort) !== undefined) return undefined;
         const port = fastSubmessage(end, fastPort);
         if (port === undefined) return undefined;
         if (tag === 42) m.port = port;

@@ -245,6 +245,16 @@ test("property: a Register answer made of the request's bytes decodes to the sto
   );
 });
 
+test('a Register request with a port sent twice is not read by hand: its answer is encoded whole', () => {
+  const once = RegisterRequest.encode({ instance: Instance.fromPartial({ app: 'billing', instanceId: 'h-1', port: { number: 1, enabled: true } }) }).finish();
+  // Field 1 (the instance) holding its bytes and a second port {number: 2}: ts-proto keeps the
+  // last port, decoders that follow the spec merge the two ({number: 2, enabled: true}).
+  const inner = Buffer.concat([Buffer.from(once.subarray(2)), Buffer.from([42, 2, 8, 2])]);
+  const twice = Buffer.concat([Buffer.from([10, inner.length]), inner]);
+  assert.equal(readRegisterRequest(twice), undefined);
+  assert.deepEqual(RegisterRequest.decode(twice).instance?.port, { number: 2, enabled: false });
+});
+
 test('property: hand-encoded Heartbeats answers decode to the results given', () => {
   const result = fc.record({
     code: fc.integer({ min: -1, max: 16 }),
