@@ -127,9 +127,7 @@ export class Writer {
   bytes(field: number, bytes: Uint8Array): void {
     this.tag(field, 2);
     this.varint(bytes.length);
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
+    this.raw(bytes);
   }
 
   /** Opens a length-delimited sub-message, leaving `room` bytes for its length; see {@link end}. */

@@ -449,8 +449,6 @@ export function encodeHeartbeatsResponse(batchId: number, results: readonly Hear
 
 /** Room for an instance's length (validation keeps an instance under 2 MiB). */
 const INSTANCE_ROOM = 3;
-/** Length room of a Port or LeaseInfo: under 128 bytes. */
-const SMALL_ROOM = 1;
 /** Most encoded instances take a few hundred bytes. */
 const SCRATCH_BYTES = 4096;
 
@@ -495,8 +493,8 @@ export function encodeRegisterResponse({ view, revision, kept }: Registered, req
     const asSent = request!.instance!;
     w.raw(sent);
     if (r.app !== asSent.app) w.string(1, r.app);
-    if (asSent.port === undefined) w.end(w.begin(5, SMALL_ROOM), SMALL_ROOM);
-    if (asSent.securePort === undefined) w.end(w.begin(6, SMALL_ROOM), SMALL_ROOM);
+    if (asSent.port === undefined) w.bytes(5, EMPTY);
+    if (asSent.securePort === undefined) w.bytes(6, EMPTY);
     w.uint(7, statusToProto(r.status), true);
     w.uint(8, statusToProto(r.overriddenStatus), true);
     leaseAndVersion(w, view, true);
