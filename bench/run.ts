@@ -15,6 +15,8 @@
  * `--scale-lease RENEW:DURATION` seconds, `--scale-stop PERCENT`, `--node-args="V8 flags"`).
  * `--floor` runs bench/floor.ts instead: Roster's unary calls next to bare node:http2 and
  * grpc-js servers answering fixed bytes, CPU per call each.
+ * `--ab OTHER_CHECKOUT` runs bench/ab.ts instead: this checkout's Register beside another's,
+ * in alternating pairs of rounds (for changes worth a few percent).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -57,8 +59,13 @@ async function main(): Promise<void> {
       'scale-stop': { type: 'string', default: '10' },
       'node-args': { type: 'string', default: '' },
       floor: { type: 'boolean', default: false },
+      ab: { type: 'string' },
     },
   });
+  if (values.ab !== undefined) {
+    const { runAb } = await import('./ab.js');
+    return runAb({ other: values.ab, quick: values.quick, ...(values.out === undefined ? {} : { out: values.out }) });
+  }
   if (values.floor) {
     const { runFloor } = await import('./floor.js');
     return runFloor({ quick: values.quick, ...(values.out === undefined ? {} : { out: values.out }) });

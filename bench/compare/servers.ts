@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { cpuSecondsFromStat, statusBytes, waitSecondsFromSchedstat } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ROSTER_BIN = `${ROOT}bin/roster.js`;
 export const ETCD_BIN = '/usr/bin/etcd';
 /** etcd's data lives in memory, so neither side waits on a disk (Roster keeps none). */
 const DATA_PARENT = '/dev/shm';
@@ -186,23 +185,26 @@ export async function freePorts(count: number): Promise<number[]> {
  * newer than every file under `src/` (what `npm ci` leaves, through `prepare`), else `src/`
  * through tsx (an empty node then needs about 40 MiB more). Reported with the results.
  */
-export function rosterRunsFrom(): 'dist' | 'src (tsx)' {
+export function rosterRunsFrom(root = ROOT): 'dist' | 'src (tsx)' {
   let built = 0;
   try {
-    built = statSync(`${ROOT}dist/.build-stamp`).mtimeMs;
+    built = statSync(`${root}dist/.build-stamp`).mtimeMs;
   } catch {
     return 'src (tsx)';
   }
-  for (const entry of readdirSync(`${ROOT}src`, { recursive: true, withFileTypes: true })) {
+  for (const entry of readdirSync(`${root}src`, { recursive: true, withFileTypes: true })) {
     if (entry.isFile() && statSync(`${entry.parentPath}/${entry.name}`).mtimeMs > built) return 'src (tsx)';
   }
   return 'dist';
 }
 
-/** One Roster node: `node bin/roster.js serve` with silent logs and the write limit lifted. */
-export async function startRoster(options: { name?: string; extraArgs?: readonly string[]; nodeArgs?: readonly string[] } = {}): Promise<ServerProcess> {
+/**
+ * One Roster node: `node bin/roster.js serve` with silent logs and the write limit lifted; from
+ * this checkout, or from the one at `root` (a directory ending in `/`: bench/ab.ts).
+ */
+export async function startRoster(options: { name?: string; extraArgs?: readonly string[]; nodeArgs?: readonly string[]; root?: string } = {}): Promise<ServerProcess> {
   const [port, httpPort] = (await freePorts(2)) as [number, number];
-  return spawnRoster(options.name ?? 'roster', port, httpPort, options.extraArgs ?? [], options.nodeArgs ?? []);
+  return spawnRoster(options.name ?? 'roster', port, httpPort, options.extraArgs ?? [], options.nodeArgs ?? [], true, options.root);
 }
 
 /**
@@ -226,8 +228,9 @@ export async function startRosterCluster(nodeArgs: readonly string[] = []): Prom
   }
 }
 
-async function spawnRoster(name: string, port: number, httpPort: number, extraArgs: readonly string[], nodeArgs: readonly string[], waitReady = true): Promise<ServerProcess> {
-  const args = [...nodeArgs, ROSTER_BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort), '--log-level', 'silent', ...ROSTER_UNLIMITED_WRITES, ...extraArgs];
+async function spawnRoster(name: string, port: number, httpPort: number, extraArgs: readonly string[], nodeArgs: readonly string[], waitReady = true, root = ROOT): Promise<ServerProcess> {
+  const rosterBin = `${root}bin/roster.js`;
+  const args = [...nodeArgs, rosterBin, 'serve', '--host', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort), '--log-level', 'silent', ...ROSTER_UNLIMITED_WRITES, ...extraArgs];
   // The environment is left out on purpose: a stray ROSTER_* variable must not skew the run.
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env['PATH'] ?? '' } });
   const server = new ServerProcess(name, child, `127.0.0.1:${port}`);
