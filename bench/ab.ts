@@ -19,7 +19,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Instance } from '../src/gen/roster/v1/instance.js';
 import { RegistryServiceService } from '../src/gen/roster/v1/registry_service.js';
-import { killAllSync, rosterRunsFrom, type ServerProcess, startRoster } from './compare/servers.js';
+import { rosterRunsFrom, type ServerProcess, startRoster, stoppedOnSignal } from './compare/servers.js';
 import { median } from './compare/stats.js';
 import { describeMachine } from './harness.js';
 import { benchInstance } from './instances.js';
@@ -78,30 +78,26 @@ export async function runAb(options: { other: string; quick: boolean; out?: stri
   const loadBefore = loadavg();
   const replay = Replay.start();
   const servers = new Map<Side, ServerProcess>();
-  const onSignal = (): void => {
-    replay.close();
-    killAllSync();
-    process.exit(130);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   const rounds: Record<Side, Round[]> = { A: [], B: [] };
-  try {
-    for (const side of ['A', 'B'] as const) servers.set(side, await startRoster({ name: `roster-${side}`, root: roots[side] }));
-    for (const side of ['A', 'B'] as const) await round(replay, servers.get(side)!, `ab-warmup-${side}`, budget.warmupMs);
-    for (let pair = 0; pair < budget.pairs; pair++) {
-      for (const side of pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
-        const result = await round(replay, servers.get(side)!, `ab-${pair}-${side}`, budget.roundMs);
-        rounds[side].push(result);
-        process.stderr.write(`  pair ${pair + 1} ${side}: ${Math.round(result.callsPerSecond)} calls/s, ${result.serverMicrosPerCall.toFixed(1)} µs of server CPU per call\n`);
+  await stoppedOnSignal(
+    () => replay.close(),
+    async () => {
+      try {
+        for (const side of ['A', 'B'] as const) servers.set(side, await startRoster({ name: `roster-${side}`, root: roots[side] }));
+        for (const side of ['A', 'B'] as const) await round(replay, servers.get(side)!, `ab-warmup-${side}`, budget.warmupMs);
+        for (let pair = 0; pair < budget.pairs; pair++) {
+          for (const side of pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
+            const result = await round(replay, servers.get(side)!, `ab-${pair}-${side}`, budget.roundMs);
+            rounds[side].push(result);
+            process.stderr.write(`  pair ${pair + 1} ${side}: ${Math.round(result.callsPerSecond)} calls/s, ${result.serverMicrosPerCall.toFixed(1)} µs of server CPU per call\n`);
+          }
+        }
+      } finally {
+        replay.close();
+        await Promise.all([...servers.values()].map((s) => s.stop()));
       }
-    }
-  } finally {
-    replay.close();
-    await Promise.all([...servers.values()].map((s) => s.stop()));
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+    },
+  );
 
   const summary = (side: Side) => ({
     checkout: roots[side],

@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Instance } from '../src/gen/roster/v1/instance.js';
 import { RegistryServiceService } from '../src/gen/roster/v1/registry_service.js';
-import { freePorts, killAllSync, rosterRunsFrom, ServerProcess, startRoster } from './compare/servers.js';
+import { freePorts, rosterRunsFrom, ServerProcess, startRoster, stoppedOnSignal } from './compare/servers.js';
 import { median } from './compare/stats.js';
 import { grpcInstance, recordKey } from './compare-eureka-records.js';
 import { describeMachine } from './harness.js';
@@ -128,40 +128,36 @@ export async function runFloor(options: { quick: boolean; out?: string }): Promi
   const loadBefore = loadavg();
   const replay = Replay.start();
   const servers = new Map<ServerKind, ServerProcess>();
-  const onSignal = (): void => {
-    replay.close();
-    killAllSync();
-    process.exit(130);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   const rounds = new Map<string, Round[]>();
   const dirty = Date.now();
-  try {
-    servers.set('roster', await startRoster());
-    servers.set('http2', await startBare('http2'));
-    servers.set('grpc-js', await startBare('grpc-js'));
-    servers.set('roster-http2', await startBare('roster-http2'));
-    await seed(replay, servers.get('roster')!, dirty);
-    for (const kind of SERVERS) {
-      for (const method of METHODS) await round(replay, servers.get(kind)!, method, budget.warmupMs, dirty);
-    }
-    for (let r = 0; r < budget.rounds; r++) {
-      for (const method of METHODS) {
+  await stoppedOnSignal(
+    () => replay.close(),
+    async () => {
+      try {
+        servers.set('roster', await startRoster());
+        servers.set('http2', await startBare('http2'));
+        servers.set('grpc-js', await startBare('grpc-js'));
+        servers.set('roster-http2', await startBare('roster-http2'));
+        await seed(replay, servers.get('roster')!, dirty);
         for (const kind of SERVERS) {
-          const key = `${kind} ${method}`;
-          const result = await round(replay, servers.get(kind)!, method, budget.roundMs, dirty + (r + 1) * 1_000_000);
-          rounds.set(key, [...(rounds.get(key) ?? []), result]);
-          process.stderr.write(`  ${key}: ${Math.round(result.callsPerSecond)} calls/s, ${result.serverMicrosPerCall.toFixed(1)} µs of server CPU per call\n`);
+          for (const method of METHODS) await round(replay, servers.get(kind)!, method, budget.warmupMs, dirty);
         }
+        for (let r = 0; r < budget.rounds; r++) {
+          for (const method of METHODS) {
+            for (const kind of SERVERS) {
+              const key = `${kind} ${method}`;
+              const result = await round(replay, servers.get(kind)!, method, budget.roundMs, dirty + (r + 1) * 1_000_000);
+              rounds.set(key, [...(rounds.get(key) ?? []), result]);
+              process.stderr.write(`  ${key}: ${Math.round(result.callsPerSecond)} calls/s, ${result.serverMicrosPerCall.toFixed(1)} µs of server CPU per call\n`);
+            }
+          }
+        }
+      } finally {
+        replay.close();
+        await Promise.all([...servers.values()].map((s) => s.stop()));
       }
-    }
-  } finally {
-    replay.close();
-    await Promise.all([...servers.values()].map((s) => s.stop()));
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+    },
+  );
 
   const rows = METHODS.flatMap((method) =>
     SERVERS.map((kind) => {

@@ -130,6 +130,27 @@ export function killAllSync(): void {
   for (const server of [...live]) server.killSync();
 }
 
+/**
+ * Runs `body`; a SIGINT or SIGTERM meanwhile ends `others` (load processes, a replay child) and
+ * every server started here, and exits 130. The handlers are removed when `body` ends.
+ */
+export async function stoppedOnSignal<T>(others: () => void, body: () => Promise<T>): Promise<T> {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    process.stderr.write(`\n${signal}: stopping every server and load process\n`);
+    others();
+    killAllSync();
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await body();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 /** A group of servers measured together: their CPU and RSS add up. */
 export class ServerGroup {
   constructor(readonly servers: readonly ServerProcess[]) {}
