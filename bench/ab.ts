@@ -13,15 +13,14 @@
  * (`npm run build`): a checkout edited since its build runs src/ through tsx, which is slower.
  * Writes bench/results/ab.json.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Instance } from '../src/gen/roster/v1/instance.js';
 import { RegistryServiceService } from '../src/gen/roster/v1/registry_service.js';
 import { rosterRunsFrom, type ServerProcess, startRoster, stoppedOnSignal } from './compare/servers.js';
 import { median } from './compare/stats.js';
-import { describeMachine } from './harness.js';
+import { describeMachine, writeReport } from './harness.js';
 import { benchInstance } from './instances.js';
 import { Replay, requestsFor } from './replay.js';
 
@@ -124,11 +123,7 @@ export async function runAb(options: { other: string; quick: boolean; out?: stri
     bOverA: { callsPerSecond: ratios((r) => r.callsPerSecond), serverMicrosPerCall: ratios((r) => r.serverMicrosPerCall) },
   };
   console.log(table(report));
-  for (const file of [RESULTS, ...(options.out === undefined ? [] : [options.out])]) {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  }
-  console.log(`\nwrote ${RESULTS}${options.out === undefined ? '' : ` and ${options.out}`}`);
+  writeReport(report, RESULTS, options.out);
 }
 
 function table(report: {

@@ -25,15 +25,13 @@
  *     instance that stops renewing (lease 1 s / 5 s set by the client, servers' defaults
  *     otherwise) and a consumer polling `GET apps/APP` every second: when it is gone.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { loadavg } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { RosterClient } from '../src/client/index.js';
-import { describeMachine } from './harness.js';
+import { describeMachine, writeReport } from './harness.js';
 import { replayBinary } from './replay.js';
 import { http, type Job, type TimedSpan, type UnaryOperation } from './compare-eureka-load.js';
 import { eurekaBody, recordKey, type Lease } from './compare-eureka-records.js';
@@ -145,11 +143,7 @@ export async function compareEureka(options: CompareOptions): Promise<void> {
   };
   console.log(table(rows));
   console.log(`\nload average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`);
-  for (const path of [RESULTS, ...(options.out === undefined ? [] : [options.out])]) {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
-    console.log(`wrote ${path}`);
-  }
+  writeReport(report, RESULTS, options.out);
 }
 
 async function singleNodePhase(budget: Budget, pool: LoadPool, rows: Row[], log: (line: string) => void): Promise<void> {

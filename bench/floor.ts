@@ -11,9 +11,7 @@
  * unary gRPC on one thread can reach (1 s / that). Writes bench/results/floor.json.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Instance } from '../src/gen/roster/v1/instance.js';
@@ -21,7 +19,7 @@ import { RegistryServiceService } from '../src/gen/roster/v1/registry_service.js
 import { freePorts, rosterRunsFrom, ServerProcess, startRoster, stoppedOnSignal } from './compare/servers.js';
 import { median } from './compare/stats.js';
 import { grpcInstance, recordKey } from './compare-eureka-records.js';
-import { describeMachine } from './harness.js';
+import { describeMachine, writeReport } from './harness.js';
 import { Replay, requestsFor, type ReplayResult } from './replay.js';
 
 const RESULTS = fileURLToPath(new URL('./results/floor.json', import.meta.url));
@@ -189,11 +187,7 @@ export async function runFloor(options: { quick: boolean; out?: string }): Promi
     rows: rows.map((row) => ({ ...row, aboveHttp2MicrosPerCall: Number((row.serverMicrosPerCall - floorOf(row.method)).toFixed(1)) })),
   };
   console.log(table(report.rows));
-  for (const file of [RESULTS, ...(options.out === undefined ? [] : [options.out])]) {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  }
-  console.log(`\nwrote ${RESULTS}${options.out === undefined ? '' : ` and ${options.out}`}`);
+  writeReport(report, RESULTS, options.out);
 }
 
 function table(

@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerMessage, ServerRequest } from './server.js';
 
@@ -208,4 +209,13 @@ export function describeMachine(loadAverageBefore: readonly number[]): MachineDe
     loadAverageBefore: loadAverageBefore.map(round2),
     loadAverageAfter: loadavg().map(round2),
   };
+}
+
+/** Writes a benchmark's report as JSON to `path`, and to `out` when given (their folders made as needed), saying so on stdout. */
+export function writeReport(report: unknown, path: string, out: string | undefined): void {
+  for (const file of [path, ...(out === undefined ? [] : [out])]) {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+    console.log(`wrote ${file}`);
+  }
 }

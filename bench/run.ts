@@ -18,14 +18,12 @@
  * `--ab OTHER_CHECKOUT` runs bench/ab.ts instead: this checkout's Register beside another's,
  * in alternating pairs of rounds (for changes worth a few percent).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RosterClient } from '../src/client/index.js';
 import { compareEureka } from './compare-eureka.js';
-import { ServerProcess, describeMachine } from './harness.js';
+import { ServerProcess, describeMachine, writeReport } from './harness.js';
 import { CHANNEL_OPTIONS, SUITES, isClusterSuite, type Budget, type ClusterSuite, type Measurement, type Results, type Scenario, type Target } from './scenarios.js';
 
 interface Row {
@@ -143,11 +141,7 @@ async function main(): Promise<void> {
   };
   console.log(table(rows));
   console.log(`\nload average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`);
-  for (const path of [LATEST, ...(values.out === undefined ? [] : [values.out])]) {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
-    console.log(`wrote ${path}`);
-  }
+  writeReport(report, LATEST, values.out);
 }
 
 /** `--compare SYSTEM`: a side-by-side run against another registry instead of the suites. */

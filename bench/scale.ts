@@ -8,9 +8,8 @@
  * bench CPU, and whether self-preservation engaged. Targets are reported, never enforced.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -19,7 +18,7 @@ import { flagOf } from '../src/cli/config.js';
 import type { HeartbeatsRequest, HeartbeatsResponse } from '../src/gen/roster/v1/registry_service.js';
 import { ListApplicationsRequest, ListApplicationsResponse } from '../src/gen/roster/v1/registry_service.js';
 import { benchInstance, benchKey } from './instances.js';
-import { describeMachine } from './harness.js';
+import { describeMachine, writeReport } from './harness.js';
 import { CHANNEL_OPTIONS } from './scenarios.js';
 
 export interface ScaleOptions {
@@ -589,11 +588,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     );
     console.log(`- heap growth: ${switches.length === 0 ? "V8's default throughout" : switches.join(', ')}`);
     console.log(`\nload average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`);
-    for (const path of [`${RESULTS_DIR}scale-${n}.json`, ...(options.out === undefined ? [] : [options.out])]) {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
-      console.log(`wrote ${path}`);
-    }
+    writeReport(report, `${RESULTS_DIR}scale-${n}.json`, options.out);
     if (node.otherLines.length > 0) {
       const path = `${RESULTS_DIR}scale-${n}-server.log`;
       writeFileSync(path, `${node.otherLines.join('\n')}\n`);

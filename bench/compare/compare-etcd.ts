@@ -14,13 +14,11 @@
  * cluster; `--only` takes a comma-separated subset of these names. `--node-args="FLAGS"` passes
  * Node flags to every Roster process (a profiler, a preload, a V8 setting).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { CountResult, Job, JobResult, Keys, ReadResult, System, WatchResult } from './jobs.js';
-import { describeMachine } from '../harness.js';
+import { describeMachine, writeReport } from '../harness.js';
 import { replayBinary } from '../replay.js';
 import { LoadPool } from './load-pool.js';
 import { ETCD_BIN, etcdVersion, killAllSync, rosterRunsFrom, type ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
@@ -750,11 +748,7 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
     `\nRoster/etcd: > 1 means Roster did better (throughput Roster ÷ etcd; latency, time and memory etcd ÷ Roster). ` +
       `Cores: server / load processes, Roster | etcd. Roster from ${runsFrom}, etcd ${version}; load average (1 min) before ${report.machine.loadAverageBefore[0]}, after ${report.machine.loadAverageAfter[0]}; ${report.seconds} s`,
   );
-  for (const path of [RESULTS, ...(options.out === undefined ? [] : [options.out])]) {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
-    console.log(`wrote ${path}`);
-  }
+  writeReport(report, RESULTS, options.out);
   for (const { shape, error } of errors) console.error(`FAILED ${shape}: ${error}`);
   return errors.length === 0 ? 0 : 1;
 }
