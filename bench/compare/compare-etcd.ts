@@ -21,7 +21,7 @@ import type { CountResult, Job, JobResult, Keys, ReadResult, System, WatchResult
 import { describeMachine, writeReport } from '../harness.js';
 import { replayBinary } from '../replay.js';
 import { LoadPool } from './load-pool.js';
-import { ETCD_BIN, etcdVersion, killAllSync, rosterRunsFrom, type ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess } from './servers.js';
+import { ETCD_BIN, etcdVersion, killAllSync, rosterRunsFrom, type ServerGroup, startEtcd, startEtcdCluster, startRoster, startRosterCluster, type ServerProcess, stoppedOnSignal } from './servers.js';
 import { advantage, cores, median, summarize, targetMet, type Better, type CompareTarget } from './stats.js';
 
 export const SHAPES = ['register', 'renewals', 'heartbeat', 'watch', 'size', 'cluster'] as const;
@@ -682,13 +682,6 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
     pool.killSync();
     killAllSync();
   };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    process.stderr.write(`\n${signal}: stopping every server and load process\n`);
-    cleanup();
-    process.exit(130);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   process.on('exit', cleanup);
   const comparison = new Comparison(pool, budget, options.nodeArgs ?? []);
   const wants = (shape: Shape): boolean => only.includes(shape);
@@ -704,32 +697,35 @@ export async function runCompareEtcd(options: CompareOptions): Promise<number> {
       process.stderr.write(`  ${shape} failed: ${error}\n`);
     }
   };
-  try {
-    const singleNode = SHAPES.filter((s) => s !== 'size' && s !== 'cluster' && wants(s));
-    if (singleNode.length > 0) {
-      await attempt(singleNode.join(', '), async () => {
-        const [roster, etcd] = await Promise.all([startRoster({ nodeArgs: comparison.nodeArgs }), startEtcd()]);
-        try {
-          process.stderr.write(`Roster ${roster.address} (pid ${roster.pid}), etcd ${version} ${etcd.address} (pid ${etcd.pid}); preparing ${budget.pool} renewal keys on each\n`);
-          const pair = await preparePair(comparison, roster, etcd);
-          if (wants('register')) await attempt('register', () => registerShape(comparison, pair));
-          if (wants('renewals')) await attempt('renewals', () => renewalsShape(comparison, pair));
-          if (wants('heartbeat')) await attempt('heartbeat', () => heartbeatShape(comparison, pair));
-          if (wants('watch')) await attempt('watch', () => watchShape(comparison, pair));
-        } finally {
-          await Promise.all([roster.stop(), etcd.stop()]);
+  await stoppedOnSignal(
+    () => pool.killSync(),
+    async () => {
+      try {
+        const singleNode = SHAPES.filter((s) => s !== 'size' && s !== 'cluster' && wants(s));
+        if (singleNode.length > 0) {
+          await attempt(singleNode.join(', '), async () => {
+            const [roster, etcd] = await Promise.all([startRoster({ nodeArgs: comparison.nodeArgs }), startEtcd()]);
+            try {
+              process.stderr.write(`Roster ${roster.address} (pid ${roster.pid}), etcd ${version} ${etcd.address} (pid ${etcd.pid}); preparing ${budget.pool} renewal keys on each\n`);
+              const pair = await preparePair(comparison, roster, etcd);
+              if (wants('register')) await attempt('register', () => registerShape(comparison, pair));
+              if (wants('renewals')) await attempt('renewals', () => renewalsShape(comparison, pair));
+              if (wants('heartbeat')) await attempt('heartbeat', () => heartbeatShape(comparison, pair));
+              if (wants('watch')) await attempt('watch', () => watchShape(comparison, pair));
+            } finally {
+              await Promise.all([roster.stop(), etcd.stop()]);
+            }
+          });
         }
-      });
-    }
-    if (wants('size')) await attempt('size', () => sizeShape(comparison));
-    if (wants('cluster')) await attempt('cluster', () => clusterShape(comparison));
-  } finally {
-    pool.stop();
-    killAllSync();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('exit', cleanup);
-  }
+        if (wants('size')) await attempt('size', () => sizeShape(comparison));
+        if (wants('cluster')) await attempt('cluster', () => clusterShape(comparison));
+      } finally {
+        pool.stop();
+        killAllSync();
+        process.off('exit', cleanup);
+      }
+    },
+  );
 
   const report = {
     startedAt: startedAt.toISOString(),
