@@ -35,7 +35,8 @@ import { describeMachine, writeReport } from './harness.js';
 import { replayBinary } from './replay.js';
 import { http, type Job, type TimedSpan, type UnaryOperation } from './compare-eureka-load.js';
 import { eurekaBody, recordKey, type Lease } from './compare-eureka-records.js';
-import { ensureEurekaJar, freePorts, LoadPool, LOG_DIR, ROSTER_LIFTED_LIMITS, startEureka, startRoster, type PooledResult, type ServerChild } from './compare-eureka-procs.js';
+import { ensureEurekaJar, LoadPool, LOG_DIR, ROSTER_LIFTED_LIMITS, startEureka, startRoster, type PooledResult, type ServerChild } from './compare-eureka-procs.js';
+import { freePorts } from '../test/support/ports.js';
 
 const RESULTS = fileURLToPath(new URL('./results/compare-eureka.json', import.meta.url));
 const MiB = 1024 * 1024;

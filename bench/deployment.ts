@@ -12,23 +12,15 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { DiscoveryCache, registerRosterResolver, RosterClient } from '../src/client/index.js';
 import { median, ServerProcess } from './harness.js';
 import type { Budget, ClusterSuite, Measurement } from './scenarios.js';
+import { freePort } from '../test/support/ports.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TOKEN = 'bench-deployment-token';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The p-th percentile (nearest rank) of `values`. */
 function percentile(values: readonly number[], p: number): number {

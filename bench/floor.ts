@@ -16,11 +16,12 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Instance } from '../src/gen/roster/v1/instance.js';
 import { RegistryServiceService } from '../src/gen/roster/v1/registry_service.js';
-import { freePorts, rosterRunsFrom, ServerProcess, startRoster, stoppedOnSignal } from './compare/servers.js';
+import { rosterRunsFrom, ServerProcess, startRoster, stoppedOnSignal } from './compare/servers.js';
 import { median } from './compare/stats.js';
 import { grpcInstance, recordKey } from './compare-eureka-records.js';
 import { describeMachine, writeReport } from './harness.js';
 import { Replay, requestsFor, type ReplayResult } from './replay.js';
+import { freePorts } from '../test/support/ports.js';
 
 const RESULTS = fileURLToPath(new URL('./results/floor.json', import.meta.url));
 const FLOOR_SERVER = fileURLToPath(new URL('./floor-server.js', import.meta.url));

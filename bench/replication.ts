@@ -23,7 +23,6 @@
  * `finally`, and every wait is bounded.
  */
 import type { PeersReport } from '../src/replication/replicator.js';
-import { createServer, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { status } from '@grpc/grpc-js';
 import { HeartbeatStream, RosterClient } from '../src/client/index.js';
@@ -32,6 +31,7 @@ import { median, ServerProcess } from './harness.js';
 import { benchInstance, benchKey } from './instances.js';
 import type { Budget, ClusterSuite, Measurement } from './scenarios.js';
 import { TcpProxy } from '../test/support/tcp-proxy.js';
+import { freePorts } from '../test/support/ports.js';
 
 /** What the load asks for (the achieved rates are measured and reported). */
 const RENEWALS_PER_SECOND = 10_000;
@@ -947,22 +947,6 @@ async function peersReport(node: ClusterNode): Promise<PeersReport> {
   const res = await httpGet(node, '/peers');
   if (!res.ok) throw new Error(`node ${node.name}: /peers answered ${res.status}`);
   return (await res.json()) as PeersReport;
-}
-
-/** `n` distinct free loopback ports (each bound, then released: fine on a benchmark machine). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => {
-      const server = createServer();
-      return new Promise<typeof server>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve(server));
-      });
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 /** Polls `check` every 50 ms until it is true; throws after `timeoutMs` (a failing check counts as false). */

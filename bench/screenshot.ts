@@ -7,7 +7,6 @@
  * After that minute (70 s by default) Debian's chromium takes the page of node A, then the
  * instances of one application (FILE with -instances before .png).
  */
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RosterClient } from '../src/client/index.js';
@@ -16,6 +15,7 @@ import { createLogger } from '../src/cli/logging.js';
 import { startNode, type RosterNode } from '../src/cli/node.js';
 import { InstanceStatus, type DeepPartial, type Instance } from '../src/gen/roster/v1/instance.js';
 import { launchChromium } from '../test/dashboard/chromium.js';
+import { freePort } from '../test/support/ports.js';
 
 const DEFAULT_OUT = fileURLToPath(new URL('../docs/dashboard.png', import.meta.url));
 const ZONES = ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'];
@@ -35,17 +35,6 @@ const RENEWAL_SECS = 10;
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '70' }, out: { type: 'string', default: DEFAULT_OUT } } });
 const seconds = Number(values.seconds);
 if (!Number.isInteger(seconds) || seconds < 5 || seconds > 600) throw new Error('--seconds must be an integer 5..600');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function instance(app: string, n: number, team: string, extra: DeepPartial<Instance> = {}): DeepPartial<Instance> {
   const host = `${app}-${n}.prod.internal`;

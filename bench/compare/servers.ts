@@ -8,9 +8,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { cpuSecondsFromStat, statusBytes, waitSecondsFromSchedstat } from './stats.js';
+import { freePorts } from '../../test/support/ports.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ETCD_BIN = '/usr/bin/etcd';
@@ -177,28 +177,6 @@ export function etcdVersion(bin = ETCD_BIN): string | undefined {
   const result = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   if (result.error !== undefined || result.status !== 0) return undefined;
   return /etcd Version: (\S+)/.exec(result.stdout)?.[1];
-}
-
-/**
- * `count` distinct free TCP ports on 127.0.0.1: all are held open together, then released,
- * so no two are the same (another process could still take one before it is used; the start
- * then fails loudly rather than measuring the wrong thing).
- */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
-    }
-    return servers.map((s) => (s.address() as AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
 }
 
 /**
