@@ -82,6 +82,46 @@ function ascii(length: number, end: number): string | undefined {
   return s;
 }
 
+/** Longest field {@link sharedAscii} keeps; slots of the cache (a power of two). */
+const SHARED_MAX_BYTES = 64;
+const SHARED_SLOTS = 4096;
+/** The last string read into each slot: at most 4,096 strings of 64 characters (~0.5 MB). */
+const shared: Array<string | undefined> = new Array<string | undefined>(SHARED_SLOTS).fill(undefined);
+
+/**
+ * {@link ascii} for the fields that repeat across a deployment's instances (app, VIPs, zone,
+ * region, metadata keys and values): the string last read from the same bytes, kept in a slot
+ * found by a hash of them. A hit makes no string, and the one it gives has its hash computed
+ * already for the pools and maps it goes through next (core/intern.ts). A miss, or another
+ * string in the slot, makes the string and puts it there.
+ */
+function sharedAscii(length: number, end: number): string | undefined {
+  const stop = pos + length;
+  if (length > SHARED_MAX_BYTES || stop > end) return ascii(length, end);
+  let h = 0x811c9dc5 ^ length;
+  for (let i = pos; i < stop; i++) {
+    const byte = buf[i]!;
+    if (byte >= 0x80) return undefined;
+    h = Math.imul(h ^ byte, 0x01000193);
+  }
+  const slot = (h ^ (h >>> 16)) & (SHARED_SLOTS - 1);
+  const kept = shared[slot];
+  if (kept !== undefined && kept.length === length && sameAscii(kept, pos)) {
+    pos = stop;
+    return kept;
+  }
+  const s = bytesView.toString('latin1', pos, stop);
+  pos = stop;
+  shared[slot] = s;
+  return s;
+}
+
+/** Whether `s` is the bytes at `at` (as many as it has characters). */
+function sameAscii(s: string, at: number): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== buf[at + i]) return false;
+  return true;
+}
+
 function fastHeartbeat(end: number): HeartbeatRequest | undefined {
   const hb: HeartbeatRequest = { app: '', instanceId: '', lastDirtyTimestamp: 0 };
   while (pos < end) {
@@ -95,7 +135,7 @@ function fastHeartbeat(end: number): HeartbeatRequest | undefined {
     if (tag !== 10 && tag !== 18) return undefined;
     const length = varint(end);
     if (length < 0) return undefined;
-    const s = ascii(length, end);
+    const s = tag === 10 ? sharedAscii(length, end) : ascii(length, end);
     if (s === undefined) return undefined;
     if (tag === 10) hb.app = s;
     else hb.instanceId = s;
@@ -184,6 +224,9 @@ const INSTANCE_STRINGS: Readonly<Record<number, 'app' | 'instanceId' | 'hostName
   122: 'statusPageUrl',
 };
 
+/** The tags of the string fields that repeat across a deployment (app, VIPs, zone, region): read by {@link sharedAscii}. */
+const REPEATING: ReadonlySet<number> = new Set([10, 74, 82, 90, 98]);
+
 /** The metadata of an instance that sends none (a replicated heartbeat's, most often): shared until an entry comes. */
 const NO_METADATA: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
@@ -221,7 +264,7 @@ function fastInstance(end: number): pb.Instance | undefined {
     if (field !== undefined || tag === 130) {
       const length = varint(end);
       if (length < 0) return undefined;
-      const s = ascii(length, end);
+      const s = REPEATING.has(tag) ? sharedAscii(length, end) : ascii(length, end);
       if (s === undefined) return undefined;
       if (field !== undefined) m[field] = s;
       else m.healthCheckUrl = s;
@@ -320,7 +363,7 @@ function fastMetadataEntry(end: number, metadata: Record<string, string>): boole
     if (tag !== 10 && tag !== 18) return false;
     const length = varint(end);
     if (length < 0) return false;
-    const s = ascii(length, end);
+    const s = sharedAscii(length, end);
     if (s === undefined) return false;
     if (tag === 10) key = s;
     else value = s;
