@@ -85,7 +85,7 @@ function ascii(length: number, end: number): string | undefined {
 /** Longest field {@link sharedAscii} keeps; slots of the cache (a power of two). */
 const SHARED_MAX_BYTES = 64;
 const SHARED_SLOTS = 4096;
-/** The last string read into each slot: at most 4,096 strings of 64 characters (~0.5 MB). */
+/** The last string read into each slot: at most 4,096 strings of 64 characters (~0.3 MB). */
 const shared: Array<string | undefined> = new Array<string | undefined>(SHARED_SLOTS).fill(undefined);
 
 /**
