@@ -24,10 +24,19 @@ const instances = Number(process.argv[2] ?? 100_000);
 const rounds = Number(process.argv[3] ?? 6);
 const other = process.argv[4];
 
+/** Milliseconds spent in each phase, summed over a round. */
+interface Phases {
+  decode: number;
+  convert: number;
+  register: number;
+  encode: number;
+}
+
 interface Side {
   readonly name: string;
   readonly requests: Buffer[];
-  register(request: Buffer): { decode: number; convert: number; register: number; encode: number };
+  /** Serves one Register, adding each phase's time to `ms`. */
+  register(request: Buffer, ms: Phases): void;
 }
 
 async function side(root: string, name: string): Promise<Side> {
@@ -43,7 +52,7 @@ async function side(root: string, name: string): Promise<Side> {
   return {
     name,
     requests,
-    register(bytes) {
+    register(bytes, ms) {
       const t0 = performance.now();
       const request = codec.readRegisterRequest(bytes);
       if (request === undefined) throw new Error('the hand decoder refused a benchmark request');
@@ -54,7 +63,10 @@ async function side(root: string, name: string): Promise<Side> {
       const t3 = performance.now();
       codec.encodeRegisterResponse(registered, request);
       const t4 = performance.now();
-      return { decode: t1 - t0, convert: t2 - t1, register: t3 - t2, encode: t4 - t3 };
+      ms.decode += t1 - t0;
+      ms.convert += t2 - t1;
+      ms.register += t3 - t2;
+      ms.encode += t4 - t3;
     },
   };
 }
@@ -66,14 +78,8 @@ const ratios = { decode: [] as number[], total: [] as number[] };
 for (let round = 0; round < rounds; round++) {
   const totals = new Map<string, { decode: number; total: number }>();
   for (const s of round % 2 === 0 ? sides : [...sides].reverse()) {
-    const ms = { decode: 0, convert: 0, register: 0, encode: 0 };
-    for (let i = round * instances; i < (round + 1) * instances; i++) {
-      const phases = s.register(s.requests[i]!);
-      ms.decode += phases.decode;
-      ms.convert += phases.convert;
-      ms.register += phases.register;
-      ms.encode += phases.encode;
-    }
+    const ms: Phases = { decode: 0, convert: 0, register: 0, encode: 0 };
+    for (let i = round * instances; i < (round + 1) * instances; i++) s.register(s.requests[i]!, ms);
     const ns = (v: number): string => `${Math.round((v * 1e6) / instances)} ns`;
     const total = ms.decode + ms.convert + ms.register + ms.encode;
     totals.set(s.name, { decode: ms.decode, total });

@@ -168,8 +168,8 @@ test('property: Register requests decode by hand exactly as the generated decode
 });
 
 test('the repeating fields read by hand are the bytes sent, whichever strings shared their cache slots before', () => {
-  // 3 x 6,000 distinct short strings through a cache of 4,096 slots: hits, misses, and slots
-  // taken over by another string (of the same length, or a prefix of it).
+  // 6,000 apps, 6,000 metadata keys and 35 zones, short strings through a cache of 4,096 slots:
+  // hits, misses, and slots taken over by another string (of the same length, or a prefix of it).
   const values = (i: number): { app: string; zone: string; tag: string } => ({ app: `app-${i}`, zone: `z${i % 7}${'x'.repeat(i % 5)}`, tag: `t-${(i * 7919) % 6000}` });
   for (let round = 0; round < 2; round++) {
     for (let i = 0; i < 6000; i++) {
