@@ -65,6 +65,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     maxInstances: config.maxInstances,
     maxInstancesPerApp: config.maxInstancesPerApp,
     maxMetadataBytes: config.maxMetadataBytes,
+    digests: config.peers !== '' || config.peersDns !== '',
   });
   const clusterToken = config.clusterToken === '' ? undefined : config.clusterToken;
   // Unreadable or unusable TLS material or secrets are configuration errors (exit 2), naming the file.

@@ -74,6 +74,14 @@ export interface RegistryOptions {
   maxMetadataBytes?: number;
   /** Source of randomness for choosing which expired instances to evict first. */
   random?: () => number;
+  /**
+   * Whether this node exchanges digests with peers (it has peers configured). Digests are made
+   * of each version's content hash, so such a node hashes every version as it stores it. A
+   * standalone node hashes a version only when a tie on its dirty timestamp needs the hash, or
+   * when a peer asks it for a digest after all: that first digest hashes what is still
+   * unhashed, once, and from then on the node hashes as it stores (false).
+   */
+  digests?: boolean;
   /** Receives every client write once applied, for replication. */
   onLocalWrite?: (write: LocalWrite) => void;
 }
@@ -111,6 +119,9 @@ const EVICTION_SLICE_MS = 10;
 
 const key = (app: string, instanceId: string): string => `${app}/${instanceId}`;
 
+/** The lease table's hash of a version stored without one (hashes are 53-bit, never negative). */
+const UNHASHED = -1;
+
 // Heartbeat outcomes without a record are shared: a node renews tens of thousands of leases a second.
 const RENEWED = Object.freeze(Object.fromEntries(STATUSES.map((status) => [status, Object.freeze({ kind: 'ok', status })]))) as Readonly<Record<InstanceStatus, HeartbeatOutcome>>;
 const NOT_FOUND = Object.freeze({
@@ -138,6 +149,8 @@ export class Registry implements RegistryApi {
   readonly #clock: Clock;
   readonly #log: Logger | undefined;
   readonly #opts: Required<Omit<RegistryOptions, 'clock' | 'logger' | 'onLocalWrite'>>;
+  /** Whether versions are hashed as they are stored (see {@link RegistryOptions.digests}). */
+  #hashing: boolean;
   readonly #onLocalWrite: ((write: LocalWrite) => void) | undefined;
   readonly #apps = new Map<string, Map<string, Entry>>();
   readonly #leases = new LeaseTable<Entry>();
@@ -210,7 +223,9 @@ export class Registry implements RegistryApi {
       maxInstancesPerApp: options.maxInstancesPerApp ?? 100_000,
       maxMetadataBytes: options.maxMetadataBytes ?? 256 * 1024 * 1024,
       random: options.random ?? Math.random,
+      digests: options.digests ?? false,
     };
+    this.#hashing = this.#opts.digests;
     this.#changes = new ChangeLog(this.#opts.changeLogSize);
   }
 
@@ -375,13 +390,28 @@ export class Registry implements RegistryApi {
    * A new version's content hash, and how it orders against the stored one (positive: newer;
    * 1 when nothing is stored). An unchanged re-registration (the common case) is the stored
    * version: its hash, and no ordering to do. Otherwise it is hashed from the registration
-   * (the built entry's getters build strings).
+   * (the built entry's getters build strings). A node that is not hashing as it stores leaves
+   * the hash {@link UNHASHED} unless the dirty timestamps tie, when the hashes order the two.
    */
   #against(existing: Entry | undefined, built: Entry, checked: ContentFields, version: VersionFields): { hash: number; order: number } {
-    if (existing === undefined) return { hash: contentHash(checked, version), order: 1 };
+    if (existing === undefined) return { hash: this.#hashing ? contentHash(checked, version) : UNHASHED, order: 1 };
     if (existing.sameContentAs(built)) return { hash: existing.hash, order: 0 };
+    const newer = built.lastDirtyTimestamp - existing.lastDirtyTimestamp;
+    if (newer !== 0 && !this.#hashing) return { hash: UNHASHED, order: newer };
     const hash = contentHash(checked, version);
-    return { hash, order: compareVersions(built, hash, existing.record, existing.hash) };
+    return { hash, order: compareVersions(built, hash, existing.record, this.#hashOf(existing)) };
+  }
+
+  /** A stored version's content hash, computed now if it was stored without one (see {@link RegistryOptions.digests}). */
+  #hashOf(entry: Entry): number {
+    let hash = entry.hash;
+    if (hash === UNHASHED) {
+      // From the stored fields: the getters build the host, address and URL strings, which
+      // hash as the registration's did (the stored form keeps each value exactly).
+      hash = contentHash(entry, entry);
+      this.#leases.setHash(entry.slot, hash);
+    }
+    return hash;
   }
 
   /** The version of a live instance, for replication. */
@@ -399,11 +429,14 @@ export class Registry implements RegistryApi {
       let lo = 0;
       let hi = 0;
       for (const e of entries.values()) {
-        lo ^= e.hash >>> 0;
-        hi ^= Math.floor(e.hash / 4294967296);
+        const hash = this.#hashOf(e);
+        lo ^= hash >>> 0;
+        hi ^= Math.floor(hash / 4294967296);
       }
       out.set(app, { count: entries.size, hash: `${(hi >>> 0).toString(16)}.${(lo >>> 0).toString(16)}` });
     }
+    // Every stored version has its hash now: keep it so, digests come again.
+    this.#hashing = true;
     return out;
   }
 
@@ -834,7 +867,7 @@ export class Registry implements RegistryApi {
     };
     const record = this.#build(next, version);
     this.#checkCapacity(record, entry.record);
-    const updated = this.#store(record, contentHash(next, version), entry, Math.max(this.#leases.deadline(entry.slot) - this.#clock.now(), 0));
+    const updated = this.#store(record, this.#hashing ? contentHash(next, version) : UNHASHED, entry, Math.max(this.#leases.deadline(entry.slot) - this.#clock.now(), 0));
     this.#emitLocal({ action: 'register', record });
     return updated;
   }

@@ -164,3 +164,50 @@ test('snapshots and application reads list the current entries in (app, instance
     { numRuns: 200 },
   );
 });
+
+test('property: a standalone node that hashes versions only when it must ends in the digest and records of one that hashes as it stores', () => {
+  const version = fc.record({
+    instanceId: fc.constantFrom('i-1', 'i-2', 'i-3'),
+    // Few timestamps, so versions tie and the hashes order them.
+    lastDirtyTimestamp: fc.integer({ min: 1, max: 4 }),
+    // Host names the URLs contain (kept as URL forms) or not, dotted IPv4 (packed) or not.
+    hostName: fc.constantFrom('billing-1', 'billing-2', 'elsewhere'),
+    ipAddr: fc.constantFrom('10.0.0.1', 'fe80::1'),
+    status: fc.constantFrom('UP' as const, 'DOWN' as const),
+    metadata: fc.dictionary(fc.constantFrom('x', 'y', 'z'), fc.constantFrom('1', '2')),
+  });
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('register' as const), v: version }),
+    fc.record({ kind: fc.constant('apply' as const), v: version }),
+    fc.record({ kind: fc.constant('override' as const), instanceId: fc.constantFrom('i-1', 'i-2', 'i-3') }),
+    fc.record({ kind: fc.constant('metadata' as const), instanceId: fc.constantFrom('i-1', 'i-2', 'i-3'), value: fc.constantFrom('a', 'b') }),
+    fc.record({ kind: fc.constant('cancel' as const), instanceId: fc.constantFrom('i-1', 'i-2', 'i-3') }),
+    // A peer asks the standalone node for a digest: from then on it hashes as it stores.
+    fc.record({ kind: fc.constant('digest' as const) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+      const hashing = newRegistry({ digests: true }).registry;
+      const standalone = newRegistry().registry;
+      for (const o of ops) {
+        const outcomes = [hashing, standalone].map((registry) => {
+          try {
+            if (o.kind === 'register') return registry.register(registration(o.v)).kept;
+            if (o.kind === 'apply') return registry.applyRecord({ ...registration(o.v), overriddenStatus: undefined, lastUpdatedTimestamp: 0 });
+            if (o.kind === 'override') return registry.setStatusOverride('billing', o.instanceId, 'OUT_OF_SERVICE').record.lastDirtyTimestamp;
+            if (o.kind === 'metadata') return registry.updateMetadata('billing', o.instanceId, { m: o.value }, []).record.lastDirtyTimestamp;
+            if (o.kind === 'cancel') return registry.cancel('billing', o.instanceId);
+            return registry === standalone ? registry.digest().size : 'skipped';
+          } catch (err) {
+            return (err as Error).message;
+          }
+        });
+        if (o.kind !== 'digest') assert.deepEqual(outcomes[1], outcomes[0], `${o.kind}: the same outcome`);
+      }
+      const records = (registry: typeof hashing): unknown[] => registry.snapshot().instances.map((v) => ({ ...recordFields(v.record), lastUpdatedTimestamp: 0 }));
+      assert.deepEqual(records(standalone), records(hashing));
+      assert.deepEqual(standalone.digest(), hashing.digest());
+    }),
+    { numRuns: 300 },
+  );
+});
