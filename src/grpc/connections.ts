@@ -101,9 +101,12 @@ export class ConnectionGate {
     return true;
   }
 
-  /** Counts a call on the connection `remote` names, or refuses it when a call cap is reached. */
-  admitCall(remote: { readonly remoteAddress?: string; readonly remotePort?: number }): Admission {
-    const connection = this.#connections.get(`${remote.remoteAddress}:${remote.remotePort}`);
+  /**
+   * Counts a call on the connection `remote` names, or refuses it when a call cap is reached.
+   * `peer` is its `address:port` joined already, when the caller keeps one per connection.
+   */
+  admitCall(remote: { readonly remoteAddress?: string; readonly remotePort?: number; readonly peer?: string }): Admission {
+    const connection = this.#connections.get(remote.peer ?? `${remote.remoteAddress}:${remote.remotePort}`);
     if (this.#calls >= this.#limits.maxCalls) {
       this.#refusedCallsTotal++;
       return { ok: false, message: `too many concurrent calls on this node (limit ${this.#limits.maxCalls})` };

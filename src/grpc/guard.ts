@@ -74,7 +74,7 @@ const actionOf = (path: string): string => path.slice(path.lastIndexOf('/') + 1)
 /** Who is calling, as the transport knows it; `certificate` is read only when a policy needs it. */
 export interface Caller {
   /** The connection the call arrived on (as the gate counts it). */
-  readonly connection: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined };
+  readonly connection: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined; readonly peer?: string };
   /** `address:port`, for logs. */
   peer(): string;
   /** The `authorization` header, if any. */

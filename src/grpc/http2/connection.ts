@@ -612,30 +612,55 @@ export class Http2Connection {
 }
 
 const TOO_LARGE = 'too large';
-const inheritedName = ([name]: HeaderField): boolean => name in Object.prototype;
 const UPPER_CASE = /[A-Z]/;
 const REQUEST_PSEUDO_HEADERS = new Set([':method', ':scheme', ':authority', ':path']);
 /** Fields HTTP/2 forbids (RFC 9113 §8.2.2): they belong to HTTP/1.1 connections. */
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 const TOO_LARGE_BLOCK = encodeHeaders([[':status', '431']]);
 
+/** What a request may do with a header name (RFC 9113 §8.2-8.3): see {@link nameKind}. */
+const MALFORMED = 0;
+const PSEUDO = 1;
+const REGULAR = 2;
+/** `te`: allowed with the value `trailers` only. */
+const TE = 3;
+/** A name Object.prototype holds (`constructor`, `__proto__`): see {@link requestHeaders}. */
+const INHERITED = 4;
+/** Each name's kind, as requests on every connection repeat the same few names; emptied when full. */
+const nameKinds = new Map<string, number>();
+const NAME_KINDS_MAX = 1024;
+
+function nameKind(name: string): number {
+  let kind = nameKinds.get(name);
+  if (kind === undefined) {
+    if (name.length === 0 || UPPER_CASE.test(name)) kind = MALFORMED;
+    else if (name.charCodeAt(0) === 0x3a) kind = REQUEST_PSEUDO_HEADERS.has(name) ? PSEUDO : MALFORMED;
+    else if (CONNECTION_HEADERS.has(name)) kind = MALFORMED;
+    else kind = name === 'te' ? TE : name in Object.prototype ? INHERITED : REGULAR;
+    if (nameKinds.size >= NAME_KINDS_MAX) nameKinds.clear();
+    nameKinds.set(name, kind);
+  }
+  return kind;
+}
+
 /** A request's header fields as node:http2 gives them (repeated names as arrays), or why not. */
 function requestHeaders(fields: readonly HeaderField[], maxBytes: number): IncomingHttpHeaders | string {
   // A plain object: V8 keeps an Object.create(null) one in dictionary mode, ~0.2-0.4 µs and a
-  // larger object per request. A name Object.prototype holds (`constructor`, `__proto__`: header
-  // names are lower case) would read or set its property, so a block with one gets the null-prototype kind.
-  const headers: Record<string, string | string[]> = fields.some(inheritedName) ? (Object.create(null) as Record<string, string | string[]>) : {};
+  // larger object per request. A name Object.prototype holds would read or set its property,
+  // so a block with one moves to the null-prototype kind when it comes.
+  let headers: Record<string, string | string[]> = {};
   let bytes = 0;
   let regular = false;
   for (const [name, value] of fields) {
     bytes += name.length + value.length + 32;
-    if (name.length === 0 || UPPER_CASE.test(name)) return 'malformed';
-    if (name.charCodeAt(0) === 0x3a) {
+    const kind = nameKind(name);
+    if (kind === PSEUDO) {
       // Request pseudo-headers only, before the other fields, once each.
-      if (regular || headers[name] !== undefined || !REQUEST_PSEUDO_HEADERS.has(name)) return 'malformed';
-    } else {
+      if (regular || headers[name] !== undefined) return 'malformed';
+    } else if (kind === MALFORMED || (kind === TE && value !== 'trailers')) return 'malformed';
+    else {
       regular = true;
-      if (CONNECTION_HEADERS.has(name) || (name === 'te' && value !== 'trailers')) return 'malformed';
+      if (kind === INHERITED && Object.getPrototypeOf(headers) !== null) headers = Object.assign(Object.create(null) as Record<string, string | string[]>, headers);
     }
     const existing = headers[name];
     if (existing === undefined) headers[name] = value;
