@@ -78,7 +78,7 @@ function checkPort(port: PortInfo, field: string): void {
 export function checkMetadata(metadata: Readonly<Record<string, string>>, field: string): void {
   // for-in, not Object.entries: no array of pairs per write.
   let count = 0;
-  let total = 0;
+  let chars = 0;
   for (const key in metadata) {
     if (!Object.hasOwn(metadata, key)) continue;
     if (++count > LIMITS.metadataEntries) throw invalid(field, `more than ${LIMITS.metadataEntries} entries`);
@@ -89,9 +89,18 @@ export function checkMetadata(metadata: Readonly<Record<string, string>>, field:
     if (value.length > LIMITS.metadataValueLength) {
       throw invalid(field, `value of ${JSON.stringify(key)} longer than ${LIMITS.metadataValueLength} characters`);
     }
-    total += Buffer.byteLength(key) + Buffer.byteLength(value);
+    chars += key.length + value.length;
   }
-  if (total > LIMITS.metadataTotalBytes) throw invalid(field, `larger than ${LIMITS.metadataTotalBytes} bytes in all`);
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: only a map near the bound is measured in bytes.
+  if (chars * 3 > LIMITS.metadataTotalBytes && utf8Bytes(metadata) > LIMITS.metadataTotalBytes) {
+    throw invalid(field, `larger than ${LIMITS.metadataTotalBytes} bytes in all`);
+  }
+}
+
+function utf8Bytes(metadata: Readonly<Record<string, string>>): number {
+  let total = 0;
+  for (const key in metadata) if (Object.hasOwn(metadata, key)) total += Buffer.byteLength(key) + Buffer.byteLength(metadata[key]!);
+  return total;
 }
 
 function checkRange(value: number, field: string, range: { min: number; max: number }): void {

@@ -103,6 +103,24 @@ describe('register', () => {
     assert.equal(registry.revision, 0);
     assert.equal(registry.stats().size, 0);
   });
+
+  test('metadata is bounded at 16 KiB of UTF-8 in all, however few code units it takes', () => {
+    const { registry } = newRegistry();
+    // `n` entries with keys "k00".."kNN" and values of `length` copies of `char`.
+    const metadata = (n: number, char: string, length: number): Record<string, string> =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${String(i).padStart(2, '0')}`, char.repeat(length)]));
+    // 16 x (3 + 1,021) = 16,384 bytes: at the bound. One more byte is over it.
+    registry.register(registration({ instanceId: 'ascii', metadata: metadata(16, 'v', 1021) }));
+    assertInvalid(() => registry.register(registration({ instanceId: 'ascii-over', metadata: { ...metadata(16, 'v', 1021), x: '' } })), 'instance.metadata');
+    // "€" is one code unit and three bytes: 5 x (3 + 3,000) bytes fit, 6 x (3 + 3,000) do not,
+    // though their 6,018 code units are far below 16,384.
+    registry.register(registration({ instanceId: 'euro', metadata: metadata(5, '€', 1000) }));
+    assertInvalid(() => registry.register(registration({ instanceId: 'euro-over', metadata: metadata(6, '€', 1000) })), 'instance.metadata');
+    assert.deepEqual(
+      registry.snapshot().instances.map((v) => v.record.instanceId),
+      ['ascii', 'euro'],
+    );
+  });
 });
 
 describe('compact records', () => {
