@@ -313,6 +313,51 @@ describe('HTTP/2 connections (src/grpc/http2) against node:http2 clients', { tim
     assert.equal(seen[1]!['x-a'], '1');
   });
 
+  it("checks again each value that changed in a block with the last good block's names (te, content-length, an empty :path)", async () => {
+    const seen: http2.IncomingHttpHeaders[] = [];
+    const server = await serve((stream, headers) => {
+      seen.push(headers);
+      stream.respond({ ':status': 200 }, { endStream: true });
+    });
+    servers.push(server);
+    const socket = net.connect(server.port, '127.0.0.1');
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    // The same names in every block; literal fields, so each block carries its own values.
+    const request = (path: string, te: string, length: string, a: string): Buffer =>
+      encodeHeaders([
+        [':method', 'POST'],
+        [':scheme', 'http'],
+        [':path', path],
+        ['te', te],
+        ['content-length', length],
+        ['x-a', a],
+      ]);
+    const blocks = [
+      request('/x', 'trailers', '0', '1'),
+      request('/y', 'trailers', '0', '2'),
+      request('/x', 'gzip', '0', 'bad te'),
+      request('', 'trailers', '0', 'empty path'),
+      request('/x', 'trailers', 'zero', 'bad length'),
+      request('/z', 'trailers', '0', '3'),
+    ];
+    socket.write(Buffer.concat([PREFACE, rawFrame(4, 0, 0, Buffer.alloc(0)), ...blocks.map((b, i) => rawFrame(1, 0x5, 2 * i + 1, b))]));
+    const deadline = Date.now() + WAIT_MS;
+    while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    socket.destroy();
+    assert.deepEqual(
+      seen.map((h) => [h[':path'], h['x-a'], h['te'], h['content-length'], h[':method']]),
+      [
+        ['/x', '1', 'trailers', '0', 'POST'],
+        ['/y', '2', 'trailers', '0', 'POST'],
+        ['/z', '3', 'trailers', '0', 'POST'],
+      ],
+    );
+    // Each request has an object of its own.
+    seen[0]!['x-a'] = 'changed';
+    assert.equal(seen[1]!['x-a'], '2');
+  });
+
   it('reads a repeated header block again after a block changed the table (same bytes, new meaning)', async () => {
     const seen: string[] = [];
     const server = await serve((stream, headers) => {
