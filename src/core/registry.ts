@@ -148,7 +148,7 @@ export function reconcileHash(byStatus: Readonly<Record<InstanceStatus, number>>
 export class Registry implements RegistryApi {
   readonly #clock: Clock;
   readonly #log: Logger | undefined;
-  readonly #opts: Required<Omit<RegistryOptions, 'clock' | 'logger' | 'onLocalWrite'>>;
+  readonly #opts: Required<Omit<RegistryOptions, 'clock' | 'logger' | 'onLocalWrite' | 'digests'>>;
   /** Whether versions are hashed as they are stored (see {@link RegistryOptions.digests}). */
   #hashing: boolean;
   readonly #onLocalWrite: ((write: LocalWrite) => void) | undefined;
@@ -223,9 +223,8 @@ export class Registry implements RegistryApi {
       maxInstancesPerApp: options.maxInstancesPerApp ?? 100_000,
       maxMetadataBytes: options.maxMetadataBytes ?? 256 * 1024 * 1024,
       random: options.random ?? Math.random,
-      digests: options.digests ?? false,
     };
-    this.#hashing = this.#opts.digests;
+    this.#hashing = options.digests ?? false;
     this.#changes = new ChangeLog(this.#opts.changeLogSize);
   }
 
@@ -787,8 +786,7 @@ export class Registry implements RegistryApi {
     this.#renewals.add(now);
   }
 
-  /** Stores a new version (replacing `existing`), starts its lease and publishes the change. */
-  /** `wall` is the call's reading of the wall clock. */
+  /** Stores a new version (replacing `existing`), starts its lease and publishes the change; `wall` is the call's reading of the wall clock. */
   #store(entry: Entry, hash: number, existing: Entry | undefined, leaseMs: number, wall: number): Entry {
     const record = entry.record;
     const now = this.#clock.now();

@@ -623,10 +623,8 @@ const TOO_LARGE_BLOCK = encodeHeaders([[':status', '431']]);
 const MALFORMED = 0;
 const PSEUDO = 1;
 const REGULAR = 2;
-/** `te`: allowed with the value `trailers` only. */
-const TE = 3;
 /** A name Object.prototype holds (`constructor`, `__proto__`): see {@link requestHeaders}. */
-const INHERITED = 4;
+const INHERITED = 3;
 /** Each name's kind, as requests on every connection repeat the same few names; emptied when full. */
 const nameKinds = new Map<string, number>();
 const NAME_KINDS_MAX = 1024;
@@ -637,7 +635,7 @@ function nameKind(name: string): number {
     if (name.length === 0 || UPPER_CASE.test(name)) kind = MALFORMED;
     else if (name.charCodeAt(0) === 0x3a) kind = REQUEST_PSEUDO_HEADERS.has(name) ? PSEUDO : MALFORMED;
     else if (CONNECTION_HEADERS.has(name)) kind = MALFORMED;
-    else kind = name === 'te' ? TE : name in Object.prototype ? INHERITED : REGULAR;
+    else kind = name in Object.prototype ? INHERITED : REGULAR;
     if (nameKinds.size >= NAME_KINDS_MAX) nameKinds.clear();
     nameKinds.set(name, kind);
   }
@@ -689,12 +687,13 @@ class HeaderReader {
   }
 }
 
-/** The checks of {@link requestHeaders} that depend on a field's value. */
+/** The checks of a request's header fields that depend on a value: `te` only `trailers`, `content-length` digits, `:path` not empty. */
 function valueAllowed(name: string, value: string): boolean {
   if (name === 'te') return value === 'trailers';
-  if (name === 'content-length') return /^\d{1,15}$/.test(value);
+  if (name === 'content-length') return CONTENT_LENGTH.test(value);
   return name !== ':path' || value !== '';
 }
+const CONTENT_LENGTH = /^\d{1,15}$/;
 
 /** A request's header fields as node:http2 gives them (repeated names as arrays), or why not. */
 function requestHeaders(fields: readonly HeaderField[], maxBytes: number): IncomingHttpHeaders | string {
@@ -707,11 +706,11 @@ function requestHeaders(fields: readonly HeaderField[], maxBytes: number): Incom
   for (const [name, value] of fields) {
     bytes += name.length + value.length + 32;
     const kind = nameKind(name);
+    if (kind === MALFORMED || !valueAllowed(name, value)) return 'malformed';
     if (kind === PSEUDO) {
       // Request pseudo-headers only, before the other fields, once each.
       if (regular || headers[name] !== undefined) return 'malformed';
-    } else if (kind === MALFORMED || (kind === TE && value !== 'trailers')) return 'malformed';
-    else {
+    } else {
       regular = true;
       if (kind === INHERITED && Object.getPrototypeOf(headers) !== null) headers = Object.assign(Object.create(null) as Record<string, string | string[]>, headers);
     }
@@ -722,7 +721,7 @@ function requestHeaders(fields: readonly HeaderField[], maxBytes: number): Incom
   }
   if (bytes > maxBytes) return TOO_LARGE;
   if (headers[':method'] === undefined || !headers[':path'] || headers[':scheme'] === undefined) return 'malformed';
-  const length = headers['content-length'];
-  if (length !== undefined && (typeof length !== 'string' || !/^\d{1,15}$/.test(length))) return 'malformed';
+  // Each value was checked as it came (valueAllowed); a repeated content-length is malformed too.
+  if (Array.isArray(headers['content-length'])) return 'malformed';
   return headers as IncomingHttpHeaders;
 }
