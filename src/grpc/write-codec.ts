@@ -37,21 +37,18 @@ export const HAND_DECODERS: ReadonlyMap<string, (bytes: Uint8Array) => object | 
 // The fast reader's state: module-level, as decoding never re-enters.
 const EMPTY = new Uint8Array(0);
 const EMPTY_BUFFER = Buffer.alloc(0);
-let buf: Uint8Array = EMPTY;
-/** `buf` as a Buffer, for its latin1 slices. */
-let bytesView: Buffer = EMPTY_BUFFER;
+/** The bytes being read, always a Buffer: one kind of array for the element loads, and latin1 slices for strings. */
+let buf: Buffer = EMPTY_BUFFER;
 let pos = 0;
 
 /** Points the fast reader at `bytes` for `read` (told where they end), then lets go of them (the state is module-level). */
 function reading<T>(bytes: Uint8Array, read: (end: number) => T | undefined): T | undefined {
-  buf = bytes;
-  bytesView = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   pos = 0;
   try {
     return read(bytes.length);
   } finally {
-    buf = EMPTY;
-    bytesView = EMPTY_BUFFER;
+    buf = EMPTY_BUFFER;
   }
 }
 
@@ -76,8 +73,9 @@ function varint(end: number): number {
 function ascii(length: number, end: number): string | undefined {
   const stop = pos + length;
   if (stop > end) return undefined;
-  for (let i = pos; i < stop; i++) if (buf[i]! >= 0x80) return undefined;
-  const s = bytesView.toString('latin1', pos, stop);
+  const b = buf;
+  for (let i = pos; i < stop; i++) if (b[i]! >= 0x80) return undefined;
+  const s = buf.toString('latin1', pos, stop);
   pos = stop;
   return s;
 }
@@ -99,8 +97,9 @@ function sharedAscii(length: number, end: number): string | undefined {
   const stop = pos + length;
   if (length > SHARED_MAX_BYTES || stop > end) return ascii(length, end);
   let h = 0x811c9dc5 ^ length;
+  const b = buf;
   for (let i = pos; i < stop; i++) {
-    const byte = buf[i]!;
+    const byte = b[i]!;
     if (byte >= 0x80) return undefined;
     h = Math.imul(h ^ byte, 0x01000193);
   }
@@ -110,7 +109,7 @@ function sharedAscii(length: number, end: number): string | undefined {
     pos = stop;
     return kept;
   }
-  const s = bytesView.toString('latin1', pos, stop);
+  const s = buf.toString('latin1', pos, stop);
   pos = stop;
   shared[slot] = s;
   return s;
@@ -118,7 +117,8 @@ function sharedAscii(length: number, end: number): string | undefined {
 
 /** Whether `s` is the bytes at `at` (as many as it has characters). */
 function sameAscii(s: string, at: number): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== buf[at + i]) return false;
+  const b = buf;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== b[at + i]) return false;
   return true;
 }
 
@@ -205,7 +205,7 @@ function registerTo(end: number): RegisterRequestRead | undefined {
     const instance = fastInstance(pos + length);
     if (instance === undefined) return undefined;
     message.instance = instance;
-    message.instanceBytes = bytesView.subarray(start, pos);
+    message.instanceBytes = buf.subarray(start, pos);
   }
   return message;
 }

@@ -77,3 +77,58 @@ test("an app's instances share its last profile while they agree; another shape 
   assert.deepEqual(again, first);
   assert.notEqual(pool.profile({ ...at('h5', 8080), app: 'orders' }), again);
 });
+
+test("property: a registration's profile describes it exactly, whether its app's last profile is taken or a new one made", () => {
+  const pool = new StringPool(1_000, 16);
+  // Hosts as long as an address or as the other text ('other'): a URL's text may have the cut's length and not be it.
+  const host = fc.constantFrom('', 'h', 'h1', 'billing-1.internal', '10.0.0.1', 'host-one', 'hosts');
+  const ip = fc.constantFrom('', '10.0.0.1', '10.0.0.12', '::1');
+  const part = fc.constantFrom('', 'http://', 'grpc://', 'http://h', ':8080/', ':9090/', '/10.0.0.1', 'x'.repeat(17));
+  const url = fc.tuple(part, fc.constantFrom('host', 'ip', 'none'), part);
+  // Two deployments' shapes per run that differ in at most one field, so that registrations
+  // often fit their app's last profile, and often fit it in all but one field.
+  const shape = fc.record({
+    home: url,
+    status: url,
+    health: url,
+    port: fc.constantFrom(8080, 9090),
+    secure: fc.boolean(),
+    region: fc.constantFrom('r1', 'r2'),
+    interval: fc.constantFrom(30, 10),
+    duration: fc.constantFrom(90, 120),
+  });
+  const twoShapes = fc
+    .tuple(shape, shape, fc.constantFrom('home', 'status', 'health', 'port', 'secure', 'region', 'interval', 'duration'))
+    .map(([a, b, field]) => [a, { ...a, [field]: b[field] }] as const);
+  const registrationOf = fc.record({ host, ip, shape: fc.nat(1) });
+  let taken = 0;
+  let last: unknown;
+  fc.assert(
+    fc.property(twoShapes, fc.array(registrationOf, { minLength: 1, maxLength: 8 }), (shapes, drawn) => {
+      for (const one of drawn) {
+        const d = { ...one, ...shapes[one.shape]! };
+        const urlOf = ([head, cut, tail]: [string, string, string]) => `${head}${cut === 'host' ? d.host : cut === 'ip' ? d.ip : 'other'}${tail}`;
+        const r = registration({
+          hostName: d.host,
+          ipAddr: d.ip,
+          port: { number: d.port, enabled: true },
+          securePort: { number: 8443, enabled: d.secure },
+          region: d.region,
+          renewalIntervalSecs: d.interval,
+          durationSecs: d.duration,
+          homePageUrl: urlOf(d.home),
+          statusPageUrl: urlOf(d.status),
+          healthCheckUrl: urlOf(d.health),
+        });
+        const p = pool.profile(r);
+        if (p === last) taken++;
+        last = p;
+        const rendered = (f: string | UrlForm) => (typeof f === 'string' ? f : f.render(f.kind === 'host' ? r.hostName : r.ipAddr));
+        assert.deepEqual([rendered(p.homePageUrl), rendered(p.statusPageUrl), rendered(p.healthCheckUrl)], [r.homePageUrl, r.statusPageUrl, r.healthCheckUrl]);
+        assert.deepEqual([p.app, p.port, p.securePort, p.region, p.renewalIntervalSecs, p.durationSecs], [r.app, r.port, r.securePort, r.region, r.renewalIntervalSecs, r.durationSecs]);
+      }
+    }),
+    { numRuns: 4_000 },
+  );
+  assert.ok(taken > 2_000, `the last profile was taken ${taken} times`);
+});
